@@ -1,0 +1,405 @@
+"""Creating, cancelling and retrying bulk changes — the writes every entry point (admin, API,
+commands) shares, so they validate and behave exactly alike."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from bulkchanges import sqs
+from bulkchanges.devicelists import ParsedDeviceList, RejectedLine
+from bulkchanges.errors import ApplicationError, Conflict, NotFound
+from bulkchanges.models import (
+    BulkChange,
+    Device,
+    DeviceChange,
+    DeviceStatus,
+    IntegrationAuthentication,
+    Tenant,
+)
+from bulkchanges.services.logs import OPERATOR_CANCEL, OPERATOR_RETRY, log_row, log_write
+from bulkchanges.types import DeviceRef, StatusUpdateRequest
+from integrations.base import Integration, StatusUpdateProcessor, processor_class
+from integrations.rev import RevServiceRequest
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+@dataclass
+class Preview:
+    """What a device list would become: shown before submit (admin) and used on create."""
+
+    devices: list[DeviceRef]
+    duplicates: list[RejectedLine]
+    malformed: list[RejectedLine]
+    unknown_iccids: list[str]
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ValidatedRequest:
+    credentials: IntegrationAuthentication
+    request: StatusUpdateRequest
+
+
+def credentials_resolve(
+    *, tenant: Tenant, integration: str, credentials_id: int | None
+) -> IntegrationAuthentication:
+    """The credentials to use: the id given (must be the tenant's, for that integration, active),
+    else the tenant's only active row for the integration. ApplicationError names the choices."""
+    rows = IntegrationAuthentication.objects.filter(
+        tenant=tenant, integration=integration, is_active=True
+    )
+    if credentials_id is not None:
+        found = rows.filter(pk=credentials_id).first()
+        if found is None:
+            raise ApplicationError(
+                f"credentials {credentials_id} are not active {integration} credentials of "
+                f"tenant {tenant.name}",
+                fields={"credentials": ["unknown credentials"]},
+            )
+        return found
+    choices = list(rows.order_by("pk")[:10])
+    if len(choices) == 1:
+        return choices[0]
+    if not choices:
+        raise ApplicationError(
+            f"tenant {tenant.name} has no active {integration} credentials",
+            fields={"credentials": ["none configured"]},
+        )
+    listed = ", ".join(f"{row.pk} ({row.account or row.username})" for row in choices)
+    raise ApplicationError(
+        f"tenant {tenant.name} has several active {integration} credentials; choose one of "
+        f"{listed}",
+        fields={"credentials": ["several configured"]},
+    )
+
+
+def status_update_request_validate(
+    *,
+    tenant: Tenant,
+    integration: str,
+    update_status: str,
+    credentials_id: int | None = None,
+    is_ignore_current_status: bool = False,
+    post_update_status: str | None = None,
+    account_number: str = "",
+    options: Mapping[str, str] | None = None,
+    rev_service: RevServiceRequest | None = None,
+    change_request_type: str = BulkChange.ChangeRequestType.STATUS_UPDATE,
+) -> ValidatedRequest:
+    """Validate a status-update request for a tenant; ApplicationError with per-field messages."""
+    errors: dict[str, list[str]] = {}
+    if change_request_type not in BulkChange.PROCESSED_TYPES:
+        label = (
+            BulkChange.ChangeRequestType(change_request_type).label
+            if change_request_type in BulkChange.ChangeRequestType.values
+            else change_request_type
+        )
+        raise ApplicationError(
+            f"change request type {label!r} is recognised but not processed by PondOps; "
+            "only status updates are",
+            code="unsupported_change_type",
+            fields={"change_request_type": ["unsupported"]},
+        )
+    try:
+        processor: type[StatusUpdateProcessor] = processor_class(integration)
+    except LookupError:
+        raise ApplicationError(
+            f"integration {integration!r} cannot process status updates",
+            fields={"integration": [f"choose one of {', '.join(_carriers())}"]},
+        ) from None
+    credentials = credentials_resolve(
+        tenant=tenant, integration=integration, credentials_id=credentials_id
+    )
+    target = ""
+    try:
+        target = processor.canonical_status(update_status)
+    except ValueError as exc:
+        errors["update_status"] = [str(exc)]
+    post_update_status_id: int | None = None
+    if target:
+        code = post_update_status or processor.statuses[target].post_update_status
+        status = DeviceStatus.objects.filter(integration=integration, code__iexact=code).first()
+        if status is None:
+            errors["post_update_status"] = [f"no {integration} device status {code!r}"]
+        else:
+            post_update_status_id = status.pk
+        option_problems = processor.validate_options(target_status=target, options=options or {})
+        if option_problems:
+            errors["options"] = option_problems
+    if rev_service is not None:
+        rev_ok = IntegrationAuthentication.objects.filter(
+            pk=rev_service.integration_authentication_id,
+            tenant=tenant,
+            integration=Integration.REV,
+            is_active=True,
+        ).exists()
+        if not rev_ok:
+            errors["rev_service"] = [
+                f"credentials {rev_service.integration_authentication_id} are not active Rev.io "
+                f"credentials of tenant {tenant.name}"
+            ]
+    if errors:
+        raise ApplicationError("the status update request is invalid", fields=errors)
+    request = StatusUpdateRequest(
+        update_status=target,
+        integration_authentication_id=credentials.pk,
+        is_ignore_current_status=is_ignore_current_status,
+        post_update_status_id=post_update_status_id,
+        account_number=account_number,
+        rev_service=rev_service,
+        options=dict(options or {}),
+    )
+    return ValidatedRequest(credentials=credentials, request=request)
+
+
+def _carriers() -> list[str]:
+    from integrations.base import carrier_integrations
+
+    return carrier_integrations()
+
+
+def device_list_preview(*, tenant: Tenant, integration: str, parsed: ParsedDeviceList) -> Preview:
+    """Counts and offending lines for a parsed list, plus ICCIDs our inventory does not know
+    (allowed, but flagged)."""
+    known: set[str] = set()
+    iccids = [device.iccid for device in parsed.devices]
+    for start in range(0, len(iccids), BATCH):
+        known.update(
+            Device.objects.filter(
+                tenant=tenant, integration=integration, iccid__in=iccids[start : start + BATCH]
+            ).values_list("iccid", flat=True)
+        )
+    return Preview(
+        devices=parsed.devices,
+        duplicates=parsed.duplicates,
+        malformed=parsed.malformed,
+        unknown_iccids=[iccid for iccid in iccids if iccid not in known],
+    )
+
+
+def bulk_change_create(
+    *,
+    tenant: Tenant,
+    created_by: str,
+    validated: ValidatedRequest,
+    devices: Sequence[DeviceRef],
+    idempotency_key: str | None = None,
+    callback_url: str = "",
+) -> tuple[BulkChange, bool]:
+    """Record a status-update bulk change as QUEUED with its devices, in one transaction, and
+    send its SQS message once that commits. Returns (bulk_change, created): a repeated
+    ``idempotency_key`` for the tenant returns the original with created=False.
+
+    Devices must already be validated and de-duplicated (``parse_device_list``); a bulk change
+    with no device is refused.
+    """
+    if idempotency_key:
+        existing = BulkChange.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    if not devices:
+        raise ApplicationError(
+            "a bulk change needs at least one valid device", fields={"devices": ["no valid device"]}
+        )
+    limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
+    if len(devices) > limit:
+        raise ApplicationError(
+            f"too many devices: {len(devices):,} (at most {limit:,} per bulk change)",
+            code="too_many_devices",
+            fields={"devices": ["too many"]},
+            status=413,
+        )
+    credentials, request = validated.credentials, validated.request
+    change_request = request.to_legacy()
+    try:
+        with transaction.atomic():
+            bulk_change = BulkChange.objects.create(
+                tenant=tenant,
+                integration=credentials.integration,
+                integration_authentication=credentials,
+                change_request_type=BulkChange.ChangeRequestType.STATUS_UPDATE,
+                status=BulkChange.Status.QUEUED,
+                created_by=created_by,
+                queued_at=timezone.now(),
+                request=change_request,
+                idempotency_key=idempotency_key or "",
+                callback_url=callback_url,
+            )
+            for start in range(0, len(devices), BATCH):
+                batch = devices[start : start + BATCH]
+                inventory = dict(
+                    Device.objects.filter(
+                        integration=credentials.integration, iccid__in=[d.iccid for d in batch]
+                    ).values_list("iccid", "pk")
+                )
+                DeviceChange.objects.bulk_create(
+                    DeviceChange(
+                        bulk_change=bulk_change,
+                        device_id=inventory.get(device.iccid),
+                        iccid=device.iccid,
+                        msisdn=device.msisdn,
+                        eid=device.eid,
+                        change_request=change_request,
+                    )
+                    for device in batch
+                )
+            transaction.on_commit(
+                partial(sqs.send_bulk_change, bulk_change.pk, request_id=idempotency_key or "")
+            )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        existing = BulkChange.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing, False
+    logger.info(
+        "bulk change %s created by %s: %s devices to %s on %s",
+        bulk_change.pk,
+        created_by,
+        len(devices),
+        request.update_status,
+        credentials.integration,
+        extra={"bulk_change_id": bulk_change.pk, "request_id": idempotency_key or ""},
+    )
+    return bulk_change, True
+
+
+def bulk_change_get(*, bulk_change_id: int, tenant: Tenant | None = None) -> BulkChange:
+    rows = BulkChange.objects.all() if tenant is None else BulkChange.objects.filter(tenant=tenant)
+    found = rows.filter(pk=bulk_change_id).first()
+    if found is None:
+        raise NotFound(f"bulk change {bulk_change_id} does not exist")
+    return found
+
+
+def bulk_change_cancel(*, bulk_change: BulkChange, actor: str) -> int:
+    """Cancel an open bulk change: devices not yet claimed become CANCELLED; in-flight devices
+    finish their current step and end CANCELLED. Returns the devices cancelled now."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = BulkChange.objects.filter(pk=bulk_change.pk, status__in=BulkChange.OPEN).update(
+            status=BulkChange.Status.CANCELLED, processed_at=now
+        )
+        if not updated:
+            raise Conflict(
+                f"bulk change {bulk_change.pk} is {bulk_change.status}; only NEW, "
+                "QUEUED or PROCESSING bulk changes can be cancelled"
+            )
+        cancelled = DeviceChange.objects.filter(
+            bulk_change=bulk_change,
+            status__in=[DeviceChange.Status.PENDING, DeviceChange.Status.RETRY_SCHEDULED],
+        ).update(
+            status=DeviceChange.Status.CANCELLED,
+            is_processed=True,
+            processed_at=now,
+            next_attempt_at=None,
+        )
+        log_write(
+            bulk_change_id=bulk_change.pk,
+            description=OPERATOR_CANCEL,
+            process_by=actor,
+            response_text=f"{cancelled} devices cancelled; devices in flight end CANCELLED "
+            "after their current step",
+        )
+    bulk_change.refresh_from_db()
+    return cancelled
+
+
+def _stuck(now: datetime) -> Q:
+    grace = timedelta(seconds=settings.BULKCHANGE_REAPER_GRACE_SECONDS)
+    return (
+        Q(status=DeviceChange.Status.PROCESSING, claimed_until__lt=now)
+        | Q(status=DeviceChange.Status.RETRY_SCHEDULED, next_attempt_at__lt=now - grace)
+        | Q(status=DeviceChange.Status.PENDING, updated_at__lt=now - grace)
+    )
+
+
+def bulk_change_retry(
+    *,
+    bulk_change: BulkChange,
+    actor: str,
+    device_change_ids: Iterable[int] | None = None,
+    include_stuck: bool = False,
+    dry_run: bool = False,
+) -> list[int]:
+    """Re-queue failed devices (ERROR; with ``include_stuck`` also expired leases, overdue retries
+    and PENDING devices without progress) with a fresh RetryNumber. Completed steps are kept, so
+    each device resumes where it stopped. Logs the actor and each device's old attempt count.
+    Returns the device change ids (re-)queued, or that would be with ``dry_run``."""
+    if bulk_change.status == BulkChange.Status.CANCELLED:
+        raise Conflict(f"bulk change {bulk_change.pk} is cancelled; it cannot be retried")
+    now = timezone.now()
+    eligible = Q(status=DeviceChange.Status.ERROR)
+    if include_stuck:
+        eligible |= _stuck(now)
+    rows = DeviceChange.objects.filter(bulk_change=bulk_change)
+    if device_change_ids is not None:
+        wanted = sorted(set(device_change_ids))
+        rows = rows.filter(pk__in=wanted)
+        found = set(rows.values_list("pk", flat=True))
+        missing = [pk for pk in wanted if pk not in found]
+        if missing:
+            raise NotFound(f"device changes {missing} are not part of bulk change {bulk_change.pk}")
+        not_eligible = list(rows.exclude(eligible).values_list("pk", "status"))
+        if not_eligible:
+            described = ", ".join(f"{pk} ({status})" for pk, status in not_eligible)
+            raise Conflict(f"device changes not eligible for retry: {described}")
+    chosen = list(rows.filter(eligible).values_list("pk", "attempts", "status"))
+    if dry_run or not chosen:
+        return [pk for pk, _, _ in chosen]
+    with transaction.atomic():
+        DeviceChange.objects.filter(pk__in=[pk for pk, _, _ in chosen]).filter(eligible).update(
+            status=DeviceChange.Status.PENDING,
+            is_processed=False,
+            processed_at=None,
+            attempts=0,
+            last_error="",
+            next_attempt_at=None,
+            claimed_until=None,
+            claim_token=None,
+        )
+        BulkChange.objects.filter(pk=bulk_change.pk).update(
+            status=BulkChange.Status.PROCESSING, processed_at=None
+        )
+        from bulkchanges.models import BulkChangeLog
+
+        BulkChangeLog.objects.bulk_create(
+            [
+                log_row(
+                    bulk_change_id=bulk_change.pk,
+                    description=OPERATOR_RETRY,
+                    process_by=actor,
+                    response_text=f"{len(chosen)} devices re-queued",
+                ),
+                *(
+                    log_row(
+                        bulk_change_id=bulk_change.pk,
+                        device_change_id=pk,
+                        description=OPERATOR_RETRY,
+                        process_by=actor,
+                        response_text=f"re-queued from {status}; attempts was {attempts}, "
+                        "reset to 0",
+                    )
+                    for pk, attempts, status in chosen
+                ),
+            ],
+            batch_size=BATCH,
+        )
+        transaction.on_commit(
+            partial(sqs.send_bulk_change, bulk_change.pk, request_id=f"retry-by-{actor}")
+        )
+    bulk_change.refresh_from_db()
+    return [pk for pk, _, _ in chosen]

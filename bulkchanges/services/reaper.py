@@ -1,0 +1,175 @@
+"""The reaper: the database is the outbox, so nothing stays PROCESSING, QUEUED or
+RETRY_SCHEDULED forever (DESIGN section 5). Run by a django-q2 schedule and ``reap_once``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from bulkchanges import sqs
+from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
+from bulkchanges.services import logs
+from bulkchanges.services.processing import (
+    RUNNABLE_BULK,
+    Enqueue,
+    bulk_change_complete_if_done,
+)
+
+logger = logging.getLogger(__name__)
+Status = DeviceChange.Status
+
+
+@dataclass
+class ReapReport:
+    leases_expired: int = 0
+    gave_up: int = 0
+    retries_resent: int = 0
+    bulk_changes_resent: int = 0
+    bulk_changes_completed: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"expired leases {self.leases_expired} (gave up {self.gave_up}), "
+            f"retry messages re-sent {self.retries_resent}, "
+            f"bulk changes re-sent {self.bulk_changes_resent}, "
+            f"completed {self.bulk_changes_completed}"
+        )
+
+
+def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> ReapReport:
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.BULKCHANGE_REAPER_GRACE_SECONDS)
+    report = ReapReport()
+    touched: set[int] = set()
+    _expire_leases(now, enqueue, process_by, report, touched)
+    _resend_overdue_retries(now - grace, report)
+    _resend_stalled_bulk_changes(now, now - grace, report)
+    runnable_without_work = BulkChange.objects.filter(status__in=RUNNABLE_BULK).exclude(
+        Exists(
+            DeviceChange.objects.filter(
+                bulk_change=OuterRef("pk"), status__in=DeviceChange.UNFINISHED
+            )
+        )
+    )
+    for bulk_change_id in set(runnable_without_work.values_list("pk", flat=True)) | touched:
+        if bulk_change_complete_if_done(bulk_change_id=bulk_change_id, process_by=process_by):
+            report.bulk_changes_completed += 1
+    if any(vars(report).values()):
+        logger.info("reaper: %s", report)
+    return report
+
+
+def _expire_leases(
+    now: datetime,
+    enqueue: Enqueue,
+    process_by: str,
+    report: ReapReport,
+    touched: set[int],
+) -> None:
+    """PROCESSING rows whose lease expired (a dead worker) go back to RETRY_SCHEDULED — the
+    expiry counts as an attempt — or, with no retries left, end ERROR."""
+    expired = list(
+        DeviceChange.objects.filter(status=Status.PROCESSING, claimed_until__lt=now).values_list(
+            "pk", "bulk_change_id", "attempts", "last_error"
+        )[:5000]
+    )
+    requeue: list[int] = []
+    for pk, bulk_change_id, attempts, last_error in expired:
+        gave_up = attempts >= settings.BULKCHANGE_MAX_RETRIES
+        reason = "worker lease expired (worker died or stalled mid-device)"
+        with transaction.atomic():
+            won = DeviceChange.objects.filter(
+                pk=pk, status=Status.PROCESSING, claimed_until__lt=now
+            ).update(
+                status=Status.ERROR if gave_up else Status.RETRY_SCHEDULED,
+                is_processed=gave_up,
+                processed_at=now if gave_up else None,
+                next_attempt_at=None if gave_up else now,
+                claimed_until=None,
+                claim_token=None,
+                last_error=(
+                    f"gave up after {attempts} retries: {reason}"
+                    if gave_up
+                    else last_error or reason
+                ),
+            )
+            if won:
+                logs.log_write(
+                    bulk_change_id=bulk_change_id,
+                    device_change_id=pk,
+                    description=logs.LEASE_EXPIRED,
+                    process_by=process_by,
+                    error_text=reason + ("; gave up" if gave_up else "; requeued"),
+                )
+        if won:
+            touched.add(bulk_change_id)
+            report.leases_expired += 1
+            if gave_up:
+                report.gave_up += 1
+            else:
+                requeue.append(pk)
+    size = max(1, settings.BULKCHANGE_CHUNK_SIZE)
+    for start in range(0, len(requeue), size):
+        enqueue(requeue[start : start + size])
+
+
+def _resend_overdue_retries(overdue_before: datetime, report: ReapReport) -> None:
+    """A RETRY_SCHEDULED row is recorded before its message is sent; if the message was lost,
+    send it again (and restart its grace period)."""
+    overdue = list(
+        DeviceChange.objects.filter(
+            status=Status.RETRY_SCHEDULED,
+            next_attempt_at__lt=overdue_before,
+            bulk_change__status__in=RUNNABLE_BULK,
+        ).values_list("pk", "bulk_change_id", "attempts")[:5000]
+    )
+    now = timezone.now()
+    for pk, bulk_change_id, attempts in overdue:
+        if DeviceChange.objects.filter(pk=pk, status=Status.RETRY_SCHEDULED).update(
+            next_attempt_at=now
+        ):
+            sqs.send_device_retry(
+                bulk_change_id=bulk_change_id,
+                device_change_id=pk,
+                retry_number=attempts + 1,
+                delay_seconds=0,
+                request_id="reaper",
+            )
+            report.retries_resent += 1
+
+
+def _resend_stalled_bulk_changes(
+    now: datetime, stalled_before: datetime, report: ReapReport
+) -> None:
+    """A queued bulk change whose PENDING devices have seen no progress for the grace period
+    (a lost message, or a fan-out that died half-way) is sent again."""
+    recent = DeviceChange.objects.filter(bulk_change=OuterRef("pk"), updated_at__gte=stalled_before)
+    pending = DeviceChange.objects.filter(bulk_change=OuterRef("pk"), status=Status.PENDING)
+    stalled = (
+        BulkChange.objects.filter(status__in=RUNNABLE_BULK, queued_at__lt=stalled_before)
+        .filter(Exists(pending))
+        .exclude(Exists(recent))
+        .values_list("pk", flat=True)
+    )
+    for bulk_change_id in list(stalled[:1000]):
+        if BulkChange.objects.filter(pk=bulk_change_id, status__in=RUNNABLE_BULK).update(
+            queued_at=now
+        ):
+            BulkChangeLog.objects.bulk_create(
+                [
+                    logs.log_row(
+                        bulk_change_id=bulk_change_id,
+                        description="Bulk change re-queued",
+                        process_by="reaper",
+                        response_text="no progress within the grace period; message sent again",
+                    )
+                ]
+            )
+            sqs.send_bulk_change(bulk_change_id, request_id="reaper")
+            report.bulk_changes_resent += 1

@@ -1,0 +1,18 @@
+"""In-memory HTTP fakes of the carriers PondOps calls (POND and Rev.io today).
+
+One stdlib-only server on one loopback port speaks each carrier's wire contract from
+``/shared/carriers/*.md`` under its own prefix, plus a control API under ``/_sim`` to seed
+accounts and devices, inject faults and read counters. Integration tests start it in a
+fixture (``tests/fixtures/simulators.py``), the benchmark and the demo run it with
+``python -m integrations.simulators`` or ``manage.py run_simulators``;
+:class:`~integrations.simulators.control.SimulatorControl` drives the control API.
+
+Client base URLs (``PORT`` is the server's):
+
+- POND: ``http://127.0.0.1:PORT/pond/ds/u/distributorPPUService/v1``
+- Rev.io: ``http://127.0.0.1:PORT/rev``
+"""
+
+from .server import NonLoopbackHostError, SimulatorServer
+
+__all__ = ["NonLoopbackHostError", "SimulatorServer"]

@@ -1,0 +1,200 @@
+"""PondOps settings: every value is read here, once, from the environment, with embedded
+defaults that run the whole system on one machine (SQLite file, django-q2's ORM broker, the
+database cache). Production sets DATABASE_URL (PostgreSQL), REDIS_URL and the SQS variables.
+Code reads these through ``django.conf.settings``; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("PONDOPS_VAR_DIR", BASE_DIR / "var"))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    return float(value) if value.strip() else default
+
+
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "pondops-insecure-local-development-key"
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+    if host.strip()
+]
+ENVIRONMENT_NAME = os.environ.get("PONDOPS_ENVIRONMENT", "local")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_q",
+    "bulkchanges",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pondops.urls"
+WSGI_APPLICATION = "pondops.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------
+# The embedded SQLite default serves web, qcluster and poll_sqs at once: WAL, a busy timeout and
+# IMMEDIATE transactions make concurrent writers wait instead of failing "database is locked".
+_default_sqlite = VAR_DIR / "pondops.sqlite3"
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": dict(
+        dj_database_url.parse(
+            os.environ.get("DATABASE_URL") or f"sqlite:///{_default_sqlite}", conn_max_age=0
+        )
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not :memory:, so that subprocesses (qcluster, poll_sqs) in tests see it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("PONDOPS_TEST_SQLITE", str(VAR_DIR / "test-pondops.sqlite3"))
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and broker ------------------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "pondops_cache",
+        }
+    }
+
+# --- Processing knobs (DESIGN section 8) -----------------------------------------------------
+BULKCHANGE_MAX_RETRIES = _env_int("BULKCHANGE_MAX_RETRIES", 5)
+BULKCHANGE_RETRY_BASE_SECONDS = _env_float("BULKCHANGE_RETRY_BASE_SECONDS", 30)
+BULKCHANGE_CHUNK_SIZE = _env_int("BULKCHANGE_CHUNK_SIZE", 50)
+BULKCHANGE_TASK_TIMEOUT = _env_int("BULKCHANGE_TASK_TIMEOUT", 300)
+BULKCHANGE_TASK_RETRY = _env_int("BULKCHANGE_TASK_RETRY", 360)
+BULKCHANGE_LEASE_SECONDS = _env_float("BULKCHANGE_LEASE_SECONDS", 420)
+BULKCHANGE_HTTP_CONNECT_TIMEOUT = _env_float("BULKCHANGE_HTTP_CONNECT_TIMEOUT", 5)
+BULKCHANGE_HTTP_READ_TIMEOUT = _env_float("BULKCHANGE_HTTP_READ_TIMEOUT", 30)
+BULKCHANGE_CONFIRM_SECONDS = _env_float("BULKCHANGE_CONFIRM_SECONDS", 30)
+BULKCHANGE_REAPER_INTERVAL_SECONDS = _env_int("BULKCHANGE_REAPER_INTERVAL_SECONDS", 60)
+BULKCHANGE_REAPER_GRACE_SECONDS = _env_float("BULKCHANGE_REAPER_GRACE_SECONDS", 120)
+BULKCHANGE_MAX_DEVICES_PER_REQUEST = _env_int("BULKCHANGE_MAX_DEVICES_PER_REQUEST", 100_000)
+# Not in DESIGN's table, but tests need them short: the SQS long-poll wait and how soon a
+# malformed message becomes visible again (so the redrive policy moves it to the DLQ).
+BULKCHANGE_SQS_WAIT_SECONDS = _env_int("BULKCHANGE_SQS_WAIT_SECONDS", 20)
+BULKCHANGE_MALFORMED_VISIBILITY_SECONDS = _env_int("BULKCHANGE_MALFORMED_VISIBILITY_SECONDS", 10)
+
+# --- SQS -------------------------------------------------------------------------------------
+PONDOPS_SQS_QUEUE_URL = os.environ.get("PONDOPS_SQS_QUEUE_URL", "")
+PONDOPS_SQS_DLQ_URL = os.environ.get("PONDOPS_SQS_DLQ_URL", "")
+AWS_REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+AWS_ENDPOINT_URL_SQS = os.environ.get("AWS_ENDPOINT_URL_SQS", "")
+
+# --- django-q2 -------------------------------------------------------------------------------
+# Our retries go through SQS and the reaper (state in our rows), so django-q2's own are capped:
+# one attempt, failures acknowledged. retry > timeout, else django-q2 re-runs live tasks.
+Q_CLUSTER: dict[str, Any] = {
+    "name": "pondops",
+    "workers": _env_int("PONDOPS_Q_WORKERS", 2),
+    "timeout": BULKCHANGE_TASK_TIMEOUT,
+    "retry": BULKCHANGE_TASK_RETRY,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = _env_float("PONDOPS_Q_POLL_SECONDS", 1.0)
+
+# --- Auth, i18n, static ----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# --- Logging ---------------------------------------------------------------------------------
+LOG_LEVEL = os.environ.get("PONDOPS_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "django_q": {"level": os.environ.get("PONDOPS_Q_LOG_LEVEL", "WARNING")},
+    },
+}

@@ -1,0 +1,652 @@
+"""The carrier simulators speak the POND and Rev.io contracts over real HTTP.
+
+These tests are the simulators' specification: what a client sees on the wire, and what the
+``/_sim`` control API lets a test arrange and observe.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from integrations.simulators import NonLoopbackHostError, SimulatorServer
+from integrations.simulators.control import SimulatorControl, SimulatorControlError
+
+pytest_plugins = ["tests.fixtures.simulators"]
+
+DISTRIBUTOR = "1234"
+API_KEY = "pond-test-key"
+ICCID = "89148000000000000001"
+CLIENT_CODE = "acme"
+REV_USER = "api@pondops"  # contains an '@': the client code follows the last one
+REV_PASSWORD = "rev-test-password"
+CUSTOMER_ID = 42
+SERVICE_FIELDS = ("sim_data_service_status", "sim_voice_service_status", "sim_sms_service_status")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def services(status: str) -> dict[str, str]:
+    return dict.fromkeys(SERVICE_FIELDS, status)
+
+
+@dataclass
+class Carrier:
+    """A bare HTTP caller for one carrier's base_url, as a client would hold it."""
+
+    base_url: str
+    headers: dict[str, str]
+    auth: tuple[str, str] | None = None
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        kwargs.setdefault("timeout", 5)
+        kwargs.setdefault("auth", self.auth)
+        return self.session.request(method, self.base_url + path, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def pond(simulator: SimulatorControl) -> Iterator[Carrier]:
+    simulator.add_pond_account(distributor_id=DISTRIBUTOR, api_key=API_KEY)
+    simulator.seed_pond_sims(
+        distributor_id=DISTRIBUTOR,
+        sims=[
+            {
+                "iccid": ICCID,
+                "status": "Active",
+                "packages": [
+                    {"package_id": 7001, "package_status": "Active", "package_type_id": 12}
+                ],
+            }
+        ],
+    )
+    carrier = Carrier(
+        base_url=f"{simulator.pond_base_url}/{DISTRIBUTOR}",
+        headers={"x-api-key": API_KEY, "Accept": "application/json"},
+    )
+    yield carrier
+    carrier.session.close()
+
+
+@pytest.fixture
+def rev(simulator: SimulatorControl) -> Iterator[Carrier]:
+    simulator.add_rev_account(client_code=CLIENT_CODE, username=REV_USER, password=REV_PASSWORD)
+    simulator.add_rev_customers(client_code=CLIENT_CODE, customer_ids=[CUSTOMER_ID])
+    carrier = Carrier(
+        base_url=simulator.rev_base_url,
+        headers={"Accept": "application/json"},
+        auth=(f"{REV_USER}@{CLIENT_CODE}", REV_PASSWORD),
+    )
+    yield carrier
+    carrier.session.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.02)
+
+
+def assert_pond_error(response: requests.Response, status: int, code: int) -> dict[str, Any]:
+    assert response.status_code == status
+    body = response.json()
+    assert set(body) == {"status", "code", "message", "developer_message", "reference_id"}
+    assert (body["status"], body["code"]) == (status, code)
+    uuid.UUID(body["reference_id"])
+    return dict(body)
+
+
+# -- authentication ------------------------------------------------------------------------
+
+
+def test_pond_wrong_api_key_is_401_with_pond_error_body(pond: Carrier) -> None:
+    response = pond.get(f"/sim/{ICCID}/status", headers={"x-api-key": "wrong"})
+
+    body = assert_pond_error(response, 401, 40101)
+    assert DISTRIBUTOR in body["message"]
+    assert "wrong" not in response.text
+
+
+def test_pond_unknown_distributor_is_401(pond: Carrier, simulator: SimulatorControl) -> None:
+    response = pond.session.get(
+        f"{simulator.pond_base_url}/9999/sim/{ICCID}/status", headers=pond.headers, timeout=5
+    )
+
+    assert_pond_error(response, 401, 40101)
+
+
+def test_rev_wrong_password_is_401_with_rev_error_body(rev: Carrier) -> None:
+    response = rev.get("/v1/Services", auth=(f"{REV_USER}@{CLIENT_CODE}", "wrong"))
+
+    assert response.status_code == 401
+    assert response.json()["ok"] is False
+    assert "wrong" not in response.text
+
+
+def test_rev_credentials_without_client_code_are_401(rev: Carrier) -> None:
+    assert rev.get("/v1/Services", auth=(REV_USER, REV_PASSWORD)).status_code == 401
+    assert rev.get("/v1/Services", auth=None).status_code == 401
+
+
+# -- POND contract -------------------------------------------------------------------------
+
+
+def test_pond_status_update_happy_path_is_visible_through_sim_api(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    read = pond.get(f"/sim/{ICCID}/status")
+    assert read.status_code == 200
+    assert read.json() == {"sim_status": "Active", **services("Active")}
+
+    step_1 = pond.post(f"/sim/{ICCID}/status", json=services("Inactive"))
+    assert (step_1.status_code, step_1.content) == (204, b"")
+
+    packages = pond.get(f"/sim/{ICCID}/package/infos")
+    assert packages.json() == [
+        {"package_id": 7001, "package_status": "Active", "package_type_id": 12}
+    ]
+
+    step_2 = pond.post("/package/7001/status", json={"package_status": "Not Active"})
+    assert (step_2.status_code, step_2.content) == (204, b"")
+
+    assert pond.get(f"/sim/{ICCID}/status").json()["sim_status"] == "Inactive"
+    assert simulator.pond_sim(ICCID) == {
+        "iccid": ICCID,
+        "distributor_id": DISTRIBUTOR,
+        "sim_status": "Inactive",
+        **services("Inactive"),
+        "packages": [{"package_id": 7001, "package_status": "Not Active", "package_type_id": 12}],
+    }
+
+
+def test_seeded_sim_without_packages_gets_one_matching_its_status(
+    simulator: SimulatorControl,
+) -> None:
+    simulator.seed_pond_sims(
+        distributor_id=DISTRIBUTOR,
+        sims=[{"iccid": "8901", "status": "Active"}, {"iccid": "8902", "status": "Inactive"}],
+    )
+
+    active, inactive = simulator.pond_sim("8901"), simulator.pond_sim("8902")
+    assert [package["package_status"] for package in active["packages"]] == ["Active"]
+    assert [package["package_status"] for package in inactive["packages"]] == ["Not Active"]
+    assert active["packages"][0]["package_id"] != inactive["packages"][0]["package_id"]
+
+
+def test_unknown_iccid_is_404_with_pond_error_body(pond: Carrier) -> None:
+    for response in (
+        pond.get("/sim/89000000000000000000/status"),
+        pond.post("/sim/89000000000000000000/status", json=services("Active")),
+        pond.get("/sim/89000000000000000000/package/infos"),
+    ):
+        assert assert_pond_error(response, 404, 40401)["message"] == "SIM not found"
+
+
+def test_sim_of_another_distributor_is_404(pond: Carrier, simulator: SimulatorControl) -> None:
+    simulator.add_pond_account(distributor_id="5678", api_key="other-key")
+    other = pond.session.get(
+        f"{simulator.pond_base_url}/5678/sim/{ICCID}/status",
+        headers={"x-api-key": "other-key"},
+        timeout=5,
+    )
+
+    assert_pond_error(other, 404, 40401)
+
+
+def test_unknown_package_is_404(pond: Carrier) -> None:
+    response = pond.post("/package/999999/status", json={"package_status": "Active"})
+
+    assert_pond_error(response, 404, 40402)
+
+
+def test_terminated_sim_refuses_activation_with_409_but_accepts_inactive(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    pond.post("/package/7001/status", json={"package_status": "Terminated"})
+
+    refused = pond.post(f"/sim/{ICCID}/status", json=services("Active"))
+    accepted = pond.post(f"/sim/{ICCID}/status", json=services("Inactive"))
+
+    assert_pond_error(refused, 409, 40901)
+    assert accepted.status_code == 204
+    assert simulator.pond_sim(ICCID)["sim_status"] == "Inactive"
+
+
+def test_terminated_package_refuses_any_change_out_of_terminated_with_409(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    assert (
+        pond.post("/package/7001/status", json={"package_status": "Terminated"}).status_code == 204
+    )
+
+    for target in ("Active", "Not Active"):
+        assert_pond_error(
+            pond.post("/package/7001/status", json={"package_status": target}), 409, 40902
+        )
+    assert (
+        pond.post("/package/7001/status", json={"package_status": "Terminated"}).status_code == 204
+    )
+    assert simulator.pond_sim(ICCID)["packages"][0]["package_status"] == "Terminated"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sim_data_service_status": "Active", "sim_voice_service_status": "Active"},
+        {**services("Active"), "sim_sms_service_status": "Suspended"},
+        {**services("Active"), "sim_data_service_status": None},
+    ],
+    ids=["missing-sms", "unknown-value", "null-value"],
+)
+def test_sim_status_body_without_three_valid_service_statuses_is_400(
+    pond: Carrier, simulator: SimulatorControl, body: dict[str, Any]
+) -> None:
+    assert_pond_error(pond.post(f"/sim/{ICCID}/status", json=body), 400, 40001)
+    assert simulator.pond_sim(ICCID)["sim_status"] == "Active"
+
+
+def test_bad_package_status_and_malformed_json_are_400(pond: Carrier) -> None:
+    assert_pond_error(
+        pond.post("/package/7001/status", json={"package_status": "Gone"}), 400, 40001
+    )
+    malformed = pond.post(
+        f"/sim/{ICCID}/status", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert_pond_error(malformed, 400, 40001)
+
+
+def test_unknown_paths_are_404_json(pond: Carrier, simulator: SimulatorControl) -> None:
+    under_pond = pond.get(f"/sims/{ICCID}")
+    elsewhere = pond.session.get(simulator.base_url + "/nowhere", timeout=5)
+
+    assert_pond_error(under_pond, 404, 40401)
+    assert elsewhere.status_code == 404
+    assert "error" in elsewhere.json()
+
+
+def test_pond_echoes_the_request_id_header(pond: Carrier) -> None:
+    response = pond.get(f"/sim/{ICCID}/status", headers={"request_id": "dc-77"})
+
+    assert response.headers["request_id"] == "dc-77"
+
+
+# -- Rev.io contract -----------------------------------------------------------------------
+
+
+def new_service(number: str = "2145550100", customer_id: int = CUSTOMER_ID) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "service_type_id": 7,
+        "number": number,
+        "number2": ICCID,
+        "provider_id": 3,
+        "activated_date": "2026-11-22Z",
+        "effective_date": None,
+        "usage_plan_group_id": None,
+        "package_id": None,
+    }
+
+
+def test_rev_lookup_then_create_then_lookup_finds_the_service(
+    rev: Carrier, simulator: SimulatorControl
+) -> None:
+    search = {"search.number": "2145550100", "search.customer_id": CUSTOMER_ID}
+    assert rev.get("/v1/Services", params=search).json() == {
+        "records": [],
+        "total_count": 0,
+        "ok": True,
+    }
+
+    created = rev.post("/v1/Services", json=new_service())
+    assert created.status_code == 201
+    service_id = created.json()["id"]
+    assert created.json() == {"ok": True, "id": service_id}
+
+    found = rev.get("/v1/Services", params=search).json()
+    assert found == {
+        "records": [
+            {
+                "service_id": service_id,
+                "number": "2145550100",
+                "customer_id": 42,
+                "service_type_id": 7,
+            }
+        ],
+        "total_count": 1,
+        "ok": True,
+    }
+    (stored,) = simulator.rev_services()
+    assert (stored["number2"], stored["client_code"], stored["products"]) == (
+        ICCID,
+        CLIENT_CODE,
+        [],
+    )
+
+
+def test_rev_create_for_unknown_customer_is_404(rev: Carrier) -> None:
+    response = rev.post("/v1/Services", json=new_service(customer_id=43))
+
+    assert response.status_code == 404
+    assert response.json() == {"ok": False, "message": "Customer 43 not found"}
+
+
+@pytest.mark.parametrize("missing", ["customer_id", "service_type_id", "number"])
+def test_rev_create_without_a_required_field_is_400(rev: Carrier, missing: str) -> None:
+    body = new_service()
+    del body[missing]
+
+    response = rev.post("/v1/Services", json=body)
+
+    assert response.status_code == 400
+    assert response.json()["ok"] is False
+    assert missing in response.json()["message"]
+
+
+def test_rev_service_products_are_created_and_found_by_service(
+    rev: Carrier, simulator: SimulatorControl
+) -> None:
+    service_id = rev.post("/v1/Services", json=new_service()).json()["id"]
+    product = {
+        **{"service_id": service_id, "customer_id": 42, "product_id": 55, "rate": 4.5},
+        **{
+            "prorate": False,
+            "quantity": 1,
+            "effective_date": None,
+            "activated_date": "2026-11-22Z",
+        },
+    }
+
+    created = rev.post("/v1/ServiceProducts", json=product)
+    found = rev.get("/v1/ServiceProducts", params={"search.service_id": service_id}).json()
+
+    assert created.status_code == 201
+    product_id = created.json()["id"]
+    assert found["records"] == [
+        {"service_product_id": product_id, "service_id": service_id, "product_id": 55}
+    ]
+    assert simulator.rev_services()[0]["products"][0]["rate"] == 4.5
+
+
+def test_rev_service_product_for_unknown_service_is_404(rev: Carrier) -> None:
+    response = rev.post("/v1/ServiceProducts", json={"service_id": 1, "product_id": 55})
+
+    assert response.status_code == 404
+    assert response.json() == {"ok": False, "message": "Service 1 not found"}
+
+
+# -- faults --------------------------------------------------------------------------------
+
+
+def test_status_fault_answers_with_the_carrier_error_body_and_retry_after(
+    pond: Carrier, rev: Carrier, simulator: SimulatorControl
+) -> None:
+    simulator.add_fault("pond", "set_sim_status", key=ICCID, status=503, retry_after="1200")
+    simulator.add_fault("rev", "create_service", status=429, retry_after=7)
+
+    pond_response = pond.post(f"/sim/{ICCID}/status", json=services("Inactive"))
+    rev_response = rev.post("/v1/Services", json=new_service())
+
+    assert_pond_error(pond_response, 503, 50301)
+    assert pond_response.headers["Retry-After"] == "1200"
+    assert simulator.pond_sim(ICCID)["sim_status"] == "Active"
+    assert rev_response.status_code == 429
+    assert rev_response.headers["Retry-After"] == "7"
+    assert rev_response.json()["ok"] is False
+    assert simulator.rev_services() == []
+
+
+def test_html_fault_answers_a_gateway_page_titled_with_the_status(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    simulator.add_fault("pond", "read_sim_status", kind="html", status=502)
+
+    response = pond.get(f"/sim/{ICCID}/status")
+
+    assert response.status_code == 502
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "<title>502 Bad Gateway</title>" in response.text
+
+
+def test_empty_fault_answers_the_status_with_an_empty_body(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    simulator.add_fault("pond", "list_packages", kind="empty", status=500)
+
+    response = pond.get(f"/sim/{ICCID}/package/infos")
+
+    assert (response.status_code, response.content) == (500, b"")
+
+
+def test_timeout_fault_holds_the_request_past_the_client_read_timeout_then_applies_it(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    simulator.add_fault("pond", "set_sim_status", key=ICCID, kind="timeout", delay_ms=600)
+
+    with pytest.raises(requests.ReadTimeout):
+        pond.post(f"/sim/{ICCID}/status", json=services("Inactive"), timeout=(2, 0.2))
+
+    wait_for(lambda: simulator.pond_sim(ICCID)["sim_status"] == "Inactive")
+
+
+def test_drop_fault_closes_the_connection_without_a_response(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    assert pond.get(f"/sim/{ICCID}/status").status_code == 200  # a kept-alive connection
+    simulator.add_fault("pond", "read_sim_status", kind="drop")
+
+    with pytest.raises(requests.ConnectionError):
+        pond.get(f"/sim/{ICCID}/status")
+    assert pond.get(f"/sim/{ICCID}/status").status_code == 200
+
+
+def test_faults_are_consumed_in_order_times_each_and_only_for_their_key(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    simulator.seed_pond_sims(
+        distributor_id=DISTRIBUTOR, sims=[{"iccid": "8999", "status": "Active"}]
+    )
+    simulator.add_fault("pond", "read_sim_status", key=ICCID, status=503, times=2)
+    simulator.add_fault("pond", "read_sim_status", key=ICCID, status=500)
+
+    other_device = pond.get("/sim/8999/status").status_code
+    statuses = [pond.get(f"/sim/{ICCID}/status").status_code for _ in range(4)]
+
+    assert other_device == 200
+    assert statuses == [503, 503, 500, 200]
+
+
+def test_forever_fault_lasts_until_faults_are_cleared(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    simulator.add_fault("pond", "read_sim_status", status=504, times=-1)
+
+    assert [pond.get(f"/sim/{ICCID}/status").status_code for _ in range(3)] == [504] * 3
+    simulator.clear_faults()
+    assert pond.get(f"/sim/{ICCID}/status").status_code == 200
+
+
+def test_fault_header_is_a_one_off_status_fault(pond: Carrier) -> None:
+    faulted = pond.get(f"/sim/{ICCID}/status", headers={"X-Sim-Fault": "503"})
+
+    assert_pond_error(faulted, 503, 50301)
+    assert pond.get(f"/sim/{ICCID}/status").status_code == 200
+
+
+def test_a_fault_for_an_unknown_op_is_refused(simulator: SimulatorControl) -> None:
+    with pytest.raises(SimulatorControlError, match="op for pond"):
+        simulator.add_fault("pond", "set_status")
+
+
+# -- observation ---------------------------------------------------------------------------
+
+
+def test_call_counters_count_every_request_received_including_faulted_ones(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    simulator.add_fault("pond", "set_sim_status", key=ICCID, status=503)
+
+    pond.post(f"/sim/{ICCID}/status", json=services("Inactive"))
+    pond.post(f"/sim/{ICCID}/status", json=services("Inactive"))
+    pond.post("/package/7001/status", json={"package_status": "Not Active"})
+
+    assert simulator.call_count("pond", "set_sim_status", ICCID) == 2
+    assert simulator.call_count("pond", "set_package_status", ICCID) == 1
+    assert simulator.call_count("pond") == 3
+    assert simulator.calls() == {
+        "pond": {"set_sim_status": {ICCID: 2}, "set_package_status": {ICCID: 1}},
+        "rev": {},
+    }
+    assert simulator.stats()["pond"]["faults_injected"] == 1
+
+
+def test_rev_calls_are_counted_by_number(rev: Carrier, simulator: SimulatorControl) -> None:
+    rev.get("/v1/Services", params={"search.number": "2145550100", "search.customer_id": 42})
+    service_id = rev.post("/v1/Services", json=new_service()).json()["id"]
+    rev.post("/v1/ServiceProducts", json={"service_id": service_id, "product_id": 55})
+
+    assert simulator.calls()["rev"] == {
+        "find_services": {"2145550100": 1},
+        "create_service": {"2145550100": 1},
+        "create_service_product": {"2145550100": 1},
+    }
+
+
+def test_request_log_shows_what_the_client_sent_without_secrets(
+    pond: Carrier, rev: Carrier, simulator: SimulatorControl
+) -> None:
+    pond.post(
+        f"/sim/{ICCID}/status",
+        json=services("Inactive"),
+        headers={"Idempotency-Key": "pondops-7-carrier_status", "request_id": "dc-7"},
+    )
+    rev.post("/v1/Services", json=new_service(), headers={"Idempotency-Key": "pondops-7-rev"})
+
+    (pond_request,) = simulator.requests(carrier="pond")
+    (rev_request,) = simulator.requests(carrier="rev", op="create_service")
+    assert pond_request["method"] == "POST"
+    assert pond_request["carrier_path"] == f"/{DISTRIBUTOR}/sim/{ICCID}/status"
+    assert pond_request["body"] == services("Inactive")
+    assert pond_request["idempotency_key"] == "pondops-7-carrier_status"
+    assert pond_request["request_id"] == "dc-7"
+    assert pond_request["status"] == 204
+    assert pond_request["headers"]["x-api-key"] == "[redacted]"
+    assert rev_request["headers"]["authorization"] == "[redacted]"
+    assert rev_request["idempotency_key"] == "pondops-7-rev"
+    assert API_KEY not in str(pond_request) and REV_PASSWORD not in str(rev_request)
+
+
+def test_rate_limit_answers_429_with_retry_after_and_stats_count_them(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    simulator.add_pond_account(distributor_id=DISTRIBUTOR, api_key=API_KEY, rate_limit=10)
+
+    def read(_: int) -> requests.Response:
+        with requests.Session() as session:
+            return session.get(
+                f"{pond.base_url}/sim/{ICCID}/status", headers=pond.headers, timeout=5
+            )
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(read, range(30)))
+    elapsed = time.monotonic() - started
+
+    # A full bucket of 10, plus at most what refilled at 10/s while the burst ran.
+    allowed = [response for response in responses if response.status_code == 200]
+    throttled = [response for response in responses if response.status_code == 429]
+    assert 10 <= len(allowed) <= 10 + int(10 * elapsed) + 1
+    assert len(allowed) + len(throttled) == 30
+    assert {response.headers["Retry-After"] for response in throttled} == {"1"}
+    assert_pond_error(throttled[0], 429, 42901)
+    stats = simulator.stats()["pond"]
+    assert (stats["requests"], stats["rate_limited"]) == (30, len(throttled))
+    if elapsed < 1.0:
+        assert stats["max_requests_in_1s"] == 30
+    assert simulator.call_count("pond", "read_sim_status", ICCID) == 30
+
+
+def test_latency_config_delays_carrier_requests(pond: Carrier, simulator: SimulatorControl) -> None:
+    simulator.config(latency_ms=150)
+
+    started = time.monotonic()
+    assert pond.get(f"/sim/{ICCID}/status").status_code == 200
+
+    assert time.monotonic() - started >= 0.15
+
+
+def test_reset_forgets_accounts_devices_counters_and_faults(
+    pond: Carrier, simulator: SimulatorControl
+) -> None:
+    pond.get(f"/sim/{ICCID}/status")
+    simulator.add_fault("pond", "read_sim_status", times=-1)
+    simulator.config(latency_ms=50)
+
+    simulator.reset()
+
+    assert simulator.calls() == {"pond": {}, "rev": {}}
+    assert simulator.requests() == []
+    assert simulator.config(latency_ms=0) == {"latency_ms": 0}
+    with pytest.raises(SimulatorControlError, match="404"):
+        simulator.pond_sim(ICCID)
+    assert pond.get(f"/sim/{ICCID}/status").status_code == 401
+
+
+# -- the server itself ---------------------------------------------------------------------
+
+
+def test_server_refuses_to_bind_a_non_loopback_host() -> None:
+    with pytest.raises(NonLoopbackHostError, match="loopback"):
+        SimulatorServer(host="0.0.0.0")
+
+
+def test_stop_closes_kept_alive_connections() -> None:
+    server = SimulatorServer(port=0).start()
+    session = requests.Session()
+    assert session.get(server.url + "/_sim/stats", timeout=5).status_code == 200
+
+    server.stop()
+
+    with pytest.raises(requests.ConnectionError):
+        session.get(server.url + "/_sim/stats", timeout=5)
+
+
+def test_command_line_announces_its_url_and_exits_0_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "integrations.simulators", "--port", "0"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        assert line.startswith("simulators listening on http://127.0.0.1:")
+        url = line.rsplit(" ", 1)[1]
+        assert requests.get(url + "/_sim/stats", timeout=5).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

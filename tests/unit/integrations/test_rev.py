@@ -1,0 +1,933 @@
+"""Rev.io request parsing, client and steps against carriers/rev.md: the exact requests, every
+error shape, the audit records, and at-most-once creation of services and service products."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from integrations.base import (
+    AuthenticationError,
+    CallRecord,
+    Credentials,
+    IntegrationError,
+    PermanentError,
+    Progress,
+    Step,
+    TransientError,
+    UpdateContext,
+)
+from integrations.rev import RevClient, RevProcessor, RevProduct, RevServiceRequest
+
+PASSWORD = "rev-pass-Qw93kd"
+BASE_URL = "https://rev.example.test/api"
+SERVICES_URL = f"{BASE_URL}/v1/Services"
+SERVICE_PRODUCTS_URL = f"{BASE_URL}/v1/ServiceProducts"
+CREDENTIALS = Credentials(
+    integration_authentication_id=9,
+    integration="REV",
+    base_url=BASE_URL,
+    account="acme",
+    username="api-user",
+    secret=PASSWORD,
+)
+BASIC = "Basic " + base64.b64encode(f"api-user@acme:{PASSWORD}".encode()).decode()
+ICCID = "89148000000000000001"
+MSISDN = "2145550100"
+CARRIER_DAY = date(2026, 11, 22)
+
+
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        yield rsps
+
+
+@pytest.fixture
+def audit() -> list[CallRecord]:
+    return []
+
+
+@pytest.fixture
+def client(audit: list[CallRecord]) -> RevClient:
+    return RevClient(credentials=CREDENTIALS, on_call=audit.append, timeouts=(1, 1))
+
+
+@pytest.fixture
+def processor(audit: list[CallRecord]) -> RevProcessor:
+    return RevProcessor(credentials=CREDENTIALS, on_call=audit.append, timeouts=(1, 1))
+
+
+def context(**overrides: Any) -> UpdateContext:
+    values: dict[str, Any] = {
+        "device_change_id": 77,
+        "bulk_change_id": 5,
+        "iccid": ICCID,
+        "msisdn": MSISDN,
+        "target_status": "ACTIVE",
+        "today": CARRIER_DAY,
+    }
+    values.update(overrides)
+    return UpdateContext(**values)
+
+
+def rev_request(**overrides: Any) -> RevServiceRequest:
+    values: dict[str, Any] = {
+        "customer_id": 42,
+        "service_type_id": 7,
+        "integration_authentication_id": 9,
+        "provider_id": 3,
+    }
+    values.update(overrides)
+    return RevServiceRequest(**values)
+
+
+def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
+    request = mocked.calls[index].request
+    assert isinstance(request, requests.PreparedRequest)
+    return request
+
+
+def sent_json(request: requests.PreparedRequest) -> Any:
+    assert request.body is not None
+    body = request.body.decode() if isinstance(request.body, bytes) else request.body
+    return json.loads(body)
+
+
+def assert_rev_headers(request: requests.PreparedRequest, *, idempotency_key: str = "") -> None:
+    assert request.headers["Authorization"] == BASIC
+    assert request.headers["Accept"] == "application/json"
+    if idempotency_key:
+        assert request.headers["Idempotency-Key"] == idempotency_key
+        assert request.headers["Content-Type"] == "application/json"
+    else:
+        assert "Idempotency-Key" not in request.headers
+
+
+def service_record(service_id: int = 812, number: str = MSISDN, customer_id: int = 42) -> dict:
+    return {
+        "service_id": service_id,
+        "number": number,
+        "customer_id": customer_id,
+        "service_type_id": 7,
+    }
+
+
+def product_record(service_product_id: int, product_id: int, service_id: int = 812) -> dict:
+    return {
+        "service_product_id": service_product_id,
+        "service_id": service_id,
+        "product_id": product_id,
+    }
+
+
+# --- RevServiceRequest -----------------------------------------------------------------------
+
+
+def test_from_legacy_reads_the_legacy_keys_and_ignores_the_rest() -> None:
+    legacy = {
+        "Number": ICCID,
+        "ICCID": ICCID,
+        "RevCustomerId": "42",
+        "DeviceId": 1001,
+        "CreateRevService": True,
+        "ServiceTypeId": 7,
+        "ProviderId": 3,
+        "ActivatedDate": "2026-11-20T00:00:00",
+        "EffectiveDate": "2026-11-21",
+        "Prorate": True,
+        "UsagePlanGroupId": 15,
+        "RevPackageId": None,
+        "RevProductIdList": [55, 56],
+        "RateList": [4.5, "10.25"],
+        "Description": "fleet",
+        "IntegrationAuthenticationId": 9,
+    }
+
+    assert RevServiceRequest.from_legacy(legacy) == RevServiceRequest(
+        customer_id=42,
+        service_type_id=7,
+        integration_authentication_id=9,
+        provider_id=3,
+        activated_date=date(2026, 11, 20),
+        effective_date=date(2026, 11, 21),
+        prorate=True,
+        usage_plan_group_id=15,
+        package_id=None,
+        products=(
+            RevProduct(product_id=55, rate=Decimal("4.5")),
+            RevProduct(product_id=56, rate=Decimal("10.25")),
+        ),
+    )
+
+
+def test_from_legacy_takes_a_single_product_and_keys_in_any_case() -> None:
+    legacy = {
+        "revcustomerid": 42,
+        "SERVICETYPEID": 7,
+        "integrationAuthenticationId": 9,
+        "revProductId": 55,
+        "rate": "4.50",
+        "prorate": "False",
+    }
+
+    parsed = RevServiceRequest.from_legacy(legacy)
+
+    assert parsed.products == (RevProduct(product_id=55, rate=Decimal("4.50")),)
+    assert parsed.prorate is False
+    assert parsed.provider_id is None
+    assert parsed.activated_date is None
+
+
+def test_from_legacy_prefers_a_non_empty_list_to_the_single_product() -> None:
+    parsed = RevServiceRequest.from_legacy(
+        {
+            "RevCustomerId": 42,
+            "ServiceTypeId": 7,
+            "IntegrationAuthenticationId": 9,
+            "RevProductId": 55,
+            "Rate": 1,
+            "RevProductIdList": [56],
+            "RateList": [2],
+        }
+    )
+
+    assert parsed.products == (RevProduct(product_id=56, rate=Decimal(2)),)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-22", date(2026, 11, 22)),
+        ("2026-11-22Z", date(2026, 11, 22)),
+        ("2026-11-22T00:00:00", date(2026, 11, 22)),
+        ("2026-11-22T13:45:00Z", date(2026, 11, 22)),
+        ("2026-11-22T13:45:00.123+00:00", date(2026, 11, 22)),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_from_legacy_reads_dates_in_the_legacy_forms(value: Any, expected: date | None) -> None:
+    parsed = RevServiceRequest.from_legacy(
+        {
+            "RevCustomerId": 42,
+            "ServiceTypeId": 7,
+            "IntegrationAuthenticationId": 9,
+            "ActivatedDate": value,
+        }
+    )
+
+    assert parsed.activated_date == expected
+
+
+def test_from_legacy_treats_zero_optional_ids_as_absent() -> None:
+    parsed = RevServiceRequest.from_legacy(
+        {
+            "RevCustomerId": 42,
+            "ServiceTypeId": 7,
+            "IntegrationAuthenticationId": 9,
+            "ProviderId": 0,
+            "UsagePlanGroupId": 0,
+            "RevPackageId": 0,
+            "RevProductId": 0,
+        }
+    )
+
+    assert (parsed.provider_id, parsed.usage_plan_group_id, parsed.package_id) == (None,) * 3
+    assert parsed.products == ()
+
+
+VALID = {"RevCustomerId": 42, "ServiceTypeId": 7, "IntegrationAuthenticationId": 9}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param({"RevCustomerId": None}, "RevCustomerId is required", id="no-customer"),
+        pytest.param({"ServiceTypeId": "seven"}, "ServiceTypeId must be a whole", id="bad-int"),
+        pytest.param({"ServiceTypeId": True}, "ServiceTypeId must be a whole", id="bool-id"),
+        pytest.param({"RevCustomerId": -1}, "RevCustomerId must be a positive", id="negative"),
+        pytest.param(
+            {"IntegrationAuthenticationId": None},
+            "IntegrationAuthenticationId is required",
+            id="no-credentials",
+        ),
+        pytest.param(
+            {"RevProductIdList": [55, 56], "RateList": [4.5]},
+            "RevProductIdList and RateList must have the same length (2 products, 1 rates)",
+            id="list-mismatch",
+        ),
+        pytest.param(
+            {"RateList": [4.5]},
+            "RevProductIdList and RateList must have the same length (0 products, 1 rates)",
+            id="rates-without-products",
+        ),
+        pytest.param(
+            {"RevProductIdList": [55, 55], "RateList": [1, 2]},
+            "names a product more than once: [55]",
+            id="duplicate-product",
+        ),
+        pytest.param(
+            {"RevProductIdList": [55], "RateList": ["cheap"]},
+            "RateList[0] must be a number",
+            id="bad-rate",
+        ),
+        pytest.param(
+            {"RevProductIdList": [55], "RateList": ["-1"]},
+            "RateList[0] must be a non-negative number",
+            id="negative-rate",
+        ),
+        pytest.param(
+            {"RevProductIdList": [None], "RateList": [1]},
+            "RevProductIdList[0] is required",
+            id="null-product",
+        ),
+        pytest.param({"RevProductId": 55}, "RevProductId 55 needs a Rate", id="no-rate"),
+        pytest.param({"Rate": 4.5}, "Rate is given without RevProductId", id="rate-only"),
+        pytest.param({"ActivatedDate": "22/11/2026"}, "ActivatedDate must be a date", id="date"),
+        pytest.param({"Prorate": "maybe"}, "Prorate must be true or false", id="prorate"),
+        pytest.param({"RevProductIdList": 55, "RateList": 1}, "must be a list", id="not-list"),
+        pytest.param(
+            {"revcustomerid": 43}, "conflicting values for revcustomerid", id="case-conflict"
+        ),
+    ],
+)
+def test_from_legacy_refuses_bad_input_with_a_clear_message(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RevServiceRequest.from_legacy({**VALID, **changes})
+
+
+def test_from_legacy_refuses_a_non_object() -> None:
+    with pytest.raises(ValueError, match="RevService must be a JSON object"):
+        RevServiceRequest.from_legacy([1, 2])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        rev_request(),
+        rev_request(
+            provider_id=None,
+            activated_date=date(2026, 1, 2),
+            effective_date=date(2026, 1, 3),
+            prorate=True,
+            usage_plan_group_id=15,
+            products=(RevProduct(55, Decimal("4.50")), RevProduct(56, Decimal("0.0001"))),
+        ),
+        rev_request(package_id=300),
+    ],
+)
+def test_to_legacy_round_trips_through_json(original: RevServiceRequest) -> None:
+    legacy = json.loads(json.dumps(original.to_legacy()))
+
+    assert RevServiceRequest.from_legacy(legacy) == original
+
+
+# --- Client: the exact requests --------------------------------------------------------------
+
+
+def test_find_service_searches_by_number_and_customer(
+    client: RevClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(
+        SERVICES_URL,
+        json={"records": [service_record()], "total_count": 1, "ok": True},
+    )
+
+    assert client.find_service(number=MSISDN, customer_id=42) == 812
+
+    request = sent(mocked, 0)
+    assert request.method == "GET"
+    assert request.url == f"{SERVICES_URL}?search.number={MSISDN}&search.customer_id=42"
+    assert_rev_headers(request)
+    assert not request.body
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        pytest.param([], id="none"),
+        pytest.param([service_record(number="2145550199")], id="other-number"),
+        pytest.param([service_record(customer_id=41)], id="other-customer"),
+        pytest.param([service_record(number=MSISDN + "0")], id="longer-number"),
+    ],
+)
+def test_find_service_returns_none_without_a_record_for_this_number_and_customer(
+    client: RevClient, mocked: responses.RequestsMock, records: list[dict]
+) -> None:
+    mocked.get(SERVICES_URL, json={"records": records, "total_count": len(records), "ok": True})
+
+    assert client.find_service(number=MSISDN, customer_id=42) is None
+
+
+def test_create_service_posts_the_documented_body(
+    client: RevClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
+
+    service_id = client.create_service(
+        customer_id=42,
+        service_type_id=7,
+        number=MSISDN,
+        number2=ICCID,
+        provider_id=3,
+        activated_date=date(2026, 11, 22),
+        effective_date=date(2026, 11, 22),
+        idempotency_key="pondops-77-rev_service",
+    )
+
+    assert service_id == 812
+    request = sent(mocked, 0)
+    assert (request.method, request.url) == ("POST", SERVICES_URL)
+    assert_rev_headers(request, idempotency_key="pondops-77-rev_service")
+    assert sent_json(request) == {
+        "customer_id": 42,
+        "service_type_id": 7,
+        "number": MSISDN,
+        "number2": ICCID,
+        "provider_id": 3,
+        "activated_date": "2026-11-22Z",
+        "effective_date": "2026-11-22Z",
+        "usage_plan_group_id": None,
+        "package_id": None,
+    }
+
+
+def test_find_service_products_maps_product_to_service_product(
+    client: RevClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(
+        SERVICE_PRODUCTS_URL,
+        json={
+            "records": [
+                product_record(9901, 55),
+                product_record(9902, 56),
+                product_record(9999, 57, service_id=813),
+            ],
+            "ok": True,
+        },
+    )
+
+    assert client.find_service_products(service_id=812) == {55: 9901, 56: 9902}
+
+    request = sent(mocked, 0)
+    assert request.url == f"{SERVICE_PRODUCTS_URL}?search.service_id=812"
+    assert_rev_headers(request)
+
+
+def test_create_service_product_posts_the_documented_body(
+    client: RevClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9901})
+
+    service_product_id = client.create_service_product(
+        service_id=812,
+        customer_id=42,
+        product_id=55,
+        rate=Decimal("4.50"),
+        prorate=False,
+        activated_date=date(2026, 11, 22),
+        idempotency_key="pondops-77-rev_products-55",
+    )
+
+    assert service_product_id == 9901
+    request = sent(mocked, 0)
+    assert (request.method, request.url) == ("POST", SERVICE_PRODUCTS_URL)
+    assert_rev_headers(request, idempotency_key="pondops-77-rev_products-55")
+    assert sent_json(request) == {
+        "service_id": 812,
+        "customer_id": 42,
+        "product_id": 55,
+        "rate": 4.5,
+        "prorate": False,
+        "quantity": 1,
+        "effective_date": None,
+        "activated_date": "2026-11-22Z",
+    }
+
+
+# --- Client: errors --------------------------------------------------------------------------
+
+
+def create_service(client: RevClient) -> int:
+    return client.create_service(
+        customer_id=42,
+        service_type_id=7,
+        number=MSISDN,
+        number2=ICCID,
+        activated_date=CARRIER_DAY,
+        idempotency_key="k",
+    )
+
+
+@pytest.mark.parametrize(
+    ("reply", "error_type", "message"),
+    [
+        pytest.param(
+            {"status": 404, "json": {"ok": False, "message": "Customer 42 not found"}},
+            PermanentError,
+            "HTTP 404 from Rev.io: Customer 42 not found",
+            id="404",
+        ),
+        pytest.param(
+            {"status": 400, "json": {"ok": False, "message": "service_type_id is invalid"}},
+            PermanentError,
+            "HTTP 400 from Rev.io: service_type_id is invalid",
+            id="400",
+        ),
+        pytest.param(
+            {"status": 201, "json": {"ok": False, "message": "Customer 42 is closed"}},
+            PermanentError,
+            "HTTP 201 from Rev.io: Customer 42 is closed",
+            id="2xx-ok-false",
+        ),
+        pytest.param(
+            {"status": 200, "json": {"ok": False}},
+            PermanentError,
+            "HTTP 200 from Rev.io: request refused (ok: false)",
+            id="2xx-ok-false-no-message",
+        ),
+        pytest.param(
+            {"status": 201, "json": {"ok": True}},
+            PermanentError,
+            "HTTP 201 from Rev.io: expected an integer 'id', got something else",
+            id="2xx-without-id",
+        ),
+        pytest.param(
+            {"status": 201, "body": "created", "content_type": "text/plain"},
+            PermanentError,
+            "HTTP 201 from Rev.io: expected JSON, got text/plain",
+            id="2xx-not-json",
+        ),
+        pytest.param(
+            {"status": 503, "json": {"ok": False, "message": "maintenance"}},
+            TransientError,
+            "HTTP 503 from Rev.io: maintenance",
+            id="503",
+        ),
+        pytest.param(
+            {
+                "status": 502,
+                "body": "<html><head><title>Bad Gateway</title></head><body>nginx</body></html>",
+                "content_type": "text/html",
+            },
+            TransientError,
+            "HTTP 502 from Rev.io: Bad Gateway",
+            id="502-html",
+        ),
+        pytest.param(
+            {"status": 500, "body": ""},
+            TransientError,
+            "HTTP 500 from Rev.io (empty body)",
+            id="500-empty",
+        ),
+    ],
+)
+def test_error_responses_become_our_error_types(
+    client: RevClient,
+    mocked: responses.RequestsMock,
+    audit: list[CallRecord],
+    reply: dict[str, Any],
+    error_type: type[IntegrationError],
+    message: str,
+) -> None:
+    mocked.post(SERVICES_URL, **reply)
+
+    with pytest.raises(error_type) as raised:
+        create_service(client)
+
+    assert type(raised.value) is error_type
+    assert raised.value.message == message
+    assert raised.value.call is audit[0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"ok": True}, id="no-records"),
+        pytest.param({"records": {"service_id": 812}, "ok": True}, id="records-not-list"),
+        pytest.param({"records": [{"number": MSISDN}], "ok": True}, id="no-service-id"),
+        pytest.param([service_record()], id="bare-list"),
+    ],
+)
+def test_a_lookup_answer_of_the_wrong_shape_is_an_error_not_nothing_found(
+    client: RevClient, mocked: responses.RequestsMock, body: Any
+) -> None:
+    mocked.get(SERVICES_URL, json=body)
+
+    with pytest.raises(PermanentError, match=re.escape("HTTP 200 from Rev.io: expected")):
+        client.find_service(number=MSISDN, customer_id=42)
+
+
+def test_a_password_echoed_in_an_ok_false_message_is_redacted(
+    client: RevClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.post(SERVICES_URL, status=200, json={"ok": False, "message": f"bad {PASSWORD}"})
+
+    with pytest.raises(PermanentError) as raised:
+        create_service(client)
+
+    assert raised.value.message == "HTTP 200 from Rev.io: bad [REDACTED]"
+
+
+def test_ok_false_on_a_lookup_is_a_permanent_error(
+    client: RevClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(SERVICES_URL, json={"ok": False, "message": "search.number is required"})
+
+    with pytest.raises(
+        PermanentError, match=re.escape("HTTP 200 from Rev.io: search.number is required")
+    ):
+        client.find_service(number=MSISDN, customer_id=42)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_credentials_are_an_authentication_error_naming_the_client(
+    client: RevClient, mocked: responses.RequestsMock, status: int
+) -> None:
+    mocked.get(SERVICES_URL, status=status, json={"ok": False, "message": "Unauthorized"})
+
+    with pytest.raises(AuthenticationError) as raised:
+        client.find_service(number=MSISDN, customer_id=42)
+
+    assert raised.value.message == (
+        f"Rev.io rejected the credentials for client acme (HTTP {status} from Rev.io: Unauthorized)"
+    )
+    assert PASSWORD not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"), [("12", 12.0), (None, None)], ids=["retry-after", "none"]
+)
+def test_429_is_transient_with_retry_after(
+    client: RevClient, mocked: responses.RequestsMock, retry_after: str | None, expected: Any
+) -> None:
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    mocked.get(
+        SERVICES_URL, status=429, json={"ok": False, "message": "slow down"}, headers=headers
+    )
+
+    with pytest.raises(TransientError) as raised:
+        client.find_service(number=MSISDN, customer_id=42)
+
+    assert raised.value.retry_after == expected
+
+
+@pytest.mark.parametrize(
+    "failure", [requests.ConnectionError("refused"), requests.ReadTimeout("slow")]
+)
+def test_connection_errors_and_timeouts_are_transient(
+    client: RevClient, mocked: responses.RequestsMock, failure: Exception
+) -> None:
+    mocked.post(SERVICES_URL, body=failure)
+
+    with pytest.raises(TransientError):
+        create_service(client)
+
+
+def test_one_audit_record_per_call_in_order_without_the_password(
+    client: RevClient, mocked: responses.RequestsMock, audit: list[CallRecord]
+) -> None:
+    mocked.get(SERVICES_URL, json={"records": [], "ok": True, "echo": PASSWORD})
+    mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
+    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [], "ok": True})
+    mocked.post(SERVICE_PRODUCTS_URL, status=400, json={"ok": False, "message": PASSWORD})
+
+    client.find_service(number=MSISDN, customer_id=42)
+    create_service(client)
+    client.find_service_products(service_id=812)
+    with pytest.raises(PermanentError):
+        client.create_service_product(
+            service_id=812,
+            customer_id=42,
+            product_id=55,
+            rate=Decimal(1),
+            prorate=False,
+            activated_date=CARRIER_DAY,
+            idempotency_key="k",
+        )
+
+    assert [(call.description, call.method, call.response_status) for call in audit] == [
+        ("Find Rev.io service", "GET", 200),
+        ("Create Rev.io service", "POST", 201),
+        ("Find Rev.io service products", "GET", 200),
+        ("Create Rev.io service product", "POST", 400),
+    ]
+    assert audit[0].request_text.startswith(
+        f"GET /api/v1/Services?search.number={MSISDN}&search.customer_id=42"
+    )
+    assert '"customer_id": 42' in audit[1].request_text
+    basic_token = BASIC.removeprefix("Basic ")
+    for call in audit:
+        for text in (call.url, call.request_text, call.response_text):
+            assert PASSWORD not in text
+            assert basic_token not in text
+            assert "Authorization" not in text
+
+
+# --- Processor: the Rev service --------------------------------------------------------------
+
+
+def test_an_existing_service_is_recorded_without_creating_one(
+    processor: RevProcessor, mocked: responses.RequestsMock, audit: list[CallRecord]
+) -> None:
+    mocked.get(SERVICES_URL, json={"records": [service_record(812)], "ok": True})
+
+    result = processor.perform(Step.REV_SERVICE, context(), rev_request())
+
+    assert result.step is Step.REV_SERVICE
+    assert result.updates == {"rev_service_id": 812}
+    assert [call.method for call in audit] == ["GET"]
+
+
+def test_a_missing_service_is_created_once_with_the_carrier_day(
+    processor: RevProcessor, mocked: responses.RequestsMock, audit: list[CallRecord]
+) -> None:
+    mocked.get(SERVICES_URL, json={"records": [], "total_count": 0, "ok": True})
+    mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
+
+    result = processor.perform(
+        Step.REV_SERVICE,
+        context(),
+        rev_request(usage_plan_group_id=15, effective_date=date(2026, 12, 1)),
+    )
+
+    assert result.updates == {"rev_service_id": 812}
+    assert sent(mocked, 0).url == f"{SERVICES_URL}?search.number={MSISDN}&search.customer_id=42"
+    create = sent(mocked, 1)
+    assert create.headers["Idempotency-Key"] == "pondops-77-rev_service"
+    assert sent_json(create) == {
+        "customer_id": 42,
+        "service_type_id": 7,
+        "number": MSISDN,
+        "number2": ICCID,
+        "provider_id": 3,
+        "activated_date": "2026-11-22Z",
+        "effective_date": None,  # not prorated: no effective date even when one is given
+        "usage_plan_group_id": 15,
+        "package_id": None,
+    }
+    assert [call.description for call in audit] == ["Find Rev.io service", "Create Rev.io service"]
+
+
+def test_a_device_without_msisdn_uses_its_iccid_as_number_and_today_without_a_carrier_day(
+    processor: RevProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(SERVICES_URL, json={"records": [], "ok": True})
+    mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
+
+    processor.perform(
+        Step.REV_SERVICE, context(msisdn="", today=None), rev_request(provider_id=None)
+    )
+
+    assert sent(mocked, 0).url == f"{SERVICES_URL}?search.number={ICCID}&search.customer_id=42"
+    body = sent_json(sent(mocked, 1))
+    assert (body["number"], body["number2"]) == (ICCID, ICCID)
+    assert body["provider_id"] is None
+    assert body["activated_date"] == f"{datetime.now(UTC).date().isoformat()}Z"
+
+
+def test_the_request_dates_win_and_a_prorated_service_sends_its_effective_date(
+    processor: RevProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(SERVICES_URL, json={"records": [], "ok": True})
+    mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
+
+    processor.perform(
+        Step.REV_SERVICE,
+        context(),
+        rev_request(
+            activated_date=date(2026, 11, 1),
+            effective_date=date(2026, 11, 15),
+            prorate=True,
+            package_id=300,
+        ),
+    )
+
+    body = sent_json(sent(mocked, 1))
+    assert body["activated_date"] == "2026-11-01Z"
+    assert body["effective_date"] == "2026-11-15Z"
+    assert body["package_id"] == 300
+
+
+def test_a_recorded_service_id_is_returned_without_any_call(
+    processor: RevProcessor, mocked: responses.RequestsMock
+) -> None:
+    result = processor.perform(
+        Step.REV_SERVICE, context(progress=Progress(rev_service_id=812)), rev_request()
+    )
+
+    assert result.updates == {"rev_service_id": 812}
+    assert len(mocked.calls) == 0
+
+
+def test_a_failed_create_fails_the_step(
+    processor: RevProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(SERVICES_URL, json={"records": [], "ok": True})
+    mocked.post(SERVICES_URL, status=200, json={"ok": False, "message": "Customer 42 not found"})
+
+    with pytest.raises(PermanentError, match="Customer 42 not found"):
+        processor.perform(Step.REV_SERVICE, context(), rev_request())
+
+
+# --- Processor: service products -------------------------------------------------------------
+
+THREE_PRODUCTS = (
+    RevProduct(55, Decimal("4.50")),
+    RevProduct(56, Decimal("10")),
+    RevProduct(57, Decimal("0.99")),
+)
+
+
+def test_only_missing_service_products_are_created(
+    processor: RevProcessor, mocked: responses.RequestsMock, audit: list[CallRecord]
+) -> None:
+    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [product_record(9901, 55)], "ok": True})
+    mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9902})
+    mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9903})
+
+    result = processor.perform(
+        Step.REV_PRODUCTS,
+        context(progress=Progress(rev_service_id=812)),
+        rev_request(products=THREE_PRODUCTS),
+    )
+
+    assert result.step is Step.REV_PRODUCTS
+    assert result.updates == {"rev_product_ids": {"55": 9901, "56": 9902, "57": 9903}}
+    assert result.note == "2 of 3 service products created"
+    assert sent(mocked, 0).url == f"{SERVICE_PRODUCTS_URL}?search.service_id=812"
+    creates = [sent(mocked, index) for index in (1, 2)]
+    assert [sent_json(r) for r in creates] == [
+        {
+            "service_id": 812,
+            "customer_id": 42,
+            "product_id": product_id,
+            "rate": rate,
+            "prorate": False,
+            "quantity": 1,
+            "effective_date": None,
+            "activated_date": "2026-11-22Z",
+        }
+        for product_id, rate in ((56, 10.0), (57, 0.99))
+    ]
+    assert [r.headers["Idempotency-Key"] for r in creates] == [
+        "pondops-77-rev_products-56",
+        "pondops-77-rev_products-57",
+    ]
+    assert [call.description for call in audit] == [
+        "Find Rev.io service products",
+        "Create Rev.io service product",
+        "Create Rev.io service product",
+    ]
+
+
+def test_recorded_service_products_are_neither_looked_up_nor_created_again(
+    processor: RevProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [], "ok": True})
+    mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9903})
+
+    result = processor.perform(
+        Step.REV_PRODUCTS,
+        context(progress=Progress(rev_service_id=812, rev_product_ids={"55": 9901, "56": 9902})),
+        rev_request(products=THREE_PRODUCTS),
+    )
+
+    assert result.updates == {"rev_product_ids": {"55": 9901, "56": 9902, "57": 9903}}
+    assert len(mocked.calls) == 2
+    assert sent_json(sent(mocked, 1))["product_id"] == 57
+
+
+def test_all_service_products_recorded_means_no_call(
+    processor: RevProcessor, mocked: responses.RequestsMock
+) -> None:
+    recorded = {"55": 9901, "56": 9902, "57": 9903}
+
+    result = processor.perform(
+        Step.REV_PRODUCTS,
+        context(progress=Progress(rev_service_id=812, rev_product_ids=recorded)),
+        rev_request(products=THREE_PRODUCTS),
+    )
+
+    assert result.updates == {"rev_product_ids": recorded}
+    assert len(mocked.calls) == 0
+
+
+def test_prorated_service_products_carry_the_effective_date(
+    processor: RevProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [], "ok": True})
+    mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9901})
+
+    processor.perform(
+        Step.REV_PRODUCTS,
+        context(progress=Progress(rev_service_id=812)),
+        rev_request(products=THREE_PRODUCTS[:1], prorate=True, effective_date=date(2026, 11, 30)),
+    )
+
+    body = sent_json(sent(mocked, 1))
+    assert (body["prorate"], body["effective_date"]) == (True, "2026-11-30Z")
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(rev_request(package_id=300, products=THREE_PRODUCTS), id="package"),
+        pytest.param(rev_request(), id="no-products"),
+    ],
+)
+def test_with_a_package_or_no_products_there_is_nothing_to_do(
+    processor: RevProcessor, mocked: responses.RequestsMock, request_: RevServiceRequest
+) -> None:
+    result = processor.perform(
+        Step.REV_PRODUCTS, context(progress=Progress(rev_service_id=812)), request_
+    )
+
+    assert result.updates == {}
+    assert len(mocked.calls) == 0
+
+
+def test_service_products_without_a_service_id_are_a_permanent_error(
+    processor: RevProcessor, mocked: responses.RequestsMock
+) -> None:
+    with pytest.raises(PermanentError, match=re.escape("need the Rev.io service id")):
+        processor.perform(Step.REV_PRODUCTS, context(), rev_request(products=THREE_PRODUCTS))
+
+    assert len(mocked.calls) == 0
+
+
+def test_a_failed_product_create_fails_the_step(
+    processor: RevProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [], "ok": True})
+    mocked.post(SERVICE_PRODUCTS_URL, status=503, body="")
+
+    with pytest.raises(TransientError):
+        processor.perform(
+            Step.REV_PRODUCTS,
+            context(progress=Progress(rev_service_id=812)),
+            rev_request(products=THREE_PRODUCTS),
+        )
+
+
+def test_processor_descriptions_and_unknown_steps() -> None:
+    assert RevProcessor.descriptions == {
+        Step.REV_SERVICE: "Create Rev.io service",
+        Step.REV_PRODUCTS: "Create Rev.io service product",
+    }
+    assert RevProcessor.account_label(CREDENTIALS) == "Rev.io client acme"
+    processor = RevProcessor(credentials=CREDENTIALS, timeouts=(1, 1))
+    with pytest.raises(PermanentError, match=re.escape("Rev.io has no step")):
+        processor.perform(Step.CARRIER_STATUS, context(), rev_request())
