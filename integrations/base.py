@@ -24,9 +24,11 @@ import html
 import importlib
 import json
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -186,6 +188,14 @@ def http_session(*, pool_size: int = 16) -> requests.Session:
     return session
 
 
+def confirm_budget_seconds() -> float:
+    """How long an async carrier's CONFIRM step polls before giving the attempt up as
+    transient (BULKCHANGE_CONFIRM_SECONDS); the retry confirms the stored request again."""
+    from django.conf import settings
+
+    return float(getattr(settings, "BULKCHANGE_CONFIRM_SECONDS", 30))
+
+
 def default_timeouts() -> tuple[float, float]:
     """(connect, read) seconds from settings (BULKCHANGE_HTTP_*_TIMEOUT)."""
     from django.conf import settings
@@ -212,6 +222,52 @@ class NoThrottle:
 
     def penalise(self, seconds: float) -> None:
         return None
+
+
+class TokenStore(Protocol):
+    """Shared state for token carriers (ThingSpace): every worker on every host sees the same
+    tokens, so N workers authenticate once. ``lock`` serialises the authentication itself."""
+
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any, *, ttl: float) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def lock(self, key: str, *, timeout: float = 30) -> AbstractContextManager[None]: ...
+
+
+class MemoryTokenStore:
+    """A per-process TokenStore for tests and tools (workers use the shared cache)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[float, Any]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._guard:
+            expires, value = self._values.get(key, (0.0, None))
+            return value if expires > time.monotonic() else None
+
+    def set(self, key: str, value: Any, *, ttl: float) -> None:
+        with self._guard:
+            self._values[key] = (time.monotonic() + ttl, value)
+
+    def delete(self, key: str) -> None:
+        with self._guard:
+            self._values.pop(key, None)
+
+    @contextmanager
+    def lock(self, key: str, *, timeout: float = 30) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        if not lock.acquire(timeout=timeout):
+            raise TransientError(f"timed out waiting for the {key} lock")
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 CallRecorder = Callable[[CallRecord], None]
@@ -402,6 +458,7 @@ class CarrierHttp:
 class Step(StrEnum):
     """Resumable units of a status update. Which apply depends on the carrier."""
 
+    PREPARE = "prepare"  # async carriers that name requests themselves (Teal): id stored first
     CARRIER_STATUS = "carrier_status"  # the carrier's (SIM/device) status — sync carriers
     SERVICE_STATUS = "service_status"  # POND: the SIM's packages
     SUBMIT = "submit"  # async carriers: the request is accepted, its id stored
@@ -423,6 +480,7 @@ class Progress:
 
     def is_done(self, step: Step) -> bool:
         return {
+            Step.PREPARE: bool(self.carrier_request_id),
             Step.CARRIER_STATUS: self.carrier_status_at is not None,
             Step.SERVICE_STATUS: self.service_status_at is not None,
             Step.SUBMIT: self.carrier_submitted_at is not None,
@@ -497,12 +555,14 @@ class StatusUpdateProcessor(ABC):
         throttle: Throttle | None = None,
         on_call: CallRecorder | None = None,
         timeouts: tuple[float, float] | None = None,
+        token_store: TokenStore | None = None,
     ) -> None:
         self.credentials = credentials
         self.session = session
         self.throttle = throttle
         self.on_call = on_call
         self.timeouts = timeouts
+        self.token_store: TokenStore = token_store or MemoryTokenStore()
 
     @classmethod
     def canonical_status(cls, value: str) -> str:
@@ -544,6 +604,10 @@ class StatusUpdateProcessor(ABC):
 
 PROCESSOR_MODULES: dict[str, str] = {
     Integration.POND: "integrations.pond.PondProcessor",
+    Integration.THINGSPACE: "integrations.thingspace.ThingSpaceProcessor",
+    Integration.JASPER: "integrations.jasper.JasperProcessor",
+    Integration.TELEGENCE: "integrations.telegence.TelegenceProcessor",
+    Integration.TEAL: "integrations.teal.TealProcessor",
 }
 
 

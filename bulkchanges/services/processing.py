@@ -34,6 +34,7 @@ from bulkchanges.ratelimit import throttle_for
 from bulkchanges.retry import backoff_seconds, should_retry, sqs_delay_seconds
 from bulkchanges.selectors import device_status_counts, final_status
 from bulkchanges.services import logs
+from bulkchanges.tokens import token_store
 from bulkchanges.types import StatusUpdateRequest
 from integrations.base import (
     CallRecord,
@@ -398,6 +399,7 @@ class _DeviceRun:
             session=_session_for(credentials.pk),
             throttle=throttle_for(credentials.as_credentials()),
             on_call=self.calls.append,
+            token_store=token_store,
         )
         context = UpdateContext(
             device_change_id=device_change.pk,
