@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, ClassVar, Literal, cast
 from urllib.parse import quote
 
@@ -222,28 +223,15 @@ class PondProcessor(StatusUpdateProcessor):
         TERMINATED: StatusMapping(TERMINATED, "Inactive", TERMINATED),
     }
 
-    def __init__(
-        self,
-        *,
-        credentials: Credentials,
-        session: requests.Session | None = None,
-        throttle: Throttle | None = None,
-        on_call: CallRecorder | None = None,
-        timeouts: tuple[float, float] | None = None,
-    ) -> None:
-        super().__init__(
-            credentials=credentials,
-            session=session,
-            throttle=throttle,
-            on_call=on_call,
-            timeouts=timeouts,
-        )
-        self.client = PondClient(
-            credentials=credentials,
-            session=session,
-            throttle=throttle,
-            on_call=on_call,
-            timeouts=timeouts,
+    @cached_property
+    def client(self) -> PondClient:
+        """Built from the base class's constructor arguments (the one processor signature)."""
+        return PondClient(
+            credentials=self.credentials,
+            session=self.session,
+            throttle=self.throttle,
+            on_call=self.on_call,
+            timeouts=self.timeouts,
         )
 
     @classmethod

@@ -23,7 +23,14 @@ from django.core.management import call_command
 from django.db import connection
 
 from bulkchanges import sqs
-from bulkchanges.models import BulkChange, IntegrationAuthentication, Tenant
+from bulkchanges.consumer import SqsConsumer
+from bulkchanges.models import (
+    BulkChange,
+    BulkChangeLog,
+    DeviceChange,
+    IntegrationAuthentication,
+    Tenant,
+)
 from bulkchanges.services import bulk_change_create, status_update_request_validate
 from bulkchanges.types import DeviceRef
 from integrations.rev import RevProduct, RevServiceRequest
@@ -152,6 +159,39 @@ def _call(*args: str) -> str:
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
+
+
+# --- Processing in one process -------------------------------------------------------------
+
+
+@pytest.fixture
+def inline_workers(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    """django-q2 in sync mode: every hand-off runs inline; retries wait about 1 s."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+    settings.BULKCHANGE_RETRY_BASE_SECONDS = 1
+    settings.BULKCHANGE_CHUNK_SIZE = 10
+
+
+def drain(bulk_change: BulkChange, *, timeout: float = 30) -> BulkChange:
+    """Poll the queue (the consumer hands off inline) until the bulk change is final."""
+    consumer = SqsConsumer(wait_seconds=1)
+
+    def final() -> bool:
+        consumer.poll_once()
+        bulk_change.refresh_from_db()
+        return bulk_change.status in BulkChange.TERMINAL
+
+    wait_for(final, timeout=timeout, interval=0, message=f"bulk change {bulk_change.pk} final")
+    return bulk_change
+
+
+def descriptions(bulk_change: BulkChange, device_change: DeviceChange | None = None) -> list[str]:
+    rows = BulkChangeLog.objects.filter(bulk_change=bulk_change).order_by("processed_at", "id")
+    if device_change is not None:
+        rows = rows.filter(device_change=device_change)
+    return list(rows.values_list("log_entry_description", flat=True))
 
 
 # --- Data ------------------------------------------------------------------------------------

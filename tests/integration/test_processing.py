@@ -22,41 +22,14 @@ from tests.conftest import (
     PondWorld,
     Queue,
     create_bulk_change,
+    descriptions,
+    drain,
     iccids,
     seed_sims,
     wait_for,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def inline_workers(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
-    from django_q.conf import Conf
-
-    monkeypatch.setattr(Conf, "SYNC", True)
-    settings.BULKCHANGE_RETRY_BASE_SECONDS = 1
-    settings.BULKCHANGE_CHUNK_SIZE = 10
-
-
-def drain(bulk_change: BulkChange, *, timeout: float = 30) -> BulkChange:
-    """Poll the queue (the consumer hands off inline) until the bulk change is final."""
-    consumer = SqsConsumer(wait_seconds=1)
-
-    def final() -> bool:
-        consumer.poll_once()
-        bulk_change.refresh_from_db()
-        return bulk_change.status in BulkChange.TERMINAL
-
-    wait_for(final, timeout=timeout, interval=0, message=f"bulk change {bulk_change.pk} final")
-    return bulk_change
-
-
-def descriptions(bulk_change: BulkChange, device_change: DeviceChange | None = None) -> list[str]:
-    rows = BulkChangeLog.objects.filter(bulk_change=bulk_change).order_by("processed_at", "id")
-    if device_change is not None:
-        rows = rows.filter(device_change=device_change)
-    return list(rows.values_list("log_entry_description", flat=True))
 
 
 def test_bulk_change_reaches_processed_with_inventory_rev_services_and_audit_rows(
