@@ -1,5 +1,6 @@
 """Seed each carrier's device statuses (carriers/README.md): the codes are the carriers' own
-status names, the same names a bulk change targets."""
+status names — the names a bulk change targets, except Teal, whose targets (enabled/disabled)
+are recorded as the eSIM states it reports (online/stopped, carriers/teal.md)."""
 
 from django.db import migrations
 
@@ -14,7 +15,9 @@ STATUSES = {
                ("RETIRED", "Retired", False)],
     "TELEGENCE": [("Active", "Active", True), ("Suspended", "Suspended", False),
                   ("Cancelled", "Cancelled", False)],
-    "TEAL": [("enabled", "Enabled (online)", True), ("disabled", "Disabled (stopped)", False)],
+    # Teal's targets are enabled/disabled; what it reports (and we record) is the eSIM state.
+    "TEAL": [("online", "Online (enabled)", True), ("waiting", "Waiting (enabled)", True),
+             ("stopped", "Stopped (disabled)", False)],
 }
 
 

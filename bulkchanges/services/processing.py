@@ -417,7 +417,9 @@ class _DeviceRun:
         processor.check_identifiers(context)
         if not request.is_ignore_current_status and self._nothing_done_yet():
             current = self._current_status(processor, context)
-            if current is not None and current.lower() == request.update_status.lower():
+            mapping = processor_cls.statuses[request.update_status]
+            already = {request.update_status.lower(), mapping.post_update_status.lower()}
+            if current is not None and current.lower() in already:
                 self._finish(
                     Status.SKIPPED, outcome=f"already {request.update_status}; no carrier call made"
                 )
