@@ -99,9 +99,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not :memory:, so that subprocesses (qcluster, poll_sqs) in tests see it.
+    # A file, not :memory:, so that subprocesses (qcluster, poll_sqs) in tests see it; one per
+    # test run, so that concurrent runs on one machine do not share it.
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("PONDOPS_TEST_SQLITE", str(VAR_DIR / "test-pondops.sqlite3"))
+        "NAME": os.environ.get(
+            "PONDOPS_TEST_SQLITE", str(VAR_DIR / f"test-pondops-{os.getpid()}.sqlite3")
+        )
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
