@@ -311,7 +311,11 @@ class Processes:
         self.log_dir = log_dir
         self.running: list[tuple[subprocess.Popen[bytes], Path]] = []
 
-    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, *args: str, start_new_session: bool = False, **env: str
+    ) -> subprocess.Popen[bytes]:
+        """Start ``manage.py *args``; ``start_new_session`` lets a test kill its process group
+        (qcluster and its worker processes) at once."""
         log = self.log_dir / f"{args[0]}-{len(self.running)}.log"
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), *args],
@@ -319,6 +323,7 @@ class Processes:
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            start_new_session=start_new_session,
         )
         self.running.append((process, log))
         return process

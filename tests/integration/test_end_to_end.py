@@ -1,0 +1,167 @@
+"""End to end with real processes: `manage.py poll_sqs` and `manage.py qcluster` run as
+subprocesses against the test database, a moto SQS server and the carrier simulators."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Count
+from django.utils import timezone
+
+from bulkchanges import sqs
+from bulkchanges.models import BulkChange, BulkChangeLog, Device, DeviceChange
+from tests.conftest import (
+    PondWorld,
+    Processes,
+    Queue,
+    create_bulk_change,
+    iccids,
+    seed_sims,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+
+OUTCOME = "Device status change result"
+
+
+def wait_final(bulk_change: BulkChange, processes: Processes, *, timeout: float = 180) -> None:
+    def final() -> bool:
+        bulk_change.refresh_from_db()
+        return bulk_change.status in BulkChange.TERMINAL
+
+    try:
+        wait_for(final, timeout=timeout, interval=0.5, message=f"bulk change {bulk_change.pk}")
+    except AssertionError:
+        print(processes.logs())
+        raise
+
+
+def test_200_devices_flow_through_sqs_poller_and_qcluster_to_processed(
+    pond_world: PondWorld, sqs_queue: Queue, processes: Processes
+) -> None:
+    numbers = iccids(200)
+    seed_sims(pond_world, numbers)
+    processes.start("qcluster")
+    processes.start("poll_sqs")
+    bulk_change = create_bulk_change(pond_world, numbers)
+    wait_final(bulk_change, processes)
+
+    assert bulk_change.status == BulkChange.Status.PROCESSED
+    statuses = DeviceChange.objects.filter(bulk_change=bulk_change).values_list("status", flat=True)
+    assert set(statuses) == {DeviceChange.Status.PROCESSED}
+    assert Device.objects.filter(iccid__in=numbers, status__code="SUSPENDED").count() == 200
+    services = pond_world.simulator.rev_services()
+    assert sorted(service["number"] for service in services) == numbers
+    per_device = (
+        BulkChangeLog.objects.filter(bulk_change=bulk_change, device_change__isnull=False)
+        .values("device_change")
+        .annotate(rows=Count("id"))
+        .values_list("rows", flat=True)
+    )
+    assert set(per_device) == {8}  # 7 HTTP calls (3 POND, 4 Rev.io) + the outcome
+    assert bulk_change.logs.filter(log_entry_description="Bulk change completed").count() == 1
+    assert sqs_queue.messages() == 0
+
+
+def test_duplicate_messages_two_pollers_and_two_clusters_call_the_carrier_once_per_device(
+    pond_world: PondWorld, sqs_queue: Queue, processes: Processes
+) -> None:
+    numbers = iccids(100)
+    seed_sims(pond_world, numbers)
+    pond_world.simulator.config(latency_ms=20)
+    for _ in range(2):
+        processes.start("qcluster")
+        processes.start("poll_sqs")
+    bulk_change = create_bulk_change(pond_world, numbers, with_rev=False)
+    sqs.send_bulk_change(bulk_change.pk)
+    sqs.send_bulk_change(bulk_change.pk)
+    wait_final(bulk_change, processes)
+
+    assert bulk_change.status == BulkChange.Status.PROCESSED
+    calls = pond_world.simulator.calls()["pond"]["set_sim_status"]
+    assert sorted(calls) == numbers
+    assert set(calls.values()) == {1}
+    outcomes = BulkChangeLog.objects.filter(
+        bulk_change=bulk_change, log_entry_description=OUTCOME
+    ).count()
+    assert outcomes == 100
+
+
+def test_a_killed_worker_loses_no_device_and_records_no_outcome_twice(
+    pond_world: PondWorld, sqs_queue: Queue, processes: Processes, settings: Any
+) -> None:
+    numbers = iccids(60)
+    seed_sims(pond_world, numbers)
+    pond_world.simulator.config(latency_ms=150)
+    # A 4 s lease (renewed at every step) so that the test need not wait minutes.
+    cluster = processes.start("qcluster", start_new_session=True, BULKCHANGE_LEASE_SECONDS="4")
+    processes.start("poll_sqs")
+    bulk_change = create_bulk_change(pond_world, numbers, with_rev=False)
+    wait_for(
+        lambda: (
+            DeviceChange.objects.filter(
+                bulk_change=bulk_change, status=DeviceChange.Status.PROCESSED
+            ).count()
+            >= 5
+        ),
+        timeout=60,
+        message="some devices processed",
+    )
+
+    os.killpg(cluster.pid, signal.SIGKILL)  # the cluster and its worker processes, mid-chunk
+    cluster.wait()
+    in_flight = set(
+        DeviceChange.objects.filter(
+            bulk_change=bulk_change, status=DeviceChange.Status.PROCESSING
+        ).values_list("iccid", flat=True)
+    )
+    assert in_flight, "the kill should have caught devices mid-call"
+    # The killed worker's leases expire; its chunks' unclaimed devices show no progress for
+    # longer than the grace period. (The reaper's schedule is minutes; reap_once is now.)
+    settings.BULKCHANGE_REAPER_GRACE_SECONDS = 2
+    devices = DeviceChange.objects.filter(bulk_change=bulk_change)
+    wait_for(
+        lambda: (
+            not devices.filter(claimed_until__gte=timezone.now()).exists()
+            and not devices.filter(updated_at__gte=timezone.now() - timedelta(seconds=2)).exists()
+        ),
+        timeout=30,
+        message="leases expired and no progress within the grace period",
+    )
+    call_command("reap_once")
+    processes.start("qcluster", BULKCHANGE_LEASE_SECONDS="4")
+    wait_final(bulk_change, processes)
+
+    assert bulk_change.status == BulkChange.Status.PROCESSED
+    outcomes = (
+        BulkChangeLog.objects.filter(bulk_change=bulk_change, log_entry_description=OUTCOME)
+        .values("device_change")
+        .annotate(n=Count("id"))
+        .values_list("n", flat=True)
+    )
+    assert len(outcomes) == 60 and set(outcomes) == {1}
+    calls = pond_world.simulator.calls()["pond"]["set_sim_status"]
+    called_twice = {iccid for iccid, count in calls.items() if count > 1}
+    assert called_twice <= in_flight
+    assert all(count <= 2 for count in calls.values())
+    reaped = DeviceChange.objects.filter(bulk_change=bulk_change, iccid__in=in_flight)
+    assert all(device_change.attempts == 1 for device_change in reaped)
+
+
+def test_poll_sqs_drains_and_exits_zero_on_sigterm(
+    pond_world: PondWorld, sqs_queue: Queue, processes: Processes
+) -> None:
+    poller = processes.start("poll_sqs")
+    wait_for(lambda: "polling" in processes.logs(), timeout=30, message="poller started")
+    started = time.monotonic()
+    poller.send_signal(signal.SIGTERM)
+    assert poller.wait(timeout=30) == 0
+    assert time.monotonic() - started < 1 + 10  # one long-poll wait (1 s here) plus a batch
+    assert "poll_sqs: stopped" in processes.logs()

@@ -1,0 +1,83 @@
+"""The retry decision and backoff: small pure functions, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkchanges.retry import backoff_seconds, should_retry, sqs_delay_seconds
+from integrations.base import is_transient_status, parse_retry_after
+
+
+@pytest.mark.parametrize(
+    ("retry_number", "jitter", "retry_after", "expected"),
+    [
+        (0, 0.5, None, 30.0),  # base, jitter centred
+        (1, 0.5, None, 60.0),
+        (2, 0.5, None, 120.0),
+        (0, 0.0, None, 24.0),  # jitter lower bound 0.8
+        (0, 0.999999, None, 30 * 1.2 - 30 * 0.4 * 0.000001),
+        (0, 0.5, 1200.0, 1200.0),  # Retry-After wins when longer
+        (3, 0.5, 10.0, 240.0),  # backoff wins when longer
+    ],
+)
+def test_backoff_is_exponential_with_jitter_and_never_shorter_than_retry_after(
+    retry_number: int, jitter: float, retry_after: float | None, expected: float
+) -> None:
+    delay = backoff_seconds(retry_number, base=30, retry_after=retry_after, jitter=lambda: jitter)
+    assert delay == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("remaining", "expected"),
+    [(-5, 0), (0, 0), (0.2, 1), (1.0, 1), (1.5, 2), (899.1, 900), (1200, 900)],
+)
+def test_sqs_delay_rounds_up_and_caps_at_900(remaining: float, expected: int) -> None:
+    assert sqs_delay_seconds(remaining) == expected
+
+
+@pytest.mark.parametrize(
+    ("retry_number", "max_retries", "expected"),
+    [(0, 5, True), (4, 5, True), (5, 5, False), (0, 0, False)],
+)
+def test_should_retry_while_retries_remain(
+    retry_number: int, max_retries: int, expected: bool
+) -> None:
+    assert should_retry(retry_number, max_retries=max_retries) is expected
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (409, False),
+        (408, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (501, False),
+    ],
+)
+def test_status_classification_follows_the_carrier_contracts(status: int, transient: bool) -> None:
+    assert is_transient_status(status) is transient
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("120", 120.0),
+        ("garbage", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 60.0),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(
+    header: str | None, expected: float | None
+) -> None:
+    now = 1445412420.0  # 2015-10-21 07:27:00 UTC
+    assert parse_retry_after(header, now=now) == expected
