@@ -236,3 +236,38 @@ def queue_depth() -> dict[str, int]:
         ],
     )["Attributes"]
     return {key: int(value) for key, value in attributes.items()}
+
+
+def dlq_redrive(*, max_messages: int = 10_000, dry_run: bool = False) -> int:
+    """Move messages from the dead-letter queue back to the queue (after a fix), attributes
+    and body unchanged; a message is deleted from the DLQ only after its copy was sent.
+    Returns the messages moved (or, with ``dry_run``, seen)."""
+    dlq_url: str = settings.PONDOPS_SQS_DLQ_URL
+    if not dlq_url:
+        raise RuntimeError("PONDOPS_SQS_DLQ_URL is not set")
+    client, moved = sqs_client(), 0
+    while moved < max_messages:
+        batch = client.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=min(10, max_messages - moved),
+            WaitTimeSeconds=1,
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=0 if dry_run else 60,
+        ).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            if not dry_run:
+                client.send_message(
+                    QueueUrl=queue_url(),
+                    MessageBody=message["Body"],
+                    MessageAttributes=message.get("MessageAttributes", {}),
+                )
+                client.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+        if dry_run:
+            break  # messages stay visible; one batch shows what is there
+    logger.info(
+        "redrive: %s %s messages from the dead-letter queue", "saw" if dry_run else "moved", moved
+    )
+    return moved

@@ -546,6 +546,10 @@ class StatusUpdateProcessor(ABC):
     statuses: ClassVar[Mapping[str, StatusMapping]]
     steps: ClassVar[tuple[Step, ...]]
     descriptions: ClassVar[Mapping[Step, str]]  # fixed log_entry_description per step
+    # Carriers that cap provisioning actions per line per day (ThingSpace): PondOps counts
+    # each device's actions from its own history and refuses, at creation, what would exceed
+    # the credentials' daily_action_budget.
+    limits_daily_actions: ClassVar[bool] = False
 
     def __init__(
         self,

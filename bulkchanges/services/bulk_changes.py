@@ -11,7 +11,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from bulkchanges import sqs
@@ -222,6 +222,8 @@ def bulk_change_create(
             status=413,
         )
     credentials, request = validated.credentials, validated.request
+    if processor_class(credentials.integration).limits_daily_actions:
+        _check_daily_action_budget(credentials=credentials, devices=devices)
     change_request = request.to_legacy()
     try:
         with transaction.atomic():
@@ -275,6 +277,39 @@ def bulk_change_create(
         extra={"bulk_change_id": bulk_change.pk, "request_id": idempotency_key or ""},
     )
     return bulk_change, True
+
+
+def _check_daily_action_budget(
+    *, credentials: IntegrationAuthentication, devices: Sequence[DeviceRef]
+) -> None:
+    """Refuse a bulk change that would take a device past its carrier's daily provisioning
+    budget (counted from our own DeviceChange history since midnight UTC; cancelled ones do
+    not count), listing those devices."""
+    budget = credentials.daily_action_budget
+    day_start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    over: list[str] = []
+    for start in range(0, len(devices), BATCH):
+        batch = [device.iccid for device in devices[start : start + BATCH]]
+        counts = (
+            DeviceChange.objects.filter(
+                iccid__in=batch,
+                bulk_change__integration=credentials.integration,
+                bulk_change__created_at__gte=day_start,
+            )
+            .exclude(status=DeviceChange.Status.CANCELLED)
+            .order_by()
+            .values_list("iccid")
+            .annotate(actions=Count("id"))
+        )
+        over += [iccid for iccid, actions in counts if actions + 1 > budget]
+    if over:
+        listed = ", ".join(over[:20]) + (f" and {len(over) - 20} more" if len(over) > 20 else "")
+        raise ApplicationError(
+            f"{len(over)} devices would exceed the daily budget of {budget} provisioning "
+            f"actions per line: {listed}",
+            code="daily_budget_exceeded",
+            fields={"devices": [f"over the daily budget: {listed}"]},
+        )
 
 
 def bulk_change_get(*, bulk_change_id: int, tenant: Tenant | None = None) -> BulkChange:

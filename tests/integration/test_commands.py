@@ -321,3 +321,17 @@ def test_retry_refuses_unknown_devices_and_cancelled_bulk_changes(
     with pytest.raises(CommandError, match="is cancelled; it cannot be retried"):
         run("retry_bulk_change", str(bulk_change.pk))
     assert BulkChangeLog.objects.filter(bulk_change=bulk_change).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redrive_dlq_moves_messages_back_with_their_attributes(sqs_queue: Queue) -> None:
+    attributes = {"BulkChangeId": {"DataType": "String", "StringValue": "12"}}
+    for _ in range(3):
+        sqs_queue.client.send_message(
+            QueueUrl=sqs_queue.dlq_url, MessageBody="Not used", MessageAttributes=attributes
+        )
+    assert "redrive: moved 3 messages" in run("redrive_dlq")
+    assert sqs_queue.messages(sqs_queue.dlq_url) == 0
+    moved = sqs_queue.receive_all()
+    assert len(moved) == 3
+    assert all(m["MessageAttributes"]["BulkChangeId"]["StringValue"] == "12" for m in moved)
