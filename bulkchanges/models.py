@@ -305,3 +305,20 @@ class RateLimitBucket(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ConcurrencySlot(models.Model):
+    """One of a credentials' ``max_concurrency`` slots when no Redis is configured: a worker
+    holds a slot while it works on a device; a slot whose holder died frees itself when
+    ``held_until`` passes."""
+
+    key = models.CharField(max_length=100)
+    slot = models.PositiveIntegerField()
+    holder = models.UUIDField(null=True, blank=True)
+    held_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "slot"], name="uniq_slot")]
+
+    def __str__(self) -> str:
+        return f"{self.key}#{self.slot}"

@@ -29,8 +29,14 @@ from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 
 from bulkchanges import sqs
-from bulkchanges.models import BulkChange, BulkChangeLog, Device, DeviceChange
-from bulkchanges.ratelimit import throttle_for
+from bulkchanges.models import (
+    BulkChange,
+    BulkChangeLog,
+    Device,
+    DeviceChange,
+    IntegrationAuthentication,
+)
+from bulkchanges.ratelimit import Concurrency, concurrency_for, throttle_for
 from bulkchanges.retry import backoff_seconds, should_retry, sqs_delay_seconds
 from bulkchanges.selectors import device_status_counts, final_status
 from bulkchanges.services import logs
@@ -287,15 +293,19 @@ def device_changes_process(
     the work is HTTP). Returns how many devices this worker processed."""
     if not ids:
         return 0
-    concurrency = (
-        DeviceChange.objects.filter(pk__in=list(ids))
-        .values_list("bulk_change__integration_authentication__max_concurrency", flat=True)
-        .first()
-    ) or 1
-    run = partial(_claim_and_run, process_by=process_by, request_id=request_id, enqueue=enqueue)
-    if len(ids) == 1 or concurrency <= 1:
+    credentials = IntegrationAuthentication.objects.filter(
+        bulk_changes__device_changes__pk__in=list(ids)
+    ).first()
+    if credentials is None:
+        return 0
+    slots = concurrency_for(credentials.as_credentials())
+    run = partial(
+        _claim_and_run, slots=slots, process_by=process_by, request_id=request_id, enqueue=enqueue
+    )
+    threads = min(credentials.max_concurrency, len(ids))
+    if threads <= 1:
         return sum(run(pk) for pk in ids)
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(ids))) as pool:
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         return sum(pool.map(partial(_in_thread, run), ids))
 
 
@@ -306,7 +316,16 @@ def _in_thread(run: Callable[[int], bool], pk: int) -> bool:
         connection.close()  # worker threads open their own connections
 
 
-def _claim_and_run(pk: int, *, process_by: str, request_id: str, enqueue: Enqueue) -> bool:
+def _claim_and_run(
+    pk: int, *, slots: Concurrency, process_by: str, request_id: str, enqueue: Enqueue
+) -> bool:
+    """Take one of the credentials' concurrency slots (shared by every worker), then claim and
+    run the device; the slot is held while the device's steps run, never while waiting."""
+    with slots.hold():
+        return _run_claimed(pk, process_by=process_by, request_id=request_id, enqueue=enqueue)
+
+
+def _run_claimed(pk: int, *, process_by: str, request_id: str, enqueue: Enqueue) -> bool:
     if not device_change_claim(ids=[pk]):
         return False
     device_change = DeviceChange.objects.select_related(
@@ -506,8 +525,6 @@ class _DeviceRun:
     def _create_rev_service(
         self, request: StatusUpdateRequest, context: UpdateContext
     ) -> UpdateContext:
-        from bulkchanges.models import IntegrationAuthentication
-
         assert request.rev_service is not None
         self.in_rev_step = True
         rev_row = IntegrationAuthentication.objects.filter(
@@ -525,9 +542,10 @@ class _DeviceRun:
         )
         carrier_done = self.device_change.carrier_status_at or timezone.now()
         context = replace(context, today=carrier_done.date())
-        for step in (Step.REV_SERVICE, Step.REV_PRODUCTS):
-            self._check_cancelled()
-            context = self._record(rev.perform(step, context, request.rev_service), context)
+        with concurrency_for(rev_row.as_credentials()).hold():
+            for step in (Step.REV_SERVICE, Step.REV_PRODUCTS):
+                self._check_cancelled()
+                context = self._record(rev.perform(step, context, request.rev_service), context)
         return context
 
     # Writes ----------------------------------------------------------------------------------
