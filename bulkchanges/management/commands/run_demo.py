@@ -1,0 +1,65 @@
+"""``manage.py run_demo [--web-port N] [--sqs-port N] [--simulator-port N] [--admin-password P]
+[--no-demo-bulk-change]`` — the whole system locally, in the foreground, until Ctrl-C.
+
+What it starts and in which order lives in :mod:`pondops.devstack`; this command only parses
+the flags. ``./dev up`` runs it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from pondops.devstack import DEFAULT_ADMIN_PASSWORD, DevStack, DevStackError, DevStackOptions
+
+ADMIN_LOGIN_VARIABLE = "PONDOPS_DEMO_PASSWORD"
+
+
+class Command(BaseCommand):
+    help = (
+        "Run PondOps locally with demo data: SQS server, carrier simulators, web, qcluster and "
+        "poll_sqs on 127.0.0.1, until Ctrl-C."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        defaults = DevStackOptions()
+        parser.add_argument("--web-port", type=int, default=defaults.web_port)
+        parser.add_argument("--sqs-port", type=int, default=defaults.sqs_port)
+        parser.add_argument("--simulator-port", type=int, default=defaults.simulator_port)
+        parser.add_argument(
+            "--admin-password",
+            help=f"the demo admin's password (default ${ADMIN_LOGIN_VARIABLE}, else "
+            f"{DEFAULT_ADMIN_PASSWORD!r}); set on every start",
+        )
+        parser.add_argument(
+            "--no-demo-bulk-change",
+            action="store_true",
+            help="seed the demo data but queue no demo bulk change",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = (
+            options["admin_password"]
+            or os.environ.get(ADMIN_LOGIN_VARIABLE)
+            or DEFAULT_ADMIN_PASSWORD
+        )
+        stack = DevStack(
+            DevStackOptions(
+                web_port=options["web_port"],
+                sqs_port=options["sqs_port"],
+                simulator_port=options["simulator_port"],
+                admin_password=password,
+                demo_bulk_change=not options["no_demo_bulk_change"],
+            ),
+            say=self._say,
+        )
+        try:
+            stack.run()
+        except DevStackError as error:
+            raise CommandError(str(error)) from None
+
+    def _say(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()

@@ -1,0 +1,414 @@
+"""The whole PondOps system on one machine, in the foreground (``manage.py run_demo``).
+
+Runs on the embedded defaults (SQLite, django-q2's ORM broker, the database cache) and starts,
+as child processes bound to 127.0.0.1 only: moto's SQS server, the carrier simulators, the web
+server, ``qcluster`` and ``poll_sqs``. Each child writes to ``<PONDOPS_VAR_DIR>/logs/NAME.log``
+(overwritten on every start). In between it migrates the database, creates the queue and its
+dead-letter queue, seeds the demo data and queues one demo bulk change, then prints where to
+log in and, later, how the demo bulk change ended.
+
+It runs until SIGINT (Ctrl-C) or SIGTERM, then stops the children — SIGTERM, a grace period,
+then SIGKILL for the child's whole process group (``qcluster`` forks workers) — and returns.
+A child that dies on its own stops everything with :class:`DevStackError`, after printing the
+tail of that child's log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+from types import FrameType
+
+import requests
+from django.conf import settings
+from django.core.management import call_command
+from django.urls import reverse
+
+from bulkchanges import sqs
+from bulkchanges.models import BulkChange, DeviceChange
+from bulkchanges.selectors import device_status_counts
+from bulkchanges.services.demo import DemoData, demo_bulk_change_create, demo_seed
+from integrations.simulators.control import SimulatorControl, SimulatorControlError
+
+HOST = "127.0.0.1"
+DEFAULT_ADMIN_PASSWORD = "pondops-demo"  # noqa: S105 — the local demo's documented login
+QUEUE_VISIBILITY_SECONDS = 60
+POLL_WAIT_SECONDS = 5  # poll_sqs's long-poll wait here: Ctrl-C stops it within 5 s, not 20
+START_TIMEOUT = 60.0  # seconds for each child to answer
+STOP_TIMEOUT = 25.0  # seconds for the workers to stop before they are killed
+INFRASTRUCTURE_STOP_TIMEOUT = 10.0
+LOG_TAIL_LINES = 20
+TICK = 0.25
+
+
+class DevStackError(Exception):
+    """The stack cannot start or keep running; the message is one line for the operator."""
+
+
+class _Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while the stack was starting."""
+
+
+@dataclass(frozen=True)
+class DevStackOptions:
+    web_port: int = 8000
+    sqs_port: int = 9324
+    simulator_port: int = 8765
+    admin_password: str = DEFAULT_ADMIN_PASSWORD
+    demo_bulk_change: bool = True
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    infrastructure: bool  # stopped after the workers, which need it while they drain
+
+
+class DevStack:
+    """One run of the local stack. :meth:`run` blocks until a signal or a failure."""
+
+    def __init__(self, options: DevStackOptions, *, say: Callable[[str], None]) -> None:
+        self.options = options
+        self.say = say
+        self.log_dir = Path(settings.VAR_DIR) / "logs"
+        self.children: list[_Child] = []
+        self._stop_requested = threading.Event()
+        self._hurry = threading.Event()  # a second signal: kill without the grace period
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Start everything, watch it, stop it. Returns after a clean stop on a signal;
+        raises DevStackError when something cannot start or a child dies."""
+        previous = {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            self._check_environment()
+            self._check_ports()
+            bulk_change_id = self._start()
+            self._watch(bulk_change_id)
+        except _Interrupted:
+            pass
+        finally:
+            self._stop_children()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if self.children or self._stop_requested.is_set():
+                self.say("stopped")
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop_requested.is_set():
+            self._hurry.set()
+        self._stop_requested.set()
+
+    def _start(self) -> int | None:
+        options = self.options
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        database = settings.DATABASES["default"]
+        self.say(f"PondOps local stack: database {database['NAME']} ({database['ENGINE']})")
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("createcachetable", verbosity=0)
+        self.say("  database     migrated")
+
+        sqs_url = f"http://{HOST}:{options.sqs_port}"
+        moto = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(options.sqs_port)]
+        self._spawn("sqs", moto, url=sqs_url, infrastructure=True)
+        self._wait_until("sqs", lambda: (_status(f"{sqs_url}/moto-api/") or 500) < 500)
+
+        simulator_url = f"http://{HOST}:{options.simulator_port}"
+        simulators = ["run_simulators", "--host", HOST, "--port", str(options.simulator_port)]
+        self._spawn("simulators", _manage(*simulators), url=simulator_url, infrastructure=True)
+        control = SimulatorControl(simulator_url)
+        self._wait_until("simulators", lambda: _simulator_answers(control))
+
+        queue_url, dlq_url = self._create_queues(sqs_url)
+        names = " + ".join(url.rsplit("/", 1)[-1] for url in (queue_url, dlq_url))
+        self.say(f"  queues       {names} (visibility {QUEUE_VISIBILITY_SECONDS} s)")
+
+        with control:
+            data = demo_seed(
+                simulator=control,
+                simulator_url=simulator_url,
+                admin_password=options.admin_password,
+            )
+        self.say(f"  demo data    {_describe(data)}")
+        self._check_stop()
+
+        environment = {
+            "AWS_ENDPOINT_URL_SQS": sqs_url,
+            "PONDOPS_SQS_QUEUE_URL": queue_url,
+            "PONDOPS_SQS_DLQ_URL": dlq_url,
+        }
+        web_url = f"http://{HOST}:{options.web_port}"
+        # --insecure: the admin's CSS is served by runserver although DEBUG stays off.
+        web = ["runserver", f"{HOST}:{options.web_port}", "--noreload", "--insecure"]
+        self._spawn("web", _manage(*web), url=web_url + "/", extra_env=environment)
+        self._spawn("qcluster", _manage("qcluster"), extra_env=environment)
+        poller = _manage("poll_sqs", "--wait-seconds", str(POLL_WAIT_SECONDS))
+        self._spawn("poll_sqs", poller, extra_env=environment)
+        self._wait_until("web", lambda: _status(f"{web_url}/admin/login/") == 200)
+
+        bulk_change: BulkChange | None = None
+        if options.demo_bulk_change:
+            bulk_change = demo_bulk_change_create(data=data)
+        self._announce(web_url, data, bulk_change)
+        return bulk_change.pk if bulk_change is not None else None
+
+    def _create_queues(self, sqs_url: str) -> tuple[str, str]:
+        """``create_queues`` against the local server. This process sends the demo bulk
+        change's message itself, so its own settings point at the queue too."""
+        settings.AWS_ENDPOINT_URL_SQS = sqs_url
+        sqs.sqs_client.cache_clear()
+        out = StringIO()
+        call_command(
+            "create_queues", "--visibility-timeout", str(QUEUE_VISIBILITY_SECONDS), stdout=out
+        )
+        urls = dict(line.split("=", 1) for line in out.getvalue().splitlines() if "=" in line)
+        settings.PONDOPS_SQS_QUEUE_URL = urls["PONDOPS_SQS_QUEUE_URL"]
+        settings.PONDOPS_SQS_DLQ_URL = urls["PONDOPS_SQS_DLQ_URL"]
+        return urls["PONDOPS_SQS_QUEUE_URL"], urls["PONDOPS_SQS_DLQ_URL"]
+
+    def _announce(self, web_url: str, data: DemoData, bulk_change: BulkChange | None) -> None:
+        lines = [
+            "",
+            "PondOps is up. Ctrl-C stops everything.",
+            f"  Admin:        {web_url}/admin/",
+            f"  Login:        {data.admin_username} / {self.options.admin_password}",
+        ]
+        if bulk_change is not None:
+            path = reverse("admin:bulkchanges_bulkchange_change", args=[bulk_change.pk])
+            count = bulk_change.device_changes.count()
+            target = bulk_change.request["UpdateStatus"]
+            rev = ", each with a Rev.io service" if bulk_change.request.get("RevService") else ""
+            lines.append(
+                f"  Bulk change:  {web_url}{path} "
+                f"({count} {bulk_change.integration} devices -> {target}{rev})"
+            )
+        names = ", ".join(f"{child.name}.log" for child in self.children)
+        lines += [f"  Logs:         {_shown(self.log_dir)}/ ({names})", ""]
+        for line in lines:
+            self.say(line)
+
+    def _watch(self, bulk_change_id: int | None) -> None:
+        """Until a signal: check the children; report the demo bulk change once it is final."""
+        started = time.monotonic()
+        while not self._stop_requested.wait(TICK):
+            self._check_children()
+            if bulk_change_id is None:
+                continue
+            status = BulkChange.objects.filter(pk=bulk_change_id).values_list("status", flat=True)
+            final = status.first()
+            if final in BulkChange.TERMINAL:
+                counts = device_status_counts(bulk_change_id=bulk_change_id)
+                summary = ", ".join(
+                    f"{counts[status]} {status.lower()}"
+                    for status in (
+                        DeviceChange.Status.PROCESSED,
+                        DeviceChange.Status.SKIPPED,
+                        DeviceChange.Status.ERROR,
+                        DeviceChange.Status.CANCELLED,
+                    )
+                )
+                elapsed = time.monotonic() - started
+                self.say(
+                    f"demo bulk change {bulk_change_id} finished: {final} "
+                    f"({summary}) in {elapsed:.1f} s"
+                )
+                bulk_change_id = None
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _check_environment(self) -> None:
+        """The demo writes a superuser with a known password and fake credentials: it must
+        never reach anything but this machine."""
+        database = settings.DATABASES["default"]
+        host = str(database.get("HOST") or "")
+        if not database["ENGINE"].endswith("sqlite3") and host and not _is_loopback(host):
+            raise DevStackError(
+                f"DATABASE_URL points at {host}; the demo runs only against a local database "
+                "(unset DATABASE_URL for the embedded SQLite)"
+            )
+        if settings.REDIS_URL and not sqs.is_loopback_url(settings.REDIS_URL):
+            raise DevStackError("REDIS_URL points off this machine; unset it for the demo")
+
+    def _check_ports(self) -> None:
+        options = self.options
+        ports = [options.web_port, options.sqs_port, options.simulator_port]
+        if len(set(ports)) != len(ports):
+            raise DevStackError("--web-port, --sqs-port and --simulator-port must differ")
+        for flag, port in (
+            ("--web-port", options.web_port),
+            ("--sqs-port", options.sqs_port),
+            ("--simulator-port", options.simulator_port),
+        ):
+            if not 0 < port < 65536:
+                raise DevStackError(f"{flag} {port} is not a TCP port")
+            if not _port_free(port):
+                raise DevStackError(
+                    f"port {port} on {HOST} is already in use (is another stack running?); "
+                    f"choose another with {flag}"
+                )
+
+    def _check_stop(self) -> None:
+        if self._stop_requested.is_set():
+            raise _Interrupted
+
+    def _check_children(self) -> None:
+        for child in self.children:
+            code = child.process.poll()
+            if code is None:
+                continue
+            self.say(f"{child.name} exited unexpectedly with code {code}; last lines of its log:")
+            for line in _tail(child.log, LOG_TAIL_LINES):
+                self.say(f"  | {line}")
+            raise DevStackError(f"{child.name} died (exit code {code}); see {_shown(child.log)}")
+
+    def _wait_until(self, name: str, ready: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not ready():
+            self._check_children()
+            self._check_stop()
+            if time.monotonic() > deadline:
+                log = _shown(self.log_dir / f"{name}.log")
+                raise DevStackError(
+                    f"{name} did not answer within {START_TIMEOUT:.0f} s; see {log}"
+                )
+            time.sleep(TICK)
+
+    # -- children -------------------------------------------------------------------------
+
+    def _spawn(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        url: str = "",
+        infrastructure: bool = False,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        """Start a child in its own session (so Ctrl-C reaches only us, and we stop it in
+        order) with its output in its log file."""
+        self._check_stop()
+        log = self.log_dir / f"{name}.log"
+        environment = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "pondops.settings",
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                list(command),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=settings.BASE_DIR,
+                env=environment,
+                start_new_session=True,
+            )
+        self.children.append(_Child(name, process, log, infrastructure))
+        self.say(f"  {name:<12} {url or '-':<26} pid {process.pid:<8} log {_shown(log)}")
+
+    def _stop_children(self) -> None:
+        """Workers first (they drain against the queue and the simulators), then the rest."""
+        if any(child.process.poll() is None for child in self.children):
+            self.say("stopping...")
+        workers = [child for child in self.children if not child.infrastructure]
+        infrastructure = [child for child in self.children if child.infrastructure]
+        self._terminate(workers, STOP_TIMEOUT)
+        self._terminate(infrastructure, INFRASTRUCTURE_STOP_TIMEOUT)
+
+    def _terminate(self, children: list[_Child], timeout: float) -> None:
+        for child in children:
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while (
+            any(child.process.poll() is None for child in children)
+            and time.monotonic() < deadline
+            and not self._hurry.is_set()
+        ):
+            time.sleep(0.1)
+        for child in children:
+            if child.process.poll() is None:
+                self.say(f"{child.name} did not stop within {timeout:.0f} s; killing it")
+            # Whatever is left in the child's process group (qcluster's workers) goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+
+
+def _manage(*args: str) -> list[str]:
+    return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args]
+
+
+def _status(url: str) -> int | None:
+    """The HTTP status ``url`` answers with, or None while nothing answers."""
+    try:
+        return requests.get(url, timeout=2).status_code
+    except requests.RequestException:
+        return None
+
+
+def _simulator_answers(control: SimulatorControl) -> bool:
+    try:
+        control.stats()
+    except (requests.RequestException, SimulatorControlError):
+        return False
+    return True
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.startswith("/")  # a Unix socket directory is local too
+
+
+def _describe(data: DemoData) -> str:
+    carriers = ", ".join(
+        f"{len(devices)} {integration} SIMs" for integration, devices in data.devices.items()
+    )
+    return f'tenant "{data.tenant.name}": {carriers}; Rev.io client {data.rev.account}'
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(Path.cwd()))
+    return str(path)
