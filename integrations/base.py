@@ -148,7 +148,16 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 # --- Redaction -------------------------------------------------------------------------------
 
 SENSITIVE_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "vz-m2m-token", "cookie", "set-cookie"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "vz-m2m-token",
+        "cookie",
+        "set-cookie",
+        "app-secret",  # Telegence
+        "apisecret",  # Teal
+    }
 )
 _SENSITIVE_JSON_KEY = re.compile(
     r'("(?:[A-Za-z_]*(?:password|secret|token|api_?key)[A-Za-z_]*)"\s*:\s*)"(?:[^"\\]|\\.)*"',
@@ -285,6 +294,21 @@ class HttpResponse:
     call: CallRecord
 
 
+def _error_list(errors: Any) -> str:
+    """``[{"code": "SUB_404", "description": "Subscriber not found"}]`` (Telegence and others)
+    as "Subscriber not found (SUB_404)"; several joined with "; "."""
+    if not isinstance(errors, list):
+        return ""
+    parts = []
+    for entry in errors:
+        if not isinstance(entry, dict):
+            continue
+        code = str(entry.get("code") or "").strip()
+        text = str(entry.get("description") or entry.get("message") or "").strip()
+        parts.append(f"{text} ({code})" if text and code else text or code)
+    return "; ".join(part for part in parts if part)[:300]
+
+
 def readable_error(carrier: str, response: requests.Response) -> str:
     """A message an operator can read for an error response: the carrier's own message from a
     JSON body, the ``<title>`` of an HTML page, or the bare status for an empty body."""
@@ -295,6 +319,9 @@ def readable_error(carrier: str, response: requests.Response) -> str:
     except ValueError:
         payload = None
     if isinstance(payload, dict):
+        listed = _error_list(payload.get("errors"))
+        if listed:
+            return f"{prefix}: {listed}"
         for key in ("message", "errorMessage", "error_description", "detail", "error", "errors"):
             value = payload.get(key)
             if value:
@@ -588,6 +615,12 @@ class StatusUpdateProcessor(ABC):
     def account_label(cls, credentials: Credentials) -> str:
         """How messages name the account ("POND distributor 1234"), never with a secret."""
         return f"{cls.display_name} account {credentials.account or credentials.username}"
+
+    @classmethod
+    def credentials_changed(cls, *, credentials: Credentials, token_store: TokenStore) -> None:
+        """An operator changed these credentials: forget whatever state the carrier keeps for
+        the old ones (ThingSpace: cached tokens and the login-failure lockout)."""
+        return None
 
     def check_identifiers(self, context: UpdateContext) -> None:
         """Raise PermanentError before any call when the device lacks what the carrier needs

@@ -9,8 +9,9 @@ from django.db import transaction
 
 from bulkchanges.errors import ApplicationError, NotFound
 from bulkchanges.models import Device, DeviceStatus, IntegrationAuthentication, Tenant
+from bulkchanges.tokens import token_store
 from bulkchanges.types import DeviceRef
-from integrations.base import Integration
+from integrations.base import Integration, carrier_integrations, processor_class
 
 BATCH = 1000
 
@@ -35,7 +36,8 @@ def integration_authentication_set(
 ) -> tuple[IntegrationAuthentication, bool]:
     """Create or update the credentials for (tenant, integration, account). Only the fields
     given change; secrets given replace the stored ones (an empty list keeps them). A new row
-    needs a base URL and its secret."""
+    needs a base URL and its secret. When what identifies the login changed, the carrier
+    forgets state kept for the old credentials (ThingSpace's tokens and login lockout)."""
     if integration not in Integration.values:
         raise ApplicationError(
             f"unknown integration {integration!r}; choose one of {', '.join(Integration.values)}"
@@ -52,6 +54,11 @@ def integration_authentication_set(
             if not fields.get("base_url") or not secrets:
                 raise ApplicationError("new credentials need --base-url and a secret on stdin")
             row = IntegrationAuthentication(tenant=tenant, integration=integration, account=account)
+        changed = created or bool(secrets) or any(
+            getattr(row, name) != value
+            for name, value in fields.items()
+            if name in ("base_url", "username", "client_id")
+        )
         for name, value in fields.items():
             setattr(row, name, value)
         if secrets:
@@ -59,6 +66,10 @@ def integration_authentication_set(
             row.secret_2 = secrets[1] if len(secrets) > 1 else ""
         row.full_clean()
         row.save()
+    if changed and not created and integration in carrier_integrations():
+        processor_class(integration).credentials_changed(
+            credentials=row.as_credentials(), token_store=token_store
+        )
     return row, created
 
 

@@ -186,3 +186,208 @@ class SimulatorControl:
                 f"{method} {path} -> {response.status_code}: {response.text[:500]}"
             )
         return response.json() if response.content else None
+
+    # -- AT&T Telegence ---------------------------------------------------------------------
+
+    @property
+    def telegence_base_url(self) -> str:
+        """The base_url to give a Telegence client (it appends ``/sp/mobility/v1``)."""
+        return self.base_url + "/telegence"
+
+    def add_telegence_account(
+        self,
+        *,
+        app_id: str,
+        app_secret: str,
+        billing_account: str = "",
+        rate_limit: float | None = DEFAULT_RATE_LIMIT,
+    ) -> None:
+        """Create or replace an app (``app-id``/``app-secret``); ``rate_limit`` requests/s,
+        ``None``/0 unlimited."""
+        account = {
+            "app_id": app_id,
+            "app_secret": app_secret,
+            "billing_account": billing_account,
+            "rate_limit": rate_limit,
+        }
+        self._call("POST", "/_sim/telegence/accounts", account)
+
+    def seed_telegence_subscribers(
+        self, *, app_id: str, subscribers: Iterable[Mapping[str, Any]]
+    ) -> int:
+        """Create or replace subscribers (``{"msisdn", "iccid", "status"?}``, status Active,
+        Suspended or Cancelled, default Active) of an app; returns the count."""
+        body = {"app_id": app_id, "subscribers": [dict(entry) for entry in subscribers]}
+        return int(self._call("POST", "/_sim/telegence/subscribers", body)["seeded"])
+
+    def telegence_subscriber(self, msisdn: str) -> dict[str, Any]:
+        """A subscriber's record (``serviceStatus``, ``iccid``, …) and the ``changes`` applied
+        (``serviceStatus``, ``reasonCode``, ``effectiveDate``, ``transactionId``)."""
+        return dict(self._call("GET", f"/_sim/telegence/subscribers/{msisdn}"))
+
+    # -- Cisco Jasper -----------------------------------------------------------------------
+
+    @property
+    def jasper_base_url(self) -> str:
+        """The base_url to give a Jasper client (the API is under ``/rws/api/v1``)."""
+        return self.base_url + "/jasper"
+
+    def add_jasper_account(
+        self,
+        *,
+        username: str,
+        api_key: str,
+        rate_limit: float | None = DEFAULT_RATE_LIMIT,
+    ) -> None:
+        """Create or replace an account (Basic ``username:api_key``); ``rate_limit``
+        requests/s, ``None``/0 unlimited."""
+        account = {"username": username, "api_key": api_key, "rate_limit": rate_limit}
+        self._call("POST", "/_sim/jasper/accounts", account)
+
+    def seed_jasper_devices(self, *, username: str, devices: Iterable[Mapping[str, Any]]) -> int:
+        """Create or replace an account's devices (``{"iccid", "status"?, "imsi"?, "msisdn"?,
+        "ratePlan"?, "communicationPlan"?}``, status any Jasper status including PURGED and
+        REPLACED, default ACTIVATED); returns the count."""
+        body = {"username": username, "devices": [dict(device) for device in devices]}
+        return int(self._call("POST", "/_sim/jasper/devices", body)["seeded"])
+
+    def jasper_device(self, iccid: str) -> dict[str, Any]:
+        """A device as ``GET /devices/{iccid}`` shows it, plus its owning ``username``."""
+        return dict(self._call("GET", f"/_sim/jasper/devices/{iccid}"))
+
+    def jasper_wrong_echo(
+        self, *, iccid: str, echo: str | None = None, times: int = -1
+    ) -> dict[str, Any]:
+        """Make the next ``times`` PUTs for ``iccid`` (-1: all) answer 200 echoing ``echo``
+        (default: the ICCID with its last digit moved on) and leave the device unchanged."""
+        body = {"iccid": iccid, "echo": echo, "times": times}
+        return dict(self._call("POST", "/_sim/jasper/wrong_echo", body))
+
+    # -- Teal -------------------------------------------------------------------------------
+
+    @property
+    def teal_base_url(self) -> str:
+        """The base_url to give a Teal client (it appends ``/api/v1``)."""
+        return self.base_url + "/teal"
+
+    def add_teal_account(
+        self,
+        *,
+        api_key: str,
+        api_secret: str,
+        label: str = "",
+        calls_per_minute: float | None = 1000,
+    ) -> None:
+        """Create or replace an account (``ApiKey``/``ApiSecret`` headers); ``calls_per_minute``
+        is Teal's per-minute limit (default 1,000), ``None``/0 unlimited."""
+        account = {
+            "api_key": api_key,
+            "api_secret": api_secret,
+            "label": label or api_key,
+            "calls_per_minute": calls_per_minute,
+        }
+        self._call("POST", "/_sim/teal/accounts", account)
+
+    def seed_teal_esims(self, *, api_key: str, esims: Iterable[Mapping[str, Any]]) -> int:
+        """Create or replace an account's eSIMs (``{"eid", "iccid", "status"?, "plan"?}``,
+        status online, waiting or stopped, default online); returns the count."""
+        body = {"api_key": api_key, "esims": [dict(esim) for esim in esims]}
+        return int(self._call("POST", "/_sim/teal/esims", body)["seeded"])
+
+    def teal_esim(self, eid: str) -> dict[str, Any]:
+        """An eSIM as ``GET /esims/{eid}`` shows it, plus its ``account`` label and the errors
+        injected for it."""
+        return dict(self._call("GET", f"/_sim/teal/esims/{eid}"))
+
+    def set_teal_errors(
+        self, eid: str, *, entry_error: str | None = None, operation_error: str | None = None
+    ) -> None:
+        """Make every operation on ``eid`` report ``entry_error`` in its entry (the eSIM is left
+        unchanged) or end FAILED with ``operation_error``; ``None`` clears either."""
+        body = {"entry_error": entry_error, "operation_error": operation_error}
+        self._call("POST", f"/_sim/teal/esims/{eid}/errors", body)
+
+    def configure_teal(
+        self,
+        *,
+        completion_seconds: float | str | None = None,
+        interim_polls: int | None = None,
+    ) -> dict[str, Any]:
+        """Operations complete ``completion_seconds`` after they were created (``"never"``:
+        they stay PROCESSING; evaluated at each poll, so switching back completes waiting ones);
+        each operation's first ``interim_polls`` polls are answered with HTTP 102. Returns the
+        Teal config now in force (arguments left ``None`` are unchanged)."""
+        body: dict[str, Any] = {}
+        if completion_seconds is not None:
+            body["completion_seconds"] = completion_seconds
+        if interim_polls is not None:
+            body["interim_polls"] = interim_polls
+        return dict(self._call("POST", "/_sim/teal/config", body))
+
+    def teal_operations(self) -> list[dict[str, Any]]:
+        """Every operation created: ``requestId``, ``status``, ``entries``, ``action``, ``eids``,
+        ``callbackUrl``, ``submissions`` (repeats of its requestId included) and ``polls``."""
+        return list(self._call("GET", "/_sim/teal/operations")["operations"])
+
+    # -- Verizon ThingSpace -----------------------------------------------------------------
+
+    @property
+    def thingspace_base_url(self) -> str:
+        """The base_url to give a ThingSpace client (the API is under ``/api``)."""
+        return self.base_url + "/thingspace"
+
+    def add_thingspace_account(
+        self,
+        *,
+        account_name: str,
+        client_key: str,
+        client_secret: str,
+        username: str,
+        password: str,
+        rate_limit: float | None = DEFAULT_RATE_LIMIT,
+        token_seconds: int | None = None,
+    ) -> None:
+        """Create or replace an account (OAuth ``client_key``/``client_secret``, UWS
+        ``username``/``password``; unlocks the user); ``rate_limit`` requests/s, ``None``/0
+        unlimited; access tokens valid ``token_seconds`` (default 3600)."""
+        account = {
+            "account_name": account_name,
+            "client_key": client_key,
+            "client_secret": client_secret,
+            "username": username,
+            "password": password,
+            "rate_limit": rate_limit,
+            "token_seconds": token_seconds,
+        }
+        self._call("POST", "/_sim/thingspace/accounts", account)
+
+    def seed_thingspace_devices(
+        self, *, account_name: str, devices: Iterable[Mapping[str, Any]]
+    ) -> int:
+        """Create or replace an account's devices (``{"iccid", "state"?, "service_plan"?}``,
+        state active, suspended, deactivated or preactive, default active); returns the count."""
+        body = {"account_name": account_name, "devices": [dict(device) for device in devices]}
+        return int(self._call("POST", "/_sim/thingspace/devices", body)["seeded"])
+
+    def thingspace_device(self, iccid: str) -> dict[str, Any]:
+        """A device's ``state``, ``service_plan``, ``mdn_zip_code`` and its ``requests``
+        (``requestId``, ``action``, ``fields``, ``status``, ``error``), oldest first."""
+        return dict(self._call("GET", f"/_sim/thingspace/devices/{iccid}"))
+
+    def set_thingspace_completion_delay(self, delay_ms: int | None) -> dict[str, Any]:
+        """How long action requests stay Pending (``None``: forever); the delay in force when
+        a request is read decides, so lowering it completes requests already waiting."""
+        body = {"completion_delay_ms": delay_ms}
+        return dict(self._call("POST", "/_sim/thingspace/config", body))
+
+    def expire_thingspace_tokens(
+        self, *, kind: str = "all", after_requests: int = 0
+    ) -> dict[str, Any]:
+        """Revoke every ``kind`` token (all, access, session): now, or once ``after_requests``
+        more device calls have been served, so the next call gets a 401."""
+        body = {"kind": kind, "after_requests": after_requests}
+        return dict(self._call("POST", "/_sim/thingspace/tokens/expire", body))
+
+    def fail_thingspace_requests(self, *, iccid: str, error: str | None) -> None:
+        """Requests completing for ``iccid`` end Failed with ``error`` (``None``: stop)."""
+        self._call("POST", "/_sim/thingspace/failures", {"iccid": iccid, "error": error})

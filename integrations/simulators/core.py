@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from . import admin
 from .carrier import AdminError, CarrierError, CarrierSimulator
 from .faults import Fault, FaultKind, FaultQueue
+from .jasper import JasperSimulator
 from .messages import (
     DROP,
     Drop,
@@ -39,8 +40,18 @@ from .payloads import InvalidPayload
 from .pond import PondSimulator
 from .rev import RevSimulator
 from .routing import Call, Match, MethodNotAllowed, Route, Router
+from .teal import TealSimulator
+from .telegence import TelegenceSimulator
+from .thingspace import ThingSpaceSimulator
 
-CARRIERS: tuple[type[CarrierSimulator], ...] = (PondSimulator, RevSimulator)
+CARRIERS: tuple[type[CarrierSimulator], ...] = (
+    PondSimulator,
+    RevSimulator,
+    TelegenceSimulator,
+    JasperSimulator,
+    TealSimulator,
+    ThingSpaceSimulator,
+)
 ADMIN_PREFIX = "/_sim"
 FAULT_HEADER = "X-Sim-Fault"
 

@@ -150,6 +150,15 @@ def _readable_body(body: bytes) -> Any:
     if not body:
         return None
     try:
-        return json.loads(body)
+        return _redact_json(json.loads(body))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return body.decode("utf-8", errors="replace")
+
+
+def _redact_json(value: Any) -> Any:
+    """Password-, secret- and token-named fields masked, as in the headers."""
+    if isinstance(value, dict):
+        return {k: REDACTED if _is_secret(k) else _redact_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_json(item) for item in value]
+    return value

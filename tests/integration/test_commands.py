@@ -335,3 +335,80 @@ def test_redrive_dlq_moves_messages_back_with_their_attributes(sqs_queue: Queue)
     moved = sqs_queue.receive_all()
     assert len(moved) == 3
     assert all(m["MessageAttributes"]["BulkChangeId"]["StringValue"] == "12" for m in moved)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changing_thingspace_credentials_lifts_the_login_lockout() -> None:
+    from bulkchanges.tokens import token_store
+
+    stdin = "client-secret\nuws-password\n"
+    base = [
+        "set_integration_credentials",
+        "--tenant",
+        "Acme",
+        "--integration",
+        "THINGSPACE",
+        "--account",
+        "0000123456-00001",
+    ]
+    row_id = int(
+        run(
+            *base,
+            "--create-tenant",
+            "--base-url",
+            "http://127.0.0.1:9/ts",
+            "--username",
+            "uws",
+            "--client-id",
+            "key",
+            stdin=stdin,
+        ).split()[-1]
+    )
+    failures = f"thingspace:{row_id}:login_failures"
+    token_store.set(failures, 2, ttl=3600)
+    run(*base, "--rate-limit", "5")  # nothing that identifies the login changed
+    assert token_store.get(failures) == 2
+    run(*base, stdin="client-secret\nnew-uws-password\n")
+    assert token_store.get(failures) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_thingspace_daily_action_budget_is_checked_at_creation(device_statuses: None) -> None:
+    from bulkchanges.errors import ApplicationError
+    from bulkchanges.services import bulk_change_create, status_update_request_validate
+    from bulkchanges.types import DeviceRef
+
+    tenant = Tenant.objects.create(name="Acme")
+    IntegrationAuthentication.objects.create(
+        tenant=tenant,
+        integration="THINGSPACE",
+        base_url="http://127.0.0.1:9/ts",
+        account="0000123456-00001",
+        username="uws",
+        client_id="key",
+        secret="s",
+        secret_2="p",
+        daily_action_budget=2,
+    )
+    once, twice = iccids(2)
+
+    def create(numbers: list[str]) -> None:
+        validated = status_update_request_validate(
+            tenant=tenant, integration="THINGSPACE", update_status="suspended"
+        )
+        bulk_change_create(
+            tenant=tenant,
+            created_by="test",
+            validated=validated,
+            devices=[DeviceRef(iccid=n) for n in numbers],
+        )
+
+    create([once, twice])
+    create([twice])
+    with pytest.raises(
+        ApplicationError,
+        match=f"1 devices would exceed the daily budget of 2 "
+        f"provisioning actions per line: {twice}",
+    ):
+        create([once, twice])
+    create([once])  # the other line still has room

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from bulkchanges import sqs
 from bulkchanges.models import BulkChange, BulkChangeLog, Device, DeviceChange
+from bulkchanges.selectors import device_status_counts
 from tests.conftest import (
     PondWorld,
     Processes,
@@ -122,7 +123,8 @@ def test_a_killed_worker_loses_no_device_and_records_no_outcome_twice(
             bulk_change=bulk_change, status=DeviceChange.Status.PROCESSING
         ).values_list("iccid", flat=True)
     )
-    assert in_flight, "the kill should have caught devices mid-call"
+    counts = device_status_counts(bulk_change_id=bulk_change.pk)
+    assert in_flight, f"the kill should have caught devices mid-call: {counts}"
     # The killed worker's leases expire; its chunks' unclaimed devices show no progress for
     # longer than the grace period. (The reaper's schedule is minutes; reap_once is now.)
     settings.BULKCHANGE_REAPER_GRACE_SECONDS = 2

@@ -1,0 +1,674 @@
+"""Jasper client and processor against carriers/jasper.md: the exact requests, the echo check,
+every error shape, the status table, read_status and the audit records."""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from integrations.base import (
+    AuthenticationError,
+    CallRecord,
+    Credentials,
+    IntegrationError,
+    PermanentError,
+    Step,
+    TransientError,
+    UpdateContext,
+    processor_class,
+)
+from integrations.jasper import JasperClient, JasperProcessor
+
+API_KEY = "jasper-key-Q7w2e9Lk"
+USERNAME = "ops-api"
+BASE_URL = "https://jasper.example.test"
+ICCID = "89011704278000000001"
+OTHER_ICCID = "89011704278000000002"
+DEVICE_URL = f"{BASE_URL}/rws/api/v1/devices/{ICCID}"
+SETTABLE = ["ACTIVATED", "DEACTIVATED", "ACTIVATION_READY", "TEST_READY", "INVENTORY", "RETIRED"]
+CREDENTIALS = Credentials(
+    integration_authentication_id=3,
+    integration="JASPER",
+    base_url=BASE_URL,
+    username=USERNAME,
+    secret=API_KEY,
+)
+BASIC = "Basic " + base64.b64encode(f"{USERNAME}:{API_KEY}".encode()).decode()
+
+
+def jasper_error(code: str, message: str) -> dict[str, str]:
+    """Jasper's error body."""
+    return {"errorCode": code, "errorMessage": message}
+
+
+def device_body(status: str, iccid: str = ICCID) -> dict[str, str]:
+    return {
+        "iccid": iccid,
+        "imsi": "310170000000001",
+        "msisdn": "15550000001",
+        "status": status,
+        "ratePlan": "IoT Basic 1MB",
+        "communicationPlan": "Data Only",
+        "dateUpdated": "2026-11-20 10:11:12.000+0000",
+    }
+
+
+class RecordingThrottle:
+    def __init__(self) -> None:
+        self.acquired = 0
+        self.penalties: list[float] = []
+
+    def acquire(self) -> None:
+        self.acquired += 1
+
+    def penalise(self, seconds: float) -> None:
+        self.penalties.append(seconds)
+
+
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        yield rsps
+
+
+@pytest.fixture
+def audit() -> list[CallRecord]:
+    return []
+
+
+@pytest.fixture
+def throttle() -> RecordingThrottle:
+    return RecordingThrottle()
+
+
+@pytest.fixture
+def client(audit: list[CallRecord], throttle: RecordingThrottle) -> JasperClient:
+    return JasperClient(
+        credentials=CREDENTIALS, on_call=audit.append, throttle=throttle, timeouts=(1, 1)
+    )
+
+
+@pytest.fixture
+def processor(audit: list[CallRecord]) -> JasperProcessor:
+    return JasperProcessor(credentials=CREDENTIALS, on_call=audit.append, timeouts=(1, 1))
+
+
+def context(target: str, **overrides: Any) -> UpdateContext:
+    values: dict[str, Any] = {
+        "device_change_id": 77,
+        "bulk_change_id": 5,
+        "iccid": ICCID,
+        "target_status": target,
+        "request_id": "req-abc",
+    }
+    values.update(overrides)
+    return UpdateContext(**values)
+
+
+def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
+    request = mocked.calls[index].request
+    assert isinstance(request, requests.PreparedRequest)
+    return request
+
+
+def sent_json(request: requests.PreparedRequest) -> Any:
+    assert request.body is not None
+    body = request.body.decode() if isinstance(request.body, bytes) else request.body
+    return json.loads(body)
+
+
+def http_date(seconds_from_now: float) -> str:
+    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+# --- Client: the exact requests --------------------------------------------------------------
+
+
+def test_get_device_sends_basic_auth_and_accept_and_nothing_else(
+    client: JasperClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(DEVICE_URL, json=device_body("ACTIVATED"))
+
+    assert client.get_device(iccid=ICCID) == device_body("ACTIVATED")
+
+    request = sent(mocked, 0)
+    assert (request.method, request.url) == ("GET", DEVICE_URL)
+    assert request.headers["Authorization"] == BASIC
+    assert request.headers["Accept"] == "application/json"
+    assert "Idempotency-Key" not in request.headers
+    assert request.body is None
+
+
+def test_set_status_puts_the_status_alone_with_auth_and_idempotency_key(
+    client: JasperClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.put(DEVICE_URL, json={"iccid": ICCID})
+
+    client.set_status(iccid=ICCID, status="DEACTIVATED", idempotency_key="pondops-9-carrier_status")
+
+    request = sent(mocked, 0)
+    assert (request.method, request.url) == ("PUT", DEVICE_URL)
+    assert sent_json(request) == {"status": "DEACTIVATED"}
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Accept"] == "application/json"
+    assert request.headers["Authorization"] == BASIC
+    assert request.headers["Idempotency-Key"] == "pondops-9-carrier_status"
+
+
+def test_base_url_with_a_trailing_slash_gives_the_same_path(
+    mocked: responses.RequestsMock,
+) -> None:
+    credentials = Credentials(
+        integration_authentication_id=3,
+        integration="JASPER",
+        base_url=BASE_URL + "/",
+        username=USERNAME,
+        secret=API_KEY,
+    )
+    mocked.get(DEVICE_URL, json=device_body("ACTIVATED"))
+
+    JasperClient(credentials=credentials, timeouts=(1, 1)).get_device(iccid=ICCID)
+
+    assert sent(mocked, 0).url == DEVICE_URL
+
+
+def test_every_call_waits_for_the_throttle(
+    client: JasperClient, mocked: responses.RequestsMock, throttle: RecordingThrottle
+) -> None:
+    mocked.get(DEVICE_URL, json=device_body("ACTIVATED"))
+    mocked.put(DEVICE_URL, json={"iccid": ICCID})
+
+    client.get_device(iccid=ICCID)
+    client.set_status(iccid=ICCID, status="INVENTORY", idempotency_key="k")
+
+    assert throttle.acquired == 2
+    assert throttle.penalties == []
+
+
+# --- Client: the echo check ------------------------------------------------------------------
+
+
+def test_an_echo_naming_another_iccid_is_a_permanent_error_naming_both(
+    client: JasperClient, mocked: responses.RequestsMock, audit: list[CallRecord]
+) -> None:
+    mocked.put(DEVICE_URL, json={"iccid": OTHER_ICCID})
+
+    with pytest.raises(PermanentError) as raised:
+        client.set_status(iccid=ICCID, status="DEACTIVATED", idempotency_key="k")
+
+    assert type(raised.value) is PermanentError
+    assert raised.value.message == (
+        f"HTTP 200 from Jasper: the answer echoed ICCID {OTHER_ICCID}, not {ICCID}; "
+        "the status change is not confirmed"
+    )
+    assert raised.value.call is audit[0]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param({"json": {}}, id="no-iccid"),
+        pytest.param({"json": {"iccid": None}}, id="null-iccid"),
+        pytest.param({"json": {"iccid": " "}}, id="blank-iccid"),
+        pytest.param({"json": [ICCID]}, id="not-an-object"),
+        pytest.param({"body": ""}, id="empty-body"),
+    ],
+)
+def test_an_answer_without_the_echo_is_a_permanent_error(
+    client: JasperClient, mocked: responses.RequestsMock, reply: dict[str, Any]
+) -> None:
+    mocked.put(DEVICE_URL, status=200, **reply)
+
+    with pytest.raises(PermanentError) as raised:
+        client.set_status(iccid=ICCID, status="DEACTIVATED", idempotency_key="k")
+
+    assert raised.value.message == (
+        f"HTTP 200 from Jasper: the answer did not echo ICCID {ICCID}; "
+        "the status change is not confirmed"
+    )
+
+
+def test_an_echo_with_surrounding_spaces_is_still_ours(
+    client: JasperClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.put(DEVICE_URL, json={"iccid": f" {ICCID} "})
+
+    client.set_status(iccid=ICCID, status="ACTIVATED", idempotency_key="k")
+
+    assert len(mocked.calls) == 1
+
+
+# --- Client: error shapes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "error_type", "message"),
+    [
+        pytest.param(
+            {"status": 400, "json": jasper_error("10000024", "Invalid status change")},
+            PermanentError,
+            "HTTP 400 from Jasper: Invalid status change [errorCode 10000024]",
+            id="400-refused-transition",
+        ),
+        pytest.param(
+            {"status": 404, "json": jasper_error("20000001", "Resource not found - Invalid ICCID")},
+            PermanentError,
+            "HTTP 404 from Jasper: Resource not found - Invalid ICCID [errorCode 20000001]",
+            id="404-unknown-iccid",
+        ),
+        pytest.param(
+            {"status": 409, "json": {"errorMessage": "Device is locked"}},
+            PermanentError,
+            "HTTP 409 from Jasper: Device is locked",
+            id="409-without-code",
+        ),
+        pytest.param(
+            {"status": 502, "body": "<html><title>Bad Gateway</title></html>"},
+            TransientError,
+            "HTTP 502 from Jasper: Bad Gateway",
+            id="502-html",
+        ),
+        pytest.param(
+            {"status": 500, "body": ""},
+            TransientError,
+            "HTTP 500 from Jasper (empty body)",
+            id="500-empty",
+        ),
+        pytest.param(
+            {"status": 503, "json": jasper_error("50000001", "Service unavailable")},
+            TransientError,
+            "HTTP 503 from Jasper: Service unavailable [errorCode 50000001]",
+            id="503-json",
+        ),
+        pytest.param(
+            {"status": 504, "body": "upstream timed out"},
+            TransientError,
+            "HTTP 504 from Jasper: upstream timed out",
+            id="504-text",
+        ),
+        pytest.param(
+            {"status": 408, "body": ""},
+            TransientError,
+            "HTTP 408 from Jasper (empty body)",
+            id="408",
+        ),
+        pytest.param(
+            {"status": 422, "body": "<p>unprocessable</p>"},
+            PermanentError,
+            "HTTP 422 from Jasper: unprocessable",
+            id="422-html-without-title",
+        ),
+    ],
+)
+def test_error_responses_become_readable_errors_of_the_right_kind(
+    client: JasperClient,
+    mocked: responses.RequestsMock,
+    audit: list[CallRecord],
+    reply: dict[str, Any],
+    error_type: type[IntegrationError],
+    message: str,
+) -> None:
+    mocked.put(DEVICE_URL, **reply)
+
+    with pytest.raises(error_type) as raised:
+        client.set_status(iccid=ICCID, status="DEACTIVATED", idempotency_key="k")
+
+    assert type(raised.value) is error_type
+    assert raised.value.message == message
+    assert "Traceback" not in raised.value.message
+    assert raised.value.call is audit[0]
+    assert audit[0].response_status == reply["status"]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_credentials_are_an_authentication_error_naming_the_account(
+    client: JasperClient, mocked: responses.RequestsMock, audit: list[CallRecord], status: int
+) -> None:
+    mocked.get(DEVICE_URL, status=status, json=jasper_error("10000001", "Invalid credentials"))
+
+    with pytest.raises(AuthenticationError) as raised:
+        client.get_device(iccid=ICCID)
+
+    assert raised.value.message == (
+        "Jasper rejected the credentials of Jasper account ops-api "
+        f"(HTTP {status} from Jasper: Invalid credentials) [errorCode 10000001]"
+    )
+    assert API_KEY not in str(raised.value)
+    assert raised.value.call is audit[0]
+
+
+def test_a_key_echoed_in_an_error_body_stays_out_of_the_message_and_the_audit(
+    client: JasperClient, mocked: responses.RequestsMock, audit: list[CallRecord]
+) -> None:
+    mocked.get(
+        DEVICE_URL, status=401, json=jasper_error("10000001", f"Invalid credentials {API_KEY}")
+    )
+
+    with pytest.raises(AuthenticationError) as raised:
+        client.get_device(iccid=ICCID)
+
+    assert API_KEY not in str(raised.value)
+    assert API_KEY not in audit[0].response_text
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "low", "high"),
+    [
+        pytest.param("7", 7, 7, id="seconds"),
+        pytest.param("http-date", 100, 121, id="http-date"),
+        pytest.param(None, None, 0, id="absent"),
+    ],
+)
+def test_429_is_transient_honours_retry_after_and_slows_the_throttle(
+    client: JasperClient,
+    mocked: responses.RequestsMock,
+    throttle: RecordingThrottle,
+    retry_after: str | None,
+    low: float | None,
+    high: float,
+) -> None:
+    if retry_after == "http-date":
+        retry_after = http_date(120)
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    mocked.put(
+        DEVICE_URL,
+        status=429,
+        json=jasper_error("40000029", "Rate Limit Exceeded"),
+        headers=headers,
+    )
+
+    with pytest.raises(TransientError) as raised:
+        client.set_status(iccid=ICCID, status="ACTIVATED", idempotency_key="k")
+
+    assert raised.value.message == "HTTP 429 from Jasper: Rate Limit Exceeded [errorCode 40000029]"
+    if low is None:
+        assert raised.value.retry_after is None
+    else:
+        assert raised.value.retry_after is not None
+        assert low <= raised.value.retry_after <= high
+    assert len(throttle.penalties) == 1
+
+
+def test_503_with_retry_after_is_transient_with_that_delay(
+    client: JasperClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.put(DEVICE_URL, status=503, body="", headers={"Retry-After": "30"})
+
+    with pytest.raises(TransientError) as raised:
+        client.set_status(iccid=ICCID, status="ACTIVATED", idempotency_key="k")
+
+    assert raised.value.retry_after == 30
+
+
+@pytest.mark.parametrize(
+    ("failure", "words"),
+    [
+        pytest.param(
+            requests.ConnectionError("connection refused"), "connection failed", id="conn"
+        ),
+        pytest.param(requests.ConnectTimeout("connect timed out"), "timed out", id="connect"),
+        pytest.param(requests.ReadTimeout("read timed out"), "timed out", id="read"),
+    ],
+)
+def test_connection_errors_and_timeouts_are_transient(
+    client: JasperClient,
+    mocked: responses.RequestsMock,
+    audit: list[CallRecord],
+    failure: Exception,
+    words: str,
+) -> None:
+    mocked.put(DEVICE_URL, body=failure)
+
+    with pytest.raises(TransientError) as raised:
+        client.set_status(iccid=ICCID, status="ACTIVATED", idempotency_key="k")
+
+    assert raised.value.message.startswith(f"Jasper {words}")
+    assert raised.value.retry_after is None
+    assert len(audit) == 1
+    assert audit[0].response_status is None
+
+
+def test_a_200_that_is_not_json_is_a_readable_permanent_error(
+    client: JasperClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(DEVICE_URL, status=200, body="<html>maintenance</html>", content_type="text/html")
+
+    with pytest.raises(PermanentError) as raised:
+        client.get_device(iccid=ICCID)
+
+    assert raised.value.message == "HTTP 200 from Jasper: expected JSON, got text/html"
+
+
+def test_a_device_read_that_is_not_an_object_is_a_permanent_error(
+    client: JasperClient, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(DEVICE_URL, json=["ACTIVATED"])
+
+    with pytest.raises(PermanentError) as raised:
+        client.get_device(iccid=ICCID)
+
+    assert (
+        raised.value.message == "HTTP 200 from Jasper: expected a JSON object, got something else"
+    )
+
+
+# --- Client: audit records -------------------------------------------------------------------
+
+
+def test_one_redacted_audit_record_per_call_in_order(
+    client: JasperClient, mocked: responses.RequestsMock, audit: list[CallRecord]
+) -> None:
+    mocked.get(DEVICE_URL, json=device_body("ACTIVATED"))
+    mocked.put(DEVICE_URL, json={"iccid": ICCID})
+    mocked.put(DEVICE_URL, status=400, json=jasper_error("10000024", "Invalid status change"))
+
+    client.get_device(iccid=ICCID)
+    client.set_status(iccid=ICCID, status="RETIRED", idempotency_key="k1")
+    with pytest.raises(PermanentError):
+        client.set_status(iccid=ICCID, status="ACTIVATED", idempotency_key="k2")
+
+    assert [(call.description, call.method, call.response_status) for call in audit] == [
+        ("Read Jasper device", "GET", 200),
+        ("Update Jasper device status", "PUT", 200),
+        ("Update Jasper device status", "PUT", 400),
+    ]
+    assert audit[1].url == DEVICE_URL
+    assert audit[1].request_text.startswith(f"PUT /rws/api/v1/devices/{ICCID}")
+    assert '{"status": "RETIRED"}' in audit[1].request_text
+    assert "Idempotency-Key: k1" in audit[1].request_text
+    assert "Invalid status change" in audit[2].response_text
+    for call in audit:
+        for text in (call.url, call.request_text, call.response_text):
+            assert API_KEY not in text
+            assert BASIC.split()[1] not in text
+
+
+# --- Processor: declarations -----------------------------------------------------------------
+
+
+def test_processor_declares_its_step_statuses_and_description() -> None:
+    assert processor_class("JASPER") is JasperProcessor
+    assert JasperProcessor.steps == (Step.CARRIER_STATUS,)
+    assert JasperProcessor.descriptions == {Step.CARRIER_STATUS: "Update Jasper device status"}
+    assert {
+        name: (mapping.target, mapping.carrier_value, mapping.post_update_status)
+        for name, mapping in JasperProcessor.statuses.items()
+    } == {name: (name, name, name) for name in SETTABLE}
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical"),
+    [
+        ("ACTIVATED", "ACTIVATED"),
+        ("deactivated", "DEACTIVATED"),
+        (" Activation_Ready ", "ACTIVATION_READY"),
+        ("test_ready", "TEST_READY"),
+        ("Inventory", "INVENTORY"),
+        ("retired", "RETIRED"),
+    ],
+)
+def test_canonical_status_accepts_every_settable_status_in_any_case(
+    value: str, canonical: str
+) -> None:
+    assert JasperProcessor.canonical_status(value) == canonical
+
+
+@pytest.mark.parametrize("value", ["PURGED", "REPLACED", "ACTIVE", "SUSPENDED", ""])
+def test_canonical_status_refuses_read_only_and_unknown_statuses_listing_the_allowed(
+    value: str,
+) -> None:
+    with pytest.raises(ValueError) as raised:
+        JasperProcessor.canonical_status(value)
+
+    assert str(raised.value) == (
+        f"Jasper cannot set status {value!r}; allowed: ACTIVATED, DEACTIVATED, "
+        "ACTIVATION_READY, TEST_READY, INVENTORY, RETIRED"
+    )
+
+
+@pytest.mark.parametrize(
+    ("account", "username", "label"),
+    [
+        ("", "ops-api", "Jasper account ops-api"),
+        ("ops-api", "ops-api", "Jasper account ops-api"),
+        ("Acme US", "ops-api", "Jasper account ops-api (Acme US)"),
+        ("Acme US", "", "Jasper account Acme US"),
+    ],
+)
+def test_account_label_names_the_username_and_the_account_label(
+    account: str, username: str, label: str
+) -> None:
+    credentials = Credentials(
+        integration_authentication_id=3,
+        integration="JASPER",
+        base_url=BASE_URL,
+        account=account,
+        username=username,
+        secret=API_KEY,
+    )
+
+    assert JasperProcessor.account_label(credentials) == label
+
+
+def test_validate_options_accepts_none_and_refuses_any_given() -> None:
+    assert JasperProcessor.validate_options(target_status="ACTIVATED", options={}) == []
+    assert (
+        JasperProcessor.validate_options(
+            target_status="ACTIVATED", options={"service_plan": "", "reason_code": ""}
+        )
+        == []
+    )
+    assert JasperProcessor.validate_options(
+        target_status="DEACTIVATED", options={"service_plan": "IoT 1GB", "reason_code": "FF"}
+    ) == [
+        "Jasper takes no reason_code; leave it empty",
+        "Jasper takes no service_plan; leave it empty",
+    ]
+
+
+def test_check_identifiers_needs_only_an_iccid(processor: JasperProcessor) -> None:
+    processor.check_identifiers(context("ACTIVATED", msisdn="", eid=""))
+
+    with pytest.raises(PermanentError, match="Jasper needs the device's ICCID"):
+        processor.check_identifiers(context("ACTIVATED", iccid="  "))
+
+
+# --- Processor: the step ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", SETTABLE)
+def test_carrier_status_step_puts_the_target_status_and_records_when(
+    processor: JasperProcessor, mocked: responses.RequestsMock, target: str
+) -> None:
+    mocked.put(DEVICE_URL, json={"iccid": ICCID})
+    before = datetime.now(UTC)
+
+    result = processor.perform(Step.CARRIER_STATUS, context(target.lower()))
+
+    assert result.step is Step.CARRIER_STATUS
+    assert set(result.updates) == {"carrier_status_at"}
+    stamp = result.updates["carrier_status_at"]
+    assert stamp.tzinfo is not None
+    assert before <= stamp <= datetime.now(UTC)
+    request = sent(mocked, 0)
+    assert sent_json(request) == {"status": target}
+    assert request.headers["Idempotency-Key"] == "pondops-77-carrier_status"
+    assert request.headers["Authorization"] == BASIC
+
+
+def test_a_wrong_echo_fails_the_step_permanently(
+    processor: JasperProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.put(DEVICE_URL, json={"iccid": OTHER_ICCID})
+
+    with pytest.raises(PermanentError) as raised:
+        processor.perform(Step.CARRIER_STATUS, context("DEACTIVATED"))
+
+    assert ICCID in raised.value.message and OTHER_ICCID in raised.value.message
+
+
+def test_an_unknown_target_is_refused_without_a_call(
+    processor: JasperProcessor, mocked: responses.RequestsMock
+) -> None:
+    with pytest.raises(PermanentError, match="Jasper cannot set status 'PURGED'"):
+        processor.perform(Step.CARRIER_STATUS, context("PURGED"))
+
+    assert len(mocked.calls) == 0
+
+
+@pytest.mark.parametrize("step", [Step.SERVICE_STATUS, Step.SUBMIT, Step.REV_SERVICE])
+def test_steps_jasper_does_not_have_are_refused(
+    processor: JasperProcessor, mocked: responses.RequestsMock, step: Step
+) -> None:
+    with pytest.raises(PermanentError, match="Jasper has no step"):
+        processor.perform(step, context("ACTIVATED"))
+
+    assert len(mocked.calls) == 0
+
+
+# --- Processor: read_status ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        *[pytest.param(device_body(name), name, id=name) for name in SETTABLE],
+        pytest.param(device_body("activated"), "ACTIVATED", id="lower-case"),
+        pytest.param(device_body("PURGED"), None, id="purged"),
+        pytest.param(device_body("REPLACED"), None, id="replaced"),
+        pytest.param(device_body("SOMETHING_NEW"), None, id="unknown"),
+        pytest.param({"iccid": ICCID}, None, id="missing"),
+        pytest.param({"iccid": ICCID, "status": 3}, None, id="not-a-string"),
+    ],
+)
+def test_read_status_maps_the_devices_status_to_a_target(
+    processor: JasperProcessor,
+    mocked: responses.RequestsMock,
+    audit: list[CallRecord],
+    body: dict[str, Any],
+    expected: str | None,
+) -> None:
+    mocked.get(DEVICE_URL, json=body)
+
+    assert processor.read_status(context("ACTIVATED")) == expected
+    assert [call.description for call in audit] == ["Read Jasper device"]
+
+
+def test_read_status_of_an_unknown_iccid_is_a_permanent_error(
+    processor: JasperProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(
+        DEVICE_URL, status=404, json=jasper_error("20000001", "Resource not found - Invalid ICCID")
+    )
+
+    with pytest.raises(PermanentError, match="Resource not found - Invalid ICCID"):
+        processor.read_status(context("ACTIVATED"))

@@ -1,0 +1,1320 @@
+"""ThingSpace client and processor against carriers/thingspace.md: the exact requests, the two
+tokens (cached, shared, refreshed once after a 401), the login lockout, every error shape, the
+audit records, and the two resumable steps (submit, then confirm by polling)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from integrations import thingspace
+from integrations.base import (
+    REDACTED,
+    AuthenticationError,
+    CallRecord,
+    Credentials,
+    MemoryTokenStore,
+    PermanentError,
+    Progress,
+    Step,
+    TransientError,
+    UpdateContext,
+    processor_class,
+)
+from integrations.thingspace import (
+    ThingSpaceClient,
+    ThingSpaceProcessor,
+    Tokens,
+    reset_login_failures,
+)
+
+ACCOUNT = "0000123456-00001"
+CLIENT_KEY = "ts-client-key-4412"
+CLIENT_SECRET = "ts-client-secret-Qw93"
+UWS_USER = "pondops-uws"
+UWS_PASSWORD = "uws-password-Lk27"
+BASE_URL = "https://thingspace.example.test"
+ICCID = "89148000000000000001"
+REQUEST_ID = "595f5c44-c31c-4552-8670-020a1545a84d"
+TOKEN_URL = f"{BASE_URL}/api/ts/v1/oauth2/token"
+LOGIN_URL = f"{BASE_URL}/api/m2m/v1/session/login"
+LIST_URL = f"{BASE_URL}/api/m2m/v1/devices/actions/list"
+STATUS_URL = f"{BASE_URL}/api/m2m/v1/accounts/{ACCOUNT}/requests/{REQUEST_ID}/status"
+CREDENTIALS = Credentials(
+    integration_authentication_id=9,
+    integration="THINGSPACE",
+    base_url=BASE_URL,
+    account=ACCOUNT,
+    client_id=CLIENT_KEY,
+    secret=CLIENT_SECRET,
+    username=UWS_USER,
+    secret_2=UWS_PASSWORD,
+)
+SECRETS = (CLIENT_SECRET, UWS_PASSWORD)
+LOCKOUT = f"ThingSpace login failing for {ACCOUNT}; check the credentials"
+FAILURES_KEY = "thingspace:9:login_failures"
+ACCESS_KEY = "thingspace:9:access_token"
+SESSION_KEY = "thingspace:9:session_token"
+
+
+def action_url(action: str) -> str:
+    return f"{BASE_URL}/api/m2m/v1/devices/actions/{action}"
+
+
+def ts_error(message: str, code: str = "REQUEST_FAILED.UnexpectedError") -> dict[str, str]:
+    """ThingSpace's error body."""
+    return {"errorCode": code, "errorMessage": message}
+
+
+def device_list(state: str | None) -> dict[str, Any]:
+    devices = (
+        []
+        if state is None
+        else [
+            {
+                "deviceIds": [{"kind": "iccid", "id": ICCID}],
+                "carrierInformations": [{"state": state, "servicePlan": "M2M-5GB"}],
+            }
+        ]
+    )
+    return {"devices": devices, "hasMoreData": False}
+
+
+def request_status(status: str, error: str | None = None) -> dict[str, Any]:
+    return {
+        "requestId": REQUEST_ID,
+        "status": status,
+        "devices": [{"id": ICCID, "kind": "iccid", "error": error}],
+    }
+
+
+class RecordingStore(MemoryTokenStore):
+    """A MemoryTokenStore that remembers the ttl of every value set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ttls: dict[str, float] = {}
+
+    def set(self, key: str, value: Any, *, ttl: float) -> None:
+        self.ttls[key] = ttl
+        super().set(key, value, ttl=ttl)
+
+
+class RecordingThrottle:
+    def __init__(self) -> None:
+        self.acquired = 0
+        self.penalties: list[float] = []
+
+    def acquire(self) -> None:
+        self.acquired += 1
+
+    def penalise(self, seconds: float) -> None:
+        self.penalties.append(seconds)
+
+
+@dataclass
+class FakeClock:
+    """Replaces the confirm polling's clock and sleep: sleeping advances the clock."""
+
+    now: float = 1000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        yield rsps
+
+
+@pytest.fixture
+def audit() -> list[CallRecord]:
+    return []
+
+
+@pytest.fixture
+def store() -> RecordingStore:
+    return RecordingStore()
+
+
+@pytest.fixture
+def throttle() -> RecordingThrottle:
+    return RecordingThrottle()
+
+
+@pytest.fixture
+def client(
+    audit: list[CallRecord], store: RecordingStore, throttle: RecordingThrottle
+) -> ThingSpaceClient:
+    return ThingSpaceClient(
+        credentials=CREDENTIALS,
+        on_call=audit.append,
+        throttle=throttle,
+        timeouts=(1, 1),
+        token_store=store,
+    )
+
+
+@pytest.fixture
+def processor(audit: list[CallRecord], store: RecordingStore) -> ThingSpaceProcessor:
+    return ThingSpaceProcessor(
+        credentials=CREDENTIALS, on_call=audit.append, timeouts=(1, 1), token_store=store
+    )
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(thingspace, "_monotonic", fake.monotonic)
+    monkeypatch.setattr(thingspace, "_sleep", fake.sleep)
+    return fake
+
+
+def context(target: str, **overrides: Any) -> UpdateContext:
+    values: dict[str, Any] = {
+        "device_change_id": 77,
+        "bulk_change_id": 5,
+        "iccid": ICCID,
+        "target_status": target,
+    }
+    values.update(overrides)
+    return UpdateContext(**values)
+
+
+def submitted(request_id: str = REQUEST_ID) -> Progress:
+    return Progress(carrier_request_id=request_id, carrier_submitted_at=datetime.now(UTC))
+
+
+def expect_login(
+    mocked: responses.RequestsMock, *, number: int = 1, expires_in: int | None = 3600
+) -> None:
+    """The two authentication calls, answering ``access-<n>`` and ``session-<n>``."""
+    token: dict[str, Any] = {"access_token": f"access-{number}", "token_type": "bearer"}
+    if expires_in is not None:
+        token["expires_in"] = expires_in
+    mocked.post(TOKEN_URL, json=token)
+    mocked.post(LOGIN_URL, json={"sessionToken": f"session-{number}"})
+
+
+def seed_tokens(store: MemoryTokenStore, number: int = 0) -> None:
+    store.set(ACCESS_KEY, f"access-{number}", ttl=600)
+    store.set(SESSION_KEY, f"session-{number}", ttl=600)
+
+
+def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
+    request = mocked.calls[index].request
+    assert isinstance(request, requests.PreparedRequest)
+    return request
+
+
+def sent_json(request: requests.PreparedRequest) -> Any:
+    assert request.body is not None
+    body = request.body.decode() if isinstance(request.body, bytes) else request.body
+    return json.loads(body)
+
+
+def sent_urls(mocked: responses.RequestsMock) -> list[str]:
+    return [str(call.request.url) for call in mocked.calls]
+
+
+def assert_data_headers(request: requests.PreparedRequest, number: int) -> None:
+    assert request.headers["Authorization"] == f"Bearer access-{number}"
+    assert request.headers["VZ-M2M-Token"] == f"session-{number}"
+    assert request.headers["Accept"] == "application/json"
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+# --- Authentication: the exact requests ------------------------------------------------------
+
+
+def test_the_first_call_gets_an_oauth_token_then_a_session_then_sends_both(
+    client: ThingSpaceClient, mocked: responses.RequestsMock
+) -> None:
+    expect_login(mocked)
+    mocked.post(LIST_URL, json=device_list("active"))
+
+    assert client.device_state(iccid=ICCID) == "active"
+
+    token = sent(mocked, 0)
+    assert (token.method, token.url) == ("POST", TOKEN_URL)
+    basic = base64.b64encode(f"{CLIENT_KEY}:{CLIENT_SECRET}".encode()).decode()
+    assert token.headers["Authorization"] == f"Basic {basic}"
+    assert token.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert token.body == b"grant_type=client_credentials"
+    login = sent(mocked, 1)
+    assert (login.method, login.url) == ("POST", LOGIN_URL)
+    assert login.headers["Authorization"] == "Bearer access-1"
+    assert login.headers["Content-Type"] == "application/json"
+    assert "VZ-M2M-Token" not in login.headers
+    assert sent_json(login) == {"username": UWS_USER, "password": UWS_PASSWORD}
+    listing = sent(mocked, 2)
+    assert (listing.method, listing.url) == ("POST", LIST_URL)
+    assert_data_headers(listing, 1)
+    assert "Idempotency-Key" not in listing.headers
+    assert sent_json(listing) == {
+        "accountName": ACCOUNT,
+        "deviceId": {"kind": "iccid", "id": ICCID},
+    }
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "access_ttl"),
+    [
+        pytest.param(3600, 3540, id="hour-minus-a-minute"),
+        pytest.param(30, 27, id="short-minus-ten-percent"),
+        pytest.param(None, 3540, id="absent-means-an-hour"),
+    ],
+)
+def test_both_tokens_are_cached_until_shortly_before_they_expire(
+    client: ThingSpaceClient,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    expires_in: int | None,
+    access_ttl: float,
+) -> None:
+    expect_login(mocked, expires_in=expires_in)
+    mocked.post(LIST_URL, json=device_list("active"))
+    mocked.post(LIST_URL, json=device_list("active"))
+
+    client.device_state(iccid=ICCID)
+    client.device_state(iccid=ICCID)
+
+    assert len(mocked.calls) == 4  # one login for both calls
+    assert store.get(ACCESS_KEY) == "access-1"
+    assert store.get(SESSION_KEY) == "session-1"
+    assert store.ttls[ACCESS_KEY] == access_ttl
+    assert store.ttls[SESSION_KEY] == 20 * 60 - 60
+
+
+def test_clients_sharing_a_token_store_log_in_once(
+    mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    expect_login(mocked)
+    mocked.post(LIST_URL, json=device_list("active"))
+    mocked.post(LIST_URL, json=device_list("active"))
+    workers = [
+        ThingSpaceClient(credentials=CREDENTIALS, timeouts=(1, 1), token_store=store)
+        for _ in range(2)
+    ]
+
+    for worker in workers:
+        worker.device_state(iccid=ICCID)
+
+    assert sent_urls(mocked) == [TOKEN_URL, LOGIN_URL, LIST_URL, LIST_URL]
+
+
+def test_concurrent_clients_wait_for_one_login_under_the_lock(
+    mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    def slow_login(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        time.sleep(0.2)  # every other worker reaches the lock meanwhile
+        return 200, {}, json.dumps({"sessionToken": "session-1"})
+
+    mocked.post(TOKEN_URL, json={"access_token": "access-1", "expires_in": 3600})
+    mocked.add_callback(responses.POST, LOGIN_URL, callback=slow_login)
+    mocked.post(LIST_URL, json=device_list("active"))
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            ThingSpaceClient(
+                credentials=CREDENTIALS, timeouts=(1, 1), token_store=store
+            ).device_state(iccid=ICCID)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert errors == []
+    urls = sent_urls(mocked)
+    assert (urls.count(TOKEN_URL), urls.count(LOGIN_URL), urls.count(LIST_URL)) == (1, 1, 6)
+
+
+def test_when_only_the_session_expired_the_cached_access_token_opens_a_new_one(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    store.set(ACCESS_KEY, "access-0", ttl=600)
+    mocked.post(LOGIN_URL, json={"sessionToken": "session-2"})
+    mocked.post(LIST_URL, json=device_list("active"))
+
+    client.device_state(iccid=ICCID)
+
+    assert sent_urls(mocked) == [LOGIN_URL, LIST_URL]
+    assert sent(mocked, 0).headers["Authorization"] == "Bearer access-0"
+    assert sent(mocked, 1).headers["VZ-M2M-Token"] == "session-2"
+
+
+def test_a_cached_access_token_refused_at_login_is_replaced_without_counting_a_failure(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    store.set(ACCESS_KEY, "access-0", ttl=600)
+    mocked.post(LOGIN_URL, status=401, json=ts_error("Invalid or expired access token"))
+    expect_login(mocked, number=2)
+    mocked.post(LIST_URL, json=device_list("active"))
+
+    client.device_state(iccid=ICCID)
+
+    assert sent_urls(mocked) == [LOGIN_URL, TOKEN_URL, LOGIN_URL, LIST_URL]
+    assert_data_headers(sent(mocked, 3), 2)
+    assert store.get(FAILURES_KEY) is None
+
+
+# --- Authentication: a 401 on a later call ---------------------------------------------------
+
+
+def test_a_401_drops_both_tokens_logs_in_again_and_repeats_the_call_once(
+    client: ThingSpaceClient,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    audit: list[CallRecord],
+) -> None:
+    seed_tokens(store)
+    mocked.post(LIST_URL, status=401, json=ts_error("Session expired", "UnauthorizedAccess"))
+    expect_login(mocked, number=2)
+    mocked.post(LIST_URL, json=device_list("suspended"))
+
+    assert client.device_state(iccid=ICCID) == "suspended"
+
+    assert sent_urls(mocked) == [LIST_URL, TOKEN_URL, LOGIN_URL, LIST_URL]
+    assert_data_headers(sent(mocked, 0), 0)
+    assert_data_headers(sent(mocked, 3), 2)
+    assert store.get(ACCESS_KEY) == "access-2"
+    assert store.get(SESSION_KEY) == "session-2"
+    assert [call.response_status for call in audit] == [401, 200, 200, 200]
+
+
+def test_a_second_401_is_permanent_and_names_the_account(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store)
+    mocked.post(LIST_URL, status=401, json=ts_error("Session expired"))
+    expect_login(mocked, number=2)
+    mocked.post(LIST_URL, status=401, json=ts_error("Session expired"))
+
+    with pytest.raises(AuthenticationError) as raised:
+        client.device_state(iccid=ICCID)
+
+    assert raised.value.message == (
+        f"ThingSpace rejected the session for ThingSpace account {ACCOUNT} "
+        "(HTTP 401 from ThingSpace: Session expired)"
+    )
+    assert sent_urls(mocked).count(TOKEN_URL) == 1
+    assert raised.value.call is not None and raised.value.call.response_status == 401
+
+
+def test_a_403_on_a_device_call_is_permanent_without_logging_in_again(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store)
+    mocked.post(LIST_URL, status=403, json=ts_error("Not authorized for this account"))
+
+    with pytest.raises(AuthenticationError, match=f"ThingSpace account {ACCOUNT}"):
+        client.device_state(iccid=ICCID)
+
+    assert sent_urls(mocked) == [LIST_URL]
+
+
+def test_after_a_401_tokens_another_worker_already_replaced_are_used_as_they_are(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store, 0)
+
+    def refused_while_another_worker_logs_in(
+        request: requests.PreparedRequest,
+    ) -> tuple[int, dict[str, str], str]:
+        seed_tokens(store, 5)  # the other worker's fresh login lands meanwhile
+        return 401, {}, json.dumps(ts_error("Session expired"))
+
+    mocked.add_callback(responses.POST, LIST_URL, callback=refused_while_another_worker_logs_in)
+    mocked.post(LIST_URL, json=device_list("active"))
+
+    client.device_state(iccid=ICCID)
+
+    assert sent_urls(mocked) == [LIST_URL, LIST_URL]  # no login of our own
+    assert_data_headers(sent(mocked, 1), 5)
+
+
+# --- Authentication: rejected credentials and the lockout ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "message"),
+    [
+        pytest.param(
+            TOKEN_URL,
+            401,
+            "ThingSpace rejected the OAuth client key and secret for ThingSpace account "
+            f"{ACCOUNT} (HTTP 401 from ThingSpace: Invalid client key or secret)",
+            id="oauth-401",
+        ),
+        pytest.param(
+            TOKEN_URL,
+            400,
+            "ThingSpace rejected the OAuth client key and secret for ThingSpace account "
+            f"{ACCOUNT} (HTTP 400 from ThingSpace: Invalid client key or secret)",
+            id="oauth-400",
+        ),
+        pytest.param(
+            LOGIN_URL,
+            401,
+            f"ThingSpace rejected the UWS user {UWS_USER} for ThingSpace account {ACCOUNT} "
+            "(HTTP 401 from ThingSpace: Invalid client key or secret)",
+            id="login-401",
+        ),
+    ],
+)
+def test_rejected_credentials_are_an_authentication_error_naming_the_account(
+    client: ThingSpaceClient,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    audit: list[CallRecord],
+    url: str,
+    status: int,
+    message: str,
+) -> None:
+    if url == LOGIN_URL:
+        mocked.post(TOKEN_URL, json={"access_token": "access-1", "expires_in": 3600})
+    mocked.post(url, status=status, json=ts_error("Invalid client key or secret"))
+
+    with pytest.raises(AuthenticationError) as raised:
+        client.device_state(iccid=ICCID)
+
+    assert raised.value.message == message
+    assert store.get(FAILURES_KEY) == 1
+    assert store.ttls[FAILURES_KEY] == 24 * 3600
+    assert store.get(ACCESS_KEY) is None  # a rejected login keeps no token
+
+
+def test_secrets_echoed_in_a_login_error_stay_out_of_the_message_and_audit(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, audit: list[CallRecord]
+) -> None:
+    mocked.post(TOKEN_URL, json={"access_token": "access-1", "expires_in": 3600})
+    echo = f"Invalid password {UWS_PASSWORD} (client secret {CLIENT_SECRET})"
+    mocked.post(LOGIN_URL, status=401, json=ts_error(echo))
+
+    with pytest.raises(AuthenticationError) as raised:
+        client.device_state(iccid=ICCID)
+
+    assert f"ThingSpace account {ACCOUNT}" in raised.value.message
+    assert f"Invalid password {REDACTED}" in raised.value.message
+    assert_no_secret(raised.value.message, *(c.request_text + c.response_text for c in audit))
+
+
+def test_after_two_consecutive_login_failures_no_login_call_is_made(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    for _ in range(2):
+        mocked.post(TOKEN_URL, json={"access_token": "access-1", "expires_in": 3600})
+        mocked.post(LOGIN_URL, status=401, json=ts_error("Invalid username or password"))
+
+    for _ in range(2):
+        with pytest.raises(AuthenticationError, match="rejected the UWS user"):
+            client.device_state(iccid=ICCID)
+    for _ in range(3):
+        with pytest.raises(AuthenticationError) as raised:
+            client.device_state(iccid=ICCID)
+        assert raised.value.message == LOCKOUT
+        assert raised.value.call is None
+
+    assert sent_urls(mocked) == [TOKEN_URL, LOGIN_URL, TOKEN_URL, LOGIN_URL]
+    assert store.get(FAILURES_KEY) == 2
+
+
+def test_a_successful_login_resets_the_failure_count(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    mocked.post(TOKEN_URL, status=401, json=ts_error("Invalid client key or secret"))
+    expect_login(mocked)
+    mocked.post(LIST_URL, json=device_list("active"))
+
+    with pytest.raises(AuthenticationError):
+        client.device_state(iccid=ICCID)
+    assert store.get(FAILURES_KEY) == 1
+    client.device_state(iccid=ICCID)
+
+    assert store.get(FAILURES_KEY) is None
+
+
+def test_reset_login_failures_lets_a_locked_out_account_log_in_again(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    store.set(FAILURES_KEY, 2, ttl=3600)
+    with pytest.raises(AuthenticationError, match=LOCKOUT):
+        client.device_state(iccid=ICCID)
+    assert len(mocked.calls) == 0
+
+    reset_login_failures(store, CREDENTIALS)
+    expect_login(mocked)
+    mocked.post(LIST_URL, json=device_list("active"))
+
+    assert client.device_state(iccid=ICCID) == "active"
+
+
+def test_reset_login_failures_also_forgets_tokens_of_the_old_credentials(
+    store: RecordingStore,
+) -> None:
+    seed_tokens(store)
+    store.set(FAILURES_KEY, 1, ttl=3600)
+
+    reset_login_failures(store, CREDENTIALS)
+
+    assert [store.get(key) for key in (FAILURES_KEY, ACCESS_KEY, SESSION_KEY)] == [None] * 3
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [(TOKEN_URL, 503), (TOKEN_URL, 429), (LOGIN_URL, 500), (LOGIN_URL, 502)],
+)
+def test_a_login_call_failing_transiently_is_no_login_failure(
+    client: ThingSpaceClient,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    url: str,
+    status: int,
+) -> None:
+    if url == LOGIN_URL:
+        mocked.post(TOKEN_URL, json={"access_token": "access-1", "expires_in": 3600})
+    mocked.post(url, status=status, json=ts_error("Try again later"))
+
+    with pytest.raises(TransientError):
+        client.device_state(iccid=ICCID)
+
+    assert store.get(FAILURES_KEY) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "expected"),
+    [
+        pytest.param(TOKEN_URL, {"token_type": "bearer"}, "an access_token", id="no-token"),
+        pytest.param(LOGIN_URL, {"token": "x"}, "a sessionToken", id="no-session"),
+    ],
+)
+def test_a_login_answer_without_its_token_is_a_permanent_error(
+    client: ThingSpaceClient,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    url: str,
+    body: dict[str, str],
+    expected: str,
+) -> None:
+    if url == LOGIN_URL:
+        mocked.post(TOKEN_URL, json={"access_token": "access-1", "expires_in": 3600})
+    mocked.post(url, json=body)
+
+    with pytest.raises(PermanentError) as raised:
+        client.device_state(iccid=ICCID)
+
+    assert raised.value.message == (
+        f"HTTP 200 from ThingSpace: expected {expected}, got something else"
+    )
+    assert store.get(FAILURES_KEY) is None
+
+
+# --- Device calls: the exact requests --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "fields"),
+    [
+        ("suspend", {}),
+        ("restore", {}),
+        ("deactivate", {"reasonCode": "FF", "etfWaiver": True}),
+        ("activate", {"servicePlan": "M2M-5GB", "mdnZipCode": "10001"}),
+    ],
+)
+def test_submit_action_posts_the_device_and_the_idempotency_key(
+    client: ThingSpaceClient,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    action: str,
+    fields: dict[str, Any],
+) -> None:
+    seed_tokens(store, 3)
+    mocked.post(action_url(action), status=202, json={"requestId": REQUEST_ID})
+
+    request_id = client.submit_action(
+        action=action, iccid=ICCID, idempotency_key="pondops-1-submit", fields=fields
+    )
+
+    assert request_id == REQUEST_ID
+    request = sent(mocked, 0)
+    assert_data_headers(request, 3)
+    assert request.headers["Idempotency-Key"] == "pondops-1-submit"
+    assert sent_json(request) == {
+        "accountName": ACCOUNT,
+        "devices": [{"deviceIds": [{"kind": "iccid", "id": ICCID}]}],
+        **fields,
+    }
+
+
+def test_an_unknown_action_is_refused_without_a_call(
+    client: ThingSpaceClient, mocked: responses.RequestsMock
+) -> None:
+    with pytest.raises(PermanentError, match="ThingSpace has no action 'delete'"):
+        client.submit_action(action="delete", iccid=ICCID, idempotency_key="k")
+
+    assert len(mocked.calls) == 0
+
+
+def test_request_status_gets_the_request_under_the_account(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store)
+    mocked.get(STATUS_URL, json=request_status("Pending"))
+
+    status = client.request_status(request_id=REQUEST_ID, iccid=ICCID)
+
+    assert (status.status, status.succeeded, status.failed, status.error) == (
+        "Pending",
+        False,
+        False,
+        "",
+    )
+    request = sent(mocked, 0)
+    assert (request.method, request.url, request.body) == ("GET", STATUS_URL, None)
+    assert_data_headers(request, 0)
+    assert "Idempotency-Key" not in request.headers
+
+
+def test_a_failed_request_reports_this_devices_error(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store)
+    body = request_status("Failed")
+    body["devices"] = [
+        {"id": "89148000000000000999", "kind": "iccid", "error": "someone else's error"},
+        {"id": ICCID, "kind": "iccid", "error": "Device is deactivated"},
+    ]
+    mocked.get(STATUS_URL, json=body)
+
+    status = client.request_status(request_id=REQUEST_ID, iccid=ICCID)
+
+    assert (status.failed, status.error) == (True, "Device is deactivated")
+    assert status.call is not None and status.call.description == "Check ThingSpace request status"
+
+
+# --- Device calls: error shapes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "kwargs", "error_type", "message"),
+    [
+        pytest.param(
+            400,
+            {"json": ts_error("Invalid servicePlan")},
+            PermanentError,
+            "HTTP 400 from ThingSpace: Invalid servicePlan",
+            id="json-400",
+        ),
+        pytest.param(
+            404,
+            {"json": ts_error(f"Device {ICCID} not found")},
+            PermanentError,
+            f"HTTP 404 from ThingSpace: Device {ICCID} not found",
+            id="unknown-device-404",
+        ),
+        pytest.param(
+            502,
+            {
+                "body": "<html><head><title>Bad Gateway</title></head><body>nginx</body></html>",
+                "content_type": "text/html",
+            },
+            TransientError,
+            "HTTP 502 from ThingSpace: Bad Gateway",
+            id="html-502",
+        ),
+        pytest.param(
+            503, {"body": ""}, TransientError, "HTTP 503 from ThingSpace (empty body)", id="empty"
+        ),
+        pytest.param(
+            500,
+            {"json": ts_error("Unexpected error")},
+            TransientError,
+            "HTTP 500 from ThingSpace: Unexpected error",
+            id="json-500",
+        ),
+    ],
+)
+def test_error_responses_become_our_error_types_with_readable_messages(
+    client: ThingSpaceClient,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    status: int,
+    kwargs: dict[str, Any],
+    error_type: type[Exception],
+    message: str,
+) -> None:
+    seed_tokens(store)
+    mocked.post(action_url("suspend"), status=status, **kwargs)
+
+    with pytest.raises(error_type) as raised:
+        client.submit_action(action="suspend", iccid=ICCID, idempotency_key="k")
+
+    assert isinstance(raised.value, PermanentError | TransientError)
+    assert raised.value.message == message
+    assert type(raised.value) is error_type
+
+
+def test_429_is_transient_honours_retry_after_and_slows_the_throttle(
+    client: ThingSpaceClient,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    throttle: RecordingThrottle,
+) -> None:
+    seed_tokens(store)
+    mocked.post(
+        action_url("suspend"),
+        status=429,
+        json=ts_error("Too many requests for account"),
+        headers={"Retry-After": "7"},
+    )
+
+    with pytest.raises(TransientError) as raised:
+        client.submit_action(action="suspend", iccid=ICCID, idempotency_key="k")
+
+    assert raised.value.retry_after == 7
+    assert throttle.penalties == [7]
+    assert throttle.acquired == 1
+
+
+@pytest.mark.parametrize(
+    ("failure", "words"),
+    [
+        pytest.param(
+            requests.ConnectionError("connection refused"), "connection failed", id="conn"
+        ),
+        pytest.param(requests.ConnectTimeout("connect timed out"), "timed out", id="connect"),
+        pytest.param(requests.ReadTimeout("read timed out"), "timed out", id="read"),
+    ],
+)
+def test_connection_errors_and_timeouts_are_transient(
+    client: ThingSpaceClient,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    audit: list[CallRecord],
+    failure: Exception,
+    words: str,
+) -> None:
+    seed_tokens(store)
+    mocked.get(STATUS_URL, body=failure)
+
+    with pytest.raises(TransientError) as raised:
+        client.request_status(request_id=REQUEST_ID, iccid=ICCID)
+
+    assert raised.value.message.startswith(f"ThingSpace {words}")
+    assert raised.value.retry_after is None
+    assert [call.response_status for call in audit] == [None]
+
+
+@pytest.mark.parametrize(
+    ("url", "method", "body", "expected"),
+    [
+        pytest.param(LIST_URL, "POST", {"devices": "none"}, "a device list", id="list-shape"),
+        pytest.param(
+            LIST_URL,
+            "POST",
+            {"devices": [{"carrierInformations": {"state": "active"}}]},
+            "devices with carrierInformations",
+            id="informations-shape",
+        ),
+        pytest.param(action_url("suspend"), "POST", {"id": "x"}, "a requestId", id="no-id"),
+        pytest.param(STATUS_URL, "GET", {"requestId": REQUEST_ID}, "a request status", id="no-st"),
+    ],
+)
+def test_answers_of_the_wrong_shape_are_permanent_errors(
+    client: ThingSpaceClient,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    url: str,
+    method: str,
+    body: dict[str, Any],
+    expected: str,
+) -> None:
+    seed_tokens(store)
+    mocked.add(method, url, json=body)
+
+    with pytest.raises(PermanentError) as raised:
+        if url == LIST_URL:
+            client.device_state(iccid=ICCID)
+        elif url == STATUS_URL:
+            client.request_status(request_id=REQUEST_ID, iccid=ICCID)
+        else:
+            client.submit_action(action="suspend", iccid=ICCID, idempotency_key="k")
+
+    assert raised.value.message == (
+        f"HTTP 200 from ThingSpace: expected {expected}, got something else"
+    )
+
+
+def test_a_200_that_is_not_json_is_a_readable_permanent_error(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store)
+    mocked.post(LIST_URL, status=200, body="<html>maintenance</html>", content_type="text/html")
+
+    with pytest.raises(PermanentError) as raised:
+        client.device_state(iccid=ICCID)
+
+    assert raised.value.message == "HTTP 200 from ThingSpace: expected JSON, got text/html"
+
+
+# --- Audit records ---------------------------------------------------------------------------
+
+
+def test_one_redacted_audit_record_per_call_without_secrets_or_tokens(
+    client: ThingSpaceClient, mocked: responses.RequestsMock, audit: list[CallRecord]
+) -> None:
+    mocked.post(TOKEN_URL, json={"access_token": "access-Zq1", "expires_in": 3600})
+    mocked.post(LOGIN_URL, json={"sessionToken": "session-Zq1"})
+    mocked.post(LIST_URL, json=device_list("active"))
+    mocked.post(action_url("suspend"), status=202, json={"requestId": REQUEST_ID})
+    mocked.get(STATUS_URL, json=request_status("Success"))
+
+    client.device_state(iccid=ICCID)
+    client.submit_action(action="suspend", iccid=ICCID, idempotency_key="pondops-77-submit")
+    client.request_status(request_id=REQUEST_ID, iccid=ICCID)
+
+    assert [(call.description, call.method, call.response_status) for call in audit] == [
+        ("Get ThingSpace OAuth token", "POST", 200),
+        ("Start ThingSpace session", "POST", 200),
+        ("Read ThingSpace device", "POST", 200),
+        ("Submit ThingSpace status change", "POST", 202),
+        ("Check ThingSpace request status", "GET", 200),
+    ]
+    assert audit[3].url == action_url("suspend")
+    assert audit[3].request_text.startswith("POST /api/m2m/v1/devices/actions/suspend\n")
+    assert f"Authorization: {REDACTED}" in audit[3].request_text
+    assert f"VZ-M2M-Token: {REDACTED}" in audit[3].request_text
+    assert "Idempotency-Key: pondops-77-submit" in audit[3].request_text
+    assert f'"accountName": "{ACCOUNT}"' in audit[3].request_text
+    assert REQUEST_ID in audit[3].response_text
+    basic = base64.b64encode(f"{CLIENT_KEY}:{CLIENT_SECRET}".encode()).decode()
+    for call in audit:
+        for text in (call.url, call.request_text, call.response_text):
+            assert_no_secret(text)
+            assert basic not in text
+            assert "access-Zq1" not in text
+            assert "session-Zq1" not in text
+
+
+# --- Processor: declarations and creation-time checks ----------------------------------------
+
+
+def test_processor_declares_its_steps_statuses_and_descriptions() -> None:
+    assert processor_class("THINGSPACE") is ThingSpaceProcessor
+    assert ThingSpaceProcessor.steps == (Step.SUBMIT, Step.CONFIRM)
+    assert ThingSpaceProcessor.descriptions == {
+        Step.SUBMIT: "Submit ThingSpace status change",
+        Step.CONFIRM: "Check ThingSpace request status",
+    }
+    assert {
+        name: (m.target, m.carrier_value, m.post_update_status)
+        for name, m in ThingSpaceProcessor.statuses.items()
+    } == {
+        "active": ("active", "activate", "active"),
+        "suspended": ("suspended", "suspend", "suspended"),
+        "deactivated": ("deactivated", "deactivate", "deactivated"),
+    }
+    assert ThingSpaceProcessor.account_label(CREDENTIALS) == f"ThingSpace account {ACCOUNT}"
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical"),
+    [("active", "active"), ("Suspended", "suspended"), (" DEACTIVATED ", "deactivated")],
+)
+def test_canonical_status_is_case_insensitive(value: str, canonical: str) -> None:
+    assert ThingSpaceProcessor.canonical_status(value) == canonical
+
+
+@pytest.mark.parametrize("value", ["restore", "activate", "preactive", "TERMINATED", ""])
+def test_statuses_thingspace_cannot_set_are_refused_listing_the_allowed_ones(value: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        ThingSpaceProcessor.canonical_status(value)
+
+    assert str(raised.value) == (
+        f"ThingSpace cannot set status {value!r}; allowed: active, suspended, deactivated"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "options", "problems"),
+    [
+        pytest.param("suspended", {}, [], id="suspend-needs-nothing"),
+        pytest.param("deactivated", {}, [], id="deactivate-defaults"),
+        pytest.param(
+            "deactivated", {"reason_code": "FF", "etf_waiver": "false"}, [], id="deactivate-set"
+        ),
+        pytest.param(
+            "deactivated",
+            {"etf_waiver": "maybe"},
+            ["etf_waiver must be true or false, not 'maybe'"],
+            id="bad-etf-waiver",
+        ),
+        pytest.param(
+            "active", {"service_plan": "M2M-5GB", "mdn_zip_code": "10001"}, [], id="active-ok"
+        ),
+        pytest.param(
+            "active",
+            {},
+            [
+                "service_plan is required to activate ThingSpace lines",
+                "mdn_zip_code is required to activate ThingSpace lines",
+            ],
+            id="active-needs-both",
+        ),
+        pytest.param(
+            "active",
+            {"service_plan": " ", "mdn_zip_code": "1000"},
+            [
+                "service_plan is required to activate ThingSpace lines",
+                "mdn_zip_code must be a 5-digit ZIP code, not '1000'",
+            ],
+            id="active-blank-plan-bad-zip",
+        ),
+    ],
+)
+def test_validate_options_names_each_problem(
+    target: str, options: dict[str, str], problems: list[str]
+) -> None:
+    assert ThingSpaceProcessor.validate_options(target_status=target, options=options) == problems
+
+
+def test_check_identifiers_needs_only_an_iccid(
+    processor: ThingSpaceProcessor, mocked: responses.RequestsMock
+) -> None:
+    processor.check_identifiers(context("suspended"))  # no MSISDN or EID needed
+
+    with pytest.raises(PermanentError, match="ThingSpace identifies devices by ICCID"):
+        processor.check_identifiers(context("suspended", iccid=""))
+    assert len(mocked.calls) == 0
+
+
+# --- Processor: SUBMIT -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "options", "action", "fields"),
+    [
+        pytest.param("suspended", {}, "suspend", {}, id="suspend"),
+        pytest.param(
+            "deactivated", {}, "deactivate", {"reasonCode": "FF", "etfWaiver": True}, id="deact"
+        ),
+        pytest.param(
+            "deactivated",
+            {"reason_code": "CR", "etf_waiver": "no"},
+            "deactivate",
+            {"reasonCode": "CR", "etfWaiver": False},
+            id="deactivate-with-options",
+        ),
+    ],
+)
+def test_submit_posts_the_targets_action_and_stores_the_request_id(
+    processor: ThingSpaceProcessor,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    target: str,
+    options: dict[str, str],
+    action: str,
+    fields: dict[str, Any],
+) -> None:
+    seed_tokens(store)
+    mocked.post(action_url(action), status=202, json={"requestId": REQUEST_ID})
+    before = datetime.now(UTC)
+
+    result = processor.perform(Step.SUBMIT, context(target, options=options))
+
+    assert result.step is Step.SUBMIT
+    assert result.updates["carrier_request_id"] == REQUEST_ID
+    assert before <= result.updates["carrier_submitted_at"] <= datetime.now(UTC)
+    assert set(result.updates) == {"carrier_request_id", "carrier_submitted_at"}
+    assert result.note == f"{action} request {REQUEST_ID}"
+    request = sent(mocked, 0)
+    assert request.headers["Idempotency-Key"] == "pondops-77-submit"
+    assert sent_json(request) == {
+        "accountName": ACCOUNT,
+        "devices": [{"deviceIds": [{"kind": "iccid", "id": ICCID}]}],
+        **fields,
+    }
+
+
+ACTIVATION = {"service_plan": "M2M-5GB", "mdn_zip_code": "10001"}
+
+
+@pytest.mark.parametrize(
+    ("state", "action", "fields"),
+    [
+        pytest.param("suspended", "restore", {}, id="suspended-restores"),
+        pytest.param("Suspend", "restore", {}, id="live-api-suspend-restores"),
+        pytest.param(
+            "deactivated",
+            "activate",
+            {"servicePlan": "M2M-5GB", "mdnZipCode": "10001"},
+            id="deactivated-activates",
+        ),
+        pytest.param(
+            "pre-active",
+            "activate",
+            {"servicePlan": "M2M-5GB", "mdnZipCode": "10001"},
+            id="preactive-activates",
+        ),
+    ],
+)
+def test_active_restores_a_suspended_line_and_activates_any_other(
+    processor: ThingSpaceProcessor,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    audit: list[CallRecord],
+    state: str,
+    action: str,
+    fields: dict[str, Any],
+) -> None:
+    seed_tokens(store)
+    mocked.post(LIST_URL, json=device_list(state))
+    mocked.post(action_url(action), status=202, json={"requestId": REQUEST_ID})
+
+    result = processor.perform(Step.SUBMIT, context("active", options=ACTIVATION))
+
+    assert result.updates["carrier_request_id"] == REQUEST_ID
+    assert sent(mocked, 1).url == action_url(action)
+    assert sent_json(sent(mocked, 1)) == {
+        "accountName": ACCOUNT,
+        "devices": [{"deviceIds": [{"kind": "iccid", "id": ICCID}]}],
+        **fields,
+    }
+    assert [call.description for call in audit] == [
+        "Read ThingSpace device",
+        "Submit ThingSpace status change",
+    ]
+
+
+def test_active_on_a_line_already_active_submits_nothing_and_completes_confirm_too(
+    processor: ThingSpaceProcessor, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store)
+    mocked.post(LIST_URL, json=device_list("active"))
+
+    result = processor.perform(Step.SUBMIT, context("active", options=ACTIVATION))
+
+    assert set(result.updates) == {"carrier_submitted_at", "carrier_status_at"}
+    assert result.note == "already active at ThingSpace; nothing submitted"
+    progress = Progress(**result.updates)
+    assert progress.is_done(Step.SUBMIT) and progress.is_done(Step.CONFIRM)
+    assert sent_urls(mocked) == [LIST_URL]
+
+
+def test_activation_without_plan_and_zip_fails_before_submitting(
+    processor: ThingSpaceProcessor, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store)
+    mocked.post(LIST_URL, json=device_list("deactivated"))
+
+    with pytest.raises(PermanentError) as raised:
+        processor.perform(Step.SUBMIT, context("active", options={"service_plan": "M2M-5GB"}))
+
+    assert raised.value.message == (
+        "ThingSpace activation needs service_plan and mdn_zip_code, and the request lacks "
+        "mdn_zip_code"
+    )
+    assert sent_urls(mocked) == [LIST_URL]
+
+
+def test_an_unknown_device_fails_the_submit_permanently(
+    processor: ThingSpaceProcessor, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store)
+    mocked.post(action_url("suspend"), status=404, json=ts_error(f"Device {ICCID} not found"))
+
+    with pytest.raises(PermanentError, match=f"HTTP 404 from ThingSpace: Device {ICCID}"):
+        processor.perform(Step.SUBMIT, context("suspended"))
+
+
+def test_an_unknown_target_is_refused_without_a_call(
+    processor: ThingSpaceProcessor, mocked: responses.RequestsMock
+) -> None:
+    with pytest.raises(PermanentError, match="ThingSpace cannot set status 'DELETED'"):
+        processor.perform(Step.SUBMIT, context("DELETED"))
+
+    assert len(mocked.calls) == 0
+
+
+def test_steps_thingspace_does_not_have_are_refused(processor: ThingSpaceProcessor) -> None:
+    with pytest.raises(PermanentError, match="ThingSpace has no step"):
+        processor.perform(Step.CARRIER_STATUS, context("active"))
+
+
+# --- Processor: CONFIRM ----------------------------------------------------------------------
+
+
+def test_confirm_polls_with_doubling_back_off_until_success(
+    processor: ThingSpaceProcessor,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    clock: FakeClock,
+    settings: Any,
+) -> None:
+    settings.BULKCHANGE_CONFIRM_SECONDS = 30
+    seed_tokens(store)
+    for _ in range(3):
+        mocked.get(STATUS_URL, json=request_status("Pending"))
+    mocked.get(STATUS_URL, json=request_status("Success"))
+    before = datetime.now(UTC)
+
+    result = processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
+
+    assert result.step is Step.CONFIRM
+    assert set(result.updates) == {"carrier_status_at"}
+    assert result.updates["carrier_status_at"] >= before
+    assert clock.sleeps == [0.2, 0.4, 0.8]
+    assert len(mocked.calls) == 4
+
+
+def test_confirm_back_off_is_capped_at_two_seconds(
+    processor: ThingSpaceProcessor,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    clock: FakeClock,
+    settings: Any,
+) -> None:
+    settings.BULKCHANGE_CONFIRM_SECONDS = 30
+    seed_tokens(store)
+    for _ in range(7):
+        mocked.get(STATUS_URL, json=request_status("Pending"))
+    mocked.get(STATUS_URL, json=request_status("Success"))
+
+    processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
+
+    assert clock.sleeps == [0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]
+
+
+def test_a_request_still_pending_after_the_budget_is_transient_and_names_the_request(
+    processor: ThingSpaceProcessor,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    clock: FakeClock,
+    settings: Any,
+) -> None:
+    settings.BULKCHANGE_CONFIRM_SECONDS = 1
+    seed_tokens(store)
+    mocked.get(STATUS_URL, json=request_status("Pending"))
+
+    with pytest.raises(TransientError) as raised:
+        processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
+
+    assert raised.value.message == f"ThingSpace request {REQUEST_ID} still pending after 1s"
+    assert clock.sleeps == pytest.approx([0.2, 0.4, 0.4])  # the last ends at the deadline
+    assert len(mocked.calls) == 4  # polls at 0, 0.2, 0.6 and 1.0 s; never a submit
+    assert raised.value.call is not None
+
+
+def test_a_failed_request_is_permanent_with_the_devices_error(
+    processor: ThingSpaceProcessor,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    clock: FakeClock,
+) -> None:
+    seed_tokens(store)
+    mocked.get(STATUS_URL, json=request_status("Pending"))
+    mocked.get(STATUS_URL, json=request_status("Failed", "Device is deactivated; cannot suspend"))
+
+    with pytest.raises(PermanentError) as raised:
+        processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
+
+    assert raised.value.message == (
+        f"ThingSpace request {REQUEST_ID} failed: Device is deactivated; cannot suspend"
+    )
+    assert raised.value.call is not None and raised.value.call.response_status == 200
+
+
+def test_a_failed_request_without_an_error_text_still_says_it_failed(
+    processor: ThingSpaceProcessor, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store)
+    mocked.get(STATUS_URL, json=request_status("Failed"))
+
+    with pytest.raises(PermanentError) as raised:
+        processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
+
+    assert (
+        raised.value.message == f"ThingSpace request {REQUEST_ID} failed: ThingSpace gave no reason"
+    )
+
+
+def test_confirm_without_a_stored_request_id_is_a_permanent_error(
+    processor: ThingSpaceProcessor, mocked: responses.RequestsMock
+) -> None:
+    with pytest.raises(PermanentError, match="no ThingSpace request to confirm"):
+        processor.perform(Step.CONFIRM, context("suspended"))
+
+    assert len(mocked.calls) == 0
+
+
+# --- Processor: read_status ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("active", "active"),
+        ("Active", "active"),
+        ("suspended", "suspended"),
+        ("suspend", "suspended"),
+        ("deactivated", "deactivated"),
+        ("deactive", "deactivated"),
+        ("pre-active", None),
+        ("pending activation", None),
+        ("", None),
+        (None, None),  # ThingSpace lists no device
+    ],
+)
+def test_read_status_maps_the_device_state_to_a_target(
+    processor: ThingSpaceProcessor,
+    mocked: responses.RequestsMock,
+    store: RecordingStore,
+    audit: list[CallRecord],
+    state: str | None,
+    expected: str | None,
+) -> None:
+    seed_tokens(store)
+    mocked.post(LIST_URL, json=device_list(state))
+
+    assert processor.read_status(context("active")) == expected
+    assert [call.description for call in audit] == ["Read ThingSpace device"]
+
+
+def test_read_status_of_an_unknown_device_is_a_permanent_error(
+    processor: ThingSpaceProcessor, mocked: responses.RequestsMock, store: RecordingStore
+) -> None:
+    seed_tokens(store)
+    mocked.post(LIST_URL, status=404, json=ts_error(f"Device {ICCID} not found"))
+
+    with pytest.raises(PermanentError, match="HTTP 404 from ThingSpace"):
+        processor.read_status(context("active"))
+
+
+def test_tokens_send_bearer_and_session_headers() -> None:
+    assert Tokens("a", "s").headers() == {"Authorization": "Bearer a", "VZ-M2M-Token": "s"}
