@@ -311,7 +311,8 @@ def _error_list(errors: Any) -> str:
 
 def readable_error(carrier: str, response: requests.Response) -> str:
     """A message an operator can read for an error response: the carrier's own message from a
-    JSON body, the ``<title>`` of an HTML page, or the bare status for an empty body."""
+    JSON body (with its error code, which operators quote to the carrier's support), the
+    ``<title>`` of an HTML page, or the bare status for an empty body."""
     prefix = f"HTTP {response.status_code} from {carrier}"
     text = response.text or ""
     try:
@@ -322,11 +323,16 @@ def readable_error(carrier: str, response: requests.Response) -> str:
         listed = _error_list(payload.get("errors"))
         if listed:
             return f"{prefix}: {listed}"
+        code = str(payload.get("errorCode") or "").strip()  # Jasper, Teal, ThingSpace
         for key in ("message", "errorMessage", "error_description", "detail", "error", "errors"):
             value = payload.get(key)
             if value:
                 detail = value if isinstance(value, str) else json.dumps(value)[:300]
+                if code and code not in detail:
+                    detail = f"{detail} ({code})"
                 return f"{prefix}: {detail}"
+        if code:
+            return f"{prefix}: {code}"
     title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
     if title:
         return f"{prefix}: {html.unescape(title.group(1)).strip()[:200]}"

@@ -14,7 +14,6 @@ not in the table (a request for them is refused at creation by ``canonical_statu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cached_property
@@ -24,21 +23,18 @@ from urllib.parse import quote
 import requests
 
 from integrations.base import (
-    AuthenticationError,
     CallRecord,
     CallRecorder,
     CarrierHttp,
     Credentials,
     HttpResponse,
     Integration,
-    IntegrationError,
     PermanentError,
     StatusMapping,
     StatusUpdateProcessor,
     Step,
     StepResult,
     Throttle,
-    TransientError,
     UpdateContext,
 )
 
@@ -62,8 +58,7 @@ class JasperClient:
     """Jasper's device API: HTTP Basic on every call, no token.
 
     Every method makes exactly one HTTP call and raises our error types (see
-    :class:`CarrierHttp`); a Jasper ``errorCode`` is appended to the readable message so an
-    operator can quote it to Jasper support.
+    :class:`CarrierHttp`, whose readable message carries Jasper's ``errorCode``).
     """
 
     def __init__(
@@ -133,45 +128,14 @@ class JasperClient:
         headers = {"Accept": "application/json"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        try:
-            return self.http.request(
-                method,
-                f"{API_ROOT}/devices/{quote(iccid, safe='')}",
-                description=description,
-                json_body=json_body,
-                headers=headers,
-                auth=(self.credentials.username, self.credentials.secret),
-            )
-        except IntegrationError as error:
-            coded = _with_error_code(error)
-            if coded is error:
-                raise
-            raise coded from error
-
-
-def _error_code(call: CallRecord | None) -> str:
-    """Jasper's ``errorCode`` from an error response, or "" when the body has none."""
-    if call is None or not call.response_text:
-        return ""
-    try:
-        body = json.loads(call.response_text)
-    except ValueError:
-        return ""
-    code = body.get("errorCode") if isinstance(body, dict) else None
-    return str(code).strip() if code not in (None, "") else ""
-
-
-def _with_error_code(error: IntegrationError) -> IntegrationError:
-    """The same error, its message ending with Jasper's errorCode when the body carries one."""
-    code = _error_code(error.call)
-    if not code:
-        return error
-    message = f"{error.message} [errorCode {code}]"
-    if isinstance(error, TransientError):
-        return TransientError(message, call=error.call, retry_after=error.retry_after)
-    if isinstance(error, AuthenticationError):
-        return AuthenticationError(message, call=error.call)
-    return PermanentError(message, call=error.call)
+        return self.http.request(
+            method,
+            f"{API_ROOT}/devices/{quote(iccid, safe='')}",
+            description=description,
+            json_body=json_body,
+            headers=headers,
+            auth=(self.credentials.username, self.credentials.secret),
+        )
 
 
 def _unexpected(expected: str, call: CallRecord) -> PermanentError:

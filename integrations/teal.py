@@ -16,14 +16,12 @@ and the session's pooled connections are closed afterwards, because a server tha
 interim 1xx goes on to send the final answer on the same connection, which ``http.client`` would
 otherwise read as the answer to our *next* request.
 
-Teal's error body is ``{"errorCode": …, "message": …}``; the shared readable message keeps only
-``message``, so this module puts the code in front of it: "HTTP 404 from Teal: ESIM_NOT_FOUND:
-eSIM … not found" — same error type, same audit record, same classification.
+Teal's error body is ``{"errorCode": …, "message": …}``; the shared readable message reads
+"HTTP 404 from Teal: eSIM … not found (ESIM_NOT_FOUND)".
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -36,14 +34,12 @@ from urllib.parse import quote
 import requests
 
 from integrations.base import (
-    AuthenticationError,
     CallRecord,
     CallRecorder,
     CarrierHttp,
     Credentials,
     HttpResponse,
     Integration,
-    IntegrationError,
     PermanentError,
     StatusMapping,
     StatusUpdateProcessor,
@@ -131,7 +127,7 @@ class TealClient:
     """Teal's eSIM API: ``ApiKey``/``ApiSecret`` headers on every call, no token.
 
     Every method makes exactly one HTTP call and raises our error types (see
-    :class:`CarrierHttp`), with Teal's ``errorCode`` in the message. The ApiSecret is a
+    :class:`CarrierHttp`, whose readable message carries Teal's ``errorCode``). The ApiSecret is a
     credentials secret, so :class:`CarrierHttp` replaces its value in every audit text.
     """
 
@@ -244,50 +240,14 @@ class TealClient:
         }
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        try:
-            return self.http.request(
-                method,
-                f"{API_ROOT}/{path}",
-                description=description,
-                params=params,
-                json_body=json_body,
-                headers=headers,
-            )
-        except IntegrationError as error:
-            coded = _with_error_code(error)
-            if coded is error:
-                raise
-            raise coded from error
-
-
-def _error_code(call: CallRecord | None) -> str:
-    """Teal's ``errorCode`` from an error response, or "" when the body has none."""
-    if call is None or not call.response_text:
-        return ""
-    try:
-        body = json.loads(call.response_text)
-    except ValueError:
-        return ""
-    code = body.get("errorCode") if isinstance(body, dict) else None
-    return str(code).strip() if code not in (None, "") else ""
-
-
-def _with_error_code(error: IntegrationError) -> IntegrationError:
-    """The same error with Teal's errorCode in front of Teal's message ("HTTP 409 from Teal:
-    FLOW_RESTRICTED_ERROR: …"); the error itself when the body carries no code."""
-    code = _error_code(error.call)
-    if not code or code in error.message or error.call is None:
-        return error
-    prefix = f"HTTP {error.call.response_status} from {CARRIER}"
-    if f"{prefix}: " in error.message:
-        message = error.message.replace(f"{prefix}: ", f"{prefix}: {code}: ", 1)
-    else:
-        message = f"{error.message} [{code}]"
-    if isinstance(error, TransientError):
-        return TransientError(message, call=error.call, retry_after=error.retry_after)
-    if isinstance(error, AuthenticationError):
-        return AuthenticationError(message, call=error.call)
-    return PermanentError(message, call=error.call)
+        return self.http.request(
+            method,
+            f"{API_ROOT}/{path}",
+            description=description,
+            params=params,
+            json_body=json_body,
+            headers=headers,
+        )
 
 
 def _unexpected(expected: str, call: CallRecord) -> PermanentError:

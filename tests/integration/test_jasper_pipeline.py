@@ -129,7 +129,7 @@ def test_mixed_bulk_change_ends_processed_with_errors_with_the_right_devices_and
     assert failed.status == DeviceChange.Status.ERROR
     assert failed.attempts == 0
     assert failed.last_error == (
-        "HTTP 404 from Jasper: Resource not found - Invalid ICCID [errorCode 20000001]"
+        "HTTP 404 from Jasper: Resource not found - Invalid ICCID (20000001)"
     )
     assert inventory_status(unknown) is None
     assert descriptions(bulk_change, device_change(bulk_change, retried)) == [
@@ -177,7 +177,7 @@ def test_429_with_retry_after_delays_the_retry_at_least_that_long(
     assert scheduled.next_attempt_at is not None
     assert scheduled.next_attempt_at >= before + timedelta(seconds=3)
     assert scheduled.next_attempt_at <= timezone.now() + timedelta(seconds=3.5)
-    assert scheduled.last_error == "HTTP 429 from Jasper: Rate Limit Exceeded [errorCode 40000029]"
+    assert scheduled.last_error == "HTTP 429 from Jasper: Rate Limit Exceeded (40000029)"
 
     bulk_change = drain(bulk_change)
 
@@ -207,7 +207,7 @@ def test_a_rejected_api_key_fails_every_device_naming_the_account_never_the_key(
         assert failed.attempts == 0
         assert failed.last_error == (
             f"Jasper rejected the credentials of {ACCOUNT_LABEL} "
-            "(HTTP 401 from Jasper: Invalid credentials) [errorCode 10000001]"
+            "(HTTP 401 from Jasper: Invalid credentials (10000001))"
         )
         assert descriptions(bulk_change, failed) == [UPDATE, OUTCOME]
         assert jasper_world.simulator.jasper_device(iccid)["status"] == "ACTIVATED"
@@ -273,7 +273,7 @@ def test_a_transition_jasper_refuses_ends_error_with_its_message(
     failed = device_change(bulk_change, retired)
     assert failed.status == DeviceChange.Status.ERROR
     assert failed.attempts == 0
-    assert failed.last_error == "HTTP 400 from Jasper: Invalid status change [errorCode 10000024]"
+    assert failed.last_error == "HTTP 400 from Jasper: Invalid status change (10000024)"
     assert descriptions(bulk_change, failed) == [UPDATE, OUTCOME]
     assert jasper_world.simulator.jasper_device(retired)["status"] == "RETIRED"
     assert jasper_world.simulator.call_count("jasper", "update_device", retired) == 1

@@ -160,7 +160,7 @@ def test_mixed_bulk_change_ends_processed_with_errors_with_the_right_statuses_an
     assert failed.status == DeviceChange.Status.ERROR
     assert failed.attempts == 0
     assert failed.last_error == (
-        f"HTTP 404 from Teal: ESIM_NOT_FOUND: eSIM {unknown.eid} not found"
+        f"HTTP 404 from Teal: eSIM {unknown.eid} not found (ESIM_NOT_FOUND)"
     )
     assert descriptions(bulk_change, failed) == [CHANGE, RESULT]
     retried = device_change(bulk_change, flaky)
@@ -301,7 +301,7 @@ def test_429_with_retry_after_delays_the_retry_at_least_that_long(
     assert 40 < delay <= 45
     assert (
         waiting.last_error
-        == "HTTP 429 from Teal: GENERIC_ERROR: Simulated fault: 429 Too Many Requests"
+        == "HTTP 429 from Teal: Simulated fault: 429 Too Many Requests (GENERIC_ERROR)"
     )
     assert waiting.carrier_request_id  # kept for the resubmission
     assert descriptions(bulk_change, waiting) == [CHANGE, RETRY]
@@ -325,7 +325,7 @@ def test_a_rejected_secret_fails_the_device_naming_the_account_never_the_secret(
     assert failed.attempts == 0
     assert failed.last_error == (
         "Teal rejected the ApiKey/ApiSecret of Teal account Acme fleet "
-        "(HTTP 401 from Teal: UNAUTHORIZED: Invalid ApiKey or ApiSecret)"
+        "(HTTP 401 from Teal: Invalid ApiKey or ApiSecret (UNAUTHORIZED))"
     )
     assert descriptions(bulk_change, failed) == [CHANGE, RESULT]
     for row in BulkChangeLog.objects.filter(bulk_change=bulk_change).values():

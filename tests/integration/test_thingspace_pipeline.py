@@ -196,6 +196,7 @@ def test_mixed_bulk_change_ends_processed_with_errors_with_one_retry_and_audit_r
     assert failed.attempts == 0
     assert failed.last_error == (
         f"HTTP 404 from ThingSpace: Device {unknown} not found in account {ACCOUNT}"
+        " (REQUEST_FAILED.NotFound)"
     )
     # One device at a time: the first logs in for everyone, the others reuse its tokens.
     assert descriptions(bulk_change, device_change(bulk_change, numbers[0])) == [
@@ -241,14 +242,15 @@ def test_429_with_retry_after_delays_the_retry_at_least_that_long(
             "secret",
             "wrong-client-secret-5a",
             "ThingSpace rejected the OAuth client key and secret for ThingSpace account "
-            f"{ACCOUNT} (HTTP 401 from ThingSpace: Invalid client key or secret)",
+            f"{ACCOUNT} (HTTP 401 from ThingSpace: Invalid client key or secret (UnauthorizedAccess))",
             id="oauth-secret",
         ),
         pytest.param(
             "secret_2",
             "wrong-uws-password-6b",
             f"ThingSpace rejected the UWS user {UWS_USER} for ThingSpace account {ACCOUNT} "
-            f"(HTTP 401 from ThingSpace: Invalid username or password for {UWS_USER})",
+            f"(HTTP 401 from ThingSpace: Invalid username or password for {UWS_USER}"
+            " (UnauthorizedAccess))",
             id="uws-password",
         ),
     ],
@@ -383,7 +385,8 @@ def test_two_rejected_logins_stop_every_further_login_for_the_account(
     rejected = (
         DeviceChange.Status.ERROR,
         f"ThingSpace rejected the UWS user {UWS_USER} for ThingSpace account {ACCOUNT} "
-        f"(HTTP 401 from ThingSpace: Invalid username or password for {UWS_USER})",
+        f"(HTTP 401 from ThingSpace: Invalid username or password for {UWS_USER}"
+        " (UnauthorizedAccess))",
     )
     assert sorted(errors) == sorted([rejected] * 2 + [(DeviceChange.Status.ERROR, LOCKOUT)] * 4)
     assert set(

@@ -256,13 +256,13 @@ def test_an_echo_with_surrounding_spaces_is_still_ours(
         pytest.param(
             {"status": 400, "json": jasper_error("10000024", "Invalid status change")},
             PermanentError,
-            "HTTP 400 from Jasper: Invalid status change [errorCode 10000024]",
+            "HTTP 400 from Jasper: Invalid status change (10000024)",
             id="400-refused-transition",
         ),
         pytest.param(
             {"status": 404, "json": jasper_error("20000001", "Resource not found - Invalid ICCID")},
             PermanentError,
-            "HTTP 404 from Jasper: Resource not found - Invalid ICCID [errorCode 20000001]",
+            "HTTP 404 from Jasper: Resource not found - Invalid ICCID (20000001)",
             id="404-unknown-iccid",
         ),
         pytest.param(
@@ -286,7 +286,7 @@ def test_an_echo_with_surrounding_spaces_is_still_ours(
         pytest.param(
             {"status": 503, "json": jasper_error("50000001", "Service unavailable")},
             TransientError,
-            "HTTP 503 from Jasper: Service unavailable [errorCode 50000001]",
+            "HTTP 503 from Jasper: Service unavailable (50000001)",
             id="503-json",
         ),
         pytest.param(
@@ -340,7 +340,7 @@ def test_rejected_credentials_are_an_authentication_error_naming_the_account(
 
     assert raised.value.message == (
         "Jasper rejected the credentials of Jasper account ops-api "
-        f"(HTTP {status} from Jasper: Invalid credentials) [errorCode 10000001]"
+        f"(HTTP {status} from Jasper: Invalid credentials (10000001))"
     )
     assert API_KEY not in str(raised.value)
     assert raised.value.call is audit[0]
@@ -389,7 +389,7 @@ def test_429_is_transient_honours_retry_after_and_slows_the_throttle(
     with pytest.raises(TransientError) as raised:
         client.set_status(iccid=ICCID, status="ACTIVATED", idempotency_key="k")
 
-    assert raised.value.message == "HTTP 429 from Jasper: Rate Limit Exceeded [errorCode 40000029]"
+    assert raised.value.message == "HTTP 429 from Jasper: Rate Limit Exceeded (40000029)"
     if low is None:
         assert raised.value.retry_after is None
     else:

@@ -357,25 +357,25 @@ ERROR_CASES = [
     pytest.param(
         {"status": 404, "json": teal_error("ESIM_NOT_FOUND", f"eSIM {EID} not found")},
         PermanentError,
-        f"HTTP 404 from Teal: ESIM_NOT_FOUND: eSIM {EID} not found",
+        f"HTTP 404 from Teal: eSIM {EID} not found (ESIM_NOT_FOUND)",
         id="404-unknown-eid",
     ),
     pytest.param(
         {"status": 400, "json": teal_error("VALIDATION_ERROR", "entries must not be empty")},
         PermanentError,
-        "HTTP 400 from Teal: VALIDATION_ERROR: entries must not be empty",
+        "HTTP 400 from Teal: entries must not be empty (VALIDATION_ERROR)",
         id="400-validation",
     ),
     pytest.param(
         {"status": 409, "json": teal_error("FLOW_RESTRICTED_ERROR", "operation in progress")},
         PermanentError,
-        "HTTP 409 from Teal: FLOW_RESTRICTED_ERROR: operation in progress",
+        "HTTP 409 from Teal: operation in progress (FLOW_RESTRICTED_ERROR)",
         id="409-flow-restricted",
     ),
     pytest.param(
         {"status": 503, "json": teal_error("GENERIC_ERROR", "Service unavailable")},
         TransientError,
-        "HTTP 503 from Teal: GENERIC_ERROR: Service unavailable",
+        "HTTP 503 from Teal: Service unavailable (GENERIC_ERROR)",
         id="503",
     ),
     pytest.param(
@@ -448,7 +448,7 @@ def test_rejected_credentials_are_an_authentication_error_naming_the_account(
 
     assert raised.value.message == (
         "Teal rejected the ApiKey/ApiSecret of Teal account Acme fleet "
-        f"(HTTP {status} from Teal: UNAUTHORIZED: Invalid ApiSecret)"
+        f"(HTTP {status} from Teal: Invalid ApiSecret (UNAUTHORIZED))"
     )
     assert API_SECRET not in str(raised.value)
     assert raised.value.call is audit[0]
@@ -511,7 +511,7 @@ def test_429_is_transient_and_honours_retry_after(
     with pytest.raises(TransientError) as raised:
         client.read_operation(carrier_request_id=REQUEST_ID)
 
-    assert raised.value.message == "HTTP 429 from Teal: GENERIC_ERROR: Too many requests"
+    assert raised.value.message == "HTTP 429 from Teal: Too many requests (GENERIC_ERROR)"
     if low is None:
         assert raised.value.retry_after is None
     else:
@@ -888,7 +888,9 @@ def test_an_unknown_operation_is_a_permanent_error(
 ) -> None:
     mocked.get(OPERATION_URL, status=404, json=teal_error("GENERIC_ERROR", "Operation not found"))
 
-    with pytest.raises(PermanentError, match="HTTP 404 from Teal: GENERIC_ERROR: Operation"):
+    with pytest.raises(
+        PermanentError, match=r"HTTP 404 from Teal: Operation not found \(GENERIC_ERROR\)"
+    ):
         processor.perform(Step.CONFIRM, context())
 
 

@@ -421,7 +421,7 @@ def test_a_second_401_is_permanent_and_names_the_account(
 
     assert raised.value.message == (
         f"ThingSpace rejected the session for ThingSpace account {ACCOUNT} "
-        "(HTTP 401 from ThingSpace: Session expired)"
+        "(HTTP 401 from ThingSpace: Session expired (REQUEST_FAILED.UnexpectedError))"
     )
     assert sent_urls(mocked).count(TOKEN_URL) == 1
     assert raised.value.call is not None and raised.value.call.response_status == 401
@@ -469,21 +469,21 @@ def test_after_a_401_tokens_another_worker_already_replaced_are_used_as_they_are
             TOKEN_URL,
             401,
             "ThingSpace rejected the OAuth client key and secret for ThingSpace account "
-            f"{ACCOUNT} (HTTP 401 from ThingSpace: Invalid client key or secret)",
+            f"{ACCOUNT} (HTTP 401 from ThingSpace: Invalid client key or secret (REQUEST_FAILED.UnexpectedError))",
             id="oauth-401",
         ),
         pytest.param(
             TOKEN_URL,
             400,
             "ThingSpace rejected the OAuth client key and secret for ThingSpace account "
-            f"{ACCOUNT} (HTTP 400 from ThingSpace: Invalid client key or secret)",
+            f"{ACCOUNT} (HTTP 400 from ThingSpace: Invalid client key or secret (REQUEST_FAILED.UnexpectedError))",
             id="oauth-400",
         ),
         pytest.param(
             LOGIN_URL,
             401,
             f"ThingSpace rejected the UWS user {UWS_USER} for ThingSpace account {ACCOUNT} "
-            "(HTTP 401 from ThingSpace: Invalid client key or secret)",
+            "(HTTP 401 from ThingSpace: Invalid client key or secret (REQUEST_FAILED.UnexpectedError))",
             id="login-401",
         ),
     ],
@@ -728,14 +728,14 @@ def test_a_failed_request_reports_this_devices_error(
             400,
             {"json": ts_error("Invalid servicePlan")},
             PermanentError,
-            "HTTP 400 from ThingSpace: Invalid servicePlan",
+            "HTTP 400 from ThingSpace: Invalid servicePlan (REQUEST_FAILED.UnexpectedError)",
             id="json-400",
         ),
         pytest.param(
             404,
             {"json": ts_error(f"Device {ICCID} not found")},
             PermanentError,
-            f"HTTP 404 from ThingSpace: Device {ICCID} not found",
+            f"HTTP 404 from ThingSpace: Device {ICCID} not found (REQUEST_FAILED.UnexpectedError)",
             id="unknown-device-404",
         ),
         pytest.param(
@@ -755,7 +755,7 @@ def test_a_failed_request_reports_this_devices_error(
             500,
             {"json": ts_error("Unexpected error")},
             TransientError,
-            "HTTP 500 from ThingSpace: Unexpected error",
+            "HTTP 500 from ThingSpace: Unexpected error (REQUEST_FAILED.UnexpectedError)",
             id="json-500",
         ),
     ],
