@@ -105,15 +105,15 @@ def test_a_killed_worker_loses_no_device_and_records_no_outcome_twice(
     cluster = processes.start("qcluster", start_new_session=True, BULKCHANGE_LEASE_SECONDS="4")
     processes.start("poll_sqs")
     bulk_change = create_bulk_change(pond_world, numbers, with_rev=False)
-    wait_for(
+    devices = DeviceChange.objects.filter(bulk_change=bulk_change)
+    wait_for(  # kill when some devices are done and some are mid-call
         lambda: (
-            DeviceChange.objects.filter(
-                bulk_change=bulk_change, status=DeviceChange.Status.PROCESSED
-            ).count()
-            >= 5
+            devices.filter(status=DeviceChange.Status.PROCESSED).count() >= 5
+            and devices.filter(status=DeviceChange.Status.PROCESSING).exists()
         ),
         timeout=60,
-        message="some devices processed",
+        interval=0.05,
+        message="some devices processed and some in flight",
     )
 
     os.killpg(cluster.pid, signal.SIGKILL)  # the cluster and its worker processes, mid-chunk
@@ -128,7 +128,6 @@ def test_a_killed_worker_loses_no_device_and_records_no_outcome_twice(
     # The killed worker's leases expire; its chunks' unclaimed devices show no progress for
     # longer than the grace period. (The reaper's schedule is minutes; reap_once is now.)
     settings.BULKCHANGE_REAPER_GRACE_SECONDS = 2
-    devices = DeviceChange.objects.filter(bulk_change=bulk_change)
     wait_for(
         lambda: (
             not devices.filter(claimed_until__gte=timezone.now()).exists()
