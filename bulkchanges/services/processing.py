@@ -466,11 +466,14 @@ class _DeviceRun:
         )
 
     def _nothing_done_yet(self) -> bool:
+        """No carrier step recorded yet — not even a prepared request id (Teal), after which
+        the current status is no longer read: the request may already be on its way."""
         progress = self._progress()
         return (
             progress.carrier_status_at is None
             and progress.carrier_submitted_at is None
             and progress.service_status_at is None
+            and not progress.carrier_request_id
         )
 
     def _current_status(self, processor: Any, context: UpdateContext) -> str | None:

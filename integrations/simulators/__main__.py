@@ -17,7 +17,7 @@ DEFAULT_PORT = 8765
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m integrations.simulators",
-        description="Serve the POND and Rev.io simulators on a loopback port.",
+        description="Serve the carrier and Rev.io simulators on a loopback port.",
     )
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help="loopback address (default %(default)s)"
