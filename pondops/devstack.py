@@ -4,8 +4,9 @@ Runs on the embedded defaults (SQLite, django-q2's ORM broker, the database cach
 as child processes bound to 127.0.0.1 only: moto's SQS server, the carrier simulators, the web
 server, ``qcluster`` and ``poll_sqs``. Each child writes to ``<PONDOPS_VAR_DIR>/logs/NAME.log``
 (overwritten on every start). In between it migrates the database, creates the queue and its
-dead-letter queue, seeds the demo data and queues one demo bulk change, then prints where to
-log in and, later, how the demo bulk change ended.
+dead-letter queue, seeds the demo data for every carrier and queues one demo bulk change per
+carrier, then prints where to log in and, later, one line per carrier on how its demo bulk change
+ended.
 
 It runs until SIGINT (Ctrl-C) or SIGTERM, then stops the children — SIGTERM, a grace period,
 then SIGKILL for the child's whole process group (``qcluster`` forks workers) — and returns.
@@ -38,7 +39,7 @@ from django.urls import reverse
 from bulkchanges import sqs
 from bulkchanges.models import BulkChange, DeviceChange
 from bulkchanges.selectors import device_status_counts
-from bulkchanges.services.demo import DemoData, demo_bulk_change_create, demo_seed
+from bulkchanges.services.demo import DemoData, demo_bulk_changes_create, demo_seed
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 
 HOST = "127.0.0.1"
@@ -100,8 +101,8 @@ class DevStack:
         try:
             self._check_environment()
             self._check_ports()
-            bulk_change_id = self._start()
-            self._watch(bulk_change_id)
+            bulk_change_ids = self._start()
+            self._watch(bulk_change_ids)
         except _Interrupted:
             pass
         finally:
@@ -116,7 +117,7 @@ class DevStack:
             self._hurry.set()
         self._stop_requested.set()
 
-    def _start(self) -> int | None:
+    def _start(self) -> list[int]:
         options = self.options
         self.log_dir.mkdir(parents=True, exist_ok=True)
         database = settings.DATABASES["default"]
@@ -163,15 +164,15 @@ class DevStack:
         self._spawn("poll_sqs", poller, extra_env=environment)
         self._wait_until("web", lambda: _status(f"{web_url}/admin/login/") == 200)
 
-        bulk_change: BulkChange | None = None
+        bulk_changes: list[BulkChange] = []
         if options.demo_bulk_change:
-            bulk_change = demo_bulk_change_create(data=data)
-        self._announce(web_url, data, bulk_change)
-        return bulk_change.pk if bulk_change is not None else None
+            bulk_changes = demo_bulk_changes_create(data=data)
+        self._announce(web_url, data, bulk_changes)
+        return [bulk_change.pk for bulk_change in bulk_changes]
 
     def _create_queues(self, sqs_url: str) -> tuple[str, str]:
         """``create_queues`` against the local server. This process sends the demo bulk
-        change's message itself, so its own settings point at the queue too."""
+        changes' messages itself, so its own settings point at the queue too."""
         settings.AWS_ENDPOINT_URL_SQS = sqs_url
         sqs.sqs_client.cache_clear()
         out = StringIO()
@@ -183,53 +184,42 @@ class DevStack:
         settings.PONDOPS_SQS_DLQ_URL = urls["PONDOPS_SQS_DLQ_URL"]
         return urls["PONDOPS_SQS_QUEUE_URL"], urls["PONDOPS_SQS_DLQ_URL"]
 
-    def _announce(self, web_url: str, data: DemoData, bulk_change: BulkChange | None) -> None:
+    def _announce(self, web_url: str, data: DemoData, bulk_changes: list[BulkChange]) -> None:
         lines = [
             "",
             "PondOps is up. Ctrl-C stops everything.",
             f"  Admin:        {web_url}/admin/",
             f"  Login:        {data.admin_username} / {self.options.admin_password}",
         ]
-        if bulk_change is not None:
+        if bulk_changes:
+            lines.append("  Bulk changes: one per carrier")
+        for bulk_change in bulk_changes:
             path = reverse("admin:bulkchanges_bulkchange_change", args=[bulk_change.pk])
             count = bulk_change.device_changes.count()
             target = bulk_change.request["UpdateStatus"]
             rev = ", each with a Rev.io service" if bulk_change.request.get("RevService") else ""
             lines.append(
-                f"  Bulk change:  {web_url}{path} "
-                f"({count} {bulk_change.integration} devices -> {target}{rev})"
+                f"    {bulk_change.integration:<{_INTEGRATION_WIDTH}} {web_url}{path} "
+                f"({count} devices -> {target}{rev})"
             )
         names = ", ".join(f"{child.name}.log" for child in self.children)
         lines += [f"  Logs:         {_shown(self.log_dir)}/ ({names})", ""]
         for line in lines:
             self.say(line)
 
-    def _watch(self, bulk_change_id: int | None) -> None:
-        """Until a signal: check the children; report the demo bulk change once it is final."""
+    def _watch(self, bulk_change_ids: list[int]) -> None:
+        """Until a signal: check the children; report each demo bulk change, one line each,
+        once it is final."""
         started = time.monotonic()
+        waiting = list(bulk_change_ids)
         while not self._stop_requested.wait(TICK):
             self._check_children()
-            if bulk_change_id is None:
+            if not waiting:
                 continue
-            status = BulkChange.objects.filter(pk=bulk_change_id).values_list("status", flat=True)
-            final = status.first()
-            if final in BulkChange.TERMINAL:
-                counts = device_status_counts(bulk_change_id=bulk_change_id)
-                summary = ", ".join(
-                    f"{counts[status]} {status.lower()}"
-                    for status in (
-                        DeviceChange.Status.PROCESSED,
-                        DeviceChange.Status.SKIPPED,
-                        DeviceChange.Status.ERROR,
-                        DeviceChange.Status.CANCELLED,
-                    )
-                )
-                elapsed = time.monotonic() - started
-                self.say(
-                    f"demo bulk change {bulk_change_id} finished: {final} "
-                    f"({summary}) in {elapsed:.1f} s"
-                )
-                bulk_change_id = None
+            finished = BulkChange.objects.filter(pk__in=waiting, status__in=BulkChange.TERMINAL)
+            for bulk_change in finished.order_by("pk"):
+                self.say(_finished_line(bulk_change, time.monotonic() - started))
+                waiting.remove(bulk_change.pk)
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -394,9 +384,30 @@ def _is_loopback(host: str) -> bool:
 
 def _describe(data: DemoData) -> str:
     carriers = ", ".join(
-        f"{len(devices)} {integration} SIMs" for integration, devices in data.devices.items()
+        f"{integration} {len(devices)}" for integration, devices in data.devices.items()
     )
-    return f'tenant "{data.tenant.name}": {carriers}; Rev.io client {data.rev.account}'
+    return f'tenant "{data.tenant.name}", SIMs {carriers}; Rev.io client {data.rev.account}'
+
+
+_INTEGRATION_WIDTH = 10  # the longest carrier code, THINGSPACE and TELEGENCE
+
+
+def _finished_line(bulk_change: BulkChange, elapsed: float) -> str:
+    """``demo bulk change 3 JASPER     finished: PROCESSED (20 processed, 0 skipped, ...)``."""
+    counts = device_status_counts(bulk_change_id=bulk_change.pk)
+    summary = ", ".join(
+        f"{counts[status]} {status.lower()}"
+        for status in (
+            DeviceChange.Status.PROCESSED,
+            DeviceChange.Status.SKIPPED,
+            DeviceChange.Status.ERROR,
+            DeviceChange.Status.CANCELLED,
+        )
+    )
+    return (
+        f"demo bulk change {bulk_change.pk} {bulk_change.integration:<{_INTEGRATION_WIDTH}} "
+        f"finished: {bulk_change.status} ({summary}) in {elapsed:.1f} s"
+    )
 
 
 def _tail(path: Path, lines: int) -> list[str]:

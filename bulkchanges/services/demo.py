@@ -1,6 +1,6 @@
-"""Demo data for the local stack (``manage.py run_demo``): an admin login, a tenant with carrier
-and Rev.io credentials pointing at the simulators, and SIMs that exist both in the simulators
-and in our inventory.
+"""Demo data for the local stack (``manage.py run_demo``): an admin login, a tenant with
+credentials for every carrier and for Rev.io pointing at the simulators, and SIMs that exist
+both in the simulators and in our inventory.
 
 Idempotent: the SQLite file persists between runs while the simulators start empty every time,
 so each run updates the database rows in place (keeping the generated secrets) and seeds the
@@ -8,8 +8,8 @@ simulators again with those same secrets and SIMs. Inventory devices are reset t
 carrier's active status, matching the freshly seeded simulator.
 
 Carriers are rows of :data:`DEMO_CARRIERS`: demoing another carrier is one more entry there
-(with the two small functions that drive its simulator). :func:`demo_bulk_change_create`
-queues the demo's bulk change through the same services as every other entry point.
+(with the two small functions that drive its simulator). :func:`demo_bulk_changes_create`
+queues one demo bulk change per carrier through the same services as every other entry point.
 """
 
 from __future__ import annotations
@@ -37,17 +37,30 @@ DEMO_RATE_LIMIT = 50.0  # requests/s, in our credentials and in the simulator al
 DEMO_REV_CLIENT = "DEMO"
 DEMO_REV_USERNAME = "pondops"
 DEMO_REV_CUSTOMER_IDS = (42,)
+# How long the asynchronous carriers take to complete a change, so the demo shows their submit
+# and confirm steps (the simulators' settings are global, not per account).
+DEMO_THINGSPACE_COMPLETION_MS = 1500
+DEMO_TEAL_COMPLETION_SECONDS = 1.5
+
+# The carriers' paths under the simulators' URL (SimulatorControl's *_base_url properties).
+THINGSPACE_PREFIX = "/thingspace"
+JASPER_PREFIX = "/jasper"
+TELEGENCE_PREFIX = "/telegence"
+TEAL_PREFIX = "/teal"
 
 
 @dataclass(frozen=True)
 class DemoCarrier:
-    """How the demo sets up one carrier: its credentials row, its simulator account and SIMs.
+    """How the demo sets up one carrier: its credentials row, its simulator account and SIMs,
+    and the demo bulk change it gets.
 
     ``configure`` creates the account in the simulator from our stored credentials row (its
     secrets, account and rate); ``seed`` creates the given devices there in their active state;
     ``inventory_status`` is the DeviceStatus code those devices get in our inventory. Devices
     get an ICCID and, where the carrier identifies lines by them, an MSISDN and an EID, each a
-    prefix plus a counter.
+    prefix plus a counter. ``secret_count`` secrets (``secret``, then ``secret_2``) are
+    generated once and kept. The demo bulk change sets ``demo_target``, with a Rev.io service
+    per device when ``demo_rev_service``.
     """
 
     integration: Integration
@@ -58,6 +71,10 @@ class DemoCarrier:
     configure: Callable[[SimulatorControl, IntegrationAuthentication], None]
     seed: Callable[[SimulatorControl, IntegrationAuthentication, Sequence[DeviceRef]], None]
     iccid_prefix: str  # 20-digit ICCIDs
+    demo_target: str
+    demo_rev_service: bool = False
+    client_id: str = ""
+    secret_count: int = 1
     msisdn_prefix: str = ""  # 10-digit MSISDNs, for carriers that need them
     eid_prefix: str = ""  # 32-digit EIDs, for carriers that need them
 
@@ -74,6 +91,9 @@ class DemoCarrier:
 
 def _numbered(prefix: str, number: int, digits: int) -> str:
     return f"{prefix}{number:0{digits - len(prefix)}d}" if prefix else ""
+
+
+# -- POND -------------------------------------------------------------------------------------
 
 
 def _pond_configure(simulator: SimulatorControl, credentials: IntegrationAuthentication) -> None:
@@ -96,6 +116,110 @@ def _pond_seed(
     )
 
 
+# -- Verizon ThingSpace: OAuth key/secret (client_id, secret) and UWS user (username, secret_2) -
+
+
+def _thingspace_configure(
+    simulator: SimulatorControl, credentials: IntegrationAuthentication
+) -> None:
+    simulator.add_thingspace_account(
+        account_name=credentials.account,
+        client_key=credentials.client_id,
+        client_secret=credentials.secret,
+        username=credentials.username,
+        password=credentials.secret_2,
+        rate_limit=credentials.rate_limit,
+    )
+    simulator.set_thingspace_completion_delay(DEMO_THINGSPACE_COMPLETION_MS)
+
+
+def _thingspace_seed(
+    simulator: SimulatorControl,
+    credentials: IntegrationAuthentication,
+    devices: Sequence[DeviceRef],
+) -> None:
+    simulator.seed_thingspace_devices(
+        account_name=credentials.account,
+        devices=[{"iccid": device.iccid, "state": "active"} for device in devices],
+    )
+
+
+# -- Cisco Jasper: Basic username:api_key ------------------------------------------------------
+
+
+def _jasper_configure(simulator: SimulatorControl, credentials: IntegrationAuthentication) -> None:
+    simulator.add_jasper_account(
+        username=credentials.username,
+        api_key=credentials.secret,
+        rate_limit=credentials.rate_limit,
+    )
+
+
+def _jasper_seed(
+    simulator: SimulatorControl,
+    credentials: IntegrationAuthentication,
+    devices: Sequence[DeviceRef],
+) -> None:
+    simulator.seed_jasper_devices(
+        username=credentials.username,
+        devices=[{"iccid": device.iccid, "status": "ACTIVATED"} for device in devices],
+    )
+
+
+# -- AT&T Telegence: app-id (username) and app-secret, lines by MSISDN -------------------------
+
+
+def _telegence_configure(
+    simulator: SimulatorControl, credentials: IntegrationAuthentication
+) -> None:
+    simulator.add_telegence_account(
+        app_id=credentials.username,
+        app_secret=credentials.secret,
+        billing_account=credentials.account,
+        rate_limit=credentials.rate_limit,
+    )
+
+
+def _telegence_seed(
+    simulator: SimulatorControl,
+    credentials: IntegrationAuthentication,
+    devices: Sequence[DeviceRef],
+) -> None:
+    simulator.seed_telegence_subscribers(
+        app_id=credentials.username,
+        subscribers=[
+            {"msisdn": device.msisdn, "iccid": device.iccid, "status": "Active"}
+            for device in devices
+        ],
+    )
+
+
+# -- Teal: ApiKey (username) and ApiSecret, eSIMs by EID ---------------------------------------
+
+
+def _teal_configure(simulator: SimulatorControl, credentials: IntegrationAuthentication) -> None:
+    simulator.add_teal_account(
+        api_key=credentials.username,
+        api_secret=credentials.secret,
+        label=credentials.account,
+        calls_per_minute=credentials.rate_limit * 60,  # Teal counts calls per minute
+    )
+    simulator.configure_teal(completion_seconds=DEMO_TEAL_COMPLETION_SECONDS)
+
+
+def _teal_seed(
+    simulator: SimulatorControl,
+    credentials: IntegrationAuthentication,
+    devices: Sequence[DeviceRef],
+) -> None:
+    simulator.seed_teal_esims(
+        api_key=credentials.username,
+        esims=[
+            {"eid": device.eid, "iccid": device.iccid, "status": "online"} for device in devices
+        ],
+    )
+
+
 DEMO_CARRIERS: tuple[DemoCarrier, ...] = (
     DemoCarrier(
         integration=Integration.POND,
@@ -106,13 +230,63 @@ DEMO_CARRIERS: tuple[DemoCarrier, ...] = (
         configure=_pond_configure,
         seed=_pond_seed,
         iccid_prefix="8901001",
+        demo_target="SUSPENDED",
+        demo_rev_service=True,
+    ),
+    DemoCarrier(
+        integration=Integration.THINGSPACE,
+        account="0342077109-00001",
+        username="pondops-uws",
+        client_id="pondops-demo-client",
+        secret_count=2,
+        prefix=THINGSPACE_PREFIX,
+        inventory_status="active",
+        configure=_thingspace_configure,
+        seed=_thingspace_seed,
+        iccid_prefix="8914800",
+        demo_target="suspended",
+    ),
+    DemoCarrier(
+        integration=Integration.JASPER,
+        account="Demo IoT US",
+        username="pondops-demo",
+        prefix=JASPER_PREFIX,
+        inventory_status="ACTIVATED",
+        configure=_jasper_configure,
+        seed=_jasper_seed,
+        iccid_prefix="8901260",
+        demo_target="DEACTIVATED",
+    ),
+    DemoCarrier(
+        integration=Integration.TELEGENCE,
+        account="287000001",  # the billing account
+        username="pondops-demo",  # the app id
+        prefix=TELEGENCE_PREFIX,
+        inventory_status="Active",
+        configure=_telegence_configure,
+        seed=_telegence_seed,
+        iccid_prefix="8901410",
+        msisdn_prefix="214555",
+        demo_target="Suspended",
+    ),
+    DemoCarrier(
+        integration=Integration.TEAL,
+        account="Demo fleet",  # the account's label
+        username="pondops-demo-key",  # the ApiKey
+        prefix=TEAL_PREFIX,
+        inventory_status="online",
+        configure=_teal_configure,
+        seed=_teal_seed,
+        iccid_prefix="8988303",
+        eid_prefix="8904903200000000000000",
+        demo_target="disabled",
     ),
 )
 
 
 @dataclass(frozen=True)
 class DemoData:
-    """What :func:`demo_seed` made: rows to build a demo bulk change from."""
+    """What :func:`demo_seed` made: rows to build the demo bulk changes from."""
 
     tenant: Tenant
     admin_username: str
@@ -147,6 +321,8 @@ def demo_seed(
                 integration=carrier.integration,
                 account=carrier.account,
                 username=carrier.username,
+                client_id=carrier.client_id,
+                secret_count=carrier.secret_count,
                 base_url=base + carrier.prefix,
             )
             for carrier in DEMO_CARRIERS
@@ -197,20 +373,32 @@ def _admin_set(*, password: str) -> AbstractUser:
 
 
 def _credentials_set(
-    *, tenant: Tenant, integration: Integration, account: str, username: str, base_url: str
+    *,
+    tenant: Tenant,
+    integration: Integration,
+    account: str,
+    username: str,
+    base_url: str,
+    client_id: str = "",
+    secret_count: int = 1,
 ) -> IntegrationAuthentication:
-    """Point the row at this run's simulators; keep its secret, generating one the first time."""
+    """Point the row at this run's simulators; keep its secrets, generating any missing one.
+
+    The secrets are passed on every run, so the carrier forgets state kept for them (cached
+    ThingSpace tokens, which the freshly started simulator would refuse)."""
     existing = IntegrationAuthentication.objects.filter(
         tenant=tenant, integration=integration, account=account
     ).first()
-    secret = existing.secret if existing is not None and existing.secret else None
+    stored = (existing.secret, existing.secret_2) if existing is not None else ("", "")
+    kept = [stored[index] or secrets.token_urlsafe(24) for index in range(secret_count)]
     row, _ = integration_authentication_set(
         tenant=tenant,
         integration=integration,
         account=account,
-        secrets=[secret or secrets.token_urlsafe(24)],
+        secrets=kept,
         base_url=base_url,
         username=username,
+        client_id=client_id,
         rate_limit=DEMO_RATE_LIMIT,
         writes_enabled=True,
         is_active=True,
@@ -218,26 +406,32 @@ def _credentials_set(
     return row
 
 
-def demo_bulk_change_create(*, data: DemoData, devices: int = 20) -> BulkChange:
-    """Queue the demo's POND bulk change: the first ``devices`` inventory SIMs to SUSPENDED,
-    each with a Rev.io service for customer 42 (service type 7, product 55 at 4.50). Goes
-    through the same validation and creation as every other entry point."""
+def demo_bulk_changes_create(*, data: DemoData, devices: int = 20) -> list[BulkChange]:
+    """Queue one demo bulk change per carrier, in :data:`DEMO_CARRIERS` order: its first
+    ``devices`` inventory SIMs to the carrier's ``demo_target``. POND's each get a Rev.io
+    service for customer 42 (service type 7, product 55 at 4.50). Goes through the same
+    validation and creation as every other entry point."""
     rev_service = RevServiceRequest(
         customer_id=DEMO_REV_CUSTOMER_IDS[0],
         service_type_id=7,
         integration_authentication_id=data.rev.pk,
         products=(RevProduct(product_id=55, rate=Decimal("4.50")),),
     )
-    validated = status_update_request_validate(
-        tenant=data.tenant,
-        integration=Integration.POND,
-        update_status="SUSPENDED",
-        rev_service=rev_service,
-    )
-    bulk_change, _ = bulk_change_create(
-        tenant=data.tenant,
-        created_by="demo",
-        validated=validated,
-        devices=data.devices[Integration.POND][:devices],
-    )
-    return bulk_change
+    created: list[BulkChange] = []
+    for carrier in DEMO_CARRIERS:
+        integration = carrier.integration.value
+        validated = status_update_request_validate(
+            tenant=data.tenant,
+            integration=integration,
+            update_status=carrier.demo_target,
+            credentials_id=data.credentials[integration].pk,
+            rev_service=rev_service if carrier.demo_rev_service else None,
+        )
+        bulk_change, _ = bulk_change_create(
+            tenant=data.tenant,
+            created_by="demo",
+            validated=validated,
+            devices=data.devices[integration][:devices],
+        )
+        created.append(bulk_change)
+    return created

@@ -1,5 +1,6 @@
-"""The local demo: ``demo_seed`` can run on every start, and ``manage.py run_demo`` brings the
-whole system up, processes its demo bulk change and stops cleanly on Ctrl-C."""
+"""The local demo: ``demo_seed`` can run on every start for all five carriers, and
+``manage.py run_demo`` brings the whole system up, processes one demo bulk change per carrier
+and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -9,28 +10,117 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from django.contrib.auth import get_user_model
+from django.db.models import Count
 
 from bulkchanges.models import Device, DeviceStatus, IntegrationAuthentication, Tenant
-from bulkchanges.services.demo import demo_seed
+from bulkchanges.services.demo import DEMO_CARRIERS, DemoData, demo_seed
+from bulkchanges.types import DeviceRef
+from integrations.base import Credentials
+from integrations.jasper import JasperClient
 from integrations.pond import PondClient
 from integrations.simulators import SimulatorServer
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
+from integrations.teal import TealClient
+from integrations.telegence import TelegenceClient
+from integrations.thingspace import ThingSpaceClient
 from tests.conftest import ROOT, free_port, wait_for
 
+CARRIERS = ("POND", "THINGSPACE", "JASPER", "TELEGENCE", "TEAL")
+# Each carrier's seeded status: in our inventory, and as its simulator shows it.
+INVENTORY_STATUS = {
+    "POND": "ACTIVE",
+    "THINGSPACE": "active",
+    "JASPER": "ACTIVATED",
+    "TELEGENCE": "Active",
+    "TEAL": "online",
+}
+SUSPENDED = {
+    "POND": "SUSPENDED",
+    "THINGSPACE": "suspended",
+    "JASPER": "DEACTIVATED",
+    "TELEGENCE": "Suspended",
+    "TEAL": "stopped",
+}
 
-def _counts() -> dict[str, int]:
+
+def _simulator_status(simulator: SimulatorControl, integration: str, device: DeviceRef) -> str:
+    """The device's status as the carrier's simulator holds it (SimulatorControlError when the
+    simulator does not know it)."""
+    if integration == "POND":
+        return str(simulator.pond_sim(device.iccid)["sim_status"]).upper()
+    if integration == "THINGSPACE":
+        return str(simulator.thingspace_device(device.iccid)["state"])
+    if integration == "JASPER":
+        return str(simulator.jasper_device(device.iccid)["status"])
+    if integration == "TELEGENCE":
+        return str(simulator.telegence_subscriber(device.msisdn)["serviceStatus"])
+    return str(simulator.teal_esim(device.eid)["status"])
+
+
+def _carrier_status(credentials: Credentials, integration: str, device: DeviceRef) -> str:
+    """The device's status read through our own client with the stored credentials: proves the
+    secrets in our database are the ones the simulator accepts."""
+    if integration == "POND":
+        return str(PondClient(credentials=credentials).read_sim(iccid=device.iccid)["sim_status"])
+    if integration == "THINGSPACE":
+        return ThingSpaceClient(credentials=credentials).device_state(iccid=device.iccid)
+    if integration == "JASPER":
+        return str(JasperClient(credentials=credentials).get_device(iccid=device.iccid)["status"])
+    if integration == "TELEGENCE":
+        client = TelegenceClient(credentials=credentials)
+        return str(client.read_subscriber(msisdn=device.msisdn)["serviceStatus"])
+    return str(TealClient(credentials=credentials).read_esim(eid=device.eid)["status"])
+
+
+def _base_url(simulator: SimulatorControl, integration: str) -> str:
+    urls: dict[str, Callable[[], str]] = {
+        "POND": lambda: simulator.pond_base_url,
+        "THINGSPACE": lambda: simulator.thingspace_base_url,
+        "JASPER": lambda: simulator.jasper_base_url,
+        "TELEGENCE": lambda: simulator.telegence_base_url,
+        "TEAL": lambda: simulator.teal_base_url,
+        "REV": lambda: simulator.rev_base_url,
+    }
+    return urls[integration]()
+
+
+def _counts() -> dict[str, Any]:
+    def per_integration(model: Any) -> dict[str, int]:
+        rows = model.objects.order_by().values_list("integration").annotate(n=Count("id"))
+        return dict(rows)
+
     return {
         "users": get_user_model().objects.count(),
         "tenants": Tenant.objects.count(),
-        "credentials": IntegrationAuthentication.objects.count(),
-        "devices": Device.objects.count(),
+        "credentials": per_integration(IntegrationAuthentication),
+        "devices": per_integration(Device),
     }
+
+
+def _secrets(data: DemoData) -> dict[str, tuple[str, str]]:
+    return {name: (row.secret, row.secret_2) for name, row in data.credentials.items()}
+
+
+def test_the_demo_carriers_are_all_five_with_distinct_readable_identifiers() -> None:
+    assert tuple(carrier.integration.value for carrier in DEMO_CARRIERS) == CARRIERS
+    devices = {carrier.integration.value: carrier.devices(3) for carrier in DEMO_CARRIERS}
+    iccids = [device.iccid for refs in devices.values() for device in refs]
+    assert len(set(iccids)) == len(iccids)
+    assert all(len(iccid) == 20 and iccid.isdigit() for iccid in iccids)
+    assert len({iccid[:7] for iccid in iccids}) == 5  # one prefix a carrier
+    assert [len(device.msisdn) for device in devices["TELEGENCE"]] == [10] * 3
+    assert [len(device.eid) for device in devices["TEAL"]] == [32] * 3
+    others = [
+        d for name, refs in devices.items() if name not in ("TELEGENCE", "TEAL") for d in refs
+    ]
+    assert all(not device.msisdn and not device.eid for device in others)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -41,39 +131,67 @@ def test_demo_seed_twice_keeps_the_rows_and_seeds_the_empty_simulator_again(
         simulator=simulator, simulator_url=simulator_server.url, admin_password="first-pass"
     )
     counts = _counts()
-    pond = first.credentials["POND"]
-    iccids = [device.iccid for device in first.devices["POND"]]
-    assert counts == {"users": 1, "tenants": 1, "credentials": 2, "devices": 50}
-    assert simulator.pond_sim(iccids[0])["sim_status"] == "Active"
+    assert counts == {
+        "users": 1,
+        "tenants": 1,
+        "credentials": {**dict.fromkeys(CARRIERS, 1), "REV": 1},
+        "devices": dict.fromkeys(CARRIERS, 50),
+    }
+    assert set(first.devices) == set(CARRIERS)
+    for integration in CARRIERS:
+        device = first.devices[integration][0]
+        assert _simulator_status(simulator, integration, device) == INVENTORY_STATUS[integration]
+    secrets = _secrets(first)
+    assert all(secret for secret, _ in secrets.values())
+    assert secrets["THINGSPACE"][1] and secrets["THINGSPACE"][1] != secrets["THINGSPACE"][0]
+    assert all(not second for name, (_, second) in secrets.items() if name != "THINGSPACE")
 
     simulator.reset()  # the simulators start empty on every run; the database persists
-    with pytest.raises(SimulatorControlError):
-        simulator.pond_sim(iccids[0])
-    Device.objects.filter(iccid__in=iccids[:5]).update(
-        status=DeviceStatus.objects.get(integration="POND", code="SUSPENDED")
-    )
+    for integration in CARRIERS:
+        with pytest.raises(SimulatorControlError):
+            _simulator_status(simulator, integration, first.devices[integration][0])
+    for integration in CARRIERS:  # the demo bulk changes moved some devices on
+        Device.objects.filter(
+            integration=integration,
+            iccid__in=[device.iccid for device in first.devices[integration][:5]],
+        ).update(
+            status=DeviceStatus.objects.get(integration=integration, code=SUSPENDED[integration])
+        )
     second = demo_seed(
         simulator=simulator, simulator_url=simulator_server.url, admin_password="second-pass"
     )
 
     assert _counts() == counts
     assert second.devices == first.devices
-    assert second.credentials["POND"].pk == pond.pk
-    assert second.credentials["POND"].secret == pond.secret  # the generated key is kept
-    assert second.credentials["POND"].base_url == simulator.pond_base_url
-    assert second.credentials["POND"].rate_limit == 50
+    assert _secrets(second) == secrets  # the generated secrets are kept
+    for name, row in second.credentials.items():
+        assert row.pk == first.credentials[name].pk
+        assert row.base_url == _base_url(simulator, name)
+        assert row.rate_limit == 50
+        assert row.is_active and row.writes_enabled
     assert second.credentials["REV"].account == "DEMO"
     assert second.credentials["REV"].username == "pondops"
-    assert {sim["iccid"] for sim in map(simulator.pond_sim, iccids)} == set(iccids)
-    assert all(len(simulator.pond_sim(iccid)["packages"]) == 1 for iccid in iccids[:3])
-    inventory = Device.objects.filter(tenant__name="Demo IoT", integration="POND")
-    assert set(inventory.values_list("status__code", flat=True)) == {"ACTIVE"}
+    assert second.credentials["THINGSPACE"].client_id
+    assert second.credentials["THINGSPACE"].username
+    for integration in ("JASPER", "TELEGENCE", "TEAL"):
+        assert second.credentials[integration].username, integration
+    for integration in CARRIERS:
+        seeded = second.devices[integration]
+        expected = INVENTORY_STATUS[integration]
+        assert {_simulator_status(simulator, integration, d) for d in seeded} == {expected}
+        inventory = Device.objects.filter(tenant__name="Demo IoT", integration=integration)
+        assert set(inventory.values_list("status__code", flat=True)) == {expected}
+        assert sorted(inventory.values_list("iccid", "msisdn", "eid")) == sorted(
+            (d.iccid, d.msisdn, d.eid) for d in seeded
+        )
+        # The secrets in our database are the ones the simulator now accepts.
+        credentials = second.credentials[integration].as_credentials()
+        assert _carrier_status(credentials, integration, seeded[0]).upper() == expected.upper()
+    pond = [simulator.pond_sim(d.iccid) for d in second.devices["POND"][:3]]
+    assert all(len(sim["packages"]) == 1 for sim in pond)
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.is_staff
     assert admin.check_password("second-pass")
-    # The key in our database is the one the simulator now accepts.
-    client = PondClient(credentials=second.credentials["POND"].as_credentials())
-    assert client.read_sim(iccid=iccids[0])["sim_status"] == "Active"
 
 
 class _Output:
@@ -161,8 +279,14 @@ def run_demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], _Output, d
             os.kill(pid, signal.SIGKILL)
 
 
+FINISHED = (
+    r"^demo bulk change (?P<id>\d+) (?P<carrier>\w+)\s+finished: (?P<status>\w+) "
+    r"\((?P<counts>[^)]*)\) in [\d.]+ s$"
+)
+
+
 @pytest.mark.e2e
-def test_run_demo_comes_up_processes_the_demo_bulk_change_and_stops_on_sigint(
+def test_run_demo_comes_up_processes_a_demo_bulk_change_per_carrier_and_stops_on_sigint(
     run_demo: tuple[subprocess.Popen[str], _Output, dict[str, int]], tmp_path: Path
 ) -> None:
     process, output, ports = run_demo
@@ -172,6 +296,11 @@ def test_run_demo_comes_up_processes_the_demo_bulk_change_and_stops_on_sigint(
             raise AssertionError(f"run_demo exited with {process.returncode}:\n{output.text}")
         return output.search(pattern)
 
+    def finished() -> list[re.Match[str]]:
+        if process.poll() is not None:
+            raise AssertionError(f"run_demo exited with {process.returncode}:\n{output.text}")
+        return list(re.finditer(FINISHED, output.text, re.MULTILINE))
+
     admin_url = f"http://127.0.0.1:{ports['web']}/admin/"
     try:
         wait_for(
@@ -179,20 +308,34 @@ def test_run_demo_comes_up_processes_the_demo_bulk_change_and_stops_on_sigint(
             timeout=120,
             message="the admin URL",
         )
-        final = wait_for(
-            lambda: running(r"demo bulk change \d+ finished: (\w+)"),
-            timeout=120,
-            message="the demo bulk change's final status",
+        wait_for(
+            lambda: len(finished()) == len(CARRIERS),
+            timeout=180,
+            message="the five demo bulk changes' final statuses",
         )
     except AssertionError:
         print(output.text)
         raise
-    assert final.group(1) == "PROCESSED", output.text
-    assert "20 processed, 0 skipped, 0 error" in output.text
-    assert re.search(r"Login:\s+admin / pondops-demo$", output.text, re.MULTILINE)
-    assert re.search(
-        r"Bulk change:\s+http://127\.0\.0\.1:\d+/admin/bulkchanges/bulkchange/\d+/", output.text
+    text = output.text
+    final = {match["carrier"]: match for match in finished()}
+    assert set(final) == set(CARRIERS), text
+    for match in final.values():
+        assert match["status"] == "PROCESSED", text
+        assert match["counts"] == "20 processed, 0 skipped, 0 error, 0 cancelled", text
+    assert re.search(r"Login:\s+admin / pondops-demo$", text, re.MULTILINE)
+    announced = dict(
+        re.findall(
+            r"^ {4}(\w+)\s+http://127\.0\.0\.1:\d+/admin/bulkchanges/bulkchange/(\d+)/\S* "
+            r"\(20 devices -> ",
+            text,
+            re.MULTILINE,
+        )
     )
+    assert set(announced) == set(CARRIERS), text
+    assert {carrier: match["id"] for carrier, match in final.items()} == announced
+    assert "(20 devices -> SUSPENDED, each with a Rev.io service)" in text
+    for target in ("suspended", "DEACTIVATED", "Suspended", "disabled"):
+        assert f"(20 devices -> {target})" in text, target
     assert requests.get(admin_url + "login/", timeout=10).status_code == 200
     for name in ("sqs", "simulators", "web", "qcluster", "poll_sqs"):
         assert (tmp_path / "var" / "logs" / f"{name}.log").stat().st_size > 0, name

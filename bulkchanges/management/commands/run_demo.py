@@ -1,8 +1,10 @@
 """``manage.py run_demo [--web-port N] [--sqs-port N] [--simulator-port N] [--admin-password P]
 [--no-demo-bulk-change]`` — the whole system locally, in the foreground, until Ctrl-C.
 
-What it starts and in which order lives in :mod:`pondops.devstack`; this command only parses
-the flags. ``./dev up`` runs it.
+Seeds demo credentials and SIMs for every carrier (POND, ThingSpace, Jasper, Telegence, Teal)
+and queues one demo bulk change per carrier unless ``--no-demo-bulk-change``. What it starts
+and in which order lives in :mod:`pondops.devstack`; this command only parses the flags.
+``./dev up`` runs it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-demo-bulk-change",
             action="store_true",
-            help="seed the demo data but queue no demo bulk change",
+            help="seed the demo data but queue none of the demo bulk changes (one per carrier)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
