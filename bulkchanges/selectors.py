@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
-from bulkchanges.models import BulkChange, DeviceChange
+from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
+
+logger = logging.getLogger(__name__)
 
 
 def device_status_counts(*, bulk_change_id: int) -> dict[str, int]:
@@ -41,3 +48,187 @@ def bulk_change_has_unfinished(*, bulk_change_id: int) -> bool:
     return DeviceChange.objects.filter(
         bulk_change_id=bulk_change_id, status__in=DeviceChange.UNFINISHED
     ).exists()
+
+
+# --- Operations console (admin) reads ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BulkChangeProgress:
+    """A bulk change's device counts, summed the way the console shows them: ``done`` counts
+    every device that needs no more work (processed, skipped, error, cancelled)."""
+
+    counts: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def succeeded(self) -> int:
+        return sum(self.counts.get(status, 0) for status in DeviceChange.SUCCEEDED)
+
+    @property
+    def errors(self) -> int:
+        return self.counts.get(DeviceChange.Status.ERROR, 0)
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.get(status, 0) for status in DeviceChange.TERMINAL)
+
+    @property
+    def percent(self) -> int:
+        """Whole percent done, 100 only when every device is done."""
+        if not self.total:
+            return 0
+        return self.done * 100 // self.total
+
+
+def bulk_change_progress(*, bulk_change_id: int) -> BulkChangeProgress:
+    return BulkChangeProgress(device_status_counts(bulk_change_id=bulk_change_id))
+
+
+def bulk_change_progress_map(*, bulk_change_ids: Iterable[int]) -> dict[int, BulkChangeProgress]:
+    """Progress of many bulk changes in ONE aggregate query (a list page's worth), so a list
+    costs the same number of queries whatever its length."""
+    ids = list(bulk_change_ids)
+    counts: dict[int, dict[str, int]] = {
+        pk: dict.fromkeys(DeviceChange.Status.values, 0) for pk in ids
+    }
+    if ids:
+        rows = (
+            DeviceChange.objects.filter(bulk_change_id__in=ids)
+            .order_by()
+            .values_list("bulk_change_id", "status")
+            .annotate(n=Count("id"))
+        )
+        for bulk_change_id, status, n in rows:
+            counts[bulk_change_id][status] = n
+    return {pk: BulkChangeProgress(device_counts) for pk, device_counts in counts.items()}
+
+
+def bulk_change_search(*, queryset: QuerySet[BulkChange], term: str) -> QuerySet[BulkChange]:
+    """Bulk changes whose id is ``term`` or that hold a device with ICCID or MSISDN ``term``
+    (whitespace ignored). A term that is no number matches nothing."""
+    term = "".join(term.split())
+    if not term.isdigit():
+        return queryset.none()
+    devices = DeviceChange.objects.filter(Q(iccid=term) | Q(msisdn=term)).values("bulk_change_id")
+    matches = Q(pk__in=devices)
+    if len(term) <= 18:  # fits a bigint
+        matches |= Q(pk=int(term))
+    return queryset.filter(matches)
+
+
+def log_page(*, bulk_change_id: int, errors_only: bool = False) -> QuerySet[BulkChangeLog]:
+    """A bulk change's audit rows, newest first (paginate the result)."""
+    rows = BulkChangeLog.objects.filter(bulk_change_id=bulk_change_id)
+    if errors_only:
+        rows = rows.filter(has_errors=True)
+    return rows.order_by("-processed_at", "-id")
+
+
+def device_changes_export_rows(*, bulk_change_ids: Sequence[int]) -> Iterator[tuple[Any, ...]]:
+    """Every device of these bulk changes with its outcome, streamed in id order (constant
+    memory: ``iterator()`` over plain tuples). Columns: :data:`EXPORT_COLUMNS`."""
+    return (
+        DeviceChange.objects.filter(bulk_change_id__in=list(bulk_change_ids))
+        .order_by("bulk_change_id", "id")
+        .values_list(*EXPORT_COLUMNS)
+        .iterator(chunk_size=2000)
+    )
+
+
+EXPORT_COLUMNS = (
+    "bulk_change_id",
+    "id",
+    "iccid",
+    "msisdn",
+    "eid",
+    "status",
+    "attempts",
+    "last_error",
+    "processed_at",
+    "carrier_request_id",
+    "rev_service_id",
+)
+
+
+# Finished device statuses in the order the dashboard shows them.
+FINISHED_ORDER = (
+    DeviceChange.Status.PROCESSED,
+    DeviceChange.Status.SKIPPED,
+    DeviceChange.Status.ERROR,
+    DeviceChange.Status.CANCELLED,
+)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """What the admin index shows so staff see at a glance whether processing is healthy."""
+
+    since: datetime
+    bulk_changes_by_status: Mapping[str, int]
+    devices_by_carrier: Mapping[str, Mapping[str, int]]
+    devices_unfinished: Mapping[str, int]
+    oldest_unfinished: BulkChange | None
+    queue_depth: Mapping[str, int] | None  # None: SQS could not be reached
+    queue_error: str = ""
+
+
+def dashboard_get(*, now: datetime | None = None, hours: int = 24) -> Dashboard:
+    """Bulk changes by status created in the last ``hours``, devices finished per carrier in
+    that window, devices still in flight, the oldest unfinished bulk change and the queue's
+    approximate depth. Never raises for SQS: an unreachable queue is reported, not fatal."""
+    since = (now or timezone.now()) - timedelta(hours=hours)
+    by_status = dict.fromkeys(BulkChange.Status.values, 0)
+    by_status.update(
+        BulkChange.objects.filter(created_at__gte=since)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    by_carrier: dict[str, dict[str, int]] = {}
+    finished = (
+        DeviceChange.objects.filter(processed_at__gte=since, is_processed=True)
+        .order_by()
+        .values_list("bulk_change__integration", "status")
+        .annotate(n=Count("id"))
+    )
+    for integration, status, n in finished:
+        by_carrier.setdefault(integration, dict.fromkeys(FINISHED_ORDER, 0))[status] = n
+    unfinished: dict[str, int] = dict.fromkeys(sorted(DeviceChange.UNFINISHED), 0)
+    unfinished.update(
+        DeviceChange.objects.filter(status__in=DeviceChange.UNFINISHED)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    oldest = (
+        BulkChange.objects.filter(status__in=BulkChange.OPEN)
+        .select_related("tenant")
+        .order_by("created_at", "id")
+        .first()
+    )
+    depth, error = queue_depth_approximate()
+    return Dashboard(
+        since=since,
+        bulk_changes_by_status=by_status,
+        devices_by_carrier=dict(sorted(by_carrier.items())),
+        devices_unfinished=unfinished,
+        oldest_unfinished=oldest,
+        queue_depth=depth,
+        queue_error=error,
+    )
+
+
+def queue_depth_approximate() -> tuple[dict[str, int] | None, str]:
+    """The queue's approximate visible / in-flight / delayed message counts from its SQS
+    attributes, or (None, reason) when the queue is not configured or cannot be reached."""
+    from bulkchanges import sqs
+
+    try:
+        return sqs.queue_depth(), ""
+    except Exception as error:  # any failure: the dashboard shows "unavailable", never crashes
+        logger.warning("queue depth unavailable: %s", error)
+        return None, f"{type(error).__name__}: {str(error)[:200]}"

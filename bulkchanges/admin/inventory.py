@@ -1,5 +1,5 @@
-"""Admin registrations: enough to inspect the system; secrets are write-only and the audit log
-is read-only. (The full operations console is built on top of these.)"""
+"""Tenants, credentials, device statuses and the device inventory. Credentials' secrets are
+write-only: never rendered, and a blank field keeps the stored value."""
 
 from __future__ import annotations
 
@@ -9,15 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from bulkchanges.models import (
-    BulkChange,
-    BulkChangeLog,
-    Device,
-    DeviceChange,
-    DeviceStatus,
-    IntegrationAuthentication,
-    Tenant,
-)
+from bulkchanges.models import Device, DeviceStatus, IntegrationAuthentication, Tenant
 
 SECRET_FIELDS = ("secret", "secret_2")
 
@@ -25,6 +17,7 @@ SECRET_FIELDS = ("secret", "secret_2")
 class IntegrationAuthenticationForm(forms.ModelForm):
     """Secrets are never rendered; a blank field keeps the stored secret."""
 
+    base_url = forms.URLField(max_length=500, assume_scheme="https")
     secret = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
@@ -33,7 +26,7 @@ class IntegrationAuthenticationForm(forms.ModelForm):
     secret_2 = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only (ThingSpace UWS password).",
+        help_text="Write-only (ThingSpace UWS password). Leave blank to keep the stored one.",
     )
 
     class Meta:
@@ -90,7 +83,26 @@ class IntegrationAuthenticationAdmin(admin.ModelAdmin):
         "is_active",
     )
     list_filter = ("integration", "writes_enabled", "is_active")
+    list_select_related = ("tenant",)
     search_fields = ("account", "username", "tenant__name")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        """A view-only page renders fields as text: there the secrets are replaced by whether
+        one is stored."""
+        fields = list(super().get_fields(request, obj))
+        if obj is None or self.has_change_permission(request, obj):
+            return fields
+        return [name for name in fields if name not in SECRET_FIELDS]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), "secrets_stored"]
+
+    @admin.display(description="secrets")
+    def secrets_stored(self, credentials: IntegrationAuthentication) -> str:
+        return ", ".join(
+            f"{name}: {'stored' if getattr(credentials, name) else 'not set'}"
+            for name in SECRET_FIELDS
+        )
 
 
 @admin.register(DeviceStatus)
@@ -105,69 +117,3 @@ class DeviceAdmin(admin.ModelAdmin):
     list_filter = ("integration", "tenant")
     search_fields = ("=iccid", "=msisdn", "=eid")
     list_select_related = ("tenant", "status")
-
-
-@admin.register(BulkChange)
-class BulkChangeAdmin(admin.ModelAdmin):
-    list_display = (
-        "id",
-        "tenant",
-        "integration",
-        "target_status",
-        "status",
-        "created_by",
-        "created_at",
-        "processed_at",
-    )
-    list_filter = ("status", "integration", "tenant")
-    search_fields = ("=id", "=device_changes__iccid")
-    readonly_fields = [field.name for field in BulkChange._meta.fields]
-    list_select_related = ("tenant",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # created through services (commands, API, the new-bulk-change form)
-
-
-@admin.register(DeviceChange)
-class DeviceChangeAdmin(admin.ModelAdmin):
-    list_display = (
-        "id",
-        "bulk_change_id",
-        "iccid",
-        "status",
-        "attempts",
-        "last_error",
-        "processed_at",
-    )
-    list_filter = ("status",)
-    search_fields = ("=iccid", "=msisdn", "=bulk_change__id")
-    readonly_fields = [field.name for field in DeviceChange._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-
-@admin.register(BulkChangeLog)
-class BulkChangeLogAdmin(admin.ModelAdmin):
-    list_display = (
-        "id",
-        "bulk_change_id",
-        "device_change_id",
-        "log_entry_description",
-        "response_status",
-        "has_errors",
-        "process_by",
-        "processed_at",
-    )
-    list_filter = ("has_errors", "log_entry_description")
-    search_fields = ("=bulk_change__id", "=device_change__iccid")
-    readonly_fields = [field.name for field in BulkChangeLog._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -1,0 +1,208 @@
+"""New bulk change, in the admin: choose tenant and carrier, fill in the request and the device
+list, see a preview (valid, duplicate, malformed and unknown ICCIDs) — nothing is created yet —
+then confirm, which creates and queues it through the same services as the API and commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from bulkchanges.admin import display
+from bulkchanges.admin.audit import actor
+from bulkchanges.admin.drafts import Draft, draft_discard, draft_load, draft_save
+from bulkchanges.admin.forms import SERVICE_FIELDS, NewBulkChangeForm, TargetForm
+from bulkchanges.devicelists import DeviceListError, parse_device_list
+from bulkchanges.errors import ApplicationError
+from bulkchanges.models import BulkChange, Tenant
+from bulkchanges.services import (
+    bulk_change_create,
+    credentials_resolve,
+    device_list_preview,
+    status_update_request_validate,
+)
+from integrations.base import Integration
+
+PREVIEW_LINES = 100  # offending lines shown per kind; the counts are always complete
+
+
+class BulkChangeCreation:
+    """The ``new/`` and ``new/confirm/`` views of BulkChangeAdmin (which routes them)."""
+
+    admin_site: Any
+    opts: Any
+
+    def has_create_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("bulkchanges.add_bulkchange")
+
+    def _change_url(self, bulk_change: BulkChange) -> str:
+        return reverse("admin:bulkchanges_bulkchange_change", args=[bulk_change.pk])
+
+    def new_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_create_permission(request):
+            raise PermissionDenied
+        target = TargetForm(request.GET or None)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "New bulk change",
+            "target_form": target,
+        }
+        if not target.is_valid():
+            return TemplateResponse(request, "admin/bulkchanges/bulkchange/new.html", context)
+        tenant: Tenant = target.cleaned_data["tenant"]
+        integration: str = target.cleaned_data["integration"]
+        form = (
+            NewBulkChangeForm(request.POST, request.FILES, tenant=tenant, integration=integration)
+            if request.method == "POST"
+            else NewBulkChangeForm(tenant=tenant, integration=integration)
+        )
+        context.update(
+            tenant=tenant,
+            integration=integration,
+            integration_label=Integration(integration).label,
+            form=form,
+            has_credentials=form.has_credentials,
+            rev_fields=[form[name] for name in NewBulkChangeForm.REV_FIELDS],
+            option_fields=[form[name] for name in NewBulkChangeForm.OPTION_FIELDS],
+        )
+        if request.method == "POST" and form.is_valid():
+            preview = self._preview(request, form)
+            if preview is not None:
+                context.update(preview)
+                context["title"] = "Preview the new bulk change"
+                return TemplateResponse(
+                    request, "admin/bulkchanges/bulkchange/new_preview.html", context
+                )
+        return TemplateResponse(request, "admin/bulkchanges/bulkchange/new.html", context)
+
+    def _preview(self, request: HttpRequest, form: NewBulkChangeForm) -> dict[str, Any] | None:
+        """Parse the list and validate the request; on success keep both as a draft and
+        return the preview's context, else put the problems on the form and return None."""
+        devices_field = "devices_file" if form.cleaned_data.get("devices_file") else "devices_text"
+        try:
+            parsed = parse_device_list(
+                form.devices_content(), max_devices=settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
+            )
+        except DeviceListError as error:
+            form.add_error(devices_field, f"The device list cannot be read: {error}.")
+            return None
+        cleaned = form.cleaned_data
+        try:
+            rev_credentials = cleaned.get("rev_credentials")
+            if form.wants_rev and rev_credentials is None:
+                rev_credentials = credentials_resolve(
+                    tenant=form.tenant, integration=Integration.REV, credentials_id=None
+                )
+            post_update = cleaned.get("post_update_status")
+            request_kwargs: dict[str, Any] = {
+                "credentials_id": cleaned["credentials"].pk,
+                "update_status": cleaned["update_status"],
+                "is_ignore_current_status": bool(cleaned.get("is_ignore_current_status")),
+                "post_update_status": post_update.code if post_update else None,
+                "account_number": cleaned.get("account_number", "").strip(),
+                "options": form.options(),
+                "rev_service": form.rev_service(
+                    rev_credentials_id=rev_credentials.pk if rev_credentials else None
+                ),
+            }
+            validated = status_update_request_validate(
+                tenant=form.tenant, integration=form.integration, **request_kwargs
+            )
+        except ApplicationError as error:
+            self._form_errors(form, error, devices_field=devices_field)
+            return None
+        preview = device_list_preview(
+            tenant=form.tenant, integration=form.integration, parsed=parsed
+        )
+        draft: Draft | None = None
+        if preview.devices:
+            draft = draft_save(
+                request.session,
+                tenant_id=form.tenant.pk,
+                integration=form.integration,
+                request=request_kwargs,
+                devices=preview.devices,
+            )
+        return {
+            "preview": preview,
+            "draft": draft,
+            "request_lines": display.describe_request(
+                validated.request, integration=form.integration
+            ),
+            "counts": {
+                "valid": len(preview.devices),
+                "duplicates": len(preview.duplicates),
+                "malformed": len(preview.malformed),
+                "unknown": len(preview.unknown_iccids),
+            },
+            "shown": PREVIEW_LINES,
+            "duplicates_shown": preview.duplicates[:PREVIEW_LINES],
+            "malformed_shown": preview.malformed[:PREVIEW_LINES],
+            "unknown_shown": preview.unknown_iccids[:PREVIEW_LINES],
+            "back_url": self._new_url(form.tenant.pk, form.integration),
+        }
+
+    def _form_errors(
+        self, form: NewBulkChangeForm, error: ApplicationError, *, devices_field: str
+    ) -> None:
+        placed = False
+        for name, problems in error.fields.items():
+            field = SERVICE_FIELDS.get(name, None)
+            if field == "devices_file":
+                field = devices_field
+            for problem in problems:
+                form.add_error(field, f"{problem}" if field else f"{name}: {problem}")
+                placed = True
+        if not placed or not error.fields:
+            form.add_error(None, error.detail)
+        elif error.detail:
+            form.add_error(None, error.detail[:1].upper() + error.detail[1:] + ".")
+
+    def _new_url(self, tenant_id: int, integration: str) -> str:
+        query = urlencode({"tenant": str(tenant_id), "integration": integration})
+        return f"{reverse('admin:bulkchanges_bulkchange_new')}?{query}"
+
+    def new_confirm_view(self, request: HttpRequest) -> HttpResponse:
+        """Create and queue the previewed bulk change (re-validating its request)."""
+        if not self.has_create_permission(request):
+            raise PermissionDenied
+        token = request.POST.get("draft", "")
+        draft = draft_load(request.session, token)
+        if draft is None:
+            messages.error(
+                request,
+                "This preview is no longer available (it was confirmed already, or replaced by "
+                "a newer preview). Nothing was created; upload the list again.",
+            )
+            return HttpResponseRedirect(reverse("admin:bulkchanges_bulkchange_new"))
+        tenant = get_object_or_404(Tenant, pk=draft.tenant_id)
+        try:
+            validated = status_update_request_validate(
+                tenant=tenant, integration=draft.integration, **draft.validate_kwargs()
+            )
+            bulk_change, created = bulk_change_create(
+                tenant=tenant,
+                created_by=actor(request),
+                validated=validated,
+                devices=draft.device_refs(),
+                idempotency_key=draft.idempotency_key,
+            )
+        except ApplicationError as error:
+            messages.error(request, f"Nothing was created: {error}")
+            return HttpResponseRedirect(self._new_url(draft.tenant_id, draft.integration))
+        draft_discard(request.session)
+        if created:
+            messages.success(
+                request,
+                f"Bulk change {bulk_change.pk} queued: {draft.device_count} devices to "
+                f"{validated.request.update_status} on {draft.integration}.",
+            )
+        return HttpResponseRedirect(self._change_url(bulk_change))

@@ -1,0 +1,237 @@
+"""How the console shows things: status badges, progress bars, durations, a bulk change's
+request in words and audit text made readable. Presentation only — every number comes from
+``bulkchanges.selectors``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
+
+from bulkchanges.models import (
+    BulkChange,
+    BulkChangeLog,
+    DeviceChange,
+    DeviceStatus,
+    IntegrationAuthentication,
+)
+from bulkchanges.selectors import BulkChangeProgress
+from bulkchanges.types import OPTION_KEYS, StatusUpdateRequest
+from integrations.base import redact
+from integrations.rev import RevServiceRequest
+
+EMPTY = "—"
+
+
+def status_badge(status: str) -> SafeString:
+    """A coloured badge for a bulk change or device change status (CSS: pondops.css)."""
+    label = status.replace("_", " ").lower().capitalize()
+    return format_html(
+        '<span class="pondops-badge pondops-badge--{}" data-status="{}">{}</span>',
+        status.lower().replace("_", "-"),
+        status,
+        label,
+    )
+
+
+def progress_bar(progress: BulkChangeProgress, *, compact: bool = False) -> SafeString:
+    """A stacked bar (succeeded, errors, cancelled) with ``done/total (percent)``; ``compact``
+    (the list) leaves the percent to the tooltip."""
+    total = progress.total or 1
+    cancelled = progress.counts.get(DeviceChange.Status.CANCELLED, 0)
+    title = ", ".join(f"{n} {status.lower()}" for status, n in progress.counts.items() if n)
+    label = f"{progress.done}/{progress.total}"
+    if not compact:
+        label += f" ({progress.percent}%)"
+    return format_html(
+        '<div class="pondops-progress" title="{}" data-done="{}" data-total="{}">'
+        '<div class="pondops-progress__bar">'
+        '<span class="pondops-progress__ok" style="width: {}%"></span>'
+        '<span class="pondops-progress__error" style="width: {}%"></span>'
+        '<span class="pondops-progress__cancelled" style="width: {}%"></span>'
+        "</div>"
+        '<span class="pondops-progress__label">{}</span></div>',
+        f"{progress.percent}% done: {title}" if title else "no devices",
+        progress.done,
+        progress.total,
+        _percent(progress.succeeded, total),
+        _percent(progress.errors, total),
+        _percent(cancelled, total),
+        label,
+    )
+
+
+def _percent(part: int, total: int) -> str:
+    return f"{part * 100 / total:.2f}"
+
+
+def duration(delta: timedelta) -> str:
+    """Compact: ``12s``, ``4m 05s``, ``2h 07m``, ``3d 4h``."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def age(created_at: datetime, *, now: datetime | None = None) -> str:
+    return duration((now or timezone.now()) - created_at)
+
+
+def time_to_complete(bulk_change: BulkChange, *, now: datetime | None = None) -> str:
+    """Creation to final status; ``running 3m 10s`` while open; a dash otherwise."""
+    if bulk_change.processed_at is not None:
+        return duration(bulk_change.processed_at - bulk_change.created_at)
+    if bulk_change.status in BulkChange.OPEN:
+        return f"running {age(bulk_change.created_at, now=now)}"
+    return EMPTY
+
+
+def device_changes_url(bulk_change_id: int, **filters: str) -> str:
+    """The DeviceChange list filtered to one bulk change (and, say, ``status__exact``)."""
+    query = urlencode({"bulk_change": str(bulk_change_id), **filters})
+    return f"{reverse('admin:bulkchanges_devicechange_changelist')}?{query}"
+
+
+def logs_url(**filters: str | int) -> str:
+    return f"{reverse('admin:bulkchanges_bulkchangelog_changelist')}?{urlencode(filters)}"
+
+
+# --- The request in words --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestLine:
+    label: str
+    value: str
+
+
+def request_in_words(bulk_change: BulkChange) -> list[RequestLine]:
+    """The StatusUpdateRequest as an operator reads it. A request that does not parse (written
+    by another system) is shown as its raw JSON instead."""
+    try:
+        request = StatusUpdateRequest.from_legacy(bulk_change.request or {})
+    except (ValueError, TypeError) as error:
+        return [
+            RequestLine("Request", json.dumps(bulk_change.request, indent=2, sort_keys=True)),
+            RequestLine("Note", f"this request cannot be read as a status update: {error}"),
+        ]
+    return describe_request(request, integration=bulk_change.integration)
+
+
+def describe_request(request: StatusUpdateRequest, *, integration: str) -> list[RequestLine]:
+    target = request.update_status
+    if request.is_ignore_current_status:
+        current = "Every device is sent to the carrier, whatever its current status"
+    else:
+        current = f"Devices already {target} are skipped without a carrier call"
+    post_status = EMPTY
+    if request.post_update_status_id is not None:
+        status = DeviceStatus.objects.filter(pk=request.post_update_status_id).first()
+        post_status = (
+            f"{status.display_name} ({status.code})"
+            if status
+            else f"device status {request.post_update_status_id} (no longer exists)"
+        )
+    lines = [
+        RequestLine("Target status (UpdateStatus)", f"{target} on {integration}"),
+        RequestLine("Current status (IsIgnoreCurrentStatus)", current),
+        RequestLine("Inventory status afterwards (PostUpdateStatusId)", post_status),
+        RequestLine(
+            "Carrier credentials", _credentials_label(request.integration_authentication_id)
+        ),
+        RequestLine("Account number", request.account_number or EMPTY),
+    ]
+    options = [
+        f"{legacy_key}: {request.options[name]}"
+        for legacy_key, name in OPTION_KEYS.items()
+        if request.options.get(name)
+    ]
+    if options:
+        lines.append(RequestLine("Carrier options", "; ".join(options)))
+    lines.append(RequestLine("Rev.io service (RevService)", _rev_in_words(request.rev_service)))
+    return lines
+
+
+def _credentials_label(pk: int) -> str:
+    row = IntegrationAuthentication.objects.select_related("tenant").filter(pk=pk).first()
+    return f"{row} [#{pk}]" if row else f"#{pk} (no longer exists)"
+
+
+def _rev_in_words(rev: RevServiceRequest | None) -> str:
+    if rev is None:
+        return "none: no Rev.io service is opened"
+    if rev.package_id:
+        products = f"package {rev.package_id}"
+    elif rev.products:
+        products = "products " + ", ".join(f"{p.product_id} at {p.rate}" for p in rev.products)
+    else:
+        products = "no products"
+    parts = [
+        f"open service type {rev.service_type_id} for customer {rev.customer_id} with {products}",
+        f"prorate {'yes' if rev.prorate else 'no'}",
+    ]
+    if rev.provider_id:
+        parts.append(f"provider {rev.provider_id}")
+    if rev.activated_date:
+        parts.append(f"activated {rev.activated_date.isoformat()}")
+    if rev.effective_date:
+        parts.append(f"effective {rev.effective_date.isoformat()}")
+    if rev.usage_plan_group_id:
+        parts.append(f"usage plan group {rev.usage_plan_group_id}")
+    parts.append(f"credentials {_credentials_label(rev.integration_authentication_id)}")
+    return "; ".join(parts)
+
+
+# --- Audit text ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A log row as the bulk change page shows it: a short note without an HTTP call (an
+    outcome, an operator action, the completion) inline; a call's texts behind a toggle."""
+
+    row: BulkChangeLog
+    note: str
+    request: str
+    response: str
+
+
+def log_entry(row: BulkChangeLog) -> LogEntry:
+    response = readable(row.response_text)
+    if not row.request_text and len(response) <= 300 and "\n" not in response.strip():
+        return LogEntry(row=row, note=response.strip(), request="", response="")
+    return LogEntry(row=row, note="", request=readable(row.request_text), response=response)
+
+
+def readable(text: str) -> str:
+    """Audit request/response text for reading: redacted again (the one redaction function is
+    safe to apply twice, and guards rows written before a rule existed) and JSON bodies
+    pretty-printed. A request is ``METHOD path``, headers, a blank line, then the body."""
+    text = redact(text or "")
+    head, separator, body = text.partition("\n\n")
+    if separator:
+        return f"{head}\n\n{_pretty(body)}"
+    return _pretty(text)
+
+
+def _pretty(body: str) -> str:
+    stripped = body.strip()
+    if not stripped.startswith(("{", "[")):
+        return body
+    try:
+        return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body

@@ -1,0 +1,86 @@
+"""The audit log (BulkChangeLog): append-only, so nobody can add, change or delete a row here;
+request and response text are shown redacted and readable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+
+from bulkchanges.admin import display
+from bulkchanges.admin.filters import BulkChangeFilter, DeviceChangeFilter
+from bulkchanges.models import BulkChangeLog
+
+
+@admin.register(BulkChangeLog)
+class BulkChangeLogAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "processed_at",
+        "bulk_change_link",
+        "device_change_id",
+        "log_entry_description",
+        "response_status",
+        "errors",
+        "process_by",
+    )
+    list_filter = (BulkChangeFilter, DeviceChangeFilter, "has_errors", "log_entry_description")
+    search_fields = ("=device_change__iccid",)
+    search_help_text = "A device's ICCID (exact)."
+    fields = (
+        "bulk_change",
+        "device_change",
+        "log_entry_description",
+        "processed_at",
+        "process_by",
+        "request_id",
+        "response_status",
+        "has_errors",
+        "error_text",
+        "request_readable",
+        "response_readable",
+    )
+    readonly_fields = fields
+    list_per_page = 100
+
+    class Media:
+        css = {"all": ("bulkchanges/pondops.css",)}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="bulk change", ordering="bulk_change_id")
+    def bulk_change_link(self, row: BulkChangeLog) -> SafeString:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:bulkchanges_bulkchange_change", args=[row.bulk_change_id]),
+            row.bulk_change_id,
+        )
+
+    @admin.display(description="errors", ordering="has_errors")
+    def errors(self, row: BulkChangeLog) -> SafeString | str:
+        if not row.has_errors:
+            return display.EMPTY
+        return format_html(
+            '<span class="pondops-log-error">{}</span>',
+            Truncator(row.error_text or "error").chars(120),
+        )
+
+    @admin.display(description="request")
+    def request_readable(self, row: BulkChangeLog) -> SafeString:
+        return format_html('<pre class="pondops-pre">{}</pre>', display.readable(row.request_text))
+
+    @admin.display(description="response")
+    def response_readable(self, row: BulkChangeLog) -> SafeString:
+        return format_html('<pre class="pondops-pre">{}</pre>', display.readable(row.response_text))

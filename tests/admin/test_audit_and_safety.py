@@ -1,0 +1,117 @@
+"""Audit and safety: the log has no add/change/delete for anyone (superusers included); bulk
+changes and device changes cannot be edited or deleted here (deleting would delete their
+audit log); credentials' secrets are write-only and a blank field keeps the stored secret."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from bulkchanges.models import BulkChangeLog, IntegrationAuthentication
+from bulkchanges.services.logs import log_write
+from tests.admin.conftest import POND_KEY, Console, make_bulk_change
+
+pytestmark = pytest.mark.django_db
+
+
+def test_nobody_can_add_change_or_delete_log_rows(admin_client: Client, console: Console) -> None:
+    bulk_change = make_bulk_change(console, 1)
+    row = log_write(
+        bulk_change_id=bulk_change.pk, description="Bulk change cancelled", process_by="t"
+    )
+    change_url = reverse("admin:bulkchanges_bulkchangelog_change", args=[row.pk])
+
+    assert admin_client.get(reverse("admin:bulkchanges_bulkchangelog_add")).status_code == 403
+    assert (
+        admin_client.get(
+            reverse("admin:bulkchanges_bulkchangelog_delete", args=[row.pk])
+        ).status_code
+        == 403
+    )
+    page = admin_client.get(change_url).content.decode()
+    assert 'name="_save"' not in page and "Bulk change cancelled" in page
+    admin_client.post(change_url, {"log_entry_description": "edited"})
+    listing = admin_client.get(
+        reverse("admin:bulkchanges_bulkchangelog_changelist")
+    ).content.decode()
+    assert "delete_selected" not in listing
+    assert BulkChangeLog.objects.get(pk=row.pk).log_entry_description == "Bulk change cancelled"
+
+
+def test_bulk_changes_and_devices_are_neither_editable_nor_deletable(
+    admin_client: Client, console: Console
+) -> None:
+    bulk_change = make_bulk_change(console, 1)
+    device = bulk_change.device_changes.get()
+
+    for model, pk in (("bulkchange", bulk_change.pk), ("devicechange", device.pk)):
+        assert admin_client.get(reverse(f"admin:bulkchanges_{model}_add")).status_code == 403
+        delete = reverse(f"admin:bulkchanges_{model}_delete", args=[pk])
+        assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+        assert (
+            'name="_save"'
+            not in admin_client.get(
+                reverse(f"admin:bulkchanges_{model}_change", args=[pk])
+            ).content.decode()
+        )
+    assert bulk_change.device_changes.filter(pk=device.pk).exists()
+    assert type(bulk_change).objects.filter(pk=bulk_change.pk).exists()
+
+
+def credentials_form(console: Console, **changes: str) -> dict[str, object]:
+    pond = console.pond
+    data: dict[str, object] = {
+        "tenant": pond.tenant_id,
+        "integration": pond.integration,
+        "base_url": pond.base_url,
+        "account": pond.account,
+        "username": pond.username,
+        "client_id": pond.client_id,
+        "secret": "",
+        "secret_2": "",
+        "rate_limit": pond.rate_limit,
+        "max_concurrency": pond.max_concurrency,
+        "daily_action_budget": pond.daily_action_budget,
+        "writes_enabled": "on",
+        "is_active": "on",
+    }
+    data.update(changes)
+    return data
+
+
+def test_secrets_are_never_rendered_and_a_blank_field_keeps_the_stored_secret(
+    admin_client: Client, console: Console
+) -> None:
+    url = reverse("admin:bulkchanges_integrationauthentication_change", args=[console.pond.pk])
+
+    page = admin_client.get(url).content.decode()
+    assert POND_KEY not in page and 'type="password"' in page
+    assert "secret: stored, secret_2: not set" in page
+
+    assert admin_client.post(url, credentials_form(console, account="1235")).status_code == 302
+    console.pond.refresh_from_db()
+    assert console.pond.account == "1235" and console.pond.secret == POND_KEY
+
+    admin_client.post(url, credentials_form(console, secret="a-new-key"))
+    console.pond.refresh_from_db()
+    assert console.pond.secret == "a-new-key"
+    listing = admin_client.get(
+        reverse("admin:bulkchanges_integrationauthentication_changelist")
+    ).content.decode()
+    assert "a-new-key" not in listing
+
+
+def test_a_view_only_user_sees_whether_a_secret_is_stored_not_the_secret(
+    staff_client: Callable[..., Client], console: Console
+) -> None:
+    viewer = staff_client("view_integrationauthentication")
+    url = reverse("admin:bulkchanges_integrationauthentication_change", args=[console.pond.pk])
+
+    page = viewer.get(url).content.decode()
+
+    assert page and POND_KEY not in page
+    assert "secret: stored, secret_2: not set" in page
+    assert IntegrationAuthentication.objects.get(pk=console.pond.pk).secret == POND_KEY

@@ -1,0 +1,125 @@
+"""The bulk change list: badges, progress from one aggregate query per page, error links,
+filters, search by id / ICCID / MSISDN, newest first, pagination."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from bulkchanges.models import BulkChange, DeviceChange, IntegrationAuthentication, Tenant
+from tests.admin.conftest import Console, make_bulk_change
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("admin:bulkchanges_bulkchange_changelist")
+
+
+def listed_ids(html: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'<th class="field-id"><a href="[^"]+">(\d+)</a>', html)]
+
+
+def test_the_list_shows_status_badge_progress_error_link_creator_and_age(
+    admin_client: Client, console: Console
+) -> None:
+    bulk_change = make_bulk_change(
+        console, 4, created_by="api:partner", device_statuses=["PROCESSED", "SKIPPED", "ERROR"]
+    )
+
+    html = admin_client.get(URL).content.decode()
+
+    assert 'class="pondops-badge pondops-badge--queued" data-status="QUEUED"' in html
+    assert 'data-done="3" data-total="4"' in html and ">3/4</span>" in html
+    assert 'title="75% done: 1 pending, 1 processed, 1 skipped, 1 error"' in html
+    errors_url = (
+        f"/admin/bulkchanges/devicechange/?bulk_change={bulk_change.pk}&amp;status__exact=ERROR"
+    )
+    assert f'<a class="pondops-errors" href="{errors_url}">1</a>' in html
+    assert "api:partner" in html
+    assert "POND → SUSPENDED" in html and "Status update" in html
+    assert "running " in html  # time to complete of an open bulk change
+
+
+def test_progress_costs_one_aggregate_query_per_page_whatever_the_number_of_rows(
+    admin_client: Client, console: Console
+) -> None:
+    def list_queries() -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get(URL).status_code == 200
+        return [query["sql"] for query in queries.captured_queries]
+
+    for n in range(3):
+        make_bulk_change(console, 3, start=n * 10, device_statuses=["PROCESSED", "ERROR"])
+    few = list_queries()
+    for n in range(3, 30):
+        make_bulk_change(console, 3, start=n * 10, device_statuses=["PROCESSED"])
+    many = list_queries()
+
+    assert len(many) == len(few)
+    device_queries = [sql for sql in many if "bulkchanges_devicechange" in sql]
+    assert len(device_queries) == 1, device_queries
+    assert "GROUP BY" in device_queries[0].upper()
+
+
+def test_the_list_is_newest_first_and_paginated(admin_client: Client, console: Console) -> None:
+    created = [make_bulk_change(console, 1, start=n).pk for n in range(55)]
+
+    first = listed_ids(admin_client.get(URL).content.decode())
+    second = listed_ids(admin_client.get(URL, {"p": 2}).content.decode())
+
+    assert first == sorted(created, reverse=True)[:50]
+    assert second == sorted(created, reverse=True)[50:]
+
+
+def test_filters_by_status_integration_tenant_and_created_date(
+    admin_client: Client, console: Console
+) -> None:
+    queued = make_bulk_change(console, 1)
+    done = make_bulk_change(console, 1, start=5)
+    BulkChange.objects.filter(pk=done.pk).update(status="PROCESSED")
+    other_tenant = Tenant.objects.create(name="Other")
+    IntegrationAuthentication.objects.create(
+        tenant=other_tenant, integration="POND", base_url="http://127.0.0.1:9", secret="k"
+    )
+    old = make_bulk_change(Console(other_tenant, console.pond, console.rev), 1, start=9)
+    BulkChange.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
+
+    def ids(**params: str) -> list[int]:
+        return listed_ids(admin_client.get(URL, params).content.decode())
+
+    assert ids(status__exact="PROCESSED") == [done.pk]
+    assert ids(integration__exact="POND") == [old.pk, done.pk, queued.pk]
+    assert ids(integration__exact="JASPER") == []
+    assert ids(tenant__id__exact=str(other_tenant.pk)) == [old.pk]
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    past_7_days = {  # what the sidebar's "Past 7 days" link sends
+        "created_at__gte": str(today - timedelta(days=7)),
+        "created_at__lt": str(today + timedelta(days=1)),
+    }
+    assert ids(**past_7_days) == [done.pk, queued.pk]
+
+
+def test_search_finds_a_bulk_change_by_id_iccid_or_msisdn(
+    admin_client: Client, console: Console
+) -> None:
+    first = make_bulk_change(console, 3)
+    second = make_bulk_change(console, 3, start=100)
+    device = second.device_changes.order_by("id").first()
+    assert device is not None
+    DeviceChange.objects.filter(pk=device.pk).update(msisdn="15551234567")
+
+    def search(term: str) -> list[int]:
+        return listed_ids(admin_client.get(URL, {"q": term}).content.decode())
+
+    assert search(str(first.pk)) == [first.pk]
+    assert search(device.iccid) == [second.pk]
+    assert search(f" {device.iccid[:10]} {device.iccid[10:]} ") == [second.pk]
+    assert search("15551234567") == [second.pk]
+    assert search("not-a-number") == []
+    assert search("99999999999999999999") == []
