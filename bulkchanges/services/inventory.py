@@ -54,10 +54,14 @@ def integration_authentication_set(
             if not fields.get("base_url") or not secrets:
                 raise ApplicationError("new credentials need --base-url and a secret on stdin")
             row = IntegrationAuthentication(tenant=tenant, integration=integration, account=account)
-        changed = created or bool(secrets) or any(
-            getattr(row, name) != value
-            for name, value in fields.items()
-            if name in ("base_url", "username", "client_id")
+        changed = (
+            created
+            or bool(secrets)
+            or any(
+                getattr(row, name) != value
+                for name, value in fields.items()
+                if name in ("base_url", "username", "client_id")
+            )
         )
         for name, value in fields.items():
             setattr(row, name, value)

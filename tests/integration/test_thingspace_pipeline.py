@@ -242,7 +242,8 @@ def test_429_with_retry_after_delays_the_retry_at_least_that_long(
             "secret",
             "wrong-client-secret-5a",
             "ThingSpace rejected the OAuth client key and secret for ThingSpace account "
-            f"{ACCOUNT} (HTTP 401 from ThingSpace: Invalid client key or secret (UnauthorizedAccess))",
+            f"{ACCOUNT} (HTTP 401 from ThingSpace: Invalid client key or secret"
+            " (UnauthorizedAccess))",
             id="oauth-secret",
         ),
         pytest.param(

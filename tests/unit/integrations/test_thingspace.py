@@ -469,21 +469,24 @@ def test_after_a_401_tokens_another_worker_already_replaced_are_used_as_they_are
             TOKEN_URL,
             401,
             "ThingSpace rejected the OAuth client key and secret for ThingSpace account "
-            f"{ACCOUNT} (HTTP 401 from ThingSpace: Invalid client key or secret (REQUEST_FAILED.UnexpectedError))",
+            f"{ACCOUNT} (HTTP 401 from ThingSpace: Invalid client key or secret"
+            " (REQUEST_FAILED.UnexpectedError))",
             id="oauth-401",
         ),
         pytest.param(
             TOKEN_URL,
             400,
             "ThingSpace rejected the OAuth client key and secret for ThingSpace account "
-            f"{ACCOUNT} (HTTP 400 from ThingSpace: Invalid client key or secret (REQUEST_FAILED.UnexpectedError))",
+            f"{ACCOUNT} (HTTP 400 from ThingSpace: Invalid client key or secret"
+            " (REQUEST_FAILED.UnexpectedError))",
             id="oauth-400",
         ),
         pytest.param(
             LOGIN_URL,
             401,
             f"ThingSpace rejected the UWS user {UWS_USER} for ThingSpace account {ACCOUNT} "
-            "(HTTP 401 from ThingSpace: Invalid client key or secret (REQUEST_FAILED.UnexpectedError))",
+            "(HTTP 401 from ThingSpace: Invalid client key or secret"
+            " (REQUEST_FAILED.UnexpectedError))",
             id="login-401",
         ),
     ],
