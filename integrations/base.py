@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
@@ -340,6 +340,20 @@ def readable_error(carrier: str, response: requests.Response) -> str:
         stripped = re.sub(r"<[^>]+>", " ", text)
         return f"{prefix}: {' '.join(stripped.split())[:200]}"
     return f"{prefix} (empty body)"
+
+
+def unexpected_response(carrier: str, expected: str, call: CallRecord) -> PermanentError:
+    """A 2xx answer whose body is not what the contract promises (permanent: retrying the
+    same call will not change its shape)."""
+    return PermanentError(
+        f"HTTP {call.response_status} from {carrier}: expected {expected}, got something else",
+        call=call,
+    )
+
+
+def utc_now() -> datetime:
+    """The time recorded in step results (timezone-aware UTC)."""
+    return datetime.now(UTC)
 
 
 class CarrierHttp:

@@ -15,7 +15,6 @@ not in the table (a request for them is refused at creation by ``canonical_statu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -23,7 +22,6 @@ from urllib.parse import quote
 import requests
 
 from integrations.base import (
-    CallRecord,
     CallRecorder,
     CarrierHttp,
     Credentials,
@@ -36,6 +34,8 @@ from integrations.base import (
     StepResult,
     Throttle,
     UpdateContext,
+    unexpected_response,
+    utc_now,
 )
 
 CARRIER = "Jasper"
@@ -86,7 +86,7 @@ class JasperClient:
         """``GET /devices/{iccid}``: the device's details, ``status`` among them."""
         response = self._call("GET", iccid, READ_DEVICE)
         if not isinstance(response.body, dict):
-            raise _unexpected("a JSON object", response.call)
+            raise unexpected_response("Jasper", "a JSON object", response.call)
         return response.body
 
     def set_status(self, *, iccid: str, status: str, idempotency_key: str) -> None:
@@ -136,17 +136,6 @@ class JasperClient:
             headers=headers,
             auth=(self.credentials.username, self.credentials.secret),
         )
-
-
-def _unexpected(expected: str, call: CallRecord) -> PermanentError:
-    return PermanentError(
-        f"HTTP {call.response_status} from Jasper: expected {expected}, got something else",
-        call=call,
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class JasperProcessor(StatusUpdateProcessor):
@@ -211,7 +200,7 @@ class JasperProcessor(StatusUpdateProcessor):
             status=self.statuses[target].carrier_value,
             idempotency_key=context.idempotency_key(step),
         )
-        return StepResult(step, {"carrier_status_at": _now()})
+        return StepResult(step, {"carrier_status_at": utc_now()})
 
     def read_status(self, context: UpdateContext) -> str | None:
         """The device's Jasper status when it is one we can set; None for PURGED, REPLACED, a

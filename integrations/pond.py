@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, ClassVar, Literal, cast
 from urllib.parse import quote
@@ -21,7 +20,6 @@ from urllib.parse import quote
 import requests
 
 from integrations.base import (
-    CallRecord,
     CallRecorder,
     CarrierHttp,
     Credentials,
@@ -34,6 +32,8 @@ from integrations.base import (
     StepResult,
     Throttle,
     UpdateContext,
+    unexpected_response,
+    utc_now,
 )
 
 SimServiceStatus = Literal["Active", "Inactive"]
@@ -107,7 +107,7 @@ class PondClient:
         """The SIM's status and its three service statuses."""
         response = self._call("GET", f"sim/{quote(iccid, safe='')}/status", READ_SIM, request_id)
         if not isinstance(response.body, dict):
-            raise _unexpected("a JSON object", response.call)
+            raise unexpected_response("POND", "a JSON object", response.call)
         return response.body
 
     def set_sim_status(
@@ -136,7 +136,7 @@ class PondClient:
         if response.body is None:
             return []
         if not isinstance(response.body, list):
-            raise _unexpected("a JSON list of packages", response.call)
+            raise unexpected_response("POND", "a JSON list of packages", response.call)
         try:
             return [
                 Package(
@@ -151,7 +151,9 @@ class PondClient:
                 for item in response.body
             ]
         except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            raise _unexpected("packages with package_id and package_status", response.call) from exc
+            raise unexpected_response(
+                "POND", "packages with package_id and package_status", response.call
+            ) from exc
 
     def set_package_status(
         self,
@@ -193,17 +195,6 @@ class PondClient:
             json_body=json_body,
             headers=headers,
         )
-
-
-def _unexpected(expected: str, call: CallRecord) -> PermanentError:
-    return PermanentError(
-        f"HTTP {call.response_status} from POND: expected {expected}, got something else",
-        call=call,
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class PondProcessor(StatusUpdateProcessor):
@@ -251,7 +242,7 @@ class PondProcessor(StatusUpdateProcessor):
                 idempotency_key=context.idempotency_key(step),
                 request_id=context.request_id,
             )
-            return StepResult(step, {"carrier_status_at": _now()})
+            return StepResult(step, {"carrier_status_at": utc_now()})
         if step is Step.SERVICE_STATUS:
             wanted = PACKAGE_STATUSES[target]
             packages = self.client.list_packages(iccid=context.iccid, request_id=context.request_id)
@@ -268,7 +259,7 @@ class PondProcessor(StatusUpdateProcessor):
                 if packages
                 else "no packages to change"
             )
-            return StepResult(step, {"service_status_at": _now()}, note=note)
+            return StepResult(step, {"service_status_at": utc_now()}, note=note)
         raise PermanentError(f"POND has no step {step!r}")
 
     def read_status(self, context: UpdateContext) -> str | None:

@@ -31,6 +31,7 @@ from integrations.base import (
     Throttle,
     UpdateContext,
     redact,
+    unexpected_response,
 )
 
 FIND_SERVICE = "Find Rev.io service"
@@ -399,7 +400,7 @@ class RevClient:
             auth=self.auth,
         )
         if not isinstance(response.body, dict):
-            raise _unexpected(response.call, "a JSON object")
+            raise unexpected_response("Rev.io", "a JSON object", response.call)
         if response.body.get("ok") is False:
             message = str(response.body.get("message") or "request refused (ok: false)")
             raise PermanentError(
@@ -414,7 +415,7 @@ def _records(response: HttpResponse) -> list[Mapping[str, Any]]:
     as absent would create a second service."""
     records = response.body.get("records")
     if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
-        raise _unexpected(response.call, "a list of records")
+        raise unexpected_response("Rev.io", "a list of records", response.call)
     return records
 
 
@@ -427,18 +428,11 @@ def _matches(record: Mapping[str, Any], key: str, expected: object) -> bool:
 def _id(body: Any, key: str, call: CallRecord) -> int:
     value = body.get(key) if isinstance(body, Mapping) else None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _unexpected(call, f"an integer {key!r}")
+        raise unexpected_response("Rev.io", f"an integer {key!r}", call)
     try:
         return int(value)
     except ValueError:
-        raise _unexpected(call, f"an integer {key!r}") from None
-
-
-def _unexpected(call: CallRecord, expected: str) -> PermanentError:
-    return PermanentError(
-        f"HTTP {call.response_status} from Rev.io: expected {expected}, got something else",
-        call=call,
-    )
+        raise unexpected_response("Rev.io", f"an integer {key!r}", call) from None
 
 
 # --- The steps -------------------------------------------------------------------------------

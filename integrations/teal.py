@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, ClassVar, Literal, cast
 from urllib.parse import quote
@@ -49,6 +48,8 @@ from integrations.base import (
     TransientError,
     UpdateContext,
     confirm_budget_seconds,
+    unexpected_response,
+    utc_now,
 )
 
 CARRIER = "Teal"
@@ -194,8 +195,10 @@ class TealClient:
             return Operation(carrier_request_id, PROCESSING, (), "", response.call, interim=True)
         body = response.body
         if not isinstance(body, dict) or body.get("status") not in OPERATION_STATUSES:
-            raise _unexpected(
-                f"an operation status ({', '.join(sorted(OPERATION_STATUSES))})", response.call
+            raise unexpected_response(
+                "Teal",
+                f"an operation status ({', '.join(sorted(OPERATION_STATUSES))})",
+                response.call,
             )
         try:
             entries = tuple(
@@ -207,7 +210,9 @@ class TealClient:
                 for item in body.get("entries") or ()
             )
         except (TypeError, KeyError, AttributeError) as exc:
-            raise _unexpected("operation entries with an eid", response.call) from exc
+            raise unexpected_response(
+                "Teal", "operation entries with an eid", response.call
+            ) from exc
         return Operation(
             request_id=str(body.get("requestId") or carrier_request_id),
             status=str(body["status"]),
@@ -220,7 +225,7 @@ class TealClient:
         """The eSIM's ``eid``, ``iccid``, ``status`` (online/waiting/stopped) and ``plan``."""
         response = self._call("GET", f"esims/{quote(eid, safe='')}", READ_ESIM)
         if not isinstance(response.body, dict):
-            raise _unexpected("a JSON object", response.call)
+            raise unexpected_response("Teal", "a JSON object", response.call)
         return response.body
 
     def _call(
@@ -248,17 +253,6 @@ class TealClient:
             json_body=json_body,
             headers=headers,
         )
-
-
-def _unexpected(expected: str, call: CallRecord) -> PermanentError:
-    return PermanentError(
-        f"HTTP {call.response_status} from Teal: expected {expected}, got something else",
-        call=call,
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class TealProcessor(StatusUpdateProcessor):
@@ -331,11 +325,11 @@ class TealProcessor(StatusUpdateProcessor):
                 idempotency_key=context.idempotency_key(step),
             )
             note = f"Teal request {request_id} {status or 'accepted'}"
-            return StepResult(step, {"carrier_submitted_at": _now()}, note=note)
+            return StepResult(step, {"carrier_submitted_at": utc_now()}, note=note)
         if step is Step.CONFIRM:
             entry = self._confirm(action, self._eid(context), request_id)
             return StepResult(
-                step, {"carrier_status_at": _now()}, note=f"eSIM {entry.eid} {entry.status}"
+                step, {"carrier_status_at": utc_now()}, note=f"eSIM {entry.eid} {entry.status}"
             )
         raise PermanentError(f"Teal has no step {step!r}")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -23,7 +23,6 @@ from urllib.parse import quote
 import requests
 
 from integrations.base import (
-    CallRecord,
     CallRecorder,
     CarrierHttp,
     Credentials,
@@ -36,6 +35,8 @@ from integrations.base import (
     StepResult,
     Throttle,
     UpdateContext,
+    unexpected_response,
+    utc_now,
 )
 
 CARRIER = "Telegence"
@@ -90,7 +91,7 @@ class TelegenceClient:
         """The subscriber's record: ``subscriberNumber``, ``iccid``, ``serviceStatus``, …"""
         response = self._call("GET", msisdn, READ_SUBSCRIBER)
         if not isinstance(response.body, dict):
-            raise _unexpected("a JSON object", response.call)
+            raise unexpected_response("Telegence", "a JSON object", response.call)
         return response.body
 
     def change_status(
@@ -116,7 +117,7 @@ class TelegenceClient:
             idempotency_key=idempotency_key,
         )
         if not isinstance(response.body, dict):
-            raise _unexpected("a JSON object", response.call)
+            raise unexpected_response("Telegence", "a JSON object", response.call)
         return response.body
 
     def _call(
@@ -142,17 +143,6 @@ class TelegenceClient:
             json_body=json_body,
             headers=headers,
         )
-
-
-def _unexpected(expected: str, call: CallRecord) -> PermanentError:
-    return PermanentError(
-        f"HTTP {call.response_status} from {CARRIER}: expected {expected}, got something else",
-        call=call,
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class TelegenceProcessor(StatusUpdateProcessor):
@@ -218,10 +208,10 @@ class TelegenceProcessor(StatusUpdateProcessor):
             msisdn=context.msisdn.strip(),
             service_status=self.statuses[target].carrier_value,
             reason_code=(context.options.get("reason_code") or "").strip() or DEFAULT_REASON_CODE,
-            effective_date=context.today or _now().date(),
+            effective_date=context.today or utc_now().date(),
             idempotency_key=context.idempotency_key(step),
         )
-        updates: dict[str, Any] = {"carrier_status_at": _now()}
+        updates: dict[str, Any] = {"carrier_status_at": utc_now()}
         transaction_id = str(answer.get("transactionId") or "")[:MAX_REQUEST_ID]
         if transaction_id:
             updates["carrier_request_id"] = transaction_id

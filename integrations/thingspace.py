@@ -27,7 +27,6 @@ import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -55,6 +54,8 @@ from integrations.base import (
     confirm_budget_seconds,
     default_timeouts,
     http_session,
+    unexpected_response,
+    utc_now,
 )
 
 CARRIER = "ThingSpace"
@@ -142,10 +143,6 @@ def reset_login_failures(token_store: TokenStore, credentials: Credentials) -> N
 def _token_ttl(seconds: float) -> float:
     """How long to keep a token valid for ``seconds``: a safety margin less."""
     return max(1.0, seconds - min(SAFETY_MARGIN_SECONDS, seconds / 10))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -238,14 +235,16 @@ class ThingSpaceClient:
         body = response.body
         devices = body.get("devices") if isinstance(body, dict) else None
         if not isinstance(devices, list):
-            raise _unexpected("a device list", response.call)
+            raise unexpected_response("ThingSpace", "a device list", response.call)
         if not devices:
             return ""
         try:
             informations = devices[0].get("carrierInformations") or []
             state = informations[0].get("state") if informations else ""
         except (AttributeError, TypeError, KeyError, IndexError) as exc:
-            raise _unexpected("devices with carrierInformations", response.call) from exc
+            raise unexpected_response(
+                "ThingSpace", "devices with carrierInformations", response.call
+            ) from exc
         return str(state or "")
 
     def submit_action(
@@ -274,7 +273,7 @@ class ThingSpaceClient:
         )
         request_id = response.body.get("requestId") if isinstance(response.body, dict) else None
         if not isinstance(request_id, str) or not request_id:
-            raise _unexpected("a requestId", response.call)
+            raise unexpected_response("ThingSpace", "a requestId", response.call)
         return request_id
 
     def request_status(self, *, request_id: str, iccid: str) -> RequestStatus:
@@ -289,7 +288,7 @@ class ThingSpaceClient:
         body = response.body
         status = body.get("status") if isinstance(body, dict) else None
         if not isinstance(status, str) or not status:
-            raise _unexpected("a request status", response.call)
+            raise unexpected_response("ThingSpace", "a request status", response.call)
         errors = [
             (str(device.get("id") or ""), str(device.get("error") or ""))
             for device in (body.get("devices") or [])
@@ -427,7 +426,7 @@ class ThingSpaceClient:
         body = response.body if isinstance(response.body, dict) else {}
         access_token = body.get("access_token")
         if not isinstance(access_token, str) or not access_token:
-            raise _unexpected("an access_token", response.call)
+            raise unexpected_response("ThingSpace", "an access_token", response.call)
         expires_in = body.get("expires_in")
         if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
             return access_token, float(expires_in)
@@ -449,7 +448,7 @@ class ThingSpaceClient:
         body = response.body if isinstance(response.body, dict) else {}
         session_token = body.get("sessionToken")
         if not isinstance(session_token, str) or not session_token:
-            raise _unexpected("a sessionToken", response.call)
+            raise unexpected_response("ThingSpace", "a sessionToken", response.call)
         self.token_store.set(
             _key(self.credentials, "session_token"),
             session_token,
@@ -475,13 +474,6 @@ def _login_call(http: CarrierHttp, method: str, path: str, **kwargs: Any) -> Htt
 
 def _iccid(iccid: str) -> dict[str, str]:
     return {"kind": "iccid", "id": iccid}
-
-
-def _unexpected(expected: str, call: CallRecord) -> PermanentError:
-    return PermanentError(
-        f"HTTP {call.response_status} from ThingSpace: expected {expected}, got something else",
-        call=call,
-    )
 
 
 def _flag(value: str) -> bool | None:
@@ -580,7 +572,7 @@ class ThingSpaceProcessor(StatusUpdateProcessor):
             state = self.read_status(context)
             if state == ACTIVE:
                 # Nothing to submit; recording the carrier status completes CONFIRM too.
-                now = _now()
+                now = utc_now()
                 return StepResult(
                     Step.SUBMIT,
                     {"carrier_submitted_at": now, "carrier_status_at": now},
@@ -599,7 +591,7 @@ class ThingSpaceProcessor(StatusUpdateProcessor):
         )
         return StepResult(
             Step.SUBMIT,
-            {"carrier_request_id": request_id, "carrier_submitted_at": _now()},
+            {"carrier_request_id": request_id, "carrier_submitted_at": utc_now()},
             note=f"{action} request {request_id}",
         )
 
@@ -637,7 +629,7 @@ class ThingSpaceProcessor(StatusUpdateProcessor):
         while True:
             status = self.client.request_status(request_id=request_id, iccid=context.iccid)
             if status.succeeded:
-                return StepResult(Step.CONFIRM, {"carrier_status_at": _now()})
+                return StepResult(Step.CONFIRM, {"carrier_status_at": utc_now()})
             if status.failed:
                 raise PermanentError(
                     f"ThingSpace request {request_id} failed: "
