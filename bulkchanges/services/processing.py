@@ -38,7 +38,7 @@ from bulkchanges.models import (
 )
 from bulkchanges.ratelimit import Concurrency, concurrency_for, throttle_for
 from bulkchanges.retry import backoff_seconds, should_retry, sqs_delay_seconds
-from bulkchanges.selectors import device_status_counts, final_status
+from bulkchanges.selectors import bulk_change_has_unfinished, device_status_counts, final_status
 from bulkchanges.services import logs
 from bulkchanges.tokens import token_store
 from bulkchanges.types import StatusUpdateRequest
@@ -226,6 +226,8 @@ def _fail_writes_disabled(*, bulk_change: BulkChange, process_by: str, request_i
 def bulk_change_complete_if_done(*, bulk_change_id: int, process_by: str) -> bool:
     """Write the final status once no device is unfinished. Never overwrites CANCELLED or a
     final status; exactly one completion log row. Returns True when this call completed it."""
+    if bulk_change_has_unfinished(bulk_change_id=bulk_change_id):
+        return False  # an indexed EXISTS; the counts below read every device of the bulk change
     counts = device_status_counts(bulk_change_id=bulk_change_id)
     final = final_status(counts)
     if final is None:
@@ -319,20 +321,16 @@ def _in_thread(run: Callable[[int], bool], pk: int) -> bool:
 def _claim_and_run(
     pk: int, *, slots: Concurrency, process_by: str, request_id: str, enqueue: Enqueue
 ) -> bool:
-    """Take one of the credentials' concurrency slots (shared by every worker), then claim and
-    run the device; the slot is held while the device's steps run, never while waiting."""
-    with slots.hold():
-        return _run_claimed(pk, process_by=process_by, request_id=request_id, enqueue=enqueue)
-
-
-def _run_claimed(pk: int, *, process_by: str, request_id: str, enqueue: Enqueue) -> bool:
+    """Claim and run one device. The credentials' concurrency slot (shared by every worker) is
+    held only around the carrier's calls, not the claim, the audit writes or Rev.io's steps
+    (which hold a Rev.io slot of their own)."""
     if not device_change_claim(ids=[pk]):
         return False
     device_change = DeviceChange.objects.select_related(
         "bulk_change", "bulk_change__integration_authentication", "device__status"
     ).get(pk=pk)
     try:
-        _DeviceRun(device_change, process_by=process_by, request_id=request_id).run()
+        _DeviceRun(device_change, slots=slots, process_by=process_by, request_id=request_id).run()
     except Exception:
         logger.exception(
             "device change %s: unexpected failure outside the step runner",
@@ -354,8 +352,11 @@ def _run_claimed(pk: int, *, process_by: str, request_id: str, enqueue: Enqueue)
 class _DeviceRun:
     """Runs the remaining steps of one claimed device change and records its outcome."""
 
-    def __init__(self, device_change: DeviceChange, *, process_by: str, request_id: str) -> None:
+    def __init__(
+        self, device_change: DeviceChange, *, slots: Concurrency, process_by: str, request_id: str
+    ) -> None:
         self.device_change = device_change
+        self.slots = slots
         self.bulk_change = device_change.bulk_change
         self.token = device_change.claim_token
         self.process_by = process_by
@@ -434,19 +435,19 @@ class _DeviceRun:
             options=request.options,
         )
         processor.check_identifiers(context)
-        if not request.is_ignore_current_status and self._nothing_done_yet():
-            current = self._current_status(processor, context)
-            mapping = processor_cls.statuses[request.update_status]
-            already = {request.update_status.lower(), mapping.post_update_status.lower()}
-            if current is not None and current.lower() in already:
-                self._finish(
-                    Status.SKIPPED, outcome=f"already {request.update_status}; no carrier call made"
-                )
-                return
-        for step in processor_cls.steps:
-            if not context.progress.is_done(step):
-                self._check_cancelled()
-                context = self._record(processor.perform(step, context), context)
+        with self.slots.hold():  # one of the carrier's concurrency slots, for its calls only
+            if not request.is_ignore_current_status and self._nothing_done_yet():
+                current = self._current_status(processor, context)
+                mapping = processor_cls.statuses[request.update_status]
+                already = {request.update_status.lower(), mapping.post_update_status.lower()}
+                if current is not None and current.lower() in already:
+                    outcome = f"already {request.update_status}; no carrier call made"
+                    self._finish(Status.SKIPPED, outcome=outcome)
+                    return
+            for step in processor_cls.steps:
+                if not context.progress.is_done(step):
+                    self._check_cancelled()
+                    context = self._record(processor.perform(step, context), context)
         self._update_inventory(request)
         if request.rev_service is not None:
             context = self._create_rev_service(request, context)

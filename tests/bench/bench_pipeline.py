@@ -1,0 +1,1012 @@
+"""PondOps pipeline benchmark: a script that prints figures (performance targets live here, never
+in timed tests). See tests/bench/README.md for what each figure means and how it is measured.
+
+    .venv/bin/python tests/bench/bench_pipeline.py [--devices 2000] [--rate-limit 50]
+        [--rev-rate-limit 50] [--latency-ms 20] [--workers 2] [--timeout 900]
+        [--query-sample 200,5000] [--skip-throughput] [--skip-queries]
+
+1. Throughput through the real pipeline: a fresh database (``pondops_bench`` on the PostgreSQL
+   server of ``DATABASE_URL`` when set, else a temporary SQLite file), moto's SQS server, the
+   carrier simulators (a ``python -m integrations.simulators`` subprocess), ``manage.py
+   qcluster`` and ``manage.py poll_sqs`` subprocesses; one bulk change of N devices created in
+   this process through the services every entry point uses; wait until it is final.
+2. DB queries per device: the same services run in this process (fan-out, then every
+   ``process_devices`` chunk drained from an in-process list) under ``CaptureQueriesContext``.
+3. A markdown summary with PASS/FAIL against the issue's targets.
+
+Everything binds to 127.0.0.1; every wait is bounded (--timeout for the long ones); every
+subprocess is stopped (and the bench database dropped) at the end, on errors and on Ctrl-C.
+Exit status: 0 every target met, 1 a target missed, 2 the benchmark could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+BENCH_DB = "pondops_bench"
+LOOPBACK = "127.0.0.1"
+POND_KEY = "bench-pond-key-4c1d7e"
+REV_USER = "bench"
+REV_PASSWORD = "bench-rev-pw-9e2a31"
+REV_CUSTOMER = 42
+SEED_BATCH = 1000
+SAMPLE_SECONDS = 0.5
+STEADY = (0.10, 0.90)  # the steady part of a run: from 10 % to 90 % of devices finished
+TARGET_RATIO = 0.9
+TARGET_QUERY_SPREAD = 0.10
+TX_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+# --- Small helpers ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float, message: str, interval: float = 0.2
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f}s waiting for {message}")
+        time.sleep(interval)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def iccids(count: int, *, series: int) -> list[str]:
+    """``count`` 20-digit ICCIDs; each series (run) has its own range."""
+    return [f"89148{series:02d}{n:013d}" for n in range(count)]
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run or finish (a timeout, a process that died)."""
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+# --- CPU accounting (read-only /proc) --------------------------------------------------------
+
+
+@dataclass
+class CpuSnapshot:
+    at: float
+    by_pid: dict[int, tuple[str, float]]  # pid -> (group, CPU seconds so far)
+    machine_busy: float
+    machine_total: float
+
+    def cores_since(self, before: CpuSnapshot) -> dict[str, float]:
+        """Cores used per group between the two snapshots, counting only processes alive at
+        the end (a process that exited in between takes its CPU time with it)."""
+        span = self.at - before.at
+        cores: dict[str, float] = {}
+        for pid, (group, cpu) in self.by_pid.items():
+            earlier = before.by_pid.get(pid, (group, 0.0))[1]
+            cores[group] = cores.get(group, 0.0) + max(0.0, cpu - earlier) / span
+        return dict(sorted(cores.items()))
+
+
+def cpu_snapshot(leaders: dict[int, str]) -> CpuSnapshot:
+    """CPU seconds of our subprocess trees (grouped by the session each was started in), this
+    process, and the PostgreSQL processes alive now; plus the machine's busy/total jiffies."""
+    tick = os.sysconf("SC_CLK_TCK")
+    by_pid: dict[int, tuple[str, float]] = {}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2 :].split()
+        session, cpu = int(rest[3]), (int(rest[11]) + int(rest[12])) / tick
+        if session in leaders:
+            group = leaders[session]
+        elif int(entry) == me:
+            group = "bench process (sampler)"
+        elif comm.startswith("postgres"):
+            group = "postgres (all live processes)"
+        else:
+            continue
+        by_pid[int(entry)] = (group, cpu)
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    total = sum(fields[:8])
+    idle = fields[3] + fields[4]
+    return CpuSnapshot(time.monotonic(), by_pid, (total - idle) / tick, total / tick)
+
+
+# --- Results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Throughput:
+    devices: int
+    final_status: str = "(not final)"
+    device_counts: dict[str, int] = field(default_factory=dict)
+    elapsed: float | None = None
+    devices_per_s: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+    pond: dict[str, int] = field(default_factory=dict)
+    rev: dict[str, int] = field(default_factory=dict)
+    pond_steady: float | None = None
+    rev_steady: float | None = None
+    steady_window: tuple[float, float] | None = None
+    cpu: dict[str, float] = field(default_factory=dict)
+    machine_busy: float | None = None
+
+
+@dataclass
+class QuerySample:
+    devices: int
+    status: str
+    create_queries: int
+    fan_out_queries: int
+    processing_queries: int
+    chunks: int
+    enqueues: int
+    retry_sends: int
+    seconds: float
+    by_kind: Counter[str]
+
+    @property
+    def per_device(self) -> float:
+        return (self.fan_out_queries + self.processing_queries) / self.devices
+
+    @property
+    def control_per_device(self) -> float:
+        """Transaction-control entries (Django logs BEGIN/COMMIT/… too) per device."""
+        return sum(self.by_kind[kind] for kind in TX_CONTROL) / self.devices
+
+
+# --- The benchmark ---------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, options: argparse.Namespace) -> None:
+        self.options = options
+        self.workdir = Path(tempfile.mkdtemp(prefix="pondops-bench-"))
+        self.admin_conninfo: dict[str, Any] | None = None  # set when we created a PG database
+        self.database_url = ""
+        self.engine = ""
+        self.running: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self.moto_url = ""
+        self.simulator_url = ""
+        self.queue_urls: dict[str, str] = {}
+        self.throughput: Throughput | None = None
+        self.samples: list[QuerySample] = []
+        self.code = code_version()  # at the start: other work may commit while this runs
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def prepare_database(self) -> None:
+        url = os.environ.get("DATABASE_URL", "")
+        if url and not url.startswith("sqlite"):
+            import dj_database_url
+            import psycopg
+
+            conf = dj_database_url.parse(url)
+            if "postgres" not in conf["ENGINE"]:
+                raise BenchError(f"DATABASE_URL must be PostgreSQL or SQLite, not {conf['ENGINE']}")
+            maintenance = conf["NAME"] if conf["NAME"] != BENCH_DB else "postgres"
+            self.admin_conninfo = {
+                "host": conf.get("HOST") or LOOPBACK,
+                "port": conf.get("PORT") or 5432,
+                "user": conf.get("USER") or None,
+                "password": conf.get("PASSWORD") or None,
+                "dbname": maintenance,
+            }
+            with psycopg.connect(**self.admin_conninfo, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+                admin.execute(f"CREATE DATABASE {BENCH_DB}")
+            self.database_url = urlsplit(url)._replace(path=f"/{BENCH_DB}").geturl()
+            self.engine = "PostgreSQL"
+        else:
+            self.database_url = f"sqlite:///{self.workdir / 'bench.sqlite3'}"
+            self.engine = "SQLite (WAL, IMMEDIATE)"
+        os.environ["DATABASE_URL"] = self.database_url
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start a subprocess in its own session (so Ctrl-C reaches only us, and a qcluster's
+        worker processes can be stopped with it); output to a log file."""
+        log = self.workdir / f"{name}.log"
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=ROOT,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.running.append((name, process, log))
+        return process
+
+    def check_alive(self) -> None:
+        for name, process, log in self.running:
+            if process.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise BenchError(f"{name} exited with {process.returncode}:\n{tail}")
+
+    def start_servers(self) -> None:
+        import requests
+
+        port = free_port()
+        self.moto_url = f"http://{LOOPBACK}:{port}"
+        self.start(
+            "moto",
+            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+            dict(os.environ),
+        )
+        port = free_port()
+        self.simulator_url = f"http://{LOOPBACK}:{port}"
+        self.start(
+            "simulators",
+            [
+                sys.executable,
+                "-m",
+                "integrations.simulators",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+            ],
+            dict(os.environ),
+        )
+
+        def up(url: str) -> bool:
+            self.check_alive()
+            try:
+                return requests.get(url, timeout=1).status_code < 500
+            except requests.RequestException:
+                return False
+
+        wait_for(lambda: up(self.moto_url + "/moto-api/"), timeout=60, message="moto server")
+        wait_for(lambda: up(self.simulator_url + "/_sim/stats"), timeout=60, message="simulators")
+        os.environ["AWS_ENDPOINT_URL_SQS"] = self.moto_url
+
+    def setup_django(self) -> None:
+        os.environ["DJANGO_SETTINGS_MODULE"] = "pondops.settings"
+        os.environ.setdefault("PONDOPS_LOG_LEVEL", "WARNING")  # this process only
+        os.environ.pop("REDIS_URL", None)  # the database limiter and the ORM broker
+        if self.options.chunk_size:
+            os.environ["BULKCHANGE_CHUNK_SIZE"] = str(self.options.chunk_size)
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0, interactive=False)
+        call_command("createcachetable", verbosity=0)
+        from io import StringIO
+
+        out = StringIO()
+        name = f"pondops-bench-{uuid.uuid4().hex[:8]}"
+        call_command("create_queues", "--name", name, stdout=out)
+        self.queue_urls = dict(line.split("=", 1) for line in out.getvalue().split() if "=" in line)
+        settings.PONDOPS_SQS_QUEUE_URL = self.queue_urls["PONDOPS_SQS_QUEUE_URL"]
+        settings.PONDOPS_SQS_DLQ_URL = self.queue_urls["PONDOPS_SQS_DLQ_URL"]
+
+    def worker_env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "pondops.settings",
+            "DATABASE_URL": self.database_url,
+            "AWS_ENDPOINT_URL_SQS": self.moto_url,
+            "PONDOPS_SQS_QUEUE_URL": self.queue_urls["PONDOPS_SQS_QUEUE_URL"],
+            "PONDOPS_SQS_DLQ_URL": self.queue_urls["PONDOPS_SQS_DLQ_URL"],
+            "BULKCHANGE_SQS_WAIT_SECONDS": "2",  # only so that poll_sqs stops promptly
+            "PONDOPS_Q_WORKERS": str(self.options.workers),
+            "PONDOPS_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("REDIS_URL", None)
+        return env
+
+    # -- world ----------------------------------------------------------------------------
+
+    def world(
+        self, *, name: str, account: str, rate: float, rev_rate: float, concurrency: int
+    ) -> tuple[Any, Any, Any]:
+        """Simulator accounts and a tenant with POND + Rev.io credentials (our limits equal
+        the simulator's)."""
+        from bulkchanges.models import IntegrationAuthentication, Tenant
+        from integrations.simulators.control import SimulatorControl
+
+        control = SimulatorControl(self.simulator_url)
+        control.add_pond_account(distributor_id=account, api_key=POND_KEY, rate_limit=rate or None)
+        control.add_rev_account(
+            client_code=account,
+            username=REV_USER,
+            password=REV_PASSWORD,
+            rate_limit=rev_rate or None,
+        )
+        control.add_rev_customers(client_code=account, customer_ids=[REV_CUSTOMER])
+        control.close()
+        tenant = Tenant.objects.create(name=name)
+        pond = IntegrationAuthentication.objects.create(
+            tenant=tenant,
+            integration="POND",
+            base_url=self.simulator_url + "/pond/ds/u/distributorPPUService/v1",
+            account=account,
+            secret=POND_KEY,
+            rate_limit=rate,
+            max_concurrency=concurrency,
+        )
+        rev = IntegrationAuthentication.objects.create(
+            tenant=tenant,
+            integration="REV",
+            base_url=self.simulator_url + "/rev",
+            account=account,
+            username=REV_USER,
+            secret=REV_PASSWORD,
+            rate_limit=rev_rate,
+            max_concurrency=concurrency,
+        )
+        return tenant, pond, rev
+
+    def seed(self, account: str, numbers: list[str]) -> None:
+        from integrations.simulators.control import SimulatorControl
+
+        with SimulatorControl(self.simulator_url, timeout=60) as control:
+            for start in range(0, len(numbers), SEED_BATCH):
+                control.seed_pond_sims(
+                    distributor_id=account,
+                    sims=[
+                        {"iccid": n, "status": "Active"}
+                        for n in numbers[start : start + SEED_BATCH]
+                    ],
+                )
+
+    @staticmethod
+    def create_bulk_change(tenant: Any, rev: Any, numbers: list[str]) -> Any:
+        from bulkchanges.services import bulk_change_create, status_update_request_validate
+        from bulkchanges.types import DeviceRef
+        from integrations.rev import RevProduct, RevServiceRequest
+
+        validated = status_update_request_validate(
+            tenant=tenant,
+            integration="POND",
+            update_status="SUSPENDED",
+            is_ignore_current_status=True,
+            rev_service=RevServiceRequest(
+                customer_id=REV_CUSTOMER,
+                service_type_id=7,
+                integration_authentication_id=rev.pk,
+                products=(RevProduct(product_id=55, rate=Decimal("4.50")),),
+            ),
+        )
+        bulk_change, _ = bulk_change_create(
+            tenant=tenant,
+            created_by="bench",
+            validated=validated,
+            devices=[DeviceRef(iccid=n) for n in numbers],
+        )
+        return bulk_change
+
+    # -- 1. throughput --------------------------------------------------------------------
+
+    def run_throughput(self) -> Throughput:
+        from bulkchanges.models import BulkChange, DeviceChange
+        from bulkchanges.selectors import device_status_counts
+        from integrations.simulators.control import SimulatorControl
+
+        options = self.options
+        n = options.devices
+        result = Throughput(devices=n)
+        self.throughput = result
+        control = SimulatorControl(self.simulator_url)
+        control.reset()
+        control.config(latency_ms=options.latency_ms)
+        tenant, _pond, rev = self.world(
+            name="Bench throughput",
+            account="BENCH",
+            rate=options.rate_limit,
+            rev_rate=options.rev_rate_limit,
+            concurrency=options.concurrency,
+        )
+        numbers = iccids(n, series=1)
+        self.seed("BENCH", numbers)
+        print(
+            f"[throughput] seeded {n} SIMs; starting qcluster ({options.workers} workers) "
+            "and poll_sqs",
+            flush=True,
+        )
+
+        env = self.worker_env()
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        qcluster = self.start("qcluster", [*manage, "qcluster"], env)
+        poller = self.start("poll_sqs", [*manage, "poll_sqs"], env)
+        self.wait_ready(poller)
+        leaders = {qcluster.pid: "qcluster (all processes)", poller.pid: "poll_sqs"}
+        leaders.update(
+            {p.pid: name for name, p, _ in self.running if name in ("moto", "simulators")}
+        )
+
+        before = cpu_snapshot(leaders)
+        bulk_change = self.create_bulk_change(tenant, rev, numbers)
+        queued_at = bulk_change.queued_at
+        deadline = time.monotonic() + options.timeout
+        print(f"[throughput] bulk change {bulk_change.pk} queued with {n} devices", flush=True)
+
+        rows: list[tuple[float, int, int, int]] = []  # (monotonic, finished, pond, rev)
+        last_print = 0.0
+        while True:
+            self.check_alive()
+            stats = control.stats()
+            finished = DeviceChange.objects.filter(bulk_change=bulk_change, is_processed=True)
+            done = finished.count()
+            rows.append(
+                (time.monotonic(), done, stats["pond"]["requests"], stats["rev"]["requests"])
+            )
+            status = BulkChange.objects.filter(pk=bulk_change.pk).values_list("status", flat=True)
+            if status.get() in BulkChange.TERMINAL:
+                break
+            if time.monotonic() - last_print >= 10:
+                last_print = time.monotonic()
+                print(
+                    f"[throughput]   {done}/{n} devices finished; POND requests "
+                    f"{rows[-1][2]}, Rev requests {rows[-1][3]}",
+                    flush=True,
+                )
+            if time.monotonic() > deadline:
+                print(f"[throughput] TIMEOUT after {options.timeout}s: {done}/{n} finished")
+                break
+            time.sleep(SAMPLE_SECONDS)
+        after = cpu_snapshot(leaders)
+
+        bulk_change.refresh_from_db()
+        stats = control.stats()
+        control.close()
+        result.final_status = bulk_change.status
+        result.device_counts = {
+            k: v for k, v in device_status_counts(bulk_change_id=bulk_change.pk).items() if v
+        }
+        result.pond, result.rev = stats["pond"], stats["rev"]
+        if bulk_change.queued_at != queued_at:
+            print("[throughput] note: the reaper re-queued the bulk change during the run")
+        if bulk_change.processed_at is not None:
+            result.elapsed = (bulk_change.processed_at - queued_at).total_seconds()
+            result.devices_per_s = n / result.elapsed
+        result.p50, result.p95 = self.device_times(bulk_change.pk)
+        result.steady_window, result.pond_steady, result.rev_steady = steady_rates(rows, n)
+        result.cpu = after.cores_since(before)
+        total = after.machine_total - before.machine_total
+        result.machine_busy = (after.machine_busy - before.machine_busy) / total if total else None
+        self.stop_workers()
+        self.print_throughput(result)
+        return result
+
+    def wait_ready(self, poller: subprocess.Popen[bytes]) -> None:
+        """poll_sqs has announced its queue and the cluster has run a task end to end."""
+        from django_q.tasks import async_task, result
+
+        log = next(log for name, p, log in self.running if p is poller)
+
+        def polling() -> bool:
+            self.check_alive()
+            return "poll_sqs: polling" in log.read_text(errors="replace")
+
+        wait_for(polling, timeout=60, message="poll_sqs")
+        task_id = async_task("math.floor", 1.5, task_name=f"bench-warm-up-{uuid.uuid4().hex[:8]}")
+
+        def warmed_up() -> bool:
+            self.check_alive()
+            return bool(result(task_id) == 1)
+
+        wait_for(
+            warmed_up,
+            timeout=90,
+            message="qcluster to run a warm-up task",
+            interval=0.5,
+        )
+
+    @staticmethod
+    def device_times(bulk_change_id: int) -> tuple[float | None, float | None]:
+        """Per device: seconds from its first audit row to its outcome row."""
+        from django.db.models import Min
+
+        from bulkchanges.models import BulkChangeLog
+        from bulkchanges.services.logs import DEVICE_OUTCOME
+
+        rows = BulkChangeLog.objects.filter(
+            bulk_change_id=bulk_change_id, device_change__isnull=False
+        ).order_by()
+        first = dict(
+            rows.values("device_change_id")
+            .annotate(first=Min("processed_at"))
+            .values_list("device_change_id", "first")
+        )
+        outcome = dict(
+            rows.filter(log_entry_description=DEVICE_OUTCOME).values_list(
+                "device_change_id", "processed_at"
+            )
+        )
+        spans = [(outcome[pk] - first[pk]).total_seconds() for pk in outcome if pk in first]
+        if not spans:
+            return None, None
+        return percentile(spans, 0.50), percentile(spans, 0.95)
+
+    def stop_workers(self) -> None:
+        for name in ("poll_sqs", "qcluster"):
+            for running_name, process, _ in self.running:
+                if running_name == name:
+                    stop_process(process, timeout=45)
+
+    def print_throughput(self, r: Throughput) -> None:
+        o = self.options
+        print()
+        print("== Throughput (real pipeline) ==")
+        print(f"final status            {r.final_status}  devices {r.device_counts}")
+        if r.elapsed is not None and r.devices_per_s is not None:
+            print(
+                f"devices/s               {r.devices_per_s:.2f}  "
+                f"({r.devices} devices in {r.elapsed:.1f}s, queued_at -> processed_at)"
+            )
+        if r.p50 is not None and r.p95 is not None:
+            print(
+                f"per-device p50 / p95    {r.p50 * 1000:.0f} ms / {r.p95 * 1000:.0f} ms  "
+                "(first audit row -> outcome row)"
+            )
+        for label, stats, limit, steady in (
+            ("POND", r.pond, o.rate_limit, r.pond_steady),
+            ("Rev.io", r.rev, o.rev_rate_limit, r.rev_steady),
+        ):
+            per_device = stats.get("requests", 0) / r.devices
+            ratio = f"{steady / limit:.3f}" if steady is not None and limit else "n/a"
+            steady_text = f"{steady:.2f}" if steady is not None else "n/a"
+            print(
+                f"{label:<7} requests        {stats.get('requests', 0)} "
+                f"({per_device:.2f}/device); steady {steady_text} req/s vs limit {limit:g} "
+                f"-> ratio {ratio}; 429s {stats.get('rate_limited', 0)}; "
+                f"max in any 1 s {stats.get('max_requests_in_1s', 0)}"
+            )
+        if r.steady_window:
+            print(
+                f"steady window           {r.steady_window[0]:.1f}s .. {r.steady_window[1]:.1f}s "
+                f"after queueing ({STEADY[0]:.0%}..{STEADY[1]:.0%} of devices finished)"
+            )
+        if r.machine_busy is not None:
+            cores = os.cpu_count() or 1
+            ours = sum(r.cpu.values())
+            print(
+                f"machine CPU busy        {r.machine_busy:.0%} of {cores} cores "
+                f"({r.machine_busy * cores:.2f} cores; {ours:.2f} in the processes listed below, "
+                f"{max(0.0, r.machine_busy * cores - ours):.2f} elsewhere: other load, or "
+                "processes that exited)"
+            )
+        print("CPU (cores) by process  " + ", ".join(f"{g} {v:.2f}" for g, v in r.cpu.items()))
+        ceiling = pond_ceiling(r, o)
+        if ceiling is not None and ceiling < TARGET_RATIO * o.rate_limit:
+            print(
+                f"note: at {r.rev.get('requests', 0) / r.devices:.2f} Rev.io and "
+                f"{r.pond.get('requests', 0) / r.devices:.2f} POND requests per device, the "
+                f"Rev.io limit of {o.rev_rate_limit:g} req/s caps POND at {ceiling:.1f} req/s "
+                f"({ceiling / o.rate_limit:.2f} of its limit): Rev.io is the binding limiter"
+            )
+        print(flush=True)
+
+    # -- 2. queries per device ------------------------------------------------------------
+
+    def run_queries(self) -> list[QuerySample]:
+        from integrations.simulators.control import SimulatorControl
+
+        with SimulatorControl(self.simulator_url) as control:
+            control.config(latency_ms=0)
+        tenant, _pond, rev = self.world(
+            name="Bench query counts", account="BENCHQ", rate=0, rev_rate=0, concurrency=1
+        )
+        for series, size in enumerate(self.options.query_sample, start=2):
+            numbers = iccids(size, series=series)
+            self.seed("BENCHQ", numbers)
+            sample = self.query_sample(tenant, rev, numbers)
+            self.samples.append(sample)
+            print(
+                f"[queries] {size} devices: {sample.per_device:.2f} queries/device "
+                f"({sample.seconds:.1f}s, {sample.seconds / size * 1000:.1f} ms/device, "
+                f"status {sample.status})",
+                flush=True,
+            )
+        self.print_queries()
+        return self.samples
+
+    def query_sample(self, tenant: Any, rev: Any, numbers: list[str]) -> QuerySample:
+        from bulkchanges.models import BulkChange, BulkChangeLog
+        from bulkchanges.services import logs
+        from bulkchanges.services.processing import bulk_change_fan_out, device_changes_process
+
+        with capture_queries() as created:
+            bulk_change = self.create_bulk_change(tenant, rev, numbers)
+        pending: deque[list[int]] = deque()
+        enqueues = 0
+
+        def enqueue(ids: list[int]) -> None:
+            nonlocal enqueues
+            enqueues += 1
+            pending.append(list(ids))
+
+        process_by = logs.process_by_worker()
+        by_kind: Counter[str] = Counter()
+        started = time.perf_counter()
+        with capture_queries() as fan_out:
+            bulk_change_fan_out(
+                bulk_change_id=bulk_change.pk, enqueue=enqueue, process_by=process_by
+            )
+        processing = chunks = 0
+        limit = 10 * len(numbers) + 10  # bounded: every device is handed out at most a few times
+        deadline = time.monotonic() + self.options.query_timeout
+        while pending and chunks < limit and time.monotonic() < deadline:
+            ids = pending.popleft()
+            chunks += 1
+            with capture_queries() as captured:
+                device_changes_process(ids=ids, process_by=process_by, enqueue=enqueue)
+            processing += len(captured)
+            by_kind.update(query_kind(q["sql"]) for q in captured.captured_queries)
+        seconds = time.perf_counter() - started
+        if pending:
+            raise BenchError(
+                f"the {len(numbers)}-device query sample did not finish within "
+                f"{self.options.query_timeout:.0f}s ({chunks} chunks processed)"
+            )
+        by_kind.update(query_kind(q["sql"]) for q in fan_out.captured_queries)
+        bulk_change.refresh_from_db()
+        retry_sends = BulkChangeLog.objects.filter(
+            bulk_change=bulk_change, log_entry_description=logs.RETRY_SCHEDULED
+        ).count()
+        return QuerySample(
+            devices=len(numbers),
+            status=str(BulkChange.Status(bulk_change.status).value),
+            create_queries=len(created),
+            fan_out_queries=len(fan_out),
+            processing_queries=processing,
+            chunks=chunks,
+            enqueues=enqueues,
+            retry_sends=retry_sends,
+            seconds=seconds,
+            by_kind=by_kind,
+        )
+
+    def print_queries(self) -> None:
+        print()
+        print("== DB queries per device (in-process, max_concurrency=1, no rate limit, 0 ms) ==")
+        for s in self.samples:
+            print(
+                f"{s.devices:>6} devices: {s.per_device:.2f} queries/device "
+                f"({s.per_device - s.control_per_device:.2f} SQL statements + "
+                f"{s.control_per_device:.2f} BEGIN/COMMIT/SAVEPOINT/RELEASE) "
+                f"(fan-out {s.fan_out_queries}, chunks {s.processing_queries} in {s.chunks} "
+                f"process_devices calls; creation {s.create_queries} more, not counted); "
+                f"{s.seconds:.1f}s = {s.seconds / s.devices * 1000:.1f} ms/device; "
+                f"SQS sends during processing {s.retry_sends}; final {s.status}"
+            )
+        if len(self.samples) >= 2:
+            low, high = self.samples[0], self.samples[-1]
+            time_ratio = (high.seconds / high.devices) / (low.seconds / low.devices)
+            print(
+                f"ratio {high.devices}/{low.devices}: {high.per_device / low.per_device:.3f} "
+                f"(time per device ratio {time_ratio:.2f})"
+            )
+        if self.samples:
+            s = self.samples[0]
+            print(f"per device at {s.devices} devices, by statement:")
+            for kind, count in s.by_kind.most_common():
+                print(f"    {count / s.devices:6.2f}  {kind}")
+        print(flush=True)
+
+    # -- 3. summary -----------------------------------------------------------------------
+
+    def summary(self) -> bool:
+        o = self.options
+        rows: list[tuple[str, str, str]] = []
+        ok = True
+
+        def target(name: str, value: str, passed: bool | None) -> None:
+            nonlocal ok
+            verdict = "n/a" if passed is None else ("PASS" if passed else "FAIL")
+            ok = ok and passed is not False
+            rows.append((name, value, verdict))
+
+        r = self.throughput
+        if r is not None:
+            target(
+                "bulk change final",
+                f"{r.final_status} {r.device_counts}",
+                r.final_status == "PROCESSED",
+            )
+            target("devices/s", fmt(r.devices_per_s, "{:.2f}"), None)
+            target(
+                "per-device p50 / p95 (first audit row → outcome)",
+                f"{fmt(r.p50, '{:.3f}')} s / {fmt(r.p95, '{:.3f}')} s",
+                None,
+            )
+            pond_ratio = r.pond_steady / o.rate_limit if r.pond_steady and o.rate_limit else None
+            rev_ratio = (
+                r.rev_steady / o.rev_rate_limit if r.rev_steady and o.rev_rate_limit else None
+            )
+            target(
+                f"POND req/s ÷ limit {o.rate_limit:g} (steady) ≥ {TARGET_RATIO}",
+                f"{fmt(r.pond_steady, '{:.2f}')} req/s → {fmt(pond_ratio, '{:.3f}')}",
+                None if pond_ratio is None else pond_ratio >= TARGET_RATIO,
+            )
+            target(
+                f"Rev.io req/s ÷ limit {o.rev_rate_limit:g} (steady)",
+                f"{fmt(r.rev_steady, '{:.2f}')} req/s → {fmt(rev_ratio, '{:.3f}')}",
+                None,
+            )
+            target(
+                "POND 429s = 0", str(r.pond.get("rate_limited")), r.pond.get("rate_limited") == 0
+            )
+            target(
+                "Rev.io 429s = 0", str(r.rev.get("rate_limited")), r.rev.get("rate_limited") == 0
+            )
+            target(
+                "max requests in any 1 s (POND / Rev.io)",
+                f"{r.pond.get('max_requests_in_1s')} / {r.rev.get('max_requests_in_1s')}",
+                None,
+            )
+        if len(self.samples) >= 2:
+            low, high = self.samples[0], self.samples[-1]
+            spread = high.per_device / low.per_device - 1
+            target(
+                f"queries/device {low.devices} vs {high.devices} within ±10 %",
+                f"{low.per_device:.2f} vs {high.per_device:.2f} ({spread:+.1%})",
+                abs(spread) <= TARGET_QUERY_SPREAD,
+            )
+        elif self.samples:
+            s = self.samples[0]
+            target(f"queries/device at {s.devices}", f"{s.per_device:.2f}", None)
+
+        print("== Summary (markdown) ==")
+        print()
+        print(f"Code: {self.code} (at the start of the run).  ")
+        print(
+            f"Machine: {os.cpu_count()} cores, {platform.python_implementation()} "
+            f"{platform.python_version()}, {self.engine}; {datetime.now():%Y-%m-%d %H:%M}.  "
+        )
+        print(
+            f"Run: N={o.devices}, POND limit {o.rate_limit:g} req/s, Rev.io limit "
+            f"{o.rev_rate_limit:g} req/s, simulator latency {o.latency_ms} ms, "
+            f"{o.workers} qcluster workers x max_concurrency {o.concurrency}, chunk "
+            f"{chunk_size()}, query samples {','.join(map(str, o.query_sample))}."
+        )
+        print()
+        print("| figure | value | target |")
+        print("|---|---|---|")
+        for name, value, verdict in rows:
+            print(f"| {name} | {value} | {verdict} |")
+        print()
+        print(f"Overall: {'PASS' if ok else 'FAIL'}", flush=True)
+        return ok
+
+    # -- tear-down ------------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        for _, process, _ in reversed(self.running):
+            with contextlib.suppress(Exception):
+                stop_process(process, timeout=45)
+        if self.options.keep_logs:
+            print(f"logs kept in {self.workdir}")
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        if self.admin_conninfo is not None:
+            import psycopg
+
+            try:
+                with psycopg.connect(**self.admin_conninfo, autocommit=True) as admin:
+                    admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+            except Exception as error:
+                print(f"could not drop database {BENCH_DB}: {error}", file=sys.stderr)
+        if not self.options.keep_logs:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def print_logs(self) -> None:
+        for name, _, log in self.running:
+            with contextlib.suppress(OSError):
+                print(f"--- {name} ({log})\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """SIGTERM (graceful), then SIGKILL to the process group we created for it."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, 0)  # anything left in its group (qcluster's workers)?
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def steady_rates(
+    rows: list[tuple[float, int, int, int]], devices: int
+) -> tuple[tuple[float, float] | None, float | None, float | None]:
+    """Requests/s between the samples where 10 % and 90 % of the devices had finished (times in
+    seconds after the first sample)."""
+    if len(rows) < 2:
+        return None, None, None
+    start = next((row for row in rows if row[1] >= STEADY[0] * devices), None)
+    end = next((row for row in rows if row[1] >= STEADY[1] * devices), None)
+    if start is None or end is None or end[0] - start[0] < 2:
+        start, end = rows[0], rows[-1]
+    span = end[0] - start[0]
+    if span <= 0:
+        return None, None, None
+    window = (start[0] - rows[0][0], end[0] - rows[0][0])
+    return window, (end[2] - start[2]) / span, (end[3] - start[3]) / span
+
+
+def pond_ceiling(r: Throughput, o: argparse.Namespace) -> float | None:
+    """The POND rate the Rev.io limit allows, at the measured requests per device."""
+    pond, rev = r.pond.get("requests", 0), r.rev.get("requests", 0)
+    if not (pond and rev and o.rev_rate_limit):
+        return None
+    return float(o.rev_rate_limit * pond / rev)
+
+
+@contextlib.contextmanager
+def capture_queries() -> Iterator[Any]:
+    """``CaptureQueriesContext`` on an emptied query log: the log is a deque capped at
+    ``queries_limit`` (9,000) that outlives each capture, and once full its length stops
+    growing, so a capture would count nothing. Refuses a capture that filled it."""
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
+    reset_queries()
+    with CaptureQueriesContext(connection) as context:
+        yield context
+    if len(connection.queries_log) >= connection.queries_limit:
+        raise BenchError(f"a capture reached Django's queries_limit ({connection.queries_limit})")
+
+
+_TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?([A-Za-z0-9_]+)"?', re.IGNORECASE)
+
+
+def query_kind(sql: str) -> str:
+    verb = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else "?"
+    if verb in TX_CONTROL:
+        return verb
+    match = _TABLE.search(sql)
+    lock = " FOR UPDATE" if "FOR UPDATE" in sql.upper() else ""
+    return f"{verb} {match.group(1) if match else '?'}{lock}"
+
+
+def chunk_size() -> int:
+    from django.conf import settings
+
+    return int(settings.BULKCHANGE_CHUNK_SIZE)
+
+
+def code_version() -> str:
+    """The commit measured, and whether the working tree had uncommitted changes (read-only)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head or 'unknown'}{' + uncommitted changes' if dirty else ''}"
+
+
+def fmt(value: float | None, pattern: str) -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+# --- Command line ----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=2000, help="N for the throughput run")
+    parser.add_argument("--rate-limit", type=float, default=50, help="POND req/s (ours = sim's)")
+    parser.add_argument("--rev-rate-limit", type=float, default=50, help="Rev.io req/s")
+    parser.add_argument("--latency-ms", type=int, default=20, help="simulator latency")
+    parser.add_argument("--workers", type=int, default=2, help="qcluster workers")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="credentials' max_concurrency (model default 4)"
+    )
+    parser.add_argument("--chunk-size", type=int, default=0, help="BULKCHANGE_CHUNK_SIZE override")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        help="bound, in seconds, on the throughput run's wait for the bulk change to be final",
+    )
+    parser.add_argument(
+        "--query-timeout",
+        type=float,
+        default=1800,
+        help="bound, in seconds, on each query sample (5,000 devices take 10-15 minutes)",
+    )
+    parser.add_argument(
+        "--query-sample",
+        default="200,5000",
+        type=lambda text: [int(part) for part in text.split(",") if part.strip()],
+        help="device counts for the queries-per-device run",
+    )
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-queries", action="store_true")
+    parser.add_argument("--keep-logs", action="store_true", help="keep subprocess logs")
+    options = parser.parse_args(argv)
+    if options.devices < 1 or any(size < 1 for size in options.query_sample):
+        parser.error("device counts must be positive")
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    bench = Bench(options)
+    try:
+        bench.prepare_database()
+        bench.start_servers()
+        bench.setup_django()
+        if not options.skip_throughput:
+            bench.run_throughput()
+        if not options.skip_queries:
+            bench.run_queries()
+        return 0 if bench.summary() else 1
+    except KeyboardInterrupt:
+        print("interrupted: stopping processes", file=sys.stderr)
+        return 130
+    except BenchError as error:
+        print(f"benchmark failed: {error}", file=sys.stderr)
+        bench.print_logs()
+        return 2
+    finally:
+        bench.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
