@@ -4,20 +4,34 @@ writes go through ``bulkchanges.services``, reads through ``bulkchanges.selector
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from integrations.base import Credentials, Integration
 
 
+def webhook_secret_generate() -> str:
+    """A fresh per-tenant secret for signing completion webhooks (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
 class Tenant(models.Model):
     """A customer of the service provider (legacy Tenant); partners and bulk changes belong to
-    exactly one."""
+    exactly one.
+
+    ``webhook_secret`` signs the completion webhooks sent to the tenant's callback URLs
+    (HMAC-SHA256). It is write-only: not editable in the admin, never rendered by the API except
+    once, when a partner rotates it."""
 
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    webhook_secret = models.CharField(
+        max_length=100, default=webhook_secret_generate, editable=False
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -163,6 +177,9 @@ class BulkChange(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     request = models.JSONField(default=dict, help_text="The StatusUpdateRequest, legacy keys.")
     idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    # SHA-256 of the normalised API request that used ``idempotency_key``: a repeat of the key
+    # with a different request is refused (409) instead of returning this bulk change.
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     callback_url = models.URLField(max_length=500, blank=True, default="")
 
     class Meta:
@@ -322,3 +339,64 @@ class ConcurrencySlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}#{self.slot}"
+
+
+class PartnerProfile(models.Model):
+    """Binds a partner API user to exactly one tenant: every API query the user makes is scoped
+    to it. Staff users need no profile (their tokens see every tenant)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="partner_profile"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="partners")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.tenant})"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to POST a bulk change's completion webhook to its ``callback_url`` (Saleor's
+    delivery-attempt row). Attempt n+1 is a new row, written with its ``next_attempt_at`` in the
+    transaction that records attempt n's failure, so the database is the outbox: a lost task is
+    found again by the sweep. ``completed_at`` is the bulk change's ``processed_at`` of the
+    completion being announced (a manual retry that completes it again is a new event).
+    ``payload`` is the exact body signed and sent, identical on every attempt."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "SCHEDULED"
+        SENDING = "SENDING"
+        SUCCEEDED = "SUCCEEDED"
+        FAILED = "FAILED"
+
+    TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED})
+
+    bulk_change = models.ForeignKey(
+        BulkChange, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    completed_at = models.DateTimeField()
+    attempt = models.PositiveIntegerField()
+    url = models.URLField(max_length=500)
+    payload = models.TextField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
+    next_attempt_at = models.DateTimeField()
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.IntegerField(null=True, blank=True)
+    error_text = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bulk_change", "completed_at", "attempt"],
+                name="uniq_webhook_delivery_attempt",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"Webhook delivery {self.pk} (bulk change {self.bulk_change_id}, #{self.attempt})"

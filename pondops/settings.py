@@ -51,8 +51,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
     "django_q",
     "bulkchanges",
+    "bulkchanges.api",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +188,55 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The partner API (bulkchanges/api): versioned in the path (/api/v1/), one JSON error shape
+    # {code, detail, fields}, an OpenAPI 3 schema from drf-spectacular.
+    "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.URLPathVersioning",
+    "DEFAULT_VERSION": "v1",
+    "ALLOWED_VERSIONS": ["v1"],
+    "EXCEPTION_HANDLER": "bulkchanges.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "URL_FORMAT_OVERRIDE": None,  # no ?format=: an unknown query parameter is a 400
+}
+
+# --- Partner API (bulkchanges/api) -----------------------------------------------------------
+# Requests per token ("60/min"; DRF's rate syntax: n/s, n/min, n/hour, n/day) — 429 with
+# Retry-After beyond it.
+PONDOPS_API_THROTTLE_RATE = os.environ.get("PONDOPS_API_THROTTLE_RATE", "60/min")
+# Largest request body accepted by the API (JSON or multipart CSV); larger is a 413. The
+# default fits BULKCHANGE_MAX_DEVICES_PER_REQUEST devices with MSISDN and EID in either form.
+PONDOPS_API_MAX_BODY_BYTES = _env_int("PONDOPS_API_MAX_BODY_BYTES", 32 * 1024 * 1024)
+PONDOPS_API_PAGE_SIZE = _env_int("PONDOPS_API_PAGE_SIZE", 50)
+# Completion webhooks: attempts in all (the first included), spaced by bulkchanges.retry's
+# backoff on BULKCHANGE_RETRY_BASE_SECONDS; a sending attempt's lease; the sweep's period.
+PONDOPS_WEBHOOK_MAX_ATTEMPTS = _env_int("PONDOPS_WEBHOOK_MAX_ATTEMPTS", 8)
+PONDOPS_WEBHOOK_TIMEOUT_SECONDS = _env_float("PONDOPS_WEBHOOK_TIMEOUT_SECONDS", 10)
+PONDOPS_WEBHOOK_SWEEP_MINUTES = _env_int("PONDOPS_WEBHOOK_SWEEP_MINUTES", 1)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PondOps partner API",
+    "DESCRIPTION": (
+        "Bulk SIM status changes for partners. Authenticate with `Authorization: Token <key>`; "
+        "every request is scoped to the token's tenant. Errors are JSON "
+        '`{"code", "detail", "fields"}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "bulkchanges.api.schema.postprocess",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "BulkChangeStatusEnum": "bulkchanges.models.BulkChange.Status",
+        "DeviceChangeStatusEnum": "bulkchanges.models.DeviceChange.Status",
+        "IntegrationEnum": "integrations.base.Integration",
+        "CarrierEnum": "bulkchanges.api.serializers.CARRIER_CHOICES",
+    },
 }
 
 # --- Logging ---------------------------------------------------------------------------------

@@ -1,11 +1,19 @@
-"""URL routes: the admin (operations console) and the health check."""
+"""URL routes: the admin (operations console), the health check and the partner API
+(versioned in the path: /api/v1/; schema at /api/schema/, Swagger UI at /api/docs/)."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from bulkchanges.api.errors import api_not_found
 from bulkchanges.views import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # Partner API
+    re_path(r"^api/(?P<version>v1)/", include("bulkchanges.api.urls", namespace="api")),
+    path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/", api_not_found),
 ]

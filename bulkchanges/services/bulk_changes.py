@@ -197,16 +197,23 @@ def bulk_change_create(
     devices: Sequence[DeviceRef],
     idempotency_key: str | None = None,
     callback_url: str = "",
+    request_fingerprint: str = "",
 ) -> tuple[BulkChange, bool]:
     """Record a status-update bulk change as QUEUED with its devices, in one transaction, and
     send its SQS message once that commits. Returns (bulk_change, created): a repeated
     ``idempotency_key`` for the tenant returns the original with created=False.
 
+    ``request_fingerprint`` (the API's hash of the normalised request) is stored with the key;
+    a repeat of the key whose fingerprint differs from the stored one is a Conflict (409)
+    instead of the original. Keys are kept as long as their bulk change (well over 24 h).
+
     Devices must already be validated and de-duplicated (``parse_device_list``); a bulk change
     with no device is refused.
     """
     if idempotency_key:
-        existing = BulkChange.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+        existing = bulk_change_find_repeat(
+            tenant=tenant, idempotency_key=idempotency_key, request_fingerprint=request_fingerprint
+        )
         if existing is not None:
             return existing, False
     if not devices:
@@ -237,6 +244,7 @@ def bulk_change_create(
                 queued_at=timezone.now(),
                 request=change_request,
                 idempotency_key=idempotency_key or "",
+                request_fingerprint=request_fingerprint if idempotency_key else "",
                 callback_url=callback_url,
             )
             for start in range(0, len(devices), BATCH):
@@ -266,6 +274,7 @@ def bulk_change_create(
         existing = BulkChange.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
         if existing is None:
             raise
+        _check_same_request(existing, request_fingerprint)
         return existing, False
     logger.info(
         "bulk change %s created by %s: %s devices to %s on %s",
@@ -277,6 +286,33 @@ def bulk_change_create(
         extra={"bulk_change_id": bulk_change.pk, "request_id": idempotency_key or ""},
     )
     return bulk_change, True
+
+
+def bulk_change_find_repeat(
+    *, tenant: Tenant, idempotency_key: str, request_fingerprint: str = ""
+) -> BulkChange | None:
+    """The bulk change this tenant already created with ``idempotency_key``, or None. A
+    different ``request_fingerprint`` than the stored one is a 409 (ApplicationError)."""
+    existing = BulkChange.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        _check_same_request(existing, request_fingerprint)
+    return existing
+
+
+def _check_same_request(existing: BulkChange, request_fingerprint: str) -> None:
+    """A reused idempotency key must carry the same request (when both sides fingerprinted)."""
+    if (
+        request_fingerprint
+        and existing.request_fingerprint
+        and existing.request_fingerprint != request_fingerprint
+    ):
+        raise ApplicationError(
+            f"Idempotency-Key {existing.idempotency_key!r} was already used for bulk change "
+            f"{existing.pk} with a different request; use a new key for a new request",
+            code="idempotency_key_reused",
+            fields={"Idempotency-Key": ["already used with a different request"]},
+            status=409,
+        )
 
 
 def _check_daily_action_budget(

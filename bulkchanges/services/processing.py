@@ -40,6 +40,7 @@ from bulkchanges.ratelimit import Concurrency, concurrency_for, throttle_for
 from bulkchanges.retry import backoff_seconds, should_retry, sqs_delay_seconds
 from bulkchanges.selectors import bulk_change_has_unfinished, device_status_counts, final_status
 from bulkchanges.services import logs
+from bulkchanges.services.webhooks import webhook_completion_schedule
 from bulkchanges.tokens import token_store
 from bulkchanges.types import StatusUpdateRequest
 from integrations.base import (
@@ -245,6 +246,9 @@ def bulk_change_complete_if_done(*, bulk_change_id: int, process_by: str) -> boo
                 process_by=process_by,
                 response_text=f"{final}: {summary}",
                 has_errors=final != BulkChange.Status.PROCESSED,
+            )
+            transaction.on_commit(
+                partial(webhook_completion_schedule, bulk_change_id=bulk_change_id), robust=True
             )
     if won:
         logger.info(

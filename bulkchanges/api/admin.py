@@ -1,0 +1,48 @@
+"""Admin pages for partner access: which user belongs to which tenant. Tokens themselves are
+created in DRF's own "Tokens" admin (rest_framework.authtoken) or by
+``manage.py create_partner_token``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from bulkchanges.models import PartnerProfile, WebhookDelivery
+
+
+@admin.register(PartnerProfile)
+class PartnerProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "tenant", "created_at")
+    list_filter = ("tenant",)
+    search_fields = ("user__username", "tenant__name")
+    raw_id_fields = ("user",)
+    list_select_related = ("user", "tenant")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Read-only: attempts are written by the webhook service only."""
+
+    list_display = (
+        "id",
+        "bulk_change_id",
+        "attempt",
+        "status",
+        "response_status",
+        "next_attempt_at",
+        "finished_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("=bulk_change__id",)
+    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

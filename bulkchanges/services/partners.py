@@ -1,0 +1,252 @@
+"""Partner-facing writes: API tokens bound to one tenant, bulk changes created through the API
+(with an idempotency fingerprint), and the tenant's webhook secret.
+
+Creation validates exactly as the admin and ``create_bulk_change`` do: the one device-list
+parser (``bulkchanges.devicelists``), ``status_update_request_validate`` and
+``bulk_change_create``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from bulkchanges.devicelists import (
+    DeviceListError,
+    ParsedDeviceList,
+    parse_device_list,
+    parse_device_rows,
+)
+from bulkchanges.errors import ApplicationError
+from bulkchanges.models import BulkChange, PartnerProfile, Tenant, webhook_secret_generate
+from bulkchanges.services.bulk_changes import (
+    bulk_change_create,
+    bulk_change_find_repeat,
+    credentials_resolve,
+    status_update_request_validate,
+)
+from bulkchanges.services.webhooks import callback_url_validate
+from integrations.base import Integration
+from integrations.rev import RevServiceRequest
+
+logger = logging.getLogger(__name__)
+
+MAX_LINES_REPORTED = 20
+IDEMPOTENCY_KEY_MAX = 200
+
+
+# --- Tokens ----------------------------------------------------------------------------------
+
+
+def partner_token_issue(
+    *, username: str, tenant: Tenant, create_user: bool = False, rotate: bool = False
+) -> tuple[str, bool]:
+    """The API token of partner user ``username`` bound to ``tenant`` (created with the user
+    when ``create_user``; a new key when ``rotate``). Returns (key, user_created). A user bound
+    to another tenant is refused: a partner belongs to exactly one."""
+    user_model = get_user_model()
+    with transaction.atomic():
+        user = user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).first()
+        created = False
+        if user is None:
+            if not create_user:
+                raise ApplicationError(
+                    f"user {username!r} does not exist (use --create-user to create it)",
+                    code="not_found",
+                    status=404,
+                )
+            user = user_model.objects.create_user(**{user_model.USERNAME_FIELD: username})
+            user.set_unusable_password()
+            user.save()
+            created = True
+        profile = PartnerProfile.objects.filter(user=user).first()
+        if profile is None:
+            PartnerProfile.objects.create(user=user, tenant=tenant)
+        elif profile.tenant_id != tenant.pk:
+            raise ApplicationError(
+                f"user {username!r} already belongs to tenant {profile.tenant.name!r}; "
+                "a partner user belongs to exactly one tenant",
+                code="conflict",
+                status=409,
+            )
+        if rotate:
+            Token.objects.filter(user=user).delete()
+        token, _ = Token.objects.get_or_create(user=user)
+    logger.info("API token issued for %s (tenant %s)", username, tenant.name)
+    return str(token.key), created
+
+
+def tenant_webhook_secret_rotate(*, tenant: Tenant, actor: str) -> str:
+    """Replace the tenant's webhook signing secret and return the new one (shown once).
+    Webhooks already scheduled are signed with the new secret when they are sent."""
+    secret = webhook_secret_generate()
+    Tenant.objects.filter(pk=tenant.pk).update(webhook_secret=secret)
+    tenant.webhook_secret = secret
+    logger.info("webhook secret of tenant %s rotated by %s", tenant.name, actor)
+    return secret
+
+
+# --- Creating bulk changes -------------------------------------------------------------------
+
+
+def _rejected(parsed: ParsedDeviceList) -> list[str]:
+    lines = sorted(parsed.malformed + parsed.duplicates, key=lambda line: line.line)
+    messages = [f"line {line.line}: {line.reason}" for line in lines[:MAX_LINES_REPORTED]]
+    if len(lines) > MAX_LINES_REPORTED:
+        messages.append(f"and {len(lines) - MAX_LINES_REPORTED} more")
+    return messages
+
+
+def _too_many(count: int) -> ApplicationError:
+    limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
+    return ApplicationError(
+        f"too many devices: {count:,} (at most {limit:,} per bulk change)",
+        code="too_many_devices",
+        fields={"devices": [f"at most {limit:,} devices per request"]},
+        status=413,
+    )
+
+
+def partner_device_list_parse(
+    *, device_rows: Sequence[Mapping[str, Any]] | None = None, device_file: bytes | None = None
+) -> ParsedDeviceList:
+    """The devices of a request, JSON rows or an uploaded CSV, through the one parser. Every
+    malformed or duplicate line is refused (400, listed by line): an API caller gets no preview
+    step, so nothing is dropped silently. Too many devices is a 413."""
+    limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
+    field = "devices" if device_file is None else "file"
+    if device_rows is not None:
+        if len(device_rows) > limit:
+            raise _too_many(len(device_rows))
+        parsed = parse_device_rows(device_rows)
+    elif device_file is not None:
+        try:
+            parsed = parse_device_list(device_file)
+        except DeviceListError as error:
+            raise ApplicationError(str(error), fields={field: [str(error)]}) from None
+        if len(parsed.devices) > limit:
+            raise _too_many(len(parsed.devices))
+    else:
+        raise ApplicationError(
+            "give the devices as a JSON list or upload a CSV file",
+            fields={"devices": ["required (or upload a file)"]},
+        )
+    rejected = _rejected(parsed)
+    if rejected:
+        raise ApplicationError(
+            f"{len(parsed.malformed)} malformed and {len(parsed.duplicates)} duplicate device "
+            "lines; fix them and send the request again",
+            fields={field: rejected},
+        )
+    if not parsed.devices:
+        raise ApplicationError(
+            "a bulk change needs at least one device", fields={field: ["no device"]}
+        )
+    return parsed
+
+
+def request_fingerprint(
+    *, tenant: Tenant, request: Mapping[str, Any], devices: ParsedDeviceList
+) -> str:
+    """SHA-256 of the normalised request: the same request sent as JSON or as a CSV upload,
+    with keys in any order, target status in any case, has the same fingerprint."""
+    rev = request.get("rev_service")
+    normalised = {
+        "tenant": tenant.pk,
+        "integration": str(request.get("integration") or "").upper(),
+        "target_status": str(request.get("target_status") or "").strip().lower(),
+        "credentials": request.get("credentials"),
+        "is_ignore_current_status": bool(request.get("is_ignore_current_status")),
+        "post_update_status": str(request.get("post_update_status") or "").strip().lower(),
+        "account_number": str(request.get("account_number") or "").strip(),
+        "options": {k: v for k, v in sorted((request.get("options") or {}).items()) if v},
+        "rev_service": {str(k).lower(): v for k, v in rev.items()} if rev else None,
+        "callback_url": str(request.get("callback_url") or "").strip(),
+        "devices": [[d.iccid, d.msisdn, d.eid] for d in devices.devices],
+    }
+    canonical = json.dumps(normalised, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _rev_service(*, tenant: Tenant, data: Mapping[str, Any] | None) -> RevServiceRequest | None:
+    """The legacy RevService object; its IntegrationAuthenticationId defaults to the tenant's
+    only active Rev.io credentials."""
+    if not data:
+        return None
+    fields = dict(data)
+    if not any(str(key).lower() == "integrationauthenticationid" for key in fields):
+        try:
+            rev = credentials_resolve(
+                tenant=tenant, integration=Integration.REV, credentials_id=None
+            )
+        except ApplicationError as error:
+            raise ApplicationError(error.detail, fields={"rev_service": [error.detail]}) from None
+        fields["IntegrationAuthenticationId"] = rev.pk
+    try:
+        return RevServiceRequest.from_legacy(fields)
+    except ValueError as error:
+        raise ApplicationError(
+            f"rev_service is invalid: {error}", fields={"rev_service": [str(error)]}
+        ) from None
+
+
+def partner_bulk_change_create(
+    *,
+    tenant: Tenant,
+    actor: str,
+    request: Mapping[str, Any],
+    device_rows: Sequence[Mapping[str, Any]] | None = None,
+    device_file: bytes | None = None,
+    idempotency_key: str = "",
+) -> tuple[BulkChange, bool]:
+    """Create (and queue) a bulk change from an API request. With an ``idempotency_key`` a
+    repeat of the same request returns the original (created=False) — even if the request
+    would no longer validate — and a different request with the same key is a 409.
+
+    ``request`` holds the validated JSON/form fields: integration, target_status, credentials,
+    is_ignore_current_status, post_update_status, account_number, options, rev_service,
+    callback_url."""
+    idempotency_key = idempotency_key.strip()
+    if len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
+        raise ApplicationError(
+            f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters",
+            fields={"Idempotency-Key": [f"at most {IDEMPOTENCY_KEY_MAX} characters"]},
+        )
+    devices = partner_device_list_parse(device_rows=device_rows, device_file=device_file)
+    fingerprint = request_fingerprint(tenant=tenant, request=request, devices=devices)
+    if idempotency_key:
+        existing = bulk_change_find_repeat(
+            tenant=tenant, idempotency_key=idempotency_key, request_fingerprint=fingerprint
+        )
+        if existing is not None:
+            return existing, False
+    callback_url = callback_url_validate(str(request.get("callback_url") or ""))
+    validated = status_update_request_validate(
+        tenant=tenant,
+        integration=str(request["integration"]).upper(),
+        update_status=str(request["target_status"]),
+        credentials_id=request.get("credentials"),
+        is_ignore_current_status=bool(request.get("is_ignore_current_status")),
+        post_update_status=request.get("post_update_status") or None,
+        account_number=str(request.get("account_number") or ""),
+        options={
+            k: str(v) for k, v in (request.get("options") or {}).items() if v not in ("", None)
+        },
+        rev_service=_rev_service(tenant=tenant, data=request.get("rev_service")),
+    )
+    return bulk_change_create(
+        tenant=tenant,
+        created_by=actor,
+        validated=validated,
+        devices=devices.devices,
+        idempotency_key=idempotency_key or None,
+        callback_url=callback_url,
+        request_fingerprint=fingerprint,
+    )

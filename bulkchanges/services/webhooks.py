@@ -1,0 +1,430 @@
+"""Completion webhooks: when a bulk change that carries a ``callback_url`` completes, PondOps
+POSTs a JSON summary to that URL, signed with the tenant's secret
+(``X-PondOps-Signature: sha256=<hex HMAC-SHA256 of the body>``).
+
+Promises:
+- Delivery is at-least-once; the body (with its ``event_id``) and so the signature are fixed at
+  the first attempt, so a receiver can drop repeats.
+- Every attempt is a :class:`WebhookDelivery` row and one ``Completion webhook`` audit row with
+  the request and the response (URL query values and the signature redacted).
+- An attempt is sent at most once: the sender first wins its claim (one conditional UPDATE from
+  SCHEDULED and due to SENDING); duplicate tasks and schedules are no-ops.
+- Retries are ours, not django-q2's: attempt n+1 is a new row whose ``next_attempt_at`` comes
+  from :func:`bulkchanges.retry.backoff_seconds` (base ``BULKCHANGE_RETRY_BASE_SECONDS``, never
+  sooner than the receiver's Retry-After), written together with its one-off django-q2 schedule
+  in the transaction that records attempt n's failure. After ``PONDOPS_WEBHOOK_MAX_ATTEMPTS``
+  attempts PondOps gives up (logged). The sweep (a periodic schedule) re-enqueues anything a
+  crash left behind, so the database is the outbox.
+- Only https URLs are accepted, and plain http to a loopback address when DEBUG is on; outside
+  DEBUG a URL whose host resolves to a non-public address is refused at send time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache, partial
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task, schedule
+
+from bulkchanges.errors import ApplicationError
+from bulkchanges.models import BulkChange, WebhookDelivery
+from bulkchanges.retry import backoff_seconds
+from bulkchanges.services import logs
+from integrations.base import REDACTED, http_session, parse_retry_after
+
+logger = logging.getLogger(__name__)
+
+SEND_TASK = "bulkchanges.services.webhooks.webhook_delivery_send"
+SWEEP_TASK = "bulkchanges.services.webhooks.webhook_deliveries_sweep"
+SWEEP_SCHEDULE = "bulkchanges-webhook-sweep"
+LOG_DESCRIPTION = "Completion webhook"
+EVENT = "bulk_change.completed"
+SIGNATURE_HEADER = "X-PondOps-Signature"
+# Completions announced: CANCELLED is an operator's act, not a completion.
+ANNOUNCED = frozenset(BulkChange.TERMINAL - {BulkChange.Status.CANCELLED})
+SWEEP_BATCH = 500
+MAX_RESPONSE_LOGGED = 2000
+
+Status = WebhookDelivery.Status
+
+
+# --- URLs and signatures ---------------------------------------------------------------------
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def callback_url_validate(url: str) -> str:
+    """The URL, if PondOps may call it: https, or http to a loopback address with DEBUG on; no
+    credentials in it. ApplicationError with a ``callback_url`` field otherwise."""
+    url = (url or "").strip()
+    if not url:
+        return ""
+    problem = ""
+    parts = urlsplit(url)
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        problem = "must be a valid absolute URL"
+    else:
+        host = parts.hostname or ""
+        if parts.username or parts.password:
+            problem = "must not contain credentials"
+        elif len(url) > 500:
+            problem = "must be at most 500 characters"
+        elif parts.scheme == "http" and not (settings.DEBUG and _is_loopback_host(host)):
+            problem = "must use https (plain http only to a loopback address with DEBUG on)"
+        elif not settings.DEBUG and _literal_address_not_public(host):
+            problem = "must not point at a private, loopback or link-local address"
+    if problem:
+        raise ApplicationError(
+            f"callback_url {problem}", code="invalid", fields={"callback_url": [problem]}
+        )
+    return url
+
+
+def _literal_address_not_public(host: str) -> bool:
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_global
+    except ValueError:
+        return host == "localhost"
+
+
+def _destination_problem(url: str) -> str | None:
+    """Outside DEBUG, refuse hosts that resolve to non-public addresses (no webhook may reach
+    PondOps' own network). DNS can change between this check and the connection; the check
+    narrows server-side request forgery, it does not close it."""
+    if settings.DEBUG:
+        return None
+    parts = urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname or "", parts.port or 443, type=socket.SOCK_STREAM)
+    except OSError as error:
+        return f"cannot resolve {parts.hostname}: {error}"
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            return f"{parts.hostname} resolves to a non-public address ({address})"
+    return None
+
+
+def webhook_signature(*, secret: str, body: bytes) -> str:
+    """``sha256=<hex>``: HMAC-SHA256 of the exact body bytes with the tenant's secret."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def url_for_log(url: str) -> str:
+    """The URL without credentials and with query values redacted (they often carry tokens)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    query = urlencode([(key, REDACTED) for key, _ in parse_qsl(parts.query, True)], safe="[]")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+# --- Scheduling ------------------------------------------------------------------------------
+
+
+def event_id(*, bulk_change_id: int, completed_at: datetime) -> str:
+    return f"bulk-change-{bulk_change_id}-completed-{int(completed_at.timestamp() * 1_000_000)}"
+
+
+def webhook_payload(*, bulk_change: BulkChange) -> dict[str, Any]:
+    """The summary a partner receives: the same fields as the API's bulk change detail."""
+    from bulkchanges.api.selectors import bulk_change_progress, elapsed_seconds
+
+    assert bulk_change.processed_at is not None
+    progress = bulk_change_progress(bulk_change_id=bulk_change.pk)
+    return {
+        "event": EVENT,
+        "event_id": event_id(bulk_change_id=bulk_change.pk, completed_at=bulk_change.processed_at),
+        "bulk_change": {
+            "id": bulk_change.pk,
+            "tenant": bulk_change.tenant_id,
+            "integration": bulk_change.integration,
+            "target_status": bulk_change.target_status,
+            "status": bulk_change.status,
+            "idempotency_key": bulk_change.idempotency_key,
+            "created_by": bulk_change.created_by,
+            "created_at": bulk_change.created_at.isoformat(),
+            "queued_at": bulk_change.queued_at.isoformat() if bulk_change.queued_at else None,
+            "processed_at": bulk_change.processed_at.isoformat(),
+            "elapsed_seconds": elapsed_seconds(bulk_change),
+            "progress": progress.as_dict(),
+        },
+    }
+
+
+def _enqueue(delivery_id: int) -> None:
+    async_task(SEND_TASK, delivery_id, task_name=f"webhook-delivery-{delivery_id}")
+
+
+def webhook_completion_schedule(*, bulk_change_id: int) -> WebhookDelivery | None:
+    """Schedule the first attempt for a bulk change's latest completion, once (the unique
+    (bulk_change, completed_at, attempt) row decides). None when there is nothing to send."""
+    bulk_change = BulkChange.objects.filter(pk=bulk_change_id).first()
+    if (
+        bulk_change is None
+        or not bulk_change.callback_url
+        or bulk_change.status not in ANNOUNCED
+        or bulk_change.processed_at is None
+    ):
+        return None
+    body = json.dumps(webhook_payload(bulk_change=bulk_change), separators=(",", ":"))
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                bulk_change=bulk_change,
+                completed_at=bulk_change.processed_at,
+                attempt=1,
+                url=bulk_change.callback_url,
+                payload=body,
+                next_attempt_at=timezone.now(),
+            )
+            transaction.on_commit(partial(_enqueue, delivery.pk))
+    except IntegrityError:
+        return None  # already scheduled (a repeated completion hook or the sweep)
+    logger.info(
+        "completion webhook scheduled for bulk change %s",
+        bulk_change_id,
+        extra={"bulk_change_id": bulk_change_id, "request_id": bulk_change.idempotency_key},
+    )
+    return delivery
+
+
+def _schedule_next(delivery: WebhookDelivery, *, delay: float) -> WebhookDelivery:
+    """Attempt n+1 as a row and a one-off django-q2 schedule (call inside a transaction)."""
+    follow_up = WebhookDelivery.objects.create(
+        bulk_change_id=delivery.bulk_change_id,
+        completed_at=delivery.completed_at,
+        attempt=delivery.attempt + 1,
+        url=delivery.url,
+        payload=delivery.payload,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+    )
+    schedule(
+        SEND_TASK,
+        follow_up.pk,
+        name=f"webhook-delivery-{follow_up.pk}",
+        schedule_type=Schedule.ONCE,
+        next_run=follow_up.next_attempt_at,
+    )
+    return follow_up
+
+
+# --- Sending ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    request_text: str
+    response_status: int | None = None
+    response_text: str = ""
+    error: str = ""
+    retry_after: float | None = None
+    permanent: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.error and self.response_status is not None and self.response_status < 300
+
+
+@cache
+def _session() -> requests.Session:
+    return http_session(pool_size=4)
+
+
+def _post(delivery: WebhookDelivery, *, secret: str) -> Outcome:
+    body = delivery.payload.encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "PondOps-Webhook/1",
+        "X-PondOps-Event": EVENT,
+        "X-PondOps-Delivery": str(delivery.pk),
+        "X-PondOps-Attempt": str(delivery.attempt),
+        SIGNATURE_HEADER: webhook_signature(secret=secret, body=body),
+    }
+    shown = {**headers, SIGNATURE_HEADER: f"sha256={REDACTED}"}
+    request_text = "\n".join(
+        [
+            f"POST {url_for_log(delivery.url)}",
+            *(f"{name}: {value}" for name, value in shown.items()),
+            "",
+            delivery.payload[:MAX_RESPONSE_LOGGED],
+        ]
+    )
+    refused = _destination_problem(delivery.url)
+    if refused:
+        return Outcome(request_text, error=f"refused: {refused}", permanent=True)
+    timeout = settings.PONDOPS_WEBHOOK_TIMEOUT_SECONDS
+    try:
+        response = _session().post(
+            delivery.url,
+            data=body,
+            headers=headers,
+            timeout=(min(timeout, settings.BULKCHANGE_HTTP_CONNECT_TIMEOUT), timeout),
+            allow_redirects=False,
+        )
+    except requests.RequestException as error:
+        return Outcome(request_text, error=f"{type(error).__name__}: {error}")
+    text = response.text[:MAX_RESPONSE_LOGGED]
+    if response.status_code < 300:
+        return Outcome(request_text, response.status_code, text)
+    return Outcome(
+        request_text,
+        response.status_code,
+        text,
+        error=f"HTTP {response.status_code} from the callback URL",
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def webhook_delivery_send(delivery_id: int) -> str:
+    """django-q2 task: send one attempt if it is due and not yet taken, record the outcome, and
+    schedule the next attempt on failure. Safe to run twice (the claim decides)."""
+    now = timezone.now()
+    lease = timedelta(seconds=2 * settings.PONDOPS_WEBHOOK_TIMEOUT_SECONDS + 30)
+    won = WebhookDelivery.objects.filter(
+        pk=delivery_id, status=Status.SCHEDULED, next_attempt_at__lte=now
+    ).update(status=Status.SENDING, started_at=now, claimed_until=now + lease)
+    if not won:
+        return f"webhook delivery {delivery_id}: not due, or already taken"
+    delivery = WebhookDelivery.objects.select_related("bulk_change__tenant").get(pk=delivery_id)
+    outcome = _post(delivery, secret=delivery.bulk_change.tenant.webhook_secret)
+    return _record(delivery, outcome)
+
+
+def _record(delivery: WebhookDelivery, outcome: Outcome) -> str:
+    max_attempts = settings.PONDOPS_WEBHOOK_MAX_ATTEMPTS
+    give_up = not outcome.succeeded and (outcome.permanent or delivery.attempt >= max_attempts)
+    error = outcome.error
+    if give_up:
+        error = f"gave up after {delivery.attempt} attempts: {outcome.error}"
+    with transaction.atomic():
+        still_ours = WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.SENDING).update(
+            status=Status.SUCCEEDED if outcome.succeeded else Status.FAILED,
+            finished_at=timezone.now(),
+            claimed_until=None,
+            response_status=outcome.response_status,
+            error_text=error,
+        )
+        logs.log_write(
+            bulk_change_id=delivery.bulk_change_id,
+            description=LOG_DESCRIPTION,
+            process_by=logs.process_by_worker(),
+            request_id=delivery.bulk_change.idempotency_key,
+            request_text=outcome.request_text,
+            response_text=outcome.response_text,
+            response_status=outcome.response_status,
+            error_text=error,
+            has_errors=not outcome.succeeded,
+        )
+        follow_up = None
+        if still_ours and not outcome.succeeded and not give_up:
+            delay = backoff_seconds(
+                delivery.attempt - 1,
+                base=settings.BULKCHANGE_RETRY_BASE_SECONDS,
+                retry_after=outcome.retry_after,
+            )
+            follow_up = _schedule_next(delivery, delay=delay)
+    extra = {"bulk_change_id": delivery.bulk_change_id, "webhook_delivery_id": delivery.pk}
+    if outcome.succeeded:
+        logger.info("completion webhook %s delivered", delivery.pk, extra=extra)
+        return f"webhook delivery {delivery.pk}: delivered"
+    logger.warning(
+        "completion webhook %s attempt %s failed: %s%s",
+        delivery.pk,
+        delivery.attempt,
+        error,
+        f"; attempt {follow_up.attempt} at {follow_up.next_attempt_at}" if follow_up else "",
+        extra=extra,
+    )
+    return f"webhook delivery {delivery.pk}: {error}"
+
+
+# --- The sweep -------------------------------------------------------------------------------
+
+
+def webhook_deliveries_sweep(*, now: datetime | None = None) -> str:
+    """One pass of the outbox sweep (a periodic django-q2 schedule):
+
+    - an attempt whose sender died (SENDING past its lease) fails and the next is scheduled;
+    - an attempt overdue by the reaper's grace period (its task or schedule was lost) is
+      enqueued again;
+    - a completion of the last day whose first attempt was never written (a crash between the
+      completion's commit and its hook) is scheduled.
+    """
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.BULKCHANGE_REAPER_GRACE_SECONDS)
+    expired = 0
+    for delivery in WebhookDelivery.objects.select_related("bulk_change").filter(
+        status=Status.SENDING, claimed_until__lt=now
+    )[:SWEEP_BATCH]:
+        _record(
+            delivery,
+            Outcome(
+                request_text=f"POST {url_for_log(delivery.url)}",
+                error="the sender stopped before recording a response (lease expired)",
+            ),
+        )
+        expired += 1
+    overdue = list(
+        WebhookDelivery.objects.filter(
+            status=Status.SCHEDULED, next_attempt_at__lt=now - grace
+        ).values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for pk in overdue:
+        _enqueue(pk)
+    announced = WebhookDelivery.objects.filter(
+        bulk_change=OuterRef("pk"), completed_at=OuterRef("processed_at")
+    )
+    missing = list(
+        BulkChange.objects.exclude(callback_url="")
+        .filter(
+            status__in=ANNOUNCED,
+            processed_at__gte=now - timedelta(days=1),
+            processed_at__lt=now - grace,
+        )
+        .filter(~Exists(announced))
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for pk in missing:
+        webhook_completion_schedule(bulk_change_id=pk)
+    return f"{expired} expired, {len(overdue)} re-enqueued, {len(missing)} scheduled"
+
+
+def webhook_sweep_schedule_ensure() -> None:
+    """Keep the sweep's periodic schedule in step with PONDOPS_WEBHOOK_SWEEP_MINUTES."""
+    Schedule.objects.update_or_create(
+        name=SWEEP_SCHEDULE,
+        defaults={
+            "func": SWEEP_TASK,
+            "schedule_type": Schedule.MINUTES,
+            "minutes": max(1, settings.PONDOPS_WEBHOOK_SWEEP_MINUTES),
+            "repeats": -1,
+        },
+    )
