@@ -271,10 +271,11 @@ def bulk_change_create(
     except IntegrityError:
         if not idempotency_key:
             raise
-        existing = BulkChange.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+        existing = bulk_change_find_repeat(
+            tenant=tenant, idempotency_key=idempotency_key, request_fingerprint=request_fingerprint
+        )
         if existing is None:
             raise
-        _check_same_request(existing, request_fingerprint)
         return existing, False
     logger.info(
         "bulk change %s created by %s: %s devices to %s on %s",
