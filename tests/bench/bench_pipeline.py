@@ -4,15 +4,19 @@ in timed tests). See tests/bench/README.md for what each figure means and how it
     .venv/bin/python tests/bench/bench_pipeline.py [--devices 2000] [--rate-limit 50]
         [--rev-rate-limit 50] [--latency-ms 20] [--workers 2] [--timeout 900]
         [--query-sample 200,5000] [--skip-throughput] [--skip-queries]
+        [--carriers pond,thingspace,jasper,telegence,teal]
 
 1. Throughput through the real pipeline: a fresh database (``pondops_bench`` on the PostgreSQL
    server of ``DATABASE_URL`` when set, else a temporary SQLite file), moto's SQS server, the
    carrier simulators (a ``python -m integrations.simulators`` subprocess), ``manage.py
-   qcluster`` and ``manage.py poll_sqs`` subprocesses; one bulk change of N devices created in
-   this process through the services every entry point uses; wait until it is final.
-2. DB queries per device: the same services run in this process (fan-out, then every
-   ``process_devices`` chunk drained from an in-process list) under ``CaptureQueriesContext``.
-3. A markdown summary with PASS/FAIL against the issue's targets.
+   qcluster`` and ``manage.py poll_sqs`` subprocesses; for each carrier of ``--carriers`` in
+   turn, one bulk change of N devices created in this process through the services every entry
+   point uses; wait until it is final. The stack (database, moto, simulators, qcluster,
+   poll_sqs) is shared by the carriers' runs.
+2. DB queries per device (POND only): the same services run in this process (fan-out, then
+   every ``process_devices`` chunk drained from an in-process list) under
+   ``CaptureQueriesContext``.
+3. A markdown summary with PASS/FAIL against the issue's targets, one row block per carrier.
 
 Everything binds to 127.0.0.1; every wait is bounded (--timeout for the long ones); every
 subprocess is stopped (and the bench database dropped) at the end, on errors and on Ctrl-C.
@@ -59,6 +63,10 @@ STEADY = (0.10, 0.90)  # the steady part of a run: from 10 % to 90 % of devices 
 TARGET_RATIO = 0.9
 TARGET_QUERY_SPREAD = 0.10
 TX_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+CARRIERS = ("pond", "thingspace", "jasper", "telegence", "teal")  # simulator names, run order
+# How long the asynchronous carriers (ThingSpace, Teal) take to complete a change in the
+# simulator: short, so the confirm step is exercised without dominating the run.
+ASYNC_COMPLETION_MS = 200
 
 
 # --- Small helpers ---------------------------------------------------------------------------
@@ -162,15 +170,20 @@ def cpu_snapshot(leaders: dict[int, str]) -> CpuSnapshot:
 @dataclass
 class Throughput:
     devices: int
+    carrier: str  # the simulator's name: pond, thingspace, jasper, telegence, teal
+    label: str  # for people: POND, Verizon ThingSpace, ...
+    limit: float  # the carrier's req/s, in our credentials and in the simulator
+    rev_service: bool = False  # POND only: a Rev.io service per device
+    note: str = ""  # e.g. the asynchronous carriers' completion delay
     final_status: str = "(not final)"
     device_counts: dict[str, int] = field(default_factory=dict)
     elapsed: float | None = None
     devices_per_s: float | None = None
     p50: float | None = None
     p95: float | None = None
-    pond: dict[str, int] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)  # the carrier's simulator stats
     rev: dict[str, int] = field(default_factory=dict)
-    pond_steady: float | None = None
+    steady: float | None = None  # the carrier's req/s between 10 % and 90 % of devices
     rev_steady: float | None = None
     steady_window: tuple[float, float] | None = None
     cpu: dict[str, float] = field(default_factory=dict)
@@ -214,7 +227,7 @@ class Bench:
         self.moto_url = ""
         self.simulator_url = ""
         self.queue_urls: dict[str, str] = {}
-        self.throughput: Throughput | None = None
+        self.throughputs: list[Throughput] = []
         self.samples: list[QuerySample] = []
         self.code = code_version()  # at the start: other work may commit while this runs
 
@@ -399,6 +412,56 @@ class Bench:
                     ],
                 )
 
+    def carrier_world(self, carrier: Any, *, rate: float, concurrency: int) -> tuple[Any, Any]:
+        """A tenant with one credentials row for ``carrier`` (a ``DemoCarrier``: the demo's
+        account, username and client id) and its simulator account, made by the demo's own
+        ``configure`` (our limit equals the simulator's; Teal's is per minute, rate x 60)."""
+        from bulkchanges.models import IntegrationAuthentication, Tenant
+        from integrations.simulators.control import SimulatorControl
+
+        tenant = Tenant.objects.create(name=f"Bench throughput {carrier.integration.label}")
+        credentials = IntegrationAuthentication.objects.create(
+            tenant=tenant,
+            integration=carrier.integration.value,
+            base_url=self.simulator_url + carrier.prefix,
+            account=carrier.account,
+            username=carrier.username,
+            client_id=carrier.client_id,
+            secret=f"bench-{carrier.integration.value.lower()}-{uuid.uuid4().hex[:12]}",
+            secret_2=f"bench-2-{uuid.uuid4().hex[:12]}" if carrier.secret_count > 1 else "",
+            rate_limit=rate,
+            max_concurrency=concurrency,
+        )
+        with SimulatorControl(self.simulator_url) as control:
+            carrier.configure(control, credentials)
+        return tenant, credentials
+
+    def seed_carrier(self, carrier: Any, credentials: Any, devices: list[Any]) -> None:
+        from integrations.simulators.control import SimulatorControl
+
+        with SimulatorControl(self.simulator_url, timeout=60) as control:
+            for start in range(0, len(devices), SEED_BATCH):
+                carrier.seed(control, credentials, devices[start : start + SEED_BATCH])
+
+    @staticmethod
+    def create_carrier_bulk_change(
+        tenant: Any, carrier: Any, credentials: Any, devices: list[Any]
+    ) -> Any:
+        """The carrier's demo target status for every device, current status ignored."""
+        from bulkchanges.services import bulk_change_create, status_update_request_validate
+
+        validated = status_update_request_validate(
+            tenant=tenant,
+            integration=carrier.integration.value,
+            update_status=carrier.demo_target,
+            credentials_id=credentials.pk,
+            is_ignore_current_status=True,
+        )
+        bulk_change, _ = bulk_change_create(
+            tenant=tenant, created_by="bench", validated=validated, devices=devices
+        )
+        return bulk_change
+
     @staticmethod
     def create_bulk_change(tenant: Any, rev: Any, numbers: list[str]) -> Any:
         from bulkchanges.services import bulk_change_create, status_update_request_validate
@@ -427,33 +490,22 @@ class Bench:
 
     # -- 1. throughput --------------------------------------------------------------------
 
-    def run_throughput(self) -> Throughput:
-        from bulkchanges.models import BulkChange, DeviceChange
-        from bulkchanges.selectors import device_status_counts
+    def run_throughput(self) -> list[Throughput]:
+        """One run per carrier of ``--carriers``, in turn, on the same stack: the workers are
+        started once, before the first run, and stopped after the last."""
+        from bulkchanges.services.demo import DEMO_CARRIERS
         from integrations.simulators.control import SimulatorControl
 
         options = self.options
-        n = options.devices
-        result = Throughput(devices=n)
-        self.throughput = result
-        control = SimulatorControl(self.simulator_url)
-        control.reset()
-        control.config(latency_ms=options.latency_ms)
-        tenant, _pond, rev = self.world(
-            name="Bench throughput",
-            account="BENCH",
-            rate=options.rate_limit,
-            rev_rate=options.rev_rate_limit,
-            concurrency=options.concurrency,
-        )
-        numbers = iccids(n, series=1)
-        self.seed("BENCH", numbers)
+        by_name = {carrier.integration.value.lower(): carrier for carrier in DEMO_CARRIERS}
+        with SimulatorControl(self.simulator_url) as control:
+            control.reset()
+            control.config(latency_ms=options.latency_ms)
         print(
-            f"[throughput] seeded {n} SIMs; starting qcluster ({options.workers} workers) "
-            "and poll_sqs",
+            f"[throughput] carriers {', '.join(options.carriers)}; starting qcluster "
+            f"({options.workers} workers) and poll_sqs",
             flush=True,
         )
-
         env = self.worker_env()
         manage = [sys.executable, str(ROOT / "manage.py")]
         qcluster = self.start("qcluster", [*manage, "qcluster"], env)
@@ -463,14 +515,76 @@ class Bench:
         leaders.update(
             {p.pid: name for name, p, _ in self.running if name in ("moto", "simulators")}
         )
+        for name in options.carriers:
+            result = self.run_carrier(by_name[name], leaders)
+            self.throughputs.append(result)
+            self.print_throughput(result)
+        self.stop_workers()
+        return self.throughputs
+
+    def run_carrier(self, carrier: Any, leaders: dict[int, str]) -> Throughput:
+        """One bulk change of N devices for ``carrier``; sampled until it is final."""
+        from bulkchanges.models import BulkChange, DeviceChange
+        from bulkchanges.selectors import device_status_counts
+        from bulkchanges.types import DeviceRef
+        from integrations.simulators.control import SimulatorControl
+
+        options = self.options
+        n = options.devices
+        name = carrier.integration.value.lower()
+        result = Throughput(
+            devices=n,
+            carrier=name,
+            label=str(carrier.integration.label),
+            limit=options.rate_limit,
+            rev_service=name == "pond",
+        )
+        control = SimulatorControl(self.simulator_url)
+        if name == "pond":
+            # As before this option existed: our own account names, a Rev.io service each.
+            tenant, _pond, rev = self.world(
+                name="Bench throughput",
+                account="BENCH",
+                rate=options.rate_limit,
+                rev_rate=options.rev_rate_limit,
+                concurrency=options.concurrency,
+            )
+            numbers = iccids(n, series=1)
+            self.seed("BENCH", numbers)
+        else:
+            tenant, credentials = self.carrier_world(
+                carrier, rate=options.rate_limit, concurrency=options.concurrency
+            )
+            # The demo's configure sets the demo's (long) completion delay: shorten it.
+            if name == "thingspace":
+                control.set_thingspace_completion_delay(ASYNC_COMPLETION_MS)
+                result.note = f"simulator completes each change after {ASYNC_COMPLETION_MS} ms"
+            elif name == "teal":
+                control.configure_teal(completion_seconds=ASYNC_COMPLETION_MS / 1000)
+                result.note = (
+                    f"simulator completes each operation after {ASYNC_COMPLETION_MS} ms; "
+                    f"its limit is {options.rate_limit * 60:g} calls/minute"
+                )
+            devices: list[DeviceRef] = carrier.devices(n)
+            self.seed_carrier(carrier, credentials, devices)
+        before_stats = control.stats()
+        print(f"[{name}] seeded {n} devices", flush=True)
 
         before = cpu_snapshot(leaders)
-        bulk_change = self.create_bulk_change(tenant, rev, numbers)
+        if name == "pond":
+            bulk_change = self.create_bulk_change(tenant, rev, numbers)
+        else:
+            bulk_change = self.create_carrier_bulk_change(tenant, carrier, credentials, devices)
         queued_at = bulk_change.queued_at
         deadline = time.monotonic() + options.timeout
-        print(f"[throughput] bulk change {bulk_change.pk} queued with {n} devices", flush=True)
+        print(f"[{name}] bulk change {bulk_change.pk} queued with {n} devices", flush=True)
 
-        rows: list[tuple[float, int, int, int]] = []  # (monotonic, finished, pond, rev)
+        def requests_of(stats: dict[str, dict[str, int]], sim: str) -> int:
+            return stats.get(sim, {}).get("requests", 0) - before_stats.get(sim, {}).get(
+                "requests", 0
+            )
+
+        rows: list[tuple[float, int, int, int]] = []  # (monotonic, finished, carrier, rev)
         last_print = 0.0
         while True:
             self.check_alive()
@@ -478,20 +592,21 @@ class Bench:
             finished = DeviceChange.objects.filter(bulk_change=bulk_change, is_processed=True)
             done = finished.count()
             rows.append(
-                (time.monotonic(), done, stats["pond"]["requests"], stats["rev"]["requests"])
+                (time.monotonic(), done, requests_of(stats, name), requests_of(stats, "rev"))
             )
             status = BulkChange.objects.filter(pk=bulk_change.pk).values_list("status", flat=True)
             if status.get() in BulkChange.TERMINAL:
                 break
             if time.monotonic() - last_print >= 10:
                 last_print = time.monotonic()
+                rev_text = f", Rev requests {rows[-1][3]}" if result.rev_service else ""
                 print(
-                    f"[throughput]   {done}/{n} devices finished; POND requests "
-                    f"{rows[-1][2]}, Rev requests {rows[-1][3]}",
+                    f"[{name}]   {done}/{n} devices finished; {result.label} requests "
+                    f"{rows[-1][2]}{rev_text}",
                     flush=True,
                 )
             if time.monotonic() > deadline:
-                print(f"[throughput] TIMEOUT after {options.timeout}s: {done}/{n} finished")
+                print(f"[{name}] TIMEOUT after {options.timeout}s: {done}/{n} finished")
                 break
             time.sleep(SAMPLE_SECONDS)
         after = cpu_snapshot(leaders)
@@ -503,19 +618,22 @@ class Bench:
         result.device_counts = {
             k: v for k, v in device_status_counts(bulk_change_id=bulk_change.pk).items() if v
         }
-        result.pond, result.rev = stats["pond"], stats["rev"]
+        # The simulator's counters are for its whole life (reset once, before the first
+        # carrier); each carrier has its own, and Rev.io is used by POND only. The request
+        # counts are this run's; 429s and the busiest second are the carrier's (no other
+        # run used it).
+        result.calls = {**stats.get(name, {}), "requests": requests_of(stats, name)}
+        result.rev = {**stats.get("rev", {}), "requests": requests_of(stats, "rev")}
         if bulk_change.queued_at != queued_at:
-            print("[throughput] note: the reaper re-queued the bulk change during the run")
+            print(f"[{name}] note: the reaper re-queued the bulk change during the run")
         if bulk_change.processed_at is not None:
             result.elapsed = (bulk_change.processed_at - queued_at).total_seconds()
             result.devices_per_s = n / result.elapsed
         result.p50, result.p95 = self.device_times(bulk_change.pk)
-        result.steady_window, result.pond_steady, result.rev_steady = steady_rates(rows, n)
+        result.steady_window, result.steady, result.rev_steady = steady_rates(rows, n)
         result.cpu = after.cores_since(before)
         total = after.machine_total - before.machine_total
         result.machine_busy = (after.machine_busy - before.machine_busy) / total if total else None
-        self.stop_workers()
-        self.print_throughput(result)
         return result
 
     def wait_ready(self, poller: subprocess.Popen[bytes]) -> None:
@@ -577,7 +695,9 @@ class Bench:
     def print_throughput(self, r: Throughput) -> None:
         o = self.options
         print()
-        print("== Throughput (real pipeline) ==")
+        print(f"== Throughput: {r.label} (real pipeline) ==")
+        if r.note:
+            print(f"note                    {r.note}")
         print(f"final status            {r.final_status}  devices {r.device_counts}")
         if r.elapsed is not None and r.devices_per_s is not None:
             print(
@@ -589,15 +709,15 @@ class Bench:
                 f"per-device p50 / p95    {r.p50 * 1000:.0f} ms / {r.p95 * 1000:.0f} ms  "
                 "(first audit row -> outcome row)"
             )
-        for label, stats, limit, steady in (
-            ("POND", r.pond, o.rate_limit, r.pond_steady),
-            ("Rev.io", r.rev, o.rev_rate_limit, r.rev_steady),
-        ):
+        carriers = [(r.carrier, r.calls, r.limit, r.steady)]
+        if r.rev_service:
+            carriers.append(("rev", r.rev, o.rev_rate_limit, r.rev_steady))
+        for label, stats, limit, steady in carriers:
             per_device = stats.get("requests", 0) / r.devices
             ratio = f"{steady / limit:.3f}" if steady is not None and limit else "n/a"
             steady_text = f"{steady:.2f}" if steady is not None else "n/a"
             print(
-                f"{label:<7} requests        {stats.get('requests', 0)} "
+                f"{label:<10} requests     {stats.get('requests', 0)} "
                 f"({per_device:.2f}/device); steady {steady_text} req/s vs limit {limit:g} "
                 f"-> ratio {ratio}; 429s {stats.get('rate_limited', 0)}; "
                 f"max in any 1 s {stats.get('max_requests_in_1s', 0)}"
@@ -618,10 +738,10 @@ class Bench:
             )
         print("CPU (cores) by process  " + ", ".join(f"{g} {v:.2f}" for g, v in r.cpu.items()))
         ceiling = pond_ceiling(r, o)
-        if ceiling is not None and ceiling < TARGET_RATIO * o.rate_limit:
+        if r.rev_service and ceiling is not None and ceiling < TARGET_RATIO * o.rate_limit:
             print(
                 f"note: at {r.rev.get('requests', 0) / r.devices:.2f} Rev.io and "
-                f"{r.pond.get('requests', 0) / r.devices:.2f} POND requests per device, the "
+                f"{r.calls.get('requests', 0) / r.devices:.2f} POND requests per device, the "
                 f"Rev.io limit of {o.rev_rate_limit:g} req/s caps POND at {ceiling:.1f} req/s "
                 f"({ceiling / o.rate_limit:.2f} of its limit): Rev.io is the binding limiter"
             )
@@ -738,64 +858,78 @@ class Bench:
 
     def summary(self) -> bool:
         o = self.options
-        rows: list[tuple[str, str, str]] = []
+        rows: list[tuple[str, str, str, str]] = []  # (carrier, figure, value, target)
         ok = True
 
-        def target(name: str, value: str, passed: bool | None) -> None:
+        def target(carrier: str, name: str, value: str, passed: bool | None) -> None:
             nonlocal ok
             verdict = "n/a" if passed is None else ("PASS" if passed else "FAIL")
             ok = ok and passed is not False
-            rows.append((name, value, verdict))
+            rows.append((carrier, name, value, verdict))
 
-        r = self.throughput
-        if r is not None:
+        for r in self.throughputs:
+            c = r.label
             target(
+                c,
                 "bulk change final",
                 f"{r.final_status} {r.device_counts}",
                 r.final_status == "PROCESSED",
             )
-            target("devices/s", fmt(r.devices_per_s, "{:.2f}"), None)
+            target(c, "devices/s", fmt(r.devices_per_s, "{:.2f}"), None)
             target(
+                c,
                 "per-device p50 / p95 (first audit row → outcome)",
                 f"{fmt(r.p50, '{:.3f}')} s / {fmt(r.p95, '{:.3f}')} s",
                 None,
             )
-            pond_ratio = r.pond_steady / o.rate_limit if r.pond_steady and o.rate_limit else None
-            rev_ratio = (
-                r.rev_steady / o.rev_rate_limit if r.rev_steady and o.rev_rate_limit else None
+            ratio = r.steady / r.limit if r.steady and r.limit else None
+            target(
+                c,
+                f"req/s ÷ limit {r.limit:g} (steady) ≥ {TARGET_RATIO}",
+                f"{fmt(r.steady, '{:.2f}')} req/s → {fmt(ratio, '{:.3f}')} "
+                f"({r.calls.get('requests', 0) / r.devices:.2f} req/device)",
+                None if ratio is None else ratio >= TARGET_RATIO,
             )
             target(
-                f"POND req/s ÷ limit {o.rate_limit:g} (steady) ≥ {TARGET_RATIO}",
-                f"{fmt(r.pond_steady, '{:.2f}')} req/s → {fmt(pond_ratio, '{:.3f}')}",
-                None if pond_ratio is None else pond_ratio >= TARGET_RATIO,
+                c,
+                "429s = 0",
+                str(r.calls.get("rate_limited")),
+                r.calls.get("rate_limited") == 0,
             )
-            target(
-                f"Rev.io req/s ÷ limit {o.rev_rate_limit:g} (steady)",
-                f"{fmt(r.rev_steady, '{:.2f}')} req/s → {fmt(rev_ratio, '{:.3f}')}",
-                None,
-            )
-            target(
-                "POND 429s = 0", str(r.pond.get("rate_limited")), r.pond.get("rate_limited") == 0
-            )
-            target(
-                "Rev.io 429s = 0", str(r.rev.get("rate_limited")), r.rev.get("rate_limited") == 0
-            )
-            target(
-                "max requests in any 1 s (POND / Rev.io)",
-                f"{r.pond.get('max_requests_in_1s')} / {r.rev.get('max_requests_in_1s')}",
-                None,
-            )
+            target(c, "max requests in any 1 s", str(r.calls.get("max_requests_in_1s")), None)
+            if r.rev_service:
+                rev_ratio = (
+                    r.rev_steady / o.rev_rate_limit if r.rev_steady and o.rev_rate_limit else None
+                )
+                target(
+                    c,
+                    f"Rev.io req/s ÷ limit {o.rev_rate_limit:g} (steady)",
+                    f"{fmt(r.rev_steady, '{:.2f}')} req/s → {fmt(rev_ratio, '{:.3f}')}",
+                    None,
+                )
+                target(
+                    c,
+                    "Rev.io 429s = 0",
+                    str(r.rev.get("rate_limited")),
+                    r.rev.get("rate_limited") == 0,
+                )
+                target(
+                    c, "Rev.io max requests in any 1 s", str(r.rev.get("max_requests_in_1s")), None
+                )
+            if r.note:
+                target(c, "note", r.note, None)
         if len(self.samples) >= 2:
             low, high = self.samples[0], self.samples[-1]
             spread = high.per_device / low.per_device - 1
             target(
+                "POND",
                 f"queries/device {low.devices} vs {high.devices} within ±10 %",
                 f"{low.per_device:.2f} vs {high.per_device:.2f} ({spread:+.1%})",
                 abs(spread) <= TARGET_QUERY_SPREAD,
             )
         elif self.samples:
             s = self.samples[0]
-            target(f"queries/device at {s.devices}", f"{s.per_device:.2f}", None)
+            target("POND", f"queries/device at {s.devices}", f"{s.per_device:.2f}", None)
 
         print("== Summary (markdown) ==")
         print()
@@ -804,17 +938,23 @@ class Bench:
             f"Machine: {os.cpu_count()} cores, {platform.python_implementation()} "
             f"{platform.python_version()}, {self.engine}; {datetime.now():%Y-%m-%d %H:%M}.  "
         )
+        queries = (
+            "not run"
+            if o.skip_queries
+            else f"samples {','.join(map(str, o.query_sample))} (POND only)"
+        )
         print(
-            f"Run: N={o.devices}, POND limit {o.rate_limit:g} req/s, Rev.io limit "
-            f"{o.rev_rate_limit:g} req/s, simulator latency {o.latency_ms} ms, "
-            f"{o.workers} qcluster workers x max_concurrency {o.concurrency}, chunk "
-            f"{chunk_size()}, query samples {','.join(map(str, o.query_sample))}."
+            f"Run: N={o.devices} per carrier, carriers {','.join(o.carriers)}, carrier limit "
+            f"{o.rate_limit:g} req/s each (Teal: {o.rate_limit * 60:g} calls/minute), Rev.io "
+            f"limit {o.rev_rate_limit:g} req/s (POND only), simulator latency {o.latency_ms} ms, "
+            f"ThingSpace/Teal completion {ASYNC_COMPLETION_MS} ms, {o.workers} qcluster workers "
+            f"x max_concurrency {o.concurrency}, chunk {chunk_size()}; query run {queries}."
         )
         print()
-        print("| figure | value | target |")
-        print("|---|---|---|")
-        for name, value, verdict in rows:
-            print(f"| {name} | {value} | {verdict} |")
+        print("| carrier | figure | value | target |")
+        print("|---|---|---|---|")
+        for carrier, name, value, verdict in rows:
+            print(f"| {carrier} | {name} | {value} | {verdict} |")
         print()
         print(f"Overall: {'PASS' if ok else 'FAIL'}", flush=True)
         return ok
@@ -883,7 +1023,7 @@ def steady_rates(
 
 def pond_ceiling(r: Throughput, o: argparse.Namespace) -> float | None:
     """The POND rate the Rev.io limit allows, at the measured requests per device."""
-    pond, rev = r.pond.get("requests", 0), r.rev.get("requests", 0)
+    pond, rev = r.calls.get("requests", 0), r.rev.get("requests", 0)
     if not (pond and rev and o.rev_rate_limit):
         return None
     return float(o.rev_rate_limit * pond / rev)
@@ -975,12 +1115,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=lambda text: [int(part) for part in text.split(",") if part.strip()],
         help="device counts for the queries-per-device run",
     )
+    parser.add_argument(
+        "--carriers",
+        default=",".join(CARRIERS),
+        type=lambda text: [part.strip().lower() for part in text.split(",") if part.strip()],
+        help=f"carriers for the throughput run, in order (default {','.join(CARRIERS)})",
+    )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-queries", action="store_true")
     parser.add_argument("--keep-logs", action="store_true", help="keep subprocess logs")
     options = parser.parse_args(argv)
     if options.devices < 1 or any(size < 1 for size in options.query_sample):
         parser.error("device counts must be positive")
+    unknown = sorted(set(options.carriers) - set(CARRIERS))
+    if unknown or not options.carriers:
+        parser.error(f"--carriers: choose from {','.join(CARRIERS)} (not {','.join(unknown)})")
     return options
 
 
