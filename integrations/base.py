@@ -499,6 +499,38 @@ class CarrierHttp:
         return call
 
 
+class CarrierClient(ABC):
+    """Base of a carrier's HTTP client: one :class:`CarrierHttp` named for the carrier, whose
+    401/403 message (:meth:`auth_failure`) names the account, never the secret."""
+
+    carrier: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        credentials: Credentials,
+        session: requests.Session | None = None,
+        throttle: Throttle | None = None,
+        on_call: CallRecorder | None = None,
+        timeouts: tuple[float, float] | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.http = CarrierHttp(
+            carrier=self.carrier,
+            credentials=credentials,
+            auth_failure=self.auth_failure(credentials),
+            session=session,
+            throttle=throttle,
+            on_call=on_call,
+            timeouts=timeouts,
+        )
+
+    @classmethod
+    @abstractmethod
+    def auth_failure(cls, credentials: Credentials) -> str:
+        """The message when the carrier rejects these credentials."""
+
+
 # --- Steps and progress ----------------------------------------------------------------------
 
 

@@ -19,11 +19,8 @@ from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import requests
-
 from integrations.base import (
-    CallRecorder,
-    CarrierHttp,
+    CarrierClient,
     Credentials,
     HttpResponse,
     Integration,
@@ -32,7 +29,6 @@ from integrations.base import (
     StatusUpdateProcessor,
     Step,
     StepResult,
-    Throttle,
     UpdateContext,
     unexpected_response,
     utc_now,
@@ -54,33 +50,18 @@ READ_DEVICE = "Read Jasper device"
 UPDATE_STATUS = "Update Jasper device status"
 
 
-class JasperClient:
+class JasperClient(CarrierClient):
     """Jasper's device API: HTTP Basic on every call, no token.
 
     Every method makes exactly one HTTP call and raises our error types (see
     :class:`CarrierHttp`, whose readable message carries Jasper's ``errorCode``).
     """
 
-    def __init__(
-        self,
-        *,
-        credentials: Credentials,
-        session: requests.Session | None = None,
-        throttle: Throttle | None = None,
-        on_call: CallRecorder | None = None,
-        timeouts: tuple[float, float] | None = None,
-    ) -> None:
-        self.credentials = credentials
-        label = JasperProcessor.account_label(credentials)
-        self.http = CarrierHttp(
-            carrier=CARRIER,
-            credentials=credentials,
-            auth_failure=f"Jasper rejected the credentials of {label}",
-            session=session,
-            throttle=throttle,
-            on_call=on_call,
-            timeouts=timeouts,
-        )
+    carrier = CARRIER
+
+    @classmethod
+    def auth_failure(cls, credentials: Credentials) -> str:
+        return f"Jasper rejected the credentials of {JasperProcessor.account_label(credentials)}"
 
     def get_device(self, *, iccid: str) -> dict[str, Any]:
         """``GET /devices/{iccid}``: the device's details, ``status`` among them."""

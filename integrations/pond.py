@@ -17,11 +17,8 @@ from functools import cached_property
 from typing import Any, ClassVar, Literal, cast
 from urllib.parse import quote
 
-import requests
-
 from integrations.base import (
-    CallRecorder,
-    CarrierHttp,
+    CarrierClient,
     Credentials,
     HttpResponse,
     Integration,
@@ -30,7 +27,6 @@ from integrations.base import (
     StatusUpdateProcessor,
     Step,
     StepResult,
-    Throttle,
     UpdateContext,
     unexpected_response,
     utc_now,
@@ -75,33 +71,23 @@ class Package:
     package_type_id: int | None = None
 
 
-class PondClient:
+class PondClient(CarrierClient):
     """POND's distributor API: a static ``x-api-key``, every path under the distributor id.
 
     Every method makes exactly one HTTP call and raises our error types (see
     :class:`CarrierHttp`); write calls take the ``Idempotency-Key`` to send.
     """
 
-    def __init__(
-        self,
-        *,
-        credentials: Credentials,
-        session: requests.Session | None = None,
-        throttle: Throttle | None = None,
-        on_call: CallRecorder | None = None,
-        timeouts: tuple[float, float] | None = None,
-    ) -> None:
-        self.credentials = credentials
-        self.distributor_id = credentials.account
-        self.http = CarrierHttp(
-            carrier="POND",
-            credentials=credentials,
-            auth_failure=f"POND rejected the API key for distributor {credentials.account}",
-            session=session,
-            throttle=throttle,
-            on_call=on_call,
-            timeouts=timeouts,
-        )
+    carrier = "POND"
+
+    @classmethod
+    def auth_failure(cls, credentials: Credentials) -> str:
+        return f"POND rejected the API key for distributor {credentials.account}"
+
+    @property
+    def distributor_id(self) -> str:
+        """Every POND path starts with the account's distributor id."""
+        return self.credentials.account
 
     def read_sim(self, *, iccid: str, request_id: str = "") -> dict[str, Any]:
         """The SIM's status and its three service statuses."""

@@ -21,7 +21,7 @@ import requests
 from integrations.base import (
     CallRecord,
     CallRecorder,
-    CarrierHttp,
+    CarrierClient,
     Credentials,
     HttpResponse,
     Integration,
@@ -251,33 +251,23 @@ def _rev_date(value: date | None) -> str | None:
     return f"{value.isoformat()}Z" if value else None
 
 
-class RevClient:
+class RevClient(CarrierClient):
     """Rev.io's billing API v1: HTTP Basic ``username@client_code:password`` on every call.
 
     Every method makes exactly one HTTP call and raises our error types; a 2xx answer with
     ``"ok": false`` is a PermanentError carrying Rev's message.
     """
 
-    def __init__(
-        self,
-        *,
-        credentials: Credentials,
-        session: requests.Session | None = None,
-        throttle: Throttle | None = None,
-        on_call: CallRecorder | None = None,
-        timeouts: tuple[float, float] | None = None,
-    ) -> None:
-        self.credentials = credentials
-        self.http = CarrierHttp(
-            carrier="Rev.io",
-            credentials=credentials,
-            auth_failure=f"Rev.io rejected the credentials for client {credentials.account}",
-            session=session,
-            throttle=throttle,
-            on_call=on_call,
-            timeouts=timeouts,
-        )
-        self.auth = (f"{credentials.username}@{credentials.account}", credentials.secret)
+    carrier = "Rev.io"
+
+    @classmethod
+    def auth_failure(cls, credentials: Credentials) -> str:
+        return f"Rev.io rejected the credentials for client {credentials.account}"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        """HTTP Basic: ``username@client_code`` and the password."""
+        return (f"{self.credentials.username}@{self.credentials.account}", self.credentials.secret)
 
     def find_service(self, *, number: str, customer_id: int) -> int | None:
         """The id of the customer's service for ``number``, or None when it has none."""

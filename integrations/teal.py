@@ -30,12 +30,9 @@ from functools import cached_property
 from typing import Any, ClassVar, Literal, cast
 from urllib.parse import quote
 
-import requests
-
 from integrations.base import (
     CallRecord,
-    CallRecorder,
-    CarrierHttp,
+    CarrierClient,
     Credentials,
     HttpResponse,
     Integration,
@@ -44,7 +41,6 @@ from integrations.base import (
     StatusUpdateProcessor,
     Step,
     StepResult,
-    Throttle,
     TransientError,
     UpdateContext,
     confirm_budget_seconds,
@@ -124,7 +120,7 @@ class Operation:
         return next((entry for entry in self.entries if entry.eid == eid), None)
 
 
-class TealClient:
+class TealClient(CarrierClient):
     """Teal's eSIM API: ``ApiKey``/``ApiSecret`` headers on every call, no token.
 
     Every method makes exactly one HTTP call and raises our error types (see
@@ -132,25 +128,11 @@ class TealClient:
     credentials secret, so :class:`CarrierHttp` replaces its value in every audit text.
     """
 
-    def __init__(
-        self,
-        *,
-        credentials: Credentials,
-        session: requests.Session | None = None,
-        throttle: Throttle | None = None,
-        on_call: CallRecorder | None = None,
-        timeouts: tuple[float, float] | None = None,
-    ) -> None:
-        self.credentials = credentials
-        self.http = CarrierHttp(
-            carrier=CARRIER,
-            credentials=credentials,
-            auth_failure=f"Teal rejected the ApiKey/ApiSecret of {account_label(credentials)}",
-            session=session,
-            throttle=throttle,
-            on_call=on_call,
-            timeouts=timeouts,
-        )
+    carrier = CARRIER
+
+    @classmethod
+    def auth_failure(cls, credentials: Credentials) -> str:
+        return f"Teal rejected the ApiKey/ApiSecret of {account_label(credentials)}"
 
     def change_state(
         self,

@@ -20,11 +20,8 @@ from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import requests
-
 from integrations.base import (
-    CallRecorder,
-    CarrierHttp,
+    CarrierClient,
     Credentials,
     HttpResponse,
     Integration,
@@ -33,7 +30,6 @@ from integrations.base import (
     StatusUpdateProcessor,
     Step,
     StepResult,
-    Throttle,
     UpdateContext,
     unexpected_response,
     utc_now,
@@ -59,33 +55,19 @@ def missing_msisdn_message(iccid: str) -> str:
     return f"Telegence needs the subscriber number (MSISDN) for ICCID {iccid}"
 
 
-class TelegenceClient:
+class TelegenceClient(CarrierClient):
     """Telegence's subscriber API: ``app-id``/``app-secret`` headers on every call, no token.
 
     Every method makes exactly one HTTP call and raises our error types (see
     :class:`CarrierHttp`), with Telegence's error codes in the message.
     """
 
-    def __init__(
-        self,
-        *,
-        credentials: Credentials,
-        session: requests.Session | None = None,
-        throttle: Throttle | None = None,
-        on_call: CallRecorder | None = None,
-        timeouts: tuple[float, float] | None = None,
-    ) -> None:
-        self.credentials = credentials
+    carrier = CARRIER
+
+    @classmethod
+    def auth_failure(cls, credentials: Credentials) -> str:
         label = TelegenceProcessor.account_label(credentials)
-        self.http = CarrierHttp(
-            carrier=CARRIER,
-            credentials=credentials,
-            auth_failure=f"Telegence rejected the app id and secret for {label}",
-            session=session,
-            throttle=throttle,
-            on_call=on_call,
-            timeouts=timeouts,
-        )
+        return f"Telegence rejected the app id and secret for {label}"
 
     def read_subscriber(self, *, msisdn: str) -> dict[str, Any]:
         """The subscriber's record: ``subscriberNumber``, ``iccid``, ``serviceStatus``, …"""
