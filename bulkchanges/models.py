@@ -5,13 +5,26 @@ writes go through ``bulkchanges.services``, reads through ``bulkchanges.selector
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from integrations.base import Credentials, Integration
+
+_Model = TypeVar("_Model", bound=models.Model)
+
+
+class TouchingQuerySet(models.QuerySet[_Model]):
+    """``QuerySet.update()`` skips ``auto_now``; this one moves ``updated_at`` with every bulk
+    update, so "updated recently" means what it says (the reaper tells a running bulk change
+    from a stalled one by its device changes' ``updated_at``)."""
+
+    def update(self, **kwargs: Any) -> int:
+        kwargs.setdefault("updated_at", timezone.now())
+        return super().update(**kwargs)
 
 
 def webhook_secret_generate() -> str:
@@ -62,6 +75,8 @@ class IntegrationAuthentication(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TouchingQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -122,6 +137,8 @@ class Device(models.Model):
         DeviceStatus, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TouchingQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -255,6 +272,8 @@ class DeviceChange(models.Model):
     carrier_submitted_at = models.DateTimeField(null=True, blank=True)
     rev_service_id = models.BigIntegerField(null=True, blank=True)
     rev_product_ids = models.JSONField(default=dict, blank=True)
+
+    objects = TouchingQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
