@@ -67,7 +67,9 @@ class IntegrationAuthentication(models.Model):
     secret = models.CharField(max_length=500, blank=True, default="")
     secret_2 = models.CharField(max_length=500, blank=True, default="")
     rate_limit = models.FloatField(default=10.0, help_text="Requests per second, all workers.")
-    max_concurrency = models.PositiveIntegerField(default=4)
+    max_concurrency = models.PositiveIntegerField(
+        default=4, help_text="Concurrent requests, all workers; also each worker's threads."
+    )
     daily_action_budget = models.PositiveIntegerField(
         default=5, help_text="ThingSpace: provisioning actions per line per day."
     )
@@ -333,8 +335,8 @@ class BulkChangeLog(models.Model):
 
 class RateLimitBucket(models.Model):
     """Shared request-rate state for one set of credentials when no Redis is configured: the
-    epoch second of the next free request slot, advanced under a row lock (Django's database
-    cache is not atomic, so it cannot serve here)."""
+    epoch second of the next free request slot, advanced by one conditional ``UPDATE …
+    RETURNING`` (Django's database cache is not atomic, so it cannot serve here)."""
 
     key = models.CharField(max_length=100, unique=True)
     next_slot = models.FloatField(default=0.0)
@@ -344,9 +346,9 @@ class RateLimitBucket(models.Model):
 
 
 class ConcurrencySlot(models.Model):
-    """One of a credentials' ``max_concurrency`` slots when no Redis is configured: a worker
-    holds a slot while it works on a device; a slot whose holder died frees itself when
-    ``held_until`` passes."""
+    """One of a credentials' ``max_concurrency`` slots (the carrier's concurrent calls) when no
+    Redis is configured: a request holds a slot while it is on the wire; a slot whose holder
+    died frees itself when ``held_until`` passes."""
 
     key = models.CharField(max_length=100)
     slot = models.PositiveIntegerField()

@@ -1,15 +1,19 @@
 """Request-rate and concurrency limits shared by every worker process and host (DESIGN
-section 5).
+section 5). :func:`throttle_for` gives the clients one :class:`~integrations.base.Throttle` per
+set of credentials, made of the two limits below; each HTTP request holds it (``call()``) for
+the request only.
 
-Each set of credentials has one schedule of request slots spaced ``1/rate`` apart. A sender
-reserves the next free slot atomically — in Redis (a Lua script) when ``REDIS_URL`` is set, else
-in a database row under a row lock — and sleeps until its slot. Requests therefore never exceed
-the rate across processes, and with enough senders they fill it. A 429 pushes the schedule
-back (by the Retry-After, at most ``MAX_PENALTY_SECONDS``) so every sender slows down at once.
+Rate: each set of credentials has one schedule of request slots spaced ``1/rate`` apart. A
+sender reserves the next free slot atomically — in Redis (a Lua script) when ``REDIS_URL`` is
+set, else with one conditional ``UPDATE … RETURNING`` on a database row — and sleeps until its
+slot. Requests therefore never exceed the rate across processes, and with enough senders they
+fill it. A 429 pushes the schedule back (by the Retry-After, at most ``MAX_PENALTY_SECONDS``)
+so every sender slows down at once.
 
-Concurrency: each set of credentials has ``max_concurrency`` slots; a worker holds one while it
-works on a device (a ConcurrencySlot row claimed with SKIP LOCKED, or a Redis sorted set). A
-slot is leased: if its holder dies, it frees itself after ``BULKCHANGE_LEASE_SECONDS``.
+Concurrency: each set of credentials has ``max_concurrency`` slots (the carrier's concurrent
+calls); a request holds one while it is on the wire (a ConcurrencySlot row taken by one
+conditional UPDATE, or a Redis sorted set). A slot is leased: if its holder dies, it frees
+itself after ``BULKCHANGE_LEASE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from functools import cache
 from typing import Protocol
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import connection
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from bulkchanges.models import ConcurrencySlot, RateLimitBucket
-from integrations.base import Credentials, NoThrottle, Throttle
+from integrations.base import Credentials, Throttle
 
 MAX_PENALTY_SECONDS = 5.0
 
@@ -50,32 +54,57 @@ return {tostring(now), tostring(slot)}
 """
 
 
-class DatabaseThrottle:
-    """Slot reservation in a RateLimitBucket row (SELECT … FOR UPDATE, then UPDATE)."""
+class RateLimit(Protocol):
+    def acquire(self) -> None:
+        """Block until this sender's reserved rate slot has come."""
+
+    def penalise(self, seconds: float) -> None:
+        """Push the schedule back (a 429), for every sender."""
+
+
+class DatabaseRateLimit:
+    """Slot reservation in a RateLimitBucket row: one UPDATE that advances ``next_slot`` from
+    ``max(next_slot, now)`` and returns it — atomic on its own (a row lock on PostgreSQL, the
+    write lock on SQLite), so no transaction is held open around it."""
 
     def __init__(self, key: str, rate: float) -> None:
         self.key = key
         self.interval = 1.0 / rate
         RateLimitBucket.objects.get_or_create(key=key)
+        # Identifiers from the model's own metadata (no input reaches this SQL); values are
+        # parameters. Django's update() cannot express RETURNING, hence the raw statement.
+        quote = connection.ops.quote_name
+        table, slot, key_column = (
+            quote(name) for name in (RateLimitBucket._meta.db_table, "next_slot", "key")
+        )
+        self._reserve_sql = (
+            f"UPDATE {table} SET {slot} = CASE WHEN {slot} > %s THEN {slot} ELSE %s END + %s "  # noqa: S608
+            f"WHERE {key_column} = %s RETURNING {slot}"
+        )
+        self._penalise_sql = (
+            f"UPDATE {table} SET {slot} = %s WHERE {key_column} = %s AND {slot} < %s"  # noqa: S608
+        )
 
     def acquire(self) -> None:
-        with transaction.atomic():
-            bucket = RateLimitBucket.objects.select_for_update().only("next_slot").get(key=self.key)
+        while True:
             now = time.time()
-            slot = max(bucket.next_slot, now)
-            RateLimitBucket.objects.filter(key=self.key).update(next_slot=slot + self.interval)
+            with connection.cursor() as cursor:
+                cursor.execute(self._reserve_sql, [now, now, self.interval, self.key])
+                rows = cursor.fetchall()  # all: SQLite ends the statement (and its lock) here
+            if rows:
+                break
+            RateLimitBucket.objects.get_or_create(key=self.key)  # removed (a flushed database)
+        slot = float(rows[0][0]) - self.interval
         if slot > now:
             time.sleep(slot - now)
 
     def penalise(self, seconds: float) -> None:
-        with transaction.atomic():
-            bucket = RateLimitBucket.objects.select_for_update().only("next_slot").get(key=self.key)
-            later = time.time() + min(max(seconds, 0.0), MAX_PENALTY_SECONDS)
-            if bucket.next_slot < later:
-                RateLimitBucket.objects.filter(key=self.key).update(next_slot=later)
+        later = time.time() + min(max(seconds, 0.0), MAX_PENALTY_SECONDS)
+        with connection.cursor() as cursor:
+            cursor.execute(self._penalise_sql, [later, self.key, later])
 
 
-class RedisThrottle:
+class RedisRateLimit:
     """The same schedule in Redis, reserved by one atomic script using the server's clock."""
 
     def __init__(self, key: str, rate: float, url: str) -> None:
@@ -97,30 +126,9 @@ class RedisThrottle:
         self.script(keys=[self.key], args=[self.interval, penalty])
 
 
-_lock = threading.Lock()
-
-
-@cache
-def _throttle(key: str, rate: float) -> Throttle:
-    if rate <= 0:
-        return NoThrottle()
-    if settings.REDIS_URL:
-        return RedisThrottle(key, rate, settings.REDIS_URL)
-    return DatabaseThrottle(key, rate)
-
-
-def throttle_for(credentials: Credentials) -> Throttle:
-    """The shared limiter for one set of credentials (cached per process)."""
-    with _lock:
-        return _throttle(
-            f"credentials-{credentials.integration_authentication_id}",
-            float(credentials.rate_limit),
-        )
-
-
 # --- Concurrency -----------------------------------------------------------------------------
 
-SLOT_POLL_SECONDS = 0.05
+SLOT_POLL_SECONDS = 0.02
 
 _ACQUIRE_LUA = """
 local t = redis.call('TIME')
@@ -178,21 +186,22 @@ class DatabaseConcurrency(_Slots):
         )
 
     def _acquire(self, token: uuid.UUID) -> bool:
+        """One UPDATE takes a free (or expired) slot picked at random, so concurrent takers
+        rarely aim at the same row; the condition is checked again on the row itself, and the
+        row count decides between two takers that did."""
         now = timezone.now()
-        with transaction.atomic():
-            free = ConcurrencySlot.objects.filter(key=self.key, slot__lt=self.limit).filter(
-                Q(holder__isnull=True) | Q(held_until__lt=now)
-            )
-            if connection.features.has_select_for_update_skip_locked:
-                free = free.select_for_update(skip_locked=True)
-            slot = free.values_list("pk", flat=True).first()
-            if slot is None:
-                return False
-            return bool(
-                ConcurrencySlot.objects.filter(pk=slot)
-                .filter(Q(holder__isnull=True) | Q(held_until__lt=now))
-                .update(holder=token, held_until=now + timedelta(seconds=self.ttl))
-            )
+        free = Q(holder__isnull=True) | Q(held_until__lt=now)
+        pick = (
+            ConcurrencySlot.objects.filter(key=self.key, slot__lt=self.limit)
+            .filter(free)
+            .order_by("?")
+            .values("pk")[:1]
+        )
+        return bool(
+            ConcurrencySlot.objects.filter(pk__in=Subquery(pick))
+            .filter(free)
+            .update(holder=token, held_until=now + timedelta(seconds=self.ttl))
+        )
 
     def _release(self, token: uuid.UUID) -> None:
         ConcurrencySlot.objects.filter(key=self.key, holder=token).update(
@@ -222,10 +231,44 @@ def _concurrency(key: str, limit: int) -> Concurrency:
     return DatabaseConcurrency(key, limit)
 
 
-def concurrency_for(credentials: Credentials) -> Concurrency:
-    """The shared slots of one set of credentials (cached per process)."""
+@cache
+def _rate(key: str, rate: float) -> RateLimit | None:
+    if rate <= 0:
+        return None
+    if settings.REDIS_URL:
+        return RedisRateLimit(key, rate, settings.REDIS_URL)
+    return DatabaseRateLimit(key, rate)
+
+
+class SharedThrottle:
+    """A set of credentials' :class:`~integrations.base.Throttle`: a concurrency slot first
+    (so that no rate slot is spent while waiting for one), then the rate slot."""
+
+    def __init__(self, rate: RateLimit | None, slots: Concurrency) -> None:
+        self.rate = rate
+        self.slots = slots
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        with self.slots.hold():
+            if self.rate is not None:
+                self.rate.acquire()
+            yield
+
+    def penalise(self, seconds: float) -> None:
+        if self.rate is not None:
+            self.rate.penalise(seconds)
+
+
+_lock = threading.Lock()
+
+
+def throttle_for(credentials: Credentials) -> Throttle:
+    """The shared limits of one set of credentials (cached per process). A rate of 0 means no
+    rate limit; the concurrency limit always applies."""
+    key = f"credentials-{credentials.integration_authentication_id}"
     with _lock:
-        return _concurrency(
-            f"credentials-{credentials.integration_authentication_id}",
-            int(credentials.max_concurrency),
+        return SharedThrottle(
+            _rate(key, float(credentials.rate_limit)),
+            _concurrency(key, int(credentials.max_concurrency)),
         )

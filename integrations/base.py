@@ -216,18 +216,23 @@ def default_timeouts() -> tuple[float, float]:
 
 
 class Throttle(Protocol):
-    """A request-rate limiter shared by every worker using one set of credentials."""
+    """The limits of one set of credentials, shared by every worker on every host: a request
+    rate and a number of concurrent calls (the contracts' "a small number of concurrent
+    calls"). A slot is held for one HTTP request only — never across a step's other work or
+    an asynchronous carrier's wait between confirm polls."""
 
-    def acquire(self) -> None:
-        """Block until one request may be sent."""
+    def call(self) -> AbstractContextManager[None]:
+        """Block until one request may be sent — a free concurrency slot, then the next rate
+        slot — and hold the concurrency slot until the block (the request) ends."""
 
     def penalise(self, seconds: float) -> None:
         """The carrier answered 429: slow every sender of these credentials down."""
 
 
 class NoThrottle:
-    def acquire(self) -> None:
-        return None
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        yield
 
     def penalise(self, seconds: float) -> None:
         return None
@@ -408,22 +413,24 @@ class CarrierHttp:
         if json_body is not None:
             all_headers.setdefault("Content-Type", "application/json")
         request_text = self._request_text(method, url, params, all_headers, body_text)
-        self.throttle.acquire()
-        started = time.monotonic()
-        try:
-            response = self.session.request(
-                method,
-                url,
-                data=body_text.encode() if body_text else None,
-                params=params,
-                headers=all_headers,
-                auth=auth,
-                timeout=self.timeouts,
-            )
-        except requests.RequestException as exc:
-            kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-            call = self._record(description, method, url, request_text, None, str(exc), started)
-            raise TransientError(f"{self.carrier} {kind}: {type(exc).__name__}", call=call) from exc
+        with self.throttle.call():
+            started = time.monotonic()
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    data=body_text.encode() if body_text else None,
+                    params=params,
+                    headers=all_headers,
+                    auth=auth,
+                    timeout=self.timeouts,
+                )
+            except requests.RequestException as exc:
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                call = self._record(description, method, url, request_text, None, str(exc), started)
+                raise TransientError(
+                    f"{self.carrier} {kind}: {type(exc).__name__}", call=call
+                ) from exc
         call = self._record(
             description, method, url, request_text, response.status_code, response.text, started
         )

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from django.conf import settings
@@ -36,7 +37,7 @@ from bulkchanges.models import (
     DeviceChange,
     IntegrationAuthentication,
 )
-from bulkchanges.ratelimit import Concurrency, concurrency_for, throttle_for
+from bulkchanges.ratelimit import throttle_for
 from bulkchanges.retry import backoff_seconds, should_retry, sqs_delay_seconds
 from bulkchanges.selectors import bulk_change_has_unfinished, device_status_counts, final_status
 from bulkchanges.services import logs
@@ -295,8 +296,9 @@ def device_changes_process(
     request_id: str = "",
     enqueue: Enqueue,
 ) -> int:
-    """Claim and process ``ids``, concurrently up to the credentials' concurrency limit (threads:
-    the work is HTTP). Returns how many devices this worker processed."""
+    """Claim and process ``ids`` on up to the credentials' ``max_concurrency`` threads (the
+    work is mostly waiting for HTTP). Each thread works through the ids with one database
+    connection, closed when it is done. Returns how many devices this worker processed."""
     if not ids:
         return 0
     credentials = IntegrationAuthentication.objects.filter(
@@ -304,37 +306,41 @@ def device_changes_process(
     ).first()
     if credentials is None:
         return 0
-    slots = concurrency_for(credentials.as_credentials())
-    run = partial(
-        _claim_and_run, slots=slots, process_by=process_by, request_id=request_id, enqueue=enqueue
-    )
+    run = partial(_claim_and_run, process_by=process_by, request_id=request_id, enqueue=enqueue)
     threads = min(credentials.max_concurrency, len(ids))
     if threads <= 1:
         return sum(run(pk) for pk in ids)
+    pending: SimpleQueue[int] = SimpleQueue()
+    for pk in ids:
+        pending.put(pk)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return sum(pool.map(partial(_in_thread, run), ids))
+        return sum(pool.map(lambda _: _drain_in_thread(pending, run), range(threads)))
 
 
-def _in_thread(run: Callable[[int], bool], pk: int) -> bool:
+def _drain_in_thread(pending: SimpleQueue[int], run: Callable[[int], bool]) -> int:
+    done = 0
     try:
-        return run(pk)
+        while True:
+            try:
+                pk = pending.get_nowait()
+            except Empty:
+                return done
+            done += run(pk)
+            if connection.errors_occurred:  # a database error: start the next on a fresh one
+                connection.close()
     finally:
         connection.close()  # worker threads open their own connections
 
 
-def _claim_and_run(
-    pk: int, *, slots: Concurrency, process_by: str, request_id: str, enqueue: Enqueue
-) -> bool:
-    """Claim and run one device. The credentials' concurrency slot (shared by every worker) is
-    held only around the carrier's calls, not the claim, the audit writes or Rev.io's steps
-    (which hold a Rev.io slot of their own)."""
+def _claim_and_run(pk: int, *, process_by: str, request_id: str, enqueue: Enqueue) -> bool:
+    """Claim and run one device."""
     if not device_change_claim(ids=[pk]):
         return False
     device_change = DeviceChange.objects.select_related(
         "bulk_change", "bulk_change__integration_authentication", "device__status"
     ).get(pk=pk)
     try:
-        _DeviceRun(device_change, slots=slots, process_by=process_by, request_id=request_id).run()
+        _DeviceRun(device_change, process_by=process_by, request_id=request_id).run()
     except Exception:
         logger.exception(
             "device change %s: unexpected failure outside the step runner",
@@ -356,11 +362,8 @@ def _claim_and_run(
 class _DeviceRun:
     """Runs the remaining steps of one claimed device change and records its outcome."""
 
-    def __init__(
-        self, device_change: DeviceChange, *, slots: Concurrency, process_by: str, request_id: str
-    ) -> None:
+    def __init__(self, device_change: DeviceChange, *, process_by: str, request_id: str) -> None:
         self.device_change = device_change
-        self.slots = slots
         self.bulk_change = device_change.bulk_change
         self.token = device_change.claim_token
         self.process_by = process_by
@@ -439,19 +442,18 @@ class _DeviceRun:
             options=request.options,
         )
         processor.check_identifiers(context)
-        with self.slots.hold():  # one of the carrier's concurrency slots, for its calls only
-            if not request.is_ignore_current_status and self._nothing_done_yet():
-                current = self._current_status(processor, context)
-                mapping = processor_cls.statuses[request.update_status]
-                already = {request.update_status.lower(), mapping.post_update_status.lower()}
-                if current is not None and current.lower() in already:
-                    outcome = f"already {request.update_status}; no carrier call made"
-                    self._finish(Status.SKIPPED, outcome=outcome)
-                    return
-            for step in processor_cls.steps:
-                if not context.progress.is_done(step):
-                    self._check_cancelled()
-                    context = self._record(processor.perform(step, context), context)
+        if not request.is_ignore_current_status and self._nothing_done_yet():
+            current = self._current_status(processor, context)
+            mapping = processor_cls.statuses[request.update_status]
+            already = {request.update_status.lower(), mapping.post_update_status.lower()}
+            if current is not None and current.lower() in already:
+                outcome = f"already {request.update_status}; no carrier call made"
+                self._finish(Status.SKIPPED, outcome=outcome)
+                return
+        for step in processor_cls.steps:
+            if not context.progress.is_done(step):
+                self._check_cancelled()
+                context = self._record(processor.perform(step, context), context)
         self._update_inventory(request)
         if request.rev_service is not None:
             context = self._create_rev_service(request, context)
@@ -550,10 +552,9 @@ class _DeviceRun:
         )
         carrier_done = self.device_change.carrier_status_at or timezone.now()
         context = replace(context, today=carrier_done.date())
-        with concurrency_for(rev_row.as_credentials()).hold():
-            for step in (Step.REV_SERVICE, Step.REV_PRODUCTS):
-                self._check_cancelled()
-                context = self._record(rev.perform(step, context, request.rev_service), context)
+        for step in (Step.REV_SERVICE, Step.REV_PRODUCTS):
+            self._check_cancelled()
+            context = self._record(rev.perform(step, context, request.rev_service), context)
         return context
 
     # Writes ----------------------------------------------------------------------------------

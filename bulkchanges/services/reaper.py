@@ -47,9 +47,10 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     grace = timedelta(seconds=settings.BULKCHANGE_REAPER_GRACE_SECONDS)
     report = ReapReport()
     touched: set[int] = set()
+    # Stalled first: the reaper's own writes below move ``updated_at`` and are not progress.
+    _resend_stalled_bulk_changes(now, now - grace, report)
     _expire_leases(now, enqueue, process_by, report, touched)
     _resend_overdue_retries(now - grace, report)
-    _resend_stalled_bulk_changes(now, now - grace, report)
     runnable_without_work = BulkChange.objects.filter(status__in=RUNNABLE_BULK).exclude(
         Exists(
             DeviceChange.objects.filter(

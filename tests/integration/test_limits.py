@@ -1,6 +1,6 @@
-"""The shared rate and concurrency limiters, in the database and in Redis (127.0.0.1:6379).
-They are shared by every thread, process and host, so the tests use several threads with
-their own connections."""
+"""The shared rate and concurrency limits, in the database and in Redis (127.0.0.1:6379), and
+the throttle the clients hold for each request. They are shared by every thread, process and
+host, so the tests use several threads with their own connections."""
 
 from __future__ import annotations
 
@@ -15,14 +15,15 @@ import redis
 from django.db import connection
 from django.utils import timezone
 
-from bulkchanges.models import ConcurrencySlot
+from bulkchanges.models import ConcurrencySlot, RateLimitBucket
 from bulkchanges.ratelimit import (
     DatabaseConcurrency,
-    DatabaseThrottle,
+    DatabaseRateLimit,
+    RateLimit,
     RedisConcurrency,
-    RedisThrottle,
+    RedisRateLimit,
+    SharedThrottle,
 )
-from integrations.base import Throttle
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -53,13 +54,13 @@ def in_threads(count: int, work: Callable[[], None]) -> None:
         thread.join(timeout=60)
 
 
-def sent_at(throttle: Throttle, *, senders: int, each: int) -> list[float]:
+def sent_at(rate: RateLimit, *, senders: int, each: int) -> list[float]:
     times: list[float] = []
     lock = threading.Lock()
 
     def send() -> None:
         for _ in range(each):
-            throttle.acquire()
+            rate.acquire()
             with lock:
                 times.append(time.time())
 
@@ -70,13 +71,13 @@ def sent_at(throttle: Throttle, *, senders: int, each: int) -> list[float]:
 @pytest.mark.parametrize(
     "make",
     [
-        pytest.param(lambda key: DatabaseThrottle(key, 20), id="database"),
-        pytest.param(lambda key: RedisThrottle(key, 20, REDIS_URL), id="redis", marks=needs_redis),
+        pytest.param(lambda key: DatabaseRateLimit(key, 20), id="database"),
+        pytest.param(lambda key: RedisRateLimit(key, 20, REDIS_URL), id="redis", marks=needs_redis),
     ],
 )
-def test_senders_together_never_exceed_the_rate(make: Callable[[str], Throttle]) -> None:
-    throttle = make(f"test-{uuid.uuid4().hex}")
-    times = sent_at(throttle, senders=4, each=6)
+def test_senders_together_never_exceed_the_rate(make: Callable[[str], RateLimit]) -> None:
+    rate = make(f"test-{uuid.uuid4().hex}")
+    times = sent_at(rate, senders=4, each=6)
     assert len(times) == 24
     # 24 requests at 20/s: slots are 50 ms apart, so they span at least 23 intervals.
     assert times[-1] - times[0] >= 23 * 0.05 * 0.95
@@ -87,16 +88,18 @@ def test_senders_together_never_exceed_the_rate(make: Callable[[str], Throttle])
 @pytest.mark.parametrize(
     "make",
     [
-        pytest.param(lambda key: DatabaseThrottle(key, 100), id="database"),
-        pytest.param(lambda key: RedisThrottle(key, 100, REDIS_URL), id="redis", marks=needs_redis),
+        pytest.param(lambda key: DatabaseRateLimit(key, 100), id="database"),
+        pytest.param(
+            lambda key: RedisRateLimit(key, 100, REDIS_URL), id="redis", marks=needs_redis
+        ),
     ],
 )
-def test_a_429_pushes_every_sender_back(make: Callable[[str], Throttle]) -> None:
-    throttle = make(f"test-{uuid.uuid4().hex}")
-    throttle.acquire()
-    throttle.penalise(0.5)
+def test_a_429_pushes_every_sender_back(make: Callable[[str], RateLimit]) -> None:
+    rate = make(f"test-{uuid.uuid4().hex}")
+    rate.acquire()
+    rate.penalise(0.5)
     started = time.time()
-    throttle.acquire()
+    rate.acquire()
     assert time.time() - started >= 0.45
 
 
@@ -139,3 +142,54 @@ def test_a_slot_whose_holder_died_frees_itself_after_its_lease() -> None:
     with slots.hold():
         assert ConcurrencySlot.objects.get(key=key).holder is not None
     assert ConcurrencySlot.objects.get(key=key).holder is None
+
+
+def test_the_database_rate_limit_makes_its_row_again_when_it_was_removed() -> None:
+    key = f"test-{uuid.uuid4().hex}"
+    rate = DatabaseRateLimit(key, 100)
+    RateLimitBucket.objects.filter(key=key).delete()
+    rate.acquire()
+    rate.acquire()
+    assert RateLimitBucket.objects.get(key=key).next_slot > time.time()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(
+            lambda key: SharedThrottle(DatabaseRateLimit(key, 50), DatabaseConcurrency(key, 2)),
+            id="database",
+        ),
+        pytest.param(
+            lambda key: SharedThrottle(
+                RedisRateLimit(key, 50, REDIS_URL), RedisConcurrency(key, 2, REDIS_URL)
+            ),
+            id="redis",
+            marks=needs_redis,
+        ),
+    ],
+)
+def test_requests_through_the_throttle_respect_both_the_rate_and_the_concurrent_calls(
+    make: Callable[[str], SharedThrottle],
+) -> None:
+    """Six senders, 20 ms "requests": never more than 2 on the wire, never faster than 50/s."""
+    throttle = make(f"test-{uuid.uuid4().hex}")
+    on_wire, peak, started_at = [0], [0], []
+    lock = threading.Lock()
+
+    def send() -> None:
+        for _ in range(4):
+            with throttle.call():
+                with lock:
+                    on_wire[0] += 1
+                    peak[0] = max(peak[0], on_wire[0])
+                    started_at.append(time.time())
+                time.sleep(0.02)
+                with lock:
+                    on_wire[0] -= 1
+
+    in_threads(6, send)
+    assert len(started_at) == 24
+    assert peak[0] == 2
+    times = sorted(started_at)
+    assert times[-1] - times[0] >= 23 * 0.02 * 0.95  # 50/s: slots 20 ms apart

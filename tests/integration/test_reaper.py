@@ -67,3 +67,26 @@ def test_a_bulk_change_without_progress_for_the_grace_period_is_sent_again(
     assert message["MessageAttributes"]["BulkChangeId"]["StringValue"] == str(bulk_change.pk)
     # Sent again restarts its grace period: the next pass leaves it alone.
     assert reap(enqueue=lambda ids: None, process_by="reaper").bulk_changes_resent == 0
+
+
+def test_expiring_a_dead_workers_leases_is_not_progress_of_its_bulk_change(
+    pond_world: PondWorld, sqs_queue: Queue
+) -> None:
+    """A worker died holding one device; the rest are PENDING. The reaper returns the lease
+    and also sends the bulk change again (its own write is not progress)."""
+    bulk_change = _running_since_long_ago(pond_world, 3)
+    first = DeviceChange.objects.filter(bulk_change=bulk_change).order_by("pk").first()
+    assert first is not None
+    long_ago = timezone.now() - timedelta(seconds=2 * settings.BULKCHANGE_REAPER_GRACE_SECONDS)
+    DeviceChange.objects.filter(pk=first.pk).update(
+        status=DeviceChange.Status.PROCESSING,
+        claimed_until=long_ago,
+        updated_at=long_ago,
+    )
+    handed: list[list[int]] = []
+
+    report = reap(enqueue=handed.append, process_by="reaper")
+
+    assert report.leases_expired == 1
+    assert handed == [[first.pk]]
+    assert report.bulk_changes_resent == 1

@@ -7,7 +7,6 @@ import base64
 import email.utils
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from integrations.base import (
     processor_class,
 )
 from integrations.jasper import JasperClient, JasperProcessor
+from tests.unit.integrations.support import RecordingThrottle
 
 API_KEY = "jasper-key-Q7w2e9Lk"
 USERNAME = "ops-api"
@@ -60,34 +60,6 @@ def device_body(status: str, iccid: str = ICCID) -> dict[str, str]:
         "communicationPlan": "Data Only",
         "dateUpdated": "2026-11-20 10:11:12.000+0000",
     }
-
-
-class RecordingThrottle:
-    def __init__(self) -> None:
-        self.acquired = 0
-        self.penalties: list[float] = []
-
-    def acquire(self) -> None:
-        self.acquired += 1
-
-    def penalise(self, seconds: float) -> None:
-        self.penalties.append(seconds)
-
-
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def audit() -> list[CallRecord]:
-    return []
-
-
-@pytest.fixture
-def throttle() -> RecordingThrottle:
-    return RecordingThrottle()
 
 
 @pytest.fixture

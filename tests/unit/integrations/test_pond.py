@@ -6,7 +6,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from integrations.base import (
     processor_class,
 )
 from integrations.pond import PACKAGE_STATUSES, Package, PondClient, PondProcessor
+from tests.unit.integrations.support import RecordingThrottle
 
 API_KEY = "pond-key-Zx81q0"
 DISTRIBUTOR = "4242"
@@ -67,34 +68,6 @@ def sim_body(value: str) -> dict[str, str]:
         "sim_voice_service_status": value,
         "sim_sms_service_status": value,
     }
-
-
-class RecordingThrottle:
-    def __init__(self) -> None:
-        self.acquired = 0
-        self.penalties: list[float] = []
-
-    def acquire(self) -> None:
-        self.acquired += 1
-
-    def penalise(self, seconds: float) -> None:
-        self.penalties.append(seconds)
-
-
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def audit() -> list[CallRecord]:
-    return []
-
-
-@pytest.fixture
-def throttle() -> RecordingThrottle:
-    return RecordingThrottle()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -44,17 +43,6 @@ BASIC = "Basic " + base64.b64encode(f"api-user@acme:{PASSWORD}".encode()).decode
 ICCID = "89148000000000000001"
 MSISDN = "2145550100"
 CARRIER_DAY = date(2026, 11, 22)
-
-
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def audit() -> list[CallRecord]:
-    return []
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import email.utils
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from integrations.base import (
     processor_class,
 )
 from integrations.teal import Entry, TealClient, TealProcessor
+from tests.unit.integrations.support import RecordingThrottle
 
 API_KEY = "teal-key-acme"
 API_SECRET = "teal-secret-Qv93xk"
@@ -72,18 +73,6 @@ def running(status: str = "PROCESSING") -> dict[str, str]:
     return {"requestId": REQUEST_ID, "status": status}
 
 
-class RecordingThrottle:
-    def __init__(self) -> None:
-        self.acquired = 0
-        self.penalties: list[float] = []
-
-    def acquire(self) -> None:
-        self.acquired += 1
-
-    def penalise(self, seconds: float) -> None:
-        self.penalties.append(seconds)
-
-
 class ClosingSession(requests.Session):
     """Records how many requests had been answered each time its connections were dropped."""
 
@@ -110,22 +99,6 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
-
-
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def audit() -> list[CallRecord]:
-    return []
-
-
-@pytest.fixture
-def throttle() -> RecordingThrottle:
-    return RecordingThrottle()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from integrations.base import (
     processor_class,
 )
 from integrations.telegence import TelegenceClient, TelegenceProcessor
+from tests.unit.integrations.support import RecordingThrottle
 
 APP_ID = "pondops-app-7"
 APP_SECRET = "tg-secret-Qw81zz"
@@ -64,34 +65,6 @@ def subscriber_body(status: str) -> dict[str, str]:
 
 def changed_body(status: str, transaction_id: str = "T-77812") -> dict[str, str]:
     return {"subscriberNumber": MSISDN, "serviceStatus": status, "transactionId": transaction_id}
-
-
-class RecordingThrottle:
-    def __init__(self) -> None:
-        self.acquired = 0
-        self.penalties: list[float] = []
-
-    def acquire(self) -> None:
-        self.acquired += 1
-
-    def penalise(self, seconds: float) -> None:
-        self.penalties.append(seconds)
-
-
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def audit() -> list[CallRecord]:
-    return []
-
-
-@pytest.fixture
-def throttle() -> RecordingThrottle:
-    return RecordingThrottle()
 
 
 @pytest.fixture

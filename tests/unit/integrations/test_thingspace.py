@@ -8,7 +8,6 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +36,7 @@ from integrations.thingspace import (
     Tokens,
     reset_login_failures,
 )
+from tests.unit.integrations.support import RecordingThrottle
 
 ACCOUNT = "0000123456-00001"
 CLIENT_KEY = "ts-client-key-4412"
@@ -110,18 +110,6 @@ class RecordingStore(MemoryTokenStore):
         super().set(key, value, ttl=ttl)
 
 
-class RecordingThrottle:
-    def __init__(self) -> None:
-        self.acquired = 0
-        self.penalties: list[float] = []
-
-    def acquire(self) -> None:
-        self.acquired += 1
-
-    def penalise(self, seconds: float) -> None:
-        self.penalties.append(seconds)
-
-
 @dataclass
 class FakeClock:
     """Replaces the confirm polling's clock and sleep: sleeping advances the clock."""
@@ -138,24 +126,8 @@ class FakeClock:
 
 
 @pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def audit() -> list[CallRecord]:
-    return []
-
-
-@pytest.fixture
 def store() -> RecordingStore:
     return RecordingStore()
-
-
-@pytest.fixture
-def throttle() -> RecordingThrottle:
-    return RecordingThrottle()
 
 
 @pytest.fixture
@@ -1194,6 +1166,41 @@ def test_confirm_polls_with_doubling_back_off_until_success(
     assert result.updates["carrier_status_at"] >= before
     assert clock.sleeps == [0.2, 0.4, 0.8]
     assert len(mocked.calls) == 4
+
+
+def test_confirm_holds_a_concurrency_slot_per_poll_never_across_the_wait(
+    audit: list[CallRecord],
+    store: RecordingStore,
+    throttle: RecordingThrottle,
+    mocked: responses.RequestsMock,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    settings.BULKCHANGE_CONFIRM_SECONDS = 30
+    seed_tokens(store)
+    processor = ThingSpaceProcessor(
+        credentials=CREDENTIALS,
+        on_call=audit.append,
+        throttle=throttle,
+        timeouts=(1, 1),
+        token_store=store,
+    )
+    held_while_waiting: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        held_while_waiting.append(throttle.holding)
+        clock.sleep(seconds)
+
+    monkeypatch.setattr(thingspace, "_sleep", sleep)
+    for _ in range(2):
+        mocked.get(STATUS_URL, json=request_status("Pending"))
+    mocked.get(STATUS_URL, json=request_status("Success"))
+
+    processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
+
+    assert throttle.acquired == 3  # one slot per poll
+    assert held_while_waiting == [0, 0]  # the carrier's concurrent calls are free meanwhile
 
 
 def test_confirm_back_off_is_capped_at_two_seconds(
