@@ -1,9 +1,16 @@
-"""Shared fakes of the carrier client tests."""
+"""Shared fakes and helpers of the carrier client tests."""
 
 from __future__ import annotations
 
+import email.utils
+import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import requests
+import responses
 
 
 class RecordingThrottle:
@@ -28,3 +35,22 @@ class RecordingThrottle:
 
     def penalise(self, seconds: float) -> None:
         self.penalties.append(seconds)
+
+
+def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
+    """The ``index``-th request the client sent."""
+    request = mocked.calls[index].request
+    assert isinstance(request, requests.PreparedRequest)
+    return request
+
+
+def sent_json(request: requests.PreparedRequest) -> Any:
+    """A sent request's JSON body."""
+    assert request.body is not None
+    body = request.body.decode() if isinstance(request.body, bytes) else request.body
+    return json.loads(body)
+
+
+def http_date(seconds_from_now: float) -> str:
+    """A Retry-After in its HTTP-date form."""
+    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)

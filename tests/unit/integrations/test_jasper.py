@@ -4,9 +4,6 @@ every error shape, the status table, read_status and the audit records."""
 from __future__ import annotations
 
 import base64
-import email.utils
-import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +23,7 @@ from integrations.base import (
     processor_class,
 )
 from integrations.jasper import JasperClient, JasperProcessor
-from tests.unit.integrations.support import RecordingThrottle
+from tests.unit.integrations.support import RecordingThrottle, http_date, sent, sent_json
 
 API_KEY = "jasper-key-Q7w2e9Lk"
 USERNAME = "ops-api"
@@ -84,22 +81,6 @@ def context(target: str, **overrides: Any) -> UpdateContext:
     }
     values.update(overrides)
     return UpdateContext(**values)
-
-
-def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
-    request = mocked.calls[index].request
-    assert isinstance(request, requests.PreparedRequest)
-    return request
-
-
-def sent_json(request: requests.PreparedRequest) -> Any:
-    assert request.body is not None
-    body = request.body.decode() if isinstance(request.body, bytes) else request.body
-    return json.loads(body)
-
-
-def http_date(seconds_from_now: float) -> str:
-    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
 
 
 # --- Client: the exact requests --------------------------------------------------------------

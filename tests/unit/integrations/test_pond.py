@@ -3,9 +3,6 @@ the audit records, and the two resumable steps."""
 
 from __future__ import annotations
 
-import email.utils
-import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +25,7 @@ from integrations.base import (
     processor_class,
 )
 from integrations.pond import PACKAGE_STATUSES, Package, PondClient, PondProcessor
-from tests.unit.integrations.support import RecordingThrottle
+from tests.unit.integrations.support import RecordingThrottle, http_date, sent, sent_json
 
 API_KEY = "pond-key-Zx81q0"
 DISTRIBUTOR = "4242"
@@ -92,18 +89,6 @@ def context(target: str, **overrides: Any) -> UpdateContext:
     }
     values.update(overrides)
     return UpdateContext(**values)
-
-
-def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
-    request = mocked.calls[index].request
-    assert isinstance(request, requests.PreparedRequest)
-    return request
-
-
-def sent_json(request: requests.PreparedRequest) -> Any:
-    assert request.body is not None
-    body = request.body.decode() if isinstance(request.body, bytes) else request.body
-    return json.loads(body)
 
 
 def assert_pond_headers(request: requests.PreparedRequest, *, request_id: str = "") -> None:
@@ -232,10 +217,6 @@ def test_every_call_goes_through_the_throttle(
 
 
 # --- Client: errors --------------------------------------------------------------------------
-
-
-def http_date(seconds_from_now: float) -> str:
-    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
 
 
 ERROR_CASES = [

@@ -26,6 +26,7 @@ from integrations.base import (
     UpdateContext,
 )
 from integrations.rev import RevClient, RevProcessor, RevProduct, RevServiceRequest
+from tests.unit.integrations.support import sent, sent_json
 
 PASSWORD = "rev-pass-Qw93kd"
 BASE_URL = "https://rev.example.test/api"
@@ -77,18 +78,6 @@ def rev_request(**overrides: Any) -> RevServiceRequest:
     }
     values.update(overrides)
     return RevServiceRequest(**values)
-
-
-def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
-    request = mocked.calls[index].request
-    assert isinstance(request, requests.PreparedRequest)
-    return request
-
-
-def sent_json(request: requests.PreparedRequest) -> Any:
-    assert request.body is not None
-    body = request.body.decode() if isinstance(request.body, bytes) else request.body
-    return json.loads(body)
 
 
 def assert_rev_headers(request: requests.PreparedRequest, *, idempotency_key: str = "") -> None:

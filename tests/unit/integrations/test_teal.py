@@ -3,9 +3,6 @@ the audit records, and the three resumable steps (prepare our requestId, submit,
 
 from __future__ import annotations
 
-import email.utils
-import json
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,7 +26,7 @@ from integrations.base import (
     processor_class,
 )
 from integrations.teal import Entry, TealClient, TealProcessor
-from tests.unit.integrations.support import RecordingThrottle
+from tests.unit.integrations.support import RecordingThrottle, http_date, sent, sent_json
 
 API_KEY = "teal-key-acme"
 API_SECRET = "teal-secret-Qv93xk"
@@ -136,18 +133,6 @@ def context(target: str = "enabled", **overrides: Any) -> UpdateContext:
     }
     values.update(overrides)
     return UpdateContext(**values)
-
-
-def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
-    request = mocked.calls[index].request
-    assert isinstance(request, requests.PreparedRequest)
-    return request
-
-
-def sent_json(request: requests.PreparedRequest) -> Any:
-    assert request.body is not None
-    body = request.body.decode() if isinstance(request.body, bytes) else request.body
-    return json.loads(body)
 
 
 def assert_teal_headers(request: requests.PreparedRequest) -> None:
@@ -320,10 +305,6 @@ def test_every_call_goes_through_the_throttle(
 
 
 # --- Client: errors --------------------------------------------------------------------------
-
-
-def http_date(seconds_from_now: float) -> str:
-    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
 
 
 ERROR_CASES = [

@@ -3,9 +3,6 @@ shape, the audit records, the status table, and the MSISDN rule."""
 
 from __future__ import annotations
 
-import email.utils
-import json
-import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -27,7 +24,7 @@ from integrations.base import (
     processor_class,
 )
 from integrations.telegence import TelegenceClient, TelegenceProcessor
-from tests.unit.integrations.support import RecordingThrottle
+from tests.unit.integrations.support import RecordingThrottle, http_date, sent, sent_json
 
 APP_ID = "pondops-app-7"
 APP_SECRET = "tg-secret-Qw81zz"
@@ -90,18 +87,6 @@ def context(target: str, **overrides: Any) -> UpdateContext:
     }
     values.update(overrides)
     return UpdateContext(**values)
-
-
-def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
-    request = mocked.calls[index].request
-    assert isinstance(request, requests.PreparedRequest)
-    return request
-
-
-def sent_json(request: requests.PreparedRequest) -> Any:
-    assert request.body is not None
-    body = request.body.decode() if isinstance(request.body, bytes) else request.body
-    return json.loads(body)
 
 
 def assert_telegence_headers(request: requests.PreparedRequest) -> None:
@@ -186,10 +171,6 @@ def test_every_call_goes_through_the_throttle(
 
 
 # --- Client: errors --------------------------------------------------------------------------
-
-
-def http_date(seconds_from_now: float) -> str:
-    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
 
 
 ERROR_CASES = [

@@ -36,7 +36,7 @@ from integrations.thingspace import (
     Tokens,
     reset_login_failures,
 )
-from tests.unit.integrations.support import RecordingThrottle
+from tests.unit.integrations.support import RecordingThrottle, sent, sent_json
 
 ACCOUNT = "0000123456-00001"
 CLIENT_KEY = "ts-client-key-4412"
@@ -187,18 +187,6 @@ def expect_login(
 def seed_tokens(store: MemoryTokenStore, number: int = 0) -> None:
     store.set(ACCESS_KEY, f"access-{number}", ttl=600)
     store.set(SESSION_KEY, f"session-{number}", ttl=600)
-
-
-def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
-    request = mocked.calls[index].request
-    assert isinstance(request, requests.PreparedRequest)
-    return request
-
-
-def sent_json(request: requests.PreparedRequest) -> Any:
-    assert request.body is not None
-    body = request.body.decode() if isinstance(request.body, bytes) else request.body
-    return json.loads(body)
 
 
 def sent_urls(mocked: responses.RequestsMock) -> list[str]:
