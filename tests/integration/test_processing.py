@@ -491,6 +491,61 @@ def test_cancel_stops_unclaimed_devices(
     assert descriptions(bulk_change) == ["Bulk change cancelled"]
 
 
+def test_cancel_lets_an_in_flight_device_finish_its_step_then_end_cancelled(
+    pond_world: PondWorld, sqs_queue: Queue
+) -> None:
+    """DESIGN section 5: in-flight devices finish their current step, keep what they
+    recorded, and end CANCELLED — no later step, no Rev.io service."""
+    import threading
+
+    from django.db import connection
+
+    from bulkchanges.services import bulk_change_cancel
+    from bulkchanges.services.processing import device_changes_process
+
+    [iccid] = iccids(1)
+    seed_sims(pond_world, [iccid])
+    pond_world.simulator.config(latency_ms=800)
+    bulk_change = create_bulk_change(pond_world, [iccid])
+    BulkChange.objects.filter(pk=bulk_change.pk).update(status=BulkChange.Status.PROCESSING)
+    device_change = DeviceChange.objects.get(bulk_change=bulk_change)
+
+    def work() -> None:
+        try:
+            device_changes_process(ids=[device_change.pk], process_by="test", enqueue=list)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    wait_for(  # counted on arrival: the SIM status call is now in flight for 800 ms
+        lambda: pond_world.simulator.call_count("pond", "set_sim_status", iccid) == 1,
+        timeout=20,
+        interval=0.02,
+        message="the SIM status call in flight",
+    )
+    bulk_change_cancel(bulk_change=bulk_change, actor="admin:ops")
+    worker.join(timeout=30)
+
+    device_change.refresh_from_db()
+    assert device_change.status == DeviceChange.Status.CANCELLED
+    assert device_change.carrier_status_at is not None  # the step in flight was recorded
+    assert device_change.service_status_at is None
+    assert device_change.rev_service_id is None
+    assert pond_world.simulator.call_count("pond", "list_packages") == 0
+    assert pond_world.simulator.call_count("rev") == 0
+    assert descriptions(bulk_change, device_change) == [
+        "Update POND SIM status",
+        "Device status change result",
+    ]
+    outcome = BulkChangeLog.objects.get(
+        device_change=device_change, log_entry_description="Device status change result"
+    )
+    assert outcome.response_text.startswith("CANCELLED: bulk change cancelled")
+    bulk_change.refresh_from_db()
+    assert bulk_change.status == BulkChange.Status.CANCELLED
+
+
 def test_retry_command_requeues_failed_devices_and_logs_who(
     pond_world: PondWorld, sqs_queue: Queue, inline_workers: None, settings: Any
 ) -> None:
