@@ -339,8 +339,9 @@ def _claim_and_run(pk: int, *, process_by: str, request_id: str, enqueue: Enqueu
     device_change = DeviceChange.objects.select_related(
         "bulk_change", "bulk_change__integration_authentication", "device__status"
     ).get(pk=pk)
+    device_run = _DeviceRun(device_change, process_by=process_by, request_id=request_id)
     try:
-        _DeviceRun(device_change, process_by=process_by, request_id=request_id).run()
+        device_run.run()
     except Exception:
         logger.exception(
             "device change %s: unexpected failure outside the step runner",
@@ -348,8 +349,7 @@ def _claim_and_run(pk: int, *, process_by: str, request_id: str, enqueue: Enqueu
             extra={"device_change_id": pk},
         )
         return True
-    device_change.refresh_from_db(fields=["status"])
-    if device_change.status in DeviceChange.TERMINAL:
+    if device_run.recorded in DeviceChange.TERMINAL:
         following = next_waiting_device_change(device_change=device_change)
         if following is not None:
             enqueue([following])
@@ -375,6 +375,10 @@ class _DeviceRun:
             "request_id": self.request_id,
         }
         self.in_rev_step = False
+        # Whether the bulk change was still running when the last step was recorded (the claim
+        # saw it running before the first); checked before each next step.
+        self.cancelled = False
+        self.recorded: str | None = None  # the status _finish wrote, when it won
 
     # The outcome paths --------------------------------------------------------------------
 
@@ -493,22 +497,27 @@ class _DeviceRun:
         return current
 
     def _check_cancelled(self) -> None:
-        if BulkChange.objects.filter(
-            pk=self.bulk_change.pk, status=BulkChange.Status.CANCELLED
-        ).exists():
+        if self.cancelled:
             raise _Cancelled
 
     def _record(self, result: StepResult, context: UpdateContext) -> UpdateContext:
-        """Persist a completed step (and renew the lease) before the next one starts."""
+        """Persist a completed step (and renew the lease) before the next one starts. The same
+        UPDATE tells whether the bulk change is still running: if it was cancelled, the step
+        is kept all the same and the device stops before its next step."""
         updates = dict(result.updates)
         if "rev_product_ids" in updates:
             updates["rev_product_ids"] = dict(updates["rev_product_ids"])
         lease = timezone.now() + timedelta(seconds=settings.BULKCHANGE_LEASE_SECONDS)
+        mine = DeviceChange.objects.filter(pk=self.device_change.pk, claim_token=self.token)
+        running = Exists(
+            BulkChange.objects.filter(pk=OuterRef("bulk_change_id"), status__in=RUNNABLE_BULK)
+        )
         with transaction.atomic():
             self._flush_calls()
-            won = DeviceChange.objects.filter(
-                pk=self.device_change.pk, claim_token=self.token
-            ).update(claimed_until=lease, **updates)
+            won = mine.filter(running).update(claimed_until=lease, **updates)
+            if not won:  # cancelled meanwhile (keep the step), or the lease was lost
+                won = mine.update(claimed_until=lease, **updates)
+                self.cancelled = bool(won)
         if not won:
             raise _LeaseLost
         for name, value in updates.items():
@@ -604,6 +613,7 @@ class _DeviceRun:
                 next_attempt_at=next_attempt_at,
             )
             if won:
+                self.recorded = status
                 logs.log_write(
                     bulk_change_id=self.bulk_change.pk,
                     device_change_id=self.device_change.pk,
