@@ -224,22 +224,6 @@ class RedisConcurrency(_Slots):
         self.redis.zrem(self.key, token.hex)
 
 
-@cache
-def _concurrency(key: str, limit: int) -> Concurrency:
-    if settings.REDIS_URL:
-        return RedisConcurrency(key, limit, settings.REDIS_URL)
-    return DatabaseConcurrency(key, limit)
-
-
-@cache
-def _rate(key: str, rate: float) -> RateLimit | None:
-    if rate <= 0:
-        return None
-    if settings.REDIS_URL:
-        return RedisRateLimit(key, rate, settings.REDIS_URL)
-    return DatabaseRateLimit(key, rate)
-
-
 class SharedThrottle:
     """A set of credentials' :class:`~integrations.base.Throttle`: a concurrency slot first
     (so that no rate slot is spent while waiting for one), then the rate slot."""
@@ -260,15 +244,29 @@ class SharedThrottle:
             self.rate.penalise(seconds)
 
 
+@cache
+def _throttle(key: str, rate: float, limit: int) -> SharedThrottle:
+    """Built once per process and limits: both parts live in Redis when it is configured,
+    else in database rows."""
+    url = settings.REDIS_URL
+    slots: Concurrency = (
+        RedisConcurrency(key, limit, url) if url else DatabaseConcurrency(key, limit)
+    )
+    rate_limit: RateLimit | None = None
+    if rate > 0:
+        rate_limit = RedisRateLimit(key, rate, url) if url else DatabaseRateLimit(key, rate)
+    return SharedThrottle(rate_limit, slots)
+
+
 _lock = threading.Lock()
 
 
 def throttle_for(credentials: Credentials) -> Throttle:
     """The shared limits of one set of credentials (cached per process). A rate of 0 means no
     rate limit; the concurrency limit always applies."""
-    key = f"credentials-{credentials.integration_authentication_id}"
     with _lock:
-        return SharedThrottle(
-            _rate(key, float(credentials.rate_limit)),
-            _concurrency(key, int(credentials.max_concurrency)),
+        return _throttle(
+            f"credentials-{credentials.integration_authentication_id}",
+            float(credentials.rate_limit),
+            int(credentials.max_concurrency),
         )
