@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from bulkchanges import sqs, tasks
+from bulkchanges import sqs, tasks, transitions
 from bulkchanges.models import BulkChange, DeviceChange
 from bulkchanges.retry import sqs_delay_seconds
 
@@ -132,9 +132,7 @@ class SqsConsumer:
             )
             return "no-op"
         if bulk_change.status == BulkChange.Status.NEW:  # released by another system
-            BulkChange.objects.filter(pk=bulk_change.pk, status=BulkChange.Status.NEW).update(
-                status=BulkChange.Status.QUEUED, queued_at=timezone.now()
-            )
+            transitions.bulk_change_release(bulk_change_id=bulk_change.pk, now=timezone.now())
         if message.device_change_id:
             return self._dispatch_device(message, extra)
         tasks.enqueue_bulk_change(

@@ -180,6 +180,8 @@ class BulkChange(models.Model):
         {Status.PROCESSED, Status.PROCESSED_WITH_ERRORS, Status.ERROR, Status.CANCELLED}
     )
     OPEN = frozenset({Status.NEW, Status.QUEUED, Status.PROCESSING})
+    # Released and not final: its devices may be claimed and block later changes of theirs.
+    RUNNABLE = frozenset({Status.QUEUED, Status.PROCESSING})
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="bulk_changes")
     integration = models.CharField(max_length=20, choices=Integration.choices)

@@ -50,13 +50,15 @@ def bulk_change_has_unfinished(*, bulk_change_id: int) -> bool:
     ).exists()
 
 
-# --- Operations console (admin) reads ---------------------------------------------------------
+# --- Progress: the one read model of admin, API, webhooks and commands -----------------------
 
 
 @dataclass(frozen=True)
-class BulkChangeProgress:
-    """A bulk change's device counts, summed the way the console shows them: ``done`` counts
-    every device that needs no more work (processed, skipped, error, cancelled)."""
+class Progress:
+    """A bulk change's devices per status and the totals derived from them. ``done`` counts
+    every device that needs no more work (processed, skipped, error, cancelled); ``percent``
+    is rounded *down* to one decimal, so 100 means every device is done (a bulk change with no
+    device is 100: nothing is left to do)."""
 
     counts: Mapping[str, int]
 
@@ -65,32 +67,42 @@ class BulkChangeProgress:
         return sum(self.counts.values())
 
     @property
-    def succeeded(self) -> int:
-        return sum(self.counts.get(status, 0) for status in DeviceChange.SUCCEEDED)
-
-    @property
-    def errors(self) -> int:
-        return self.counts.get(DeviceChange.Status.ERROR, 0)
-
-    @property
     def done(self) -> int:
         return sum(self.counts.get(status, 0) for status in DeviceChange.TERMINAL)
 
     @property
-    def percent(self) -> int:
-        """Whole percent done, 100 only when every device is done."""
+    def succeeded(self) -> int:
+        return sum(self.counts.get(status, 0) for status in DeviceChange.SUCCEEDED)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(DeviceChange.Status.ERROR, 0)
+
+    @property
+    def percent(self) -> float:
         if not self.total:
-            return 0
-        return self.done * 100 // self.total
+            return 100.0
+        return (self.done * 1000 // self.total) / 10
+
+    def as_dict(self) -> dict[str, object]:
+        """The API's and the completion webhook's ``progress`` object."""
+        return {
+            "total": self.total,
+            "done": self.done,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "percent": self.percent,
+            "counts": dict(self.counts),
+        }
 
 
-def bulk_change_progress(*, bulk_change_id: int) -> BulkChangeProgress:
-    return BulkChangeProgress(device_status_counts(bulk_change_id=bulk_change_id))
+def bulk_change_progress(*, bulk_change_id: int) -> Progress:
+    return Progress(device_status_counts(bulk_change_id=bulk_change_id))
 
 
-def bulk_change_progress_map(*, bulk_change_ids: Iterable[int]) -> dict[int, BulkChangeProgress]:
-    """Progress of many bulk changes in ONE aggregate query (a list page's worth), so a list
-    costs the same number of queries whatever its length."""
+def bulk_change_progress_map(*, bulk_change_ids: Iterable[int]) -> dict[int, Progress]:
+    """Progress of many bulk changes in ONE aggregate query (a list page's worth; index
+    bulk_change, status), so a list costs the same number of queries whatever its length."""
     ids = list(bulk_change_ids)
     counts: dict[int, dict[str, int]] = {
         pk: dict.fromkeys(DeviceChange.Status.values, 0) for pk in ids
@@ -104,7 +116,16 @@ def bulk_change_progress_map(*, bulk_change_ids: Iterable[int]) -> dict[int, Bul
         )
         for bulk_change_id, status, n in rows:
             counts[bulk_change_id][status] = n
-    return {pk: BulkChangeProgress(device_counts) for pk, device_counts in counts.items()}
+    return {pk: Progress(device_counts) for pk, device_counts in counts.items()}
+
+
+def elapsed_seconds(bulk_change: BulkChange, *, now: datetime | None = None) -> float:
+    """Seconds from creation to completion (or to now while it runs)."""
+    end = bulk_change.processed_at or now or timezone.now()
+    return round(max(0.0, (end - bulk_change.created_at).total_seconds()), 3)
+
+
+# --- Operations console (admin) reads ---------------------------------------------------------
 
 
 def bulk_change_search(*, queryset: QuerySet[BulkChange], term: str) -> QuerySet[BulkChange]:

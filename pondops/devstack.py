@@ -37,8 +37,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from bulkchanges import sqs
-from bulkchanges.models import BulkChange, DeviceChange
-from bulkchanges.selectors import device_status_counts
+from bulkchanges.models import BulkChange
+from bulkchanges.selectors import FINISHED_ORDER, bulk_change_progress
 from bulkchanges.services.demo import DemoData, demo_bulk_changes_create, demo_seed
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 
@@ -394,16 +394,8 @@ _INTEGRATION_WIDTH = 10  # the longest carrier code, THINGSPACE and TELEGENCE
 
 def _finished_line(bulk_change: BulkChange, elapsed: float) -> str:
     """``demo bulk change 3 JASPER     finished: PROCESSED (20 processed, 0 skipped, ...)``."""
-    counts = device_status_counts(bulk_change_id=bulk_change.pk)
-    summary = ", ".join(
-        f"{counts[status]} {status.lower()}"
-        for status in (
-            DeviceChange.Status.PROCESSED,
-            DeviceChange.Status.SKIPPED,
-            DeviceChange.Status.ERROR,
-            DeviceChange.Status.CANCELLED,
-        )
-    )
+    counts = bulk_change_progress(bulk_change_id=bulk_change.pk).counts
+    summary = ", ".join(f"{counts[status]} {status.lower()}" for status in FINISHED_ORDER)
     return (
         f"demo bulk change {bulk_change.pk} {bulk_change.integration:<{_INTEGRATION_WIDTH}} "
         f"finished: {bulk_change.status} ({summary}) in {elapsed:.1f} s"

@@ -33,7 +33,7 @@ from bulkchanges.admin.creation import BulkChangeCreation
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange
 from bulkchanges.selectors import (
-    BulkChangeProgress,
+    Progress,
     bulk_change_progress,
     bulk_change_progress_map,
     bulk_change_search,
@@ -60,8 +60,8 @@ class BulkChangeChangeList(ChangeList):
             bulk_change._progress = progress[bulk_change.pk]
 
 
-def _progress(bulk_change: BulkChange) -> BulkChangeProgress:
-    listed: BulkChangeProgress | None = getattr(bulk_change, "_progress", None)
+def _progress(bulk_change: BulkChange) -> Progress:
+    listed: Progress | None = getattr(bulk_change, "_progress", None)
     return listed or bulk_change_progress(bulk_change_id=bulk_change.pk)
 
 
@@ -150,7 +150,7 @@ class BulkChangeAdmin(BulkChangeCreation, admin.ModelAdmin):
 
     @admin.display(description="errors")
     def errors(self, bulk_change: BulkChange) -> SafeString | str:
-        count = _progress(bulk_change).errors
+        count = _progress(bulk_change).failed
         if not count:
             return "0"
         return format_html(
@@ -200,7 +200,7 @@ class BulkChangeAdmin(BulkChangeCreation, admin.ModelAdmin):
             "log_errors_only": errors_only,
             "log_all_url": display.logs_url(bulk_change=bulk_change.pk),
             "can_retry": self.has_retry_permission(request)
-            and progress.errors > 0
+            and progress.failed > 0
             and bulk_change.status != BulkChange.Status.CANCELLED,
             "can_cancel": self.has_cancel_permission(request)
             and bulk_change.status in BulkChange.OPEN,
@@ -214,9 +214,7 @@ class BulkChangeAdmin(BulkChangeCreation, admin.ModelAdmin):
         }
         return super().change_view(request, object_id, form_url, context)
 
-    def _progress_context(
-        self, bulk_change: BulkChange, progress: BulkChangeProgress
-    ) -> dict[str, Any]:
+    def _progress_context(self, bulk_change: BulkChange, progress: Progress) -> dict[str, Any]:
         return {
             "bulk_change": bulk_change,
             "progress": progress,

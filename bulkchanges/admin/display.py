@@ -21,7 +21,7 @@ from bulkchanges.models import (
     DeviceStatus,
     IntegrationAuthentication,
 )
-from bulkchanges.selectors import BulkChangeProgress
+from bulkchanges.selectors import Progress
 from bulkchanges.types import OPTION_KEYS, StatusUpdateRequest
 from integrations.base import redact
 from integrations.rev import RevServiceRequest
@@ -40,7 +40,7 @@ def status_badge(status: str) -> SafeString:
     )
 
 
-def progress_bar(progress: BulkChangeProgress, *, compact: bool = False) -> SafeString:
+def progress_bar(progress: Progress, *, compact: bool = False) -> SafeString:
     """A stacked bar (succeeded, errors, cancelled) with ``done/total (percent)``; ``compact``
     (the list) leaves the percent to the tooltip."""
     total = progress.total or 1
@@ -48,7 +48,7 @@ def progress_bar(progress: BulkChangeProgress, *, compact: bool = False) -> Safe
     title = ", ".join(f"{n} {status.lower()}" for status, n in progress.counts.items() if n)
     label = f"{progress.done}/{progress.total}"
     if not compact:
-        label += f" ({progress.percent}%)"
+        label += f" ({progress.percent:g}%)"
     return format_html(
         '<div class="pondops-progress" title="{}" data-done="{}" data-total="{}">'
         '<div class="pondops-progress__bar">'
@@ -57,11 +57,11 @@ def progress_bar(progress: BulkChangeProgress, *, compact: bool = False) -> Safe
         '<span class="pondops-progress__cancelled" style="width: {}%"></span>'
         "</div>"
         '<span class="pondops-progress__label">{}</span></div>',
-        f"{progress.percent}% done: {title}" if title else "no devices",
+        f"{progress.percent:g}% done: {title}" if title else "no devices",
         progress.done,
         progress.total,
         _percent(progress.succeeded, total),
-        _percent(progress.errors, total),
+        _percent(progress.failed, total),
         _percent(cancelled, total),
         label,
     )

@@ -55,7 +55,8 @@ from bulkchanges.api.serializers import (
 )
 from bulkchanges.errors import ApplicationError, NotFound
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
-from bulkchanges.services.bulk_changes import bulk_change_cancel, bulk_change_get, bulk_change_retry
+from bulkchanges.selectors import bulk_change_progress, bulk_change_progress_map
+from bulkchanges.services import bulk_change_cancel, bulk_change_get, bulk_change_retry
 from bulkchanges.services.partners import partner_bulk_change_create, tenant_webhook_secret_rotate
 from bulkchanges.services.webhooks import SIGNATURE_HEADER
 
@@ -143,7 +144,7 @@ class PartnerApi(APIView):
         return bulk_change_get(bulk_change_id=pk, tenant=partner_scope(self.request).tenant)
 
     def render_detail(self, bulk_change: BulkChange) -> dict[str, Any]:
-        progress = selectors.bulk_change_progress(bulk_change_id=bulk_change.pk)
+        progress = bulk_change_progress(bulk_change_id=bulk_change.pk)
         context = {"request": self.request, "progress": {bulk_change.pk: progress}}
         data: dict[str, Any] = BulkChangeDetailSerializer(bulk_change, context=context).data
         return data
@@ -215,7 +216,7 @@ class BulkChangeListCreateApi(PartnerListApi):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         rows = list(page if page is not None else queryset)
-        progress = selectors.bulk_change_progress_many(bulk_change_ids=[row.pk for row in rows])
+        progress = bulk_change_progress_map(bulk_change_ids=[row.pk for row in rows])
         data = BulkChangeSerializer(
             rows, many=True, context={"request": request, "progress": progress}
         ).data

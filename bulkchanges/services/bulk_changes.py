@@ -1,22 +1,22 @@
-"""Creating, cancelling and retrying bulk changes — the writes every entry point (admin, API,
-commands) shares, so they validate and behave exactly alike."""
+"""Validating and creating bulk changes — the writes every entry point (admin, API, commands)
+shares, so they validate and behave exactly alike. Operator actions on existing bulk changes
+(cancel, retry) are in :mod:`bulkchanges.services.bulk_change_actions`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
-from bulkchanges import sqs
+from bulkchanges import sqs, transitions
 from bulkchanges.devicelists import ParsedDeviceList, RejectedLine
-from bulkchanges.errors import ApplicationError, Conflict, NotFound
+from bulkchanges.errors import ApplicationError
 from bulkchanges.models import (
     BulkChange,
     Device,
@@ -25,7 +25,6 @@ from bulkchanges.models import (
     IntegrationAuthentication,
     Tenant,
 )
-from bulkchanges.services.logs import OPERATOR_CANCEL, OPERATOR_RETRY, log_row, log_write
 from bulkchanges.types import DeviceRef, StatusUpdateRequest
 from integrations.base import Integration, StatusUpdateProcessor, processor_class
 from integrations.rev import RevServiceRequest
@@ -239,9 +238,8 @@ def bulk_change_create(
                 integration=credentials.integration,
                 integration_authentication=credentials,
                 change_request_type=BulkChange.ChangeRequestType.STATUS_UPDATE,
-                status=BulkChange.Status.QUEUED,
                 created_by=created_by,
-                queued_at=timezone.now(),
+                **transitions.bulk_change_initial(now=timezone.now()),
                 request=change_request,
                 idempotency_key=idempotency_key or "",
                 request_fingerprint=request_fingerprint if idempotency_key else "",
@@ -347,131 +345,3 @@ def _check_daily_action_budget(
             code="daily_budget_exceeded",
             fields={"devices": [f"over the daily budget: {listed}"]},
         )
-
-
-def bulk_change_get(*, bulk_change_id: int, tenant: Tenant | None = None) -> BulkChange:
-    rows = BulkChange.objects.all() if tenant is None else BulkChange.objects.filter(tenant=tenant)
-    found = rows.filter(pk=bulk_change_id).first()
-    if found is None:
-        raise NotFound(f"bulk change {bulk_change_id} does not exist")
-    return found
-
-
-def bulk_change_cancel(*, bulk_change: BulkChange, actor: str) -> int:
-    """Cancel an open bulk change: devices not yet claimed become CANCELLED; in-flight devices
-    finish their current step and end CANCELLED. Returns the devices cancelled now."""
-    now = timezone.now()
-    with transaction.atomic():
-        updated = BulkChange.objects.filter(pk=bulk_change.pk, status__in=BulkChange.OPEN).update(
-            status=BulkChange.Status.CANCELLED, processed_at=now
-        )
-        if not updated:
-            raise Conflict(
-                f"bulk change {bulk_change.pk} is {bulk_change.status}; only NEW, "
-                "QUEUED or PROCESSING bulk changes can be cancelled"
-            )
-        cancelled = DeviceChange.objects.filter(
-            bulk_change=bulk_change,
-            status__in=[DeviceChange.Status.PENDING, DeviceChange.Status.RETRY_SCHEDULED],
-        ).update(
-            status=DeviceChange.Status.CANCELLED,
-            is_processed=True,
-            processed_at=now,
-            next_attempt_at=None,
-        )
-        log_write(
-            bulk_change_id=bulk_change.pk,
-            description=OPERATOR_CANCEL,
-            process_by=actor,
-            response_text=f"{cancelled} devices cancelled; devices in flight end CANCELLED "
-            "after their current step",
-        )
-    bulk_change.refresh_from_db()
-    return cancelled
-
-
-def _stuck(now: datetime) -> Q:
-    grace = timedelta(seconds=settings.BULKCHANGE_REAPER_GRACE_SECONDS)
-    return (
-        Q(status=DeviceChange.Status.PROCESSING, claimed_until__lt=now)
-        | Q(status=DeviceChange.Status.RETRY_SCHEDULED, next_attempt_at__lt=now - grace)
-        | Q(status=DeviceChange.Status.PENDING, updated_at__lt=now - grace)
-    )
-
-
-def bulk_change_retry(
-    *,
-    bulk_change: BulkChange,
-    actor: str,
-    device_change_ids: Iterable[int] | None = None,
-    include_stuck: bool = False,
-    dry_run: bool = False,
-) -> list[int]:
-    """Re-queue failed devices (ERROR; with ``include_stuck`` also expired leases, overdue retries
-    and PENDING devices without progress) with a fresh RetryNumber. Completed steps are kept, so
-    each device resumes where it stopped. Logs the actor and each device's old attempt count.
-    Returns the device change ids (re-)queued, or that would be with ``dry_run``."""
-    if bulk_change.status == BulkChange.Status.CANCELLED:
-        raise Conflict(f"bulk change {bulk_change.pk} is cancelled; it cannot be retried")
-    now = timezone.now()
-    eligible = Q(status=DeviceChange.Status.ERROR)
-    if include_stuck:
-        eligible |= _stuck(now)
-    rows = DeviceChange.objects.filter(bulk_change=bulk_change)
-    if device_change_ids is not None:
-        wanted = sorted(set(device_change_ids))
-        rows = rows.filter(pk__in=wanted)
-        found = set(rows.values_list("pk", flat=True))
-        missing = [pk for pk in wanted if pk not in found]
-        if missing:
-            raise NotFound(f"device changes {missing} are not part of bulk change {bulk_change.pk}")
-        not_eligible = list(rows.exclude(eligible).values_list("pk", "status"))
-        if not_eligible:
-            described = ", ".join(f"{pk} ({status})" for pk, status in not_eligible)
-            raise Conflict(f"device changes not eligible for retry: {described}")
-    chosen = list(rows.filter(eligible).values_list("pk", "attempts", "status"))
-    if dry_run or not chosen:
-        return [pk for pk, _, _ in chosen]
-    with transaction.atomic():
-        DeviceChange.objects.filter(pk__in=[pk for pk, _, _ in chosen]).filter(eligible).update(
-            status=DeviceChange.Status.PENDING,
-            is_processed=False,
-            processed_at=None,
-            attempts=0,
-            last_error="",
-            next_attempt_at=None,
-            claimed_until=None,
-            claim_token=None,
-        )
-        BulkChange.objects.filter(pk=bulk_change.pk).update(
-            status=BulkChange.Status.PROCESSING, processed_at=None
-        )
-        from bulkchanges.models import BulkChangeLog
-
-        BulkChangeLog.objects.bulk_create(
-            [
-                log_row(
-                    bulk_change_id=bulk_change.pk,
-                    description=OPERATOR_RETRY,
-                    process_by=actor,
-                    response_text=f"{len(chosen)} devices re-queued",
-                ),
-                *(
-                    log_row(
-                        bulk_change_id=bulk_change.pk,
-                        device_change_id=pk,
-                        description=OPERATOR_RETRY,
-                        process_by=actor,
-                        response_text=f"re-queued from {status}; attempts was {attempts}, "
-                        "reset to 0",
-                    )
-                    for pk, attempts, status in chosen
-                ),
-            ],
-            batch_size=BATCH,
-        )
-        transaction.on_commit(
-            partial(sqs.send_bulk_change, bulk_change.pk, request_id=f"retry-by-{actor}")
-        )
-    bulk_change.refresh_from_db()
-    return [pk for pk, _, _ in chosen]

@@ -12,14 +12,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from bulkchanges import sqs
+from bulkchanges import sqs, transitions
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
 from bulkchanges.services import logs
-from bulkchanges.services.processing import (
-    RUNNABLE_BULK,
-    Enqueue,
-    bulk_change_complete_if_done,
-)
+from bulkchanges.services.processing import Enqueue, bulk_change_complete_if_done
 
 logger = logging.getLogger(__name__)
 Status = DeviceChange.Status
@@ -51,7 +47,7 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     _resend_stalled_bulk_changes(now, now - grace, report)
     _expire_leases(now, enqueue, process_by, report, touched)
     _resend_overdue_retries(now - grace, report)
-    runnable_without_work = BulkChange.objects.filter(status__in=RUNNABLE_BULK).exclude(
+    runnable_without_work = BulkChange.objects.filter(status__in=BulkChange.RUNNABLE).exclude(
         Exists(
             DeviceChange.objects.filter(
                 bulk_change=OuterRef("pk"), status__in=DeviceChange.UNFINISHED
@@ -85,15 +81,10 @@ def _expire_leases(
         gave_up = attempts >= settings.BULKCHANGE_MAX_RETRIES
         reason = "worker lease expired (worker died or stalled mid-device)"
         with transaction.atomic():
-            won = DeviceChange.objects.filter(
-                pk=pk, status=Status.PROCESSING, claimed_until__lt=now
-            ).update(
-                status=Status.ERROR if gave_up else Status.RETRY_SCHEDULED,
-                is_processed=gave_up,
-                processed_at=now if gave_up else None,
-                next_attempt_at=None if gave_up else now,
-                claimed_until=None,
-                claim_token=None,
+            won = transitions.device_change_expire_lease(
+                device_change_id=pk,
+                now=now,
+                give_up=gave_up,
                 last_error=(
                     f"gave up after {attempts} retries: {reason}"
                     if gave_up
@@ -127,7 +118,7 @@ def _resend_overdue_retries(overdue_before: datetime, report: ReapReport) -> Non
         DeviceChange.objects.filter(
             status=Status.RETRY_SCHEDULED,
             next_attempt_at__lt=overdue_before,
-            bulk_change__status__in=RUNNABLE_BULK,
+            bulk_change__status__in=BulkChange.RUNNABLE,
         ).values_list("pk", "bulk_change_id", "attempts")[:5000]
     )
     now = timezone.now()
@@ -153,13 +144,13 @@ def _resend_stalled_bulk_changes(
     recent = DeviceChange.objects.filter(bulk_change=OuterRef("pk"), updated_at__gte=stalled_before)
     pending = DeviceChange.objects.filter(bulk_change=OuterRef("pk"), status=Status.PENDING)
     stalled = (
-        BulkChange.objects.filter(status__in=RUNNABLE_BULK, queued_at__lt=stalled_before)
+        BulkChange.objects.filter(status__in=BulkChange.RUNNABLE, queued_at__lt=stalled_before)
         .filter(Exists(pending))
         .exclude(Exists(recent))
         .values_list("pk", flat=True)
     )
     for bulk_change_id in list(stalled[:1000]):
-        if BulkChange.objects.filter(pk=bulk_change_id, status__in=RUNNABLE_BULK).update(
+        if BulkChange.objects.filter(pk=bulk_change_id, status__in=BulkChange.RUNNABLE).update(
             queued_at=now
         ):
             BulkChangeLog.objects.bulk_create(

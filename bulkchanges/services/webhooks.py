@@ -43,9 +43,11 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
+from bulkchanges import transitions
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange, WebhookDelivery
 from bulkchanges.retry import backoff_seconds
+from bulkchanges.selectors import bulk_change_progress, elapsed_seconds
 from bulkchanges.services import logs
 from integrations.base import REDACTED, http_session, parse_retry_after
 
@@ -155,8 +157,6 @@ def event_id(*, bulk_change_id: int, completed_at: datetime) -> str:
 
 def webhook_payload(*, bulk_change: BulkChange) -> dict[str, Any]:
     """The summary a partner receives: the same fields as the API's bulk change detail."""
-    from bulkchanges.api.selectors import bulk_change_progress, elapsed_seconds
-
     assert bulk_change.processed_at is not None
     progress = bulk_change_progress(bulk_change_id=bulk_change.pk)
     return {
@@ -308,10 +308,9 @@ def webhook_delivery_send(delivery_id: int) -> str:
     schedule the next attempt on failure. Safe to run twice (the claim decides)."""
     now = timezone.now()
     lease = timedelta(seconds=2 * settings.PONDOPS_WEBHOOK_TIMEOUT_SECONDS + 30)
-    won = WebhookDelivery.objects.filter(
-        pk=delivery_id, status=Status.SCHEDULED, next_attempt_at__lte=now
-    ).update(status=Status.SENDING, started_at=now, claimed_until=now + lease)
-    if not won:
+    if not transitions.webhook_delivery_claim(
+        delivery_id=delivery_id, now=now, lease_until=now + lease
+    ):
         return f"webhook delivery {delivery_id}: not due, or already taken"
     delivery = WebhookDelivery.objects.select_related("bulk_change__tenant").get(pk=delivery_id)
     outcome = _post(delivery, secret=delivery.bulk_change.tenant.webhook_secret)
@@ -325,10 +324,10 @@ def _record(delivery: WebhookDelivery, outcome: Outcome) -> str:
     if give_up:
         error = f"gave up after {delivery.attempt} attempts: {outcome.error}"
     with transaction.atomic():
-        still_ours = WebhookDelivery.objects.filter(pk=delivery.pk, status=Status.SENDING).update(
-            status=Status.SUCCEEDED if outcome.succeeded else Status.FAILED,
-            finished_at=timezone.now(),
-            claimed_until=None,
+        still_ours = transitions.webhook_delivery_finish(
+            delivery_id=delivery.pk,
+            succeeded=outcome.succeeded,
+            now=timezone.now(),
             response_status=outcome.response_status,
             error_text=error,
         )

@@ -84,7 +84,7 @@ def test_unexpected_errors_are_json_500s_without_internals(
     def explode(**kwargs: Any) -> Any:
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(views.selectors, "bulk_change_progress_many", explode)
+    monkeypatch.setattr(views, "bulk_change_progress_map", explode)
     response = partner.client.get(f"{API}/bulk-changes/")
     assert response.status_code == 500
     assert response.json() == {

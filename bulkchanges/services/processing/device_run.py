@@ -1,35 +1,27 @@
-"""Processing devices: claims, resumable steps, outcomes, retries and completion
-(DESIGN section 5).
+"""One device change's remaining steps and its outcome (DESIGN section 5).
 
-Promises:
-- A device's carrier call is made at most once per attempt, whatever the queue redelivers: a
-  worker works on a device only after winning its claim (one conditional UPDATE; the row count
-  decides), and writes only while it holds the claim token.
-- Each completed step is recorded before the next starts, so retries resume after it.
-- A device change is claimable only when no older unfinished device change exists for the same
-  ICCID and integration, so two bulk changes touching one device apply in creation order.
-- Completion is written once, by a conditional update that never overwrites a final status.
+Each completed step is recorded — with its audit rows, and the lease renewed — before the next
+one starts; every write checks the claim token, so a worker whose lease was taken over stops
+without writing. Outcomes: PROCESSED, SKIPPED (already in the target, no carrier call), ERROR
+(permanent failure, or out of retries), RETRY_SCHEDULED (transient failure: a delayed SQS
+message follows the commit), CANCELLED (the bulk change was cancelled between two steps).
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from queue import Empty, SimpleQueue
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, When
+from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from bulkchanges import sqs
+from bulkchanges import sqs, transitions
 from bulkchanges.models import (
     BulkChange,
     BulkChangeLog,
@@ -39,14 +31,12 @@ from bulkchanges.models import (
 )
 from bulkchanges.ratelimit import throttle_for
 from bulkchanges.retry import backoff_seconds, should_retry, sqs_delay_seconds
-from bulkchanges.selectors import bulk_change_has_unfinished, device_status_counts, final_status
 from bulkchanges.services import logs
-from bulkchanges.services.webhooks import webhook_completion_schedule
+from bulkchanges.services.processing.fanout import writes_disabled_message
 from bulkchanges.tokens import token_store
 from bulkchanges.types import StatusUpdateRequest
 from integrations.base import (
     CallRecord,
-    IntegrationError,
     PermanentError,
     Progress,
     Step,
@@ -61,10 +51,6 @@ from integrations.rev import RevProcessor
 logger = logging.getLogger(__name__)
 
 Status = DeviceChange.Status
-# Hands device change ids to workers (django-q2 in production, inline in some tests).
-Enqueue = Callable[[list[int]], object]
-RUNNABLE_BULK = (BulkChange.Status.QUEUED, BulkChange.Status.PROCESSING)
-BATCH = 1000
 
 # One HTTP session per credentials per process (keep-alive pools shared by worker threads).
 _sessions: dict[int, Any] = {}
@@ -77,210 +63,6 @@ def _session_for(credentials_id: int) -> Any:
     return session
 
 
-# --- Claims ----------------------------------------------------------------------------------
-
-
-def _claimable(now: datetime) -> Q:
-    return (
-        Q(status=Status.PENDING)
-        | Q(status=Status.RETRY_SCHEDULED, next_attempt_at__lte=now)
-        | Q(status=Status.PROCESSING, claimed_until__lt=now)
-    ) & Q(bulk_change__status__in=RUNNABLE_BULK)
-
-
-def _older_unfinished_exists() -> Exists:
-    return Exists(
-        DeviceChange.objects.filter(
-            iccid=OuterRef("iccid"),
-            bulk_change__integration=OuterRef("bulk_change__integration"),
-            pk__lt=OuterRef("pk"),
-            status__in=DeviceChange.UNFINISHED,
-            bulk_change__status__in=RUNNABLE_BULK,
-        )
-    )
-
-
-def device_change_claim(*, ids: Sequence[int], now: datetime | None = None) -> list[int]:
-    """Claim the claimable devices among ``ids`` for this worker. Returns the ids won; each now
-    is PROCESSING with a fresh lease and claim token. Retries and expired leases count as an
-    attempt (``attempts + 1``)."""
-    now = now or timezone.now()
-    token = uuid.uuid4()
-    lease = now + timedelta(seconds=settings.BULKCHANGE_LEASE_SECONDS)
-    with transaction.atomic():
-        candidates = (
-            DeviceChange.objects.filter(pk__in=list(ids))
-            .filter(_claimable(now))
-            .exclude(_older_unfinished_exists())
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        locked = list(candidates.values_list("pk", flat=True))
-        if not locked:
-            return []
-        DeviceChange.objects.filter(pk__in=locked).filter(_claimable(now)).update(
-            status=Status.PROCESSING,
-            claimed_until=lease,
-            claim_token=token,
-            attempts=Case(
-                When(status=Status.PENDING, then=F("attempts")), default=F("attempts") + 1
-            ),
-        )
-        return list(
-            DeviceChange.objects.filter(pk__in=locked, claim_token=token).values_list(
-                "pk", flat=True
-            )
-        )
-
-
-# --- Fan-out ---------------------------------------------------------------------------------
-
-
-def bulk_change_fan_out(
-    *,
-    bulk_change_id: int,
-    enqueue: Enqueue,
-    process_by: str,
-    request_id: str = "",
-) -> int:
-    """Start (or resume) a bulk change: QUEUED → PROCESSING, then hand its PENDING devices to
-    ``enqueue`` in chunks of BULKCHANGE_CHUNK_SIZE. Safe to run twice: claims decide who
-    processes a device. Returns the devices handed out."""
-    bulk_change = (
-        BulkChange.objects.select_related("integration_authentication")
-        .filter(pk=bulk_change_id)
-        .first()
-    )
-    if bulk_change is None or bulk_change.status not in RUNNABLE_BULK:
-        return 0
-    BulkChange.objects.filter(pk=bulk_change_id, status=BulkChange.Status.QUEUED).update(
-        status=BulkChange.Status.PROCESSING
-    )
-    credentials = bulk_change.integration_authentication
-    if not credentials.writes_enabled:
-        _fail_writes_disabled(bulk_change=bulk_change, process_by=process_by, request_id=request_id)
-        bulk_change_complete_if_done(bulk_change_id=bulk_change_id, process_by=process_by)
-        return 0
-    handed = 0
-    size = max(1, settings.BULKCHANGE_CHUNK_SIZE)
-    pending = DeviceChange.objects.filter(
-        bulk_change_id=bulk_change_id, status=Status.PENDING
-    ).order_by("pk")
-    last = 0
-    while True:  # keyset pages: constant memory, no cursor held open across enqueues
-        page = list(pending.filter(pk__gt=last).values_list("pk", flat=True)[:size])
-        if not page:
-            break
-        enqueue(page)
-        handed += len(page)
-        last = page[-1]
-    if not handed:
-        bulk_change_complete_if_done(bulk_change_id=bulk_change_id, process_by=process_by)
-    logger.info(
-        "bulk change %s: %s devices handed to workers",
-        bulk_change_id,
-        handed,
-        extra={"bulk_change_id": bulk_change_id, "request_id": request_id},
-    )
-    return handed
-
-
-def _writes_disabled_message(bulk_change: BulkChange) -> str:
-    credentials = bulk_change.integration_authentication
-    label = processor_class(bulk_change.integration).account_label(credentials.as_credentials())
-    return f"writes are disabled for {label}"
-
-
-def _fail_writes_disabled(*, bulk_change: BulkChange, process_by: str, request_id: str) -> None:
-    """Fail fast: every unclaimed device ERROR with the reason, one log row each, no call."""
-    message = _writes_disabled_message(bulk_change)
-    now = timezone.now()
-    pending = DeviceChange.objects.filter(bulk_change=bulk_change, status=Status.PENDING)
-    ids = list(pending.values_list("pk", flat=True))
-    for start in range(0, len(ids), BATCH):
-        batch = ids[start : start + BATCH]
-        with transaction.atomic():
-            DeviceChange.objects.filter(pk__in=batch, status=Status.PENDING).update(
-                status=Status.ERROR, is_processed=True, processed_at=now, last_error=message
-            )
-            BulkChangeLog.objects.bulk_create(
-                logs.log_row(
-                    bulk_change_id=bulk_change.pk,
-                    device_change_id=pk,
-                    description=logs.WRITES_DISABLED,
-                    process_by=process_by,
-                    request_id=request_id,
-                    error_text=message,
-                )
-                for pk in batch
-            )
-    logger.warning(
-        "bulk change %s: %s",
-        bulk_change.pk,
-        message,
-        extra={"bulk_change_id": bulk_change.pk, "request_id": request_id},
-    )
-
-
-# --- Completion ------------------------------------------------------------------------------
-
-
-def bulk_change_complete_if_done(*, bulk_change_id: int, process_by: str) -> bool:
-    """Write the final status once no device is unfinished. Never overwrites CANCELLED or a
-    final status; exactly one completion log row. Returns True when this call completed it."""
-    if bulk_change_has_unfinished(bulk_change_id=bulk_change_id):
-        return False  # an indexed EXISTS; the counts below read every device of the bulk change
-    counts = device_status_counts(bulk_change_id=bulk_change_id)
-    final = final_status(counts)
-    if final is None:
-        return False
-    now = timezone.now()
-    with transaction.atomic():
-        won = BulkChange.objects.filter(pk=bulk_change_id, status__in=RUNNABLE_BULK).update(
-            status=final, processed_at=now
-        )
-        if won:
-            summary = ", ".join(f"{status} {n}" for status, n in counts.items() if n)
-            logs.log_write(
-                bulk_change_id=bulk_change_id,
-                description=logs.COMPLETION,
-                process_by=process_by,
-                response_text=f"{final}: {summary}",
-                has_errors=final != BulkChange.Status.PROCESSED,
-            )
-            transaction.on_commit(
-                partial(webhook_completion_schedule, bulk_change_id=bulk_change_id), robust=True
-            )
-    if won:
-        logger.info(
-            "bulk change %s completed: %s",
-            bulk_change_id,
-            final,
-            extra={"bulk_change_id": bulk_change_id},
-        )
-    return bool(won)
-
-
-def next_waiting_device_change(*, device_change: DeviceChange) -> int | None:
-    """The oldest later device change for the same ICCID and integration still waiting."""
-    pk: int | None = (
-        DeviceChange.objects.filter(
-            iccid=device_change.iccid,
-            bulk_change__integration=device_change.bulk_change.integration,
-            pk__gt=device_change.pk,
-            status__in=[Status.PENDING, Status.RETRY_SCHEDULED],
-            bulk_change__status__in=RUNNABLE_BULK,
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    return pk
-
-
-# --- Processing one device -------------------------------------------------------------------
-
-
 class _LeaseLost(Exception):
     """Another worker took the device over (our lease expired); stop without writing."""
 
@@ -289,77 +71,7 @@ class _Cancelled(Exception):
     """The bulk change was cancelled; stop after the current step."""
 
 
-def device_changes_process(
-    *,
-    ids: Sequence[int],
-    process_by: str,
-    request_id: str = "",
-    enqueue: Enqueue,
-) -> int:
-    """Claim and process ``ids`` on up to the credentials' ``max_concurrency`` threads (the
-    work is mostly waiting for HTTP). Each thread works through the ids with one database
-    connection, closed when it is done. Returns how many devices this worker processed."""
-    if not ids:
-        return 0
-    credentials = IntegrationAuthentication.objects.filter(
-        bulk_changes__device_changes__pk__in=list(ids)
-    ).first()
-    if credentials is None:
-        return 0
-    run = partial(_claim_and_run, process_by=process_by, request_id=request_id, enqueue=enqueue)
-    threads = min(credentials.max_concurrency, len(ids))
-    if threads <= 1:
-        return sum(run(pk) for pk in ids)
-    pending: SimpleQueue[int] = SimpleQueue()
-    for pk in ids:
-        pending.put(pk)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return sum(pool.map(lambda _: _drain_in_thread(pending, run), range(threads)))
-
-
-def _drain_in_thread(pending: SimpleQueue[int], run: Callable[[int], bool]) -> int:
-    done = 0
-    try:
-        while True:
-            try:
-                pk = pending.get_nowait()
-            except Empty:
-                return done
-            done += run(pk)
-            if connection.errors_occurred:  # a database error: start the next on a fresh one
-                connection.close()
-    finally:
-        connection.close()  # worker threads open their own connections
-
-
-def _claim_and_run(pk: int, *, process_by: str, request_id: str, enqueue: Enqueue) -> bool:
-    """Claim and run one device."""
-    if not device_change_claim(ids=[pk]):
-        return False
-    device_change = DeviceChange.objects.select_related(
-        "bulk_change", "bulk_change__integration_authentication", "device__status"
-    ).get(pk=pk)
-    device_run = _DeviceRun(device_change, process_by=process_by, request_id=request_id)
-    try:
-        device_run.run()
-    except Exception:
-        logger.exception(
-            "device change %s: unexpected failure outside the step runner",
-            pk,
-            extra={"device_change_id": pk},
-        )
-        return True
-    if device_run.recorded in DeviceChange.TERMINAL:
-        following = next_waiting_device_change(device_change=device_change)
-        if following is not None:
-            enqueue([following])
-        bulk_change_complete_if_done(
-            bulk_change_id=device_change.bulk_change_id, process_by=process_by
-        )
-    return True
-
-
-class _DeviceRun:
+class DeviceRun:
     """Runs the remaining steps of one claimed device change and records its outcome."""
 
     def __init__(self, device_change: DeviceChange, *, process_by: str, request_id: str) -> None:
@@ -422,7 +134,7 @@ class _DeviceRun:
                 f"{device_change.last_error or 'worker lease expired'}"
             )
         if not credentials.writes_enabled:
-            raise PermanentError(_writes_disabled_message(bulk_change))
+            raise PermanentError(writes_disabled_message(bulk_change))
         request = StatusUpdateRequest.from_legacy(device_change.change_request)
         processor_cls = processor_class(bulk_change.integration)
         processor = processor_cls(
@@ -510,7 +222,7 @@ class _DeviceRun:
         lease = timezone.now() + timedelta(seconds=settings.BULKCHANGE_LEASE_SECONDS)
         mine = DeviceChange.objects.filter(pk=self.device_change.pk, claim_token=self.token)
         running = Exists(
-            BulkChange.objects.filter(pk=OuterRef("bulk_change_id"), status__in=RUNNABLE_BULK)
+            BulkChange.objects.filter(pk=OuterRef("bulk_change_id"), status__in=BulkChange.RUNNABLE)
         )
         with transaction.atomic():
             self._flush_calls()
@@ -597,19 +309,14 @@ class _DeviceRun:
         description: str = logs.DEVICE_OUTCOME,
     ) -> bool:
         """Record the device's outcome (terminal, or RETRY_SCHEDULED) while holding the claim."""
-        now = timezone.now()
-        terminal = status in DeviceChange.TERMINAL
         with transaction.atomic():
             self._flush_calls(failed_call=failed_call, error=error)
-            won = DeviceChange.objects.filter(
-                pk=self.device_change.pk, claim_token=self.token, status=Status.PROCESSING
-            ).update(
-                status=status,
-                is_processed=terminal,
-                processed_at=now if terminal else None,
+            won = transitions.device_change_finish(
+                device_change_id=self.device_change.pk,
+                token=self.token,
+                target=status,
+                now=timezone.now(),
                 last_error=error,
-                claimed_until=None,
-                claim_token=None,
                 next_attempt_at=next_attempt_at,
             )
             if won:
@@ -679,12 +386,3 @@ class _DeviceRun:
                     request_id=self.request_id,
                 )
             )
-
-
-__all__ = [
-    "IntegrationError",
-    "bulk_change_complete_if_done",
-    "bulk_change_fan_out",
-    "device_change_claim",
-    "device_changes_process",
-]

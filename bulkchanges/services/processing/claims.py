@@ -1,0 +1,81 @@
+"""Claims: which device changes a worker may work on, and taking them (DESIGN section 5).
+
+A claim is one conditional UPDATE (:func:`bulkchanges.transitions.device_changes_claim`); on
+PostgreSQL the candidates are first locked with ``SKIP LOCKED`` so two workers never wait on
+each other's rows. A device change is claimable only when no older device change for the same
+ICCID and integration in a running bulk change is unfinished: two bulk changes touching one
+device apply in creation order, and when one finishes the next waiting one is enqueued.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from bulkchanges import transitions
+from bulkchanges.models import BulkChange, DeviceChange
+
+# Hands device change ids to workers (django-q2 in production, inline in some tests).
+Enqueue = Callable[[list[int]], object]
+
+
+def older_unfinished_exists() -> Exists:
+    """An older unfinished device change for the same ICCID and integration is running."""
+    return Exists(
+        DeviceChange.objects.filter(
+            iccid=OuterRef("iccid"),
+            bulk_change__integration=OuterRef("bulk_change__integration"),
+            pk__lt=OuterRef("pk"),
+            status__in=DeviceChange.UNFINISHED,
+            bulk_change__status__in=BulkChange.RUNNABLE,
+        )
+    )
+
+
+def device_change_claim(*, ids: Sequence[int], now: datetime | None = None) -> list[int]:
+    """Claim the claimable devices among ``ids`` for this worker. Returns the ids won; each now
+    is PROCESSING with a fresh lease and claim token. Retries and expired leases count as an
+    attempt (``attempts + 1``)."""
+    now = now or timezone.now()
+    token = uuid.uuid4()
+    lease = now + timedelta(seconds=settings.BULKCHANGE_LEASE_SECONDS)
+    with transaction.atomic():
+        candidates = (
+            DeviceChange.objects.filter(pk__in=list(ids))
+            .filter(transitions.device_change_claimable(now))
+            .exclude(older_unfinished_exists())
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        locked = list(candidates.values_list("pk", flat=True))
+        if not locked:
+            return []
+        transitions.device_changes_claim(ids=locked, token=token, lease_until=lease, now=now)
+        return list(
+            DeviceChange.objects.filter(pk__in=locked, claim_token=token).values_list(
+                "pk", flat=True
+            )
+        )
+
+
+def next_waiting_device_change(*, device_change: DeviceChange) -> int | None:
+    """The oldest later device change for the same ICCID and integration still waiting."""
+    pk: int | None = (
+        DeviceChange.objects.filter(
+            iccid=device_change.iccid,
+            bulk_change__integration=device_change.bulk_change.integration,
+            pk__gt=device_change.pk,
+            status__in=[DeviceChange.Status.PENDING, DeviceChange.Status.RETRY_SCHEDULED],
+            bulk_change__status__in=BulkChange.RUNNABLE,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return pk

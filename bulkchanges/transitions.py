@@ -1,0 +1,379 @@
+"""The state machine: every status change of BulkChange, DeviceChange and WebhookDelivery.
+
+The legal transitions are data (:data:`BULK_CHANGE`, :data:`DEVICE_CHANGE`,
+:data:`WEBHOOK_DELIVERY`; docs/architecture.md shows them as a table), and each has one
+function here that performs it as a single conditional UPDATE — guarded by the transition's
+source statuses, and where a worker writes by its claim token — and reports whether it won
+(or how many rows it moved). Nothing else in PondOps assigns ``status``: a caller that lost
+the race learns it from the return value and never overwrites what another process wrote.
+
+A transition asked to move a row to a status it cannot reach raises :class:`IllegalTransition`
+(a programming error, not a race); a row that is not in a source status is simply not moved.
+
+Terminal statuses live beside the models (``BulkChange.TERMINAL``, ``DeviceChange.TERMINAL``);
+the only ways out of them are an operator's retry (``reopen``, ``requeue``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from django.db import models
+from django.db.models import Case, F, Q, QuerySet, When
+
+from bulkchanges.models import BulkChange, DeviceChange, WebhookDelivery
+
+Bulk = BulkChange.Status
+Device = DeviceChange.Status
+Webhook = WebhookDelivery.Status
+
+_Model = TypeVar("_Model", bound=models.Model)
+
+
+class IllegalTransition(ValueError):
+    """A transition was asked for a target status it does not lead to."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One named move: from any of ``sources`` to one of ``targets``."""
+
+    name: str
+    sources: frozenset[str]
+    targets: frozenset[str]
+    why: str
+
+    def check_target(self, target: str) -> None:
+        if target not in self.targets:
+            raise IllegalTransition(
+                f"{self.name} leads to {', '.join(sorted(self.targets))}, not {target}"
+            )
+
+
+def _table(*transitions: Transition) -> Mapping[str, Transition]:
+    return {transition.name: transition for transition in transitions}
+
+
+def _t(name: str, sources: Iterable[str], targets: Iterable[str], why: str) -> Transition:
+    return Transition(name, frozenset(sources), frozenset(targets), why)
+
+
+BULK_CHANGE: Mapping[str, Transition] = _table(
+    _t("release", {Bulk.NEW}, {Bulk.QUEUED}, "another system's NEW bulk change gets a message"),
+    _t("start", {Bulk.QUEUED}, {Bulk.PROCESSING}, "the fan-out task starts handing out devices"),
+    _t(
+        "complete",
+        BulkChange.RUNNABLE,
+        {Bulk.PROCESSED, Bulk.PROCESSED_WITH_ERRORS, Bulk.ERROR},
+        "no device is unfinished; the final status follows from the device counts",
+    ),
+    _t("cancel", BulkChange.OPEN, {Bulk.CANCELLED}, "an operator or partner cancels"),
+    _t(
+        "reopen",
+        set(Bulk.values) - {Bulk.CANCELLED},
+        {Bulk.PROCESSING},
+        "a retry re-queues devices; a cancelled bulk change is never reopened",
+    ),
+)
+
+DEVICE_CHANGE: Mapping[str, Transition] = _table(
+    _t(
+        "claim",
+        {Device.PENDING, Device.RETRY_SCHEDULED, Device.PROCESSING},
+        {Device.PROCESSING},
+        "a worker takes the device: PENDING, a due retry, or an expired lease",
+    ),
+    _t(
+        "finish",
+        {Device.PROCESSING},
+        {
+            Device.PROCESSED,
+            Device.SKIPPED,
+            Device.ERROR,
+            Device.CANCELLED,
+            Device.RETRY_SCHEDULED,
+        },
+        "the claim holder records the outcome (or a transient failure's retry)",
+    ),
+    _t(
+        "expire_lease",
+        {Device.PROCESSING},
+        {Device.RETRY_SCHEDULED, Device.ERROR},
+        "the reaper finds a dead worker's lease; ERROR once no retries are left",
+    ),
+    _t(
+        "fail_unclaimed",
+        {Device.PENDING},
+        {Device.ERROR},
+        "writes are disabled for the credentials: fail fast, no carrier call",
+    ),
+    _t(
+        "cancel",
+        {Device.PENDING, Device.RETRY_SCHEDULED},
+        {Device.CANCELLED},
+        "the bulk change is cancelled before the device was claimed",
+    ),
+    _t(
+        "requeue",
+        {Device.ERROR, Device.PROCESSING, Device.RETRY_SCHEDULED, Device.PENDING},
+        {Device.PENDING},
+        "an operator's retry: ERROR devices, and with include-stuck the stuck ones",
+    ),
+)
+
+WEBHOOK_DELIVERY: Mapping[str, Transition] = _table(
+    _t("claim", {Webhook.SCHEDULED}, {Webhook.SENDING}, "a sender takes a due attempt"),
+    _t(
+        "finish",
+        {Webhook.SENDING},
+        {Webhook.SUCCEEDED, Webhook.FAILED},
+        "the attempt's outcome (or the sweep's verdict on a dead sender)",
+    ),
+)
+
+TABLES: Mapping[type[models.Model], Mapping[str, Transition]] = {
+    BulkChange: BULK_CHANGE,
+    DeviceChange: DEVICE_CHANGE,
+    WebhookDelivery: WEBHOOK_DELIVERY,
+}
+
+
+def legal_pairs(table: Mapping[str, Transition]) -> frozenset[tuple[str, str]]:
+    """Every (source, target) pair some transition of ``table`` allows."""
+    return frozenset(
+        (source, target)
+        for transition in table.values()
+        for source in transition.sources
+        for target in transition.targets
+    )
+
+
+def table_rows(model: type[models.Model]) -> list[str]:
+    """The model's transitions as Markdown table rows, statuses in their declared order
+    (docs/architecture.md shows exactly these; a test keeps them in step)."""
+    order: list[str] = model.Status.values  # type: ignore[attr-defined]
+
+    def listed(statuses: frozenset[str]) -> str:
+        return ", ".join(status for status in order if status in statuses)
+
+    return [
+        f"| `{t.name}` | {listed(t.sources)} | {listed(t.targets)} | {t.why} |"
+        for t in TABLES[model].values()
+    ]
+
+
+def _move(rows: QuerySet[_Model], transition: Transition, target: str, **fields: Any) -> int:
+    """The one conditional UPDATE every transition is: rows still in a source status move to
+    ``target``; the row count says how many this call won."""
+    transition.check_target(target)
+    return rows.filter(status__in=transition.sources).update(status=target, **fields)
+
+
+def _terminal_fields(target: str, now: datetime) -> dict[str, Any]:
+    terminal = target in DeviceChange.TERMINAL
+    return {"is_processed": terminal, "processed_at": now if terminal else None}
+
+
+# --- BulkChange ----------------------------------------------------------------------------
+
+
+def bulk_change_initial(*, now: datetime) -> dict[str, Any]:
+    """The fields a bulk change our entry points create starts with: QUEUED, queued now (its
+    SQS message follows the commit)."""
+    return {"status": Bulk.QUEUED, "queued_at": now}
+
+
+def bulk_change_release(*, bulk_change_id: int, now: datetime) -> bool:
+    """NEW → QUEUED: a bulk change written by another system is released by its message."""
+    rows = BulkChange.objects.filter(pk=bulk_change_id)
+    return bool(_move(rows, BULK_CHANGE["release"], Bulk.QUEUED, queued_at=now))
+
+
+def bulk_change_start(*, bulk_change_id: int) -> bool:
+    """QUEUED → PROCESSING, when its fan-out begins (False: already running, or not runnable)."""
+    rows = BulkChange.objects.filter(pk=bulk_change_id)
+    return bool(_move(rows, BULK_CHANGE["start"], Bulk.PROCESSING))
+
+
+def bulk_change_complete(*, bulk_change_id: int, final: str, now: datetime) -> bool:
+    """QUEUED | PROCESSING → ``final``, with ``processed_at``. Written once: a second call, or
+    one after a cancel, wins nothing."""
+    rows = BulkChange.objects.filter(pk=bulk_change_id)
+    return bool(_move(rows, BULK_CHANGE["complete"], final, processed_at=now))
+
+
+def bulk_change_cancel(*, bulk_change_id: int, now: datetime) -> bool:
+    """NEW | QUEUED | PROCESSING → CANCELLED, with ``processed_at``."""
+    rows = BulkChange.objects.filter(pk=bulk_change_id)
+    return bool(_move(rows, BULK_CHANGE["cancel"], Bulk.CANCELLED, processed_at=now))
+
+
+def bulk_change_reopen(*, bulk_change_id: int) -> bool:
+    """Any status but CANCELLED → PROCESSING, ``processed_at`` cleared: a retry re-queued some
+    of its devices."""
+    rows = BulkChange.objects.filter(pk=bulk_change_id)
+    return bool(_move(rows, BULK_CHANGE["reopen"], Bulk.PROCESSING, processed_at=None))
+
+
+# --- DeviceChange --------------------------------------------------------------------------
+
+
+def device_change_claimable(now: datetime) -> Q:
+    """The claim's guard beyond its source statuses: PENDING, a retry that is due, or a lease
+    that expired — in a bulk change that is running."""
+    return (
+        Q(status=Device.PENDING)
+        | Q(status=Device.RETRY_SCHEDULED, next_attempt_at__lte=now)
+        | Q(status=Device.PROCESSING, claimed_until__lt=now)
+    ) & Q(bulk_change__status__in=BulkChange.RUNNABLE)
+
+
+def device_changes_claim(
+    *, ids: Iterable[int], token: UUID, lease_until: datetime, now: datetime
+) -> int:
+    """Claim these device changes where still claimable: PROCESSING with a new lease and claim
+    token. A retry or an expired lease counts as an attempt (``attempts + 1``); a first claim
+    from PENDING does not. Returns the rows won (read them back by ``claim_token``)."""
+    rows = DeviceChange.objects.filter(pk__in=list(ids)).filter(device_change_claimable(now))
+    return _move(
+        rows,
+        DEVICE_CHANGE["claim"],
+        Device.PROCESSING,
+        claimed_until=lease_until,
+        claim_token=token,
+        attempts=Case(When(status=Device.PENDING, then=F("attempts")), default=F("attempts") + 1),
+    )
+
+
+def device_change_finish(
+    *,
+    device_change_id: int,
+    token: UUID | None,
+    target: str,
+    now: datetime,
+    last_error: str = "",
+    next_attempt_at: datetime | None = None,
+) -> bool:
+    """PROCESSING → ``target`` (terminal, or RETRY_SCHEDULED at ``next_attempt_at``), only
+    while ``token`` still holds the claim; the lease is released. False: the lease was lost."""
+    rows = DeviceChange.objects.filter(pk=device_change_id, claim_token=token)
+    return bool(
+        _move(
+            rows,
+            DEVICE_CHANGE["finish"],
+            target,
+            **_terminal_fields(target, now),
+            last_error=last_error,
+            claimed_until=None,
+            claim_token=None,
+            next_attempt_at=next_attempt_at,
+        )
+    )
+
+
+def device_change_expire_lease(
+    *, device_change_id: int, now: datetime, give_up: bool, last_error: str
+) -> bool:
+    """PROCESSING with an expired lease → RETRY_SCHEDULED (due now) or, with ``give_up``, ERROR.
+    False: the holder renewed or finished it meanwhile."""
+    target = Device.ERROR if give_up else Device.RETRY_SCHEDULED
+    rows = DeviceChange.objects.filter(pk=device_change_id, claimed_until__lt=now)
+    return bool(
+        _move(
+            rows,
+            DEVICE_CHANGE["expire_lease"],
+            target,
+            **_terminal_fields(target, now),
+            next_attempt_at=None if give_up else now,
+            claimed_until=None,
+            claim_token=None,
+            last_error=last_error,
+        )
+    )
+
+
+def device_changes_fail_unclaimed(*, ids: Iterable[int], now: datetime, error: str) -> int:
+    """PENDING → ERROR with ``error``, no carrier call (writes disabled)."""
+    rows = DeviceChange.objects.filter(pk__in=list(ids))
+    return _move(
+        rows,
+        DEVICE_CHANGE["fail_unclaimed"],
+        Device.ERROR,
+        **_terminal_fields(Device.ERROR, now),
+        last_error=error,
+    )
+
+
+def device_changes_cancel(*, bulk_change_id: int, now: datetime) -> int:
+    """PENDING | RETRY_SCHEDULED → CANCELLED for a cancelled bulk change's unclaimed devices."""
+    rows = DeviceChange.objects.filter(bulk_change_id=bulk_change_id)
+    return _move(
+        rows,
+        DEVICE_CHANGE["cancel"],
+        Device.CANCELLED,
+        **_terminal_fields(Device.CANCELLED, now),
+        next_attempt_at=None,
+    )
+
+
+def device_changes_requeue(*, ids: Iterable[int], eligible: Q) -> int:
+    """Eligible devices (ERROR, or stuck: see ``bulk_change_retry``) → PENDING with a fresh
+    RetryNumber and no lease; their completed steps are kept, so each resumes where it stopped."""
+    rows = DeviceChange.objects.filter(pk__in=list(ids)).filter(eligible)
+    return _move(
+        rows,
+        DEVICE_CHANGE["requeue"],
+        Device.PENDING,
+        is_processed=False,
+        processed_at=None,
+        attempts=0,
+        last_error="",
+        next_attempt_at=None,
+        claimed_until=None,
+        claim_token=None,
+    )
+
+
+# --- WebhookDelivery -----------------------------------------------------------------------
+
+
+def webhook_delivery_claim(*, delivery_id: int, now: datetime, lease_until: datetime) -> bool:
+    """A due SCHEDULED attempt → SENDING, leased to this sender."""
+    rows = WebhookDelivery.objects.filter(pk=delivery_id, next_attempt_at__lte=now)
+    return bool(
+        _move(
+            rows,
+            WEBHOOK_DELIVERY["claim"],
+            Webhook.SENDING,
+            started_at=now,
+            claimed_until=lease_until,
+        )
+    )
+
+
+def webhook_delivery_finish(
+    *,
+    delivery_id: int,
+    succeeded: bool,
+    now: datetime,
+    response_status: int | None,
+    error_text: str,
+) -> bool:
+    """SENDING → SUCCEEDED or FAILED. False: another sender (or the sweep) recorded it first."""
+    target = Webhook.SUCCEEDED if succeeded else Webhook.FAILED
+    rows = WebhookDelivery.objects.filter(pk=delivery_id)
+    return bool(
+        _move(
+            rows,
+            WEBHOOK_DELIVERY["finish"],
+            target,
+            finished_at=now,
+            claimed_until=None,
+            response_status=response_status,
+            error_text=error_text,
+        )
+    )
