@@ -20,7 +20,6 @@ OPERATOR_RETRY = "Retry requested"
 OPERATOR_CANCEL = "Bulk change cancelled"
 WRITES_DISABLED = "Writes disabled"
 LEASE_EXPIRED = "Worker lease expired"
-INVENTORY = "Update inventory status"
 
 
 @cache
