@@ -1,4 +1,4 @@
-"""The SQS consumer behind ``manage.py poll_sqs`` (DESIGN section 4).
+"""The SQS consumer behind ``manage.py poll_sqs`` (docs/architecture.md §5).
 
 Long-polls the queue, validates each message, hands each valid one to django-q2 and deletes it
 from SQS only after the hand-off is durable (the task is in the broker). A malformed message is

@@ -1,4 +1,4 @@
-"""The one device-list parser (DESIGN section 7), shared by the admin upload, the API and
+"""The one device-list parser (docs/architecture.md §11), shared by the admin upload, the API and
 ``create_bulk_change``: a CSV with a header naming ``iccid`` (required), ``msisdn`` and ``eid``
 (optional) in any order, or one bare ICCID a line; UTF-8 with or without BOM; CRLF or LF;
 blank lines ignored. Nothing is lost silently: every rejected line is reported with its line
@@ -43,7 +43,7 @@ def normalise_iccid(value: str) -> str:
 
 
 def identifier_problem(device: DeviceRef) -> str | None:
-    """Why a device's identifiers are invalid (DESIGN section 3), or None."""
+    """Why a device's identifiers are invalid (docs/architecture.md §11), or None."""
     if not ICCID.match(device.iccid):
         return f"ICCID {device.iccid!r} must be 18-22 digits"
     if device.msisdn and not MSISDN.match(device.msisdn):

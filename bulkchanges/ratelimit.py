@@ -1,7 +1,7 @@
-"""Request-rate and concurrency limits shared by every worker process and host (DESIGN
-section 5). :func:`throttle_for` gives the clients one :class:`~integrations.base.Throttle` per
-set of credentials, made of the two limits below; each HTTP request holds it (``call()``) for
-the request only.
+"""Request-rate and concurrency limits shared by every worker process and host
+(docs/architecture.md §8). :func:`throttle_for` gives the clients one
+:class:`~integrations.base.Throttle` per set of credentials, made of the two limits below; each
+HTTP request holds it (``call()``) for the request only.
 
 Rate: each set of credentials has one schedule of request slots spaced ``1/rate`` apart. A
 sender reserves the next free slot atomically — in Redis (a Lua script) when ``REDIS_URL`` is

@@ -1,4 +1,4 @@
-"""The SQS message contract (DESIGN section 4): codec, client and senders.
+"""The SQS message contract (docs/architecture.md §5): codec, client and senders.
 
 A message carries message attributes (the legacy contract) and a JSON body with the same keys;
 attributes win. Legacy producers send every attribute as DataType ``String`` (numbers as text,

@@ -6,5 +6,5 @@ from django.http import HttpRequest
 
 
 def actor(request: HttpRequest) -> str:
-    """``admin:<username>`` (DESIGN section 3: ``process_by`` and ``created_by``)."""
+    """``admin:<username>`` (docs/architecture.md §9: ``process_by``)."""
     return f"admin:{request.user.get_username()}"

@@ -1,6 +1,6 @@
 """Seed each carrier's device statuses (carriers/README.md): the codes are the carriers' own
 status names — the names a bulk change targets, except Teal, whose targets (enabled/disabled)
-are recorded as the eSIM states it reports (online/stopped, carriers/teal.md)."""
+are recorded as the eSIM states it reports (online/stopped, docs/carriers/teal.md)."""
 
 from django.db import migrations
 

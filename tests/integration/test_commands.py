@@ -1,4 +1,4 @@
-"""The automation commands (DESIGN section 7): same validation as every other entry point,
+"""The automation commands (docs/architecture.md §11): same validation as every other entry point,
 secrets only on stdin, ids as the last token, a one-line reason and exit 1 on bad input."""
 
 from __future__ import annotations

@@ -494,7 +494,7 @@ def test_cancel_stops_unclaimed_devices(
 def test_cancel_lets_an_in_flight_device_finish_its_step_then_end_cancelled(
     pond_world: PondWorld, sqs_queue: Queue
 ) -> None:
-    """DESIGN section 5: in-flight devices finish their current step, keep what they
+    """docs/architecture.md §6: in-flight devices finish their current step, keep what they
     recorded, and end CANCELLED — no later step, no Rev.io service."""
     import threading
 

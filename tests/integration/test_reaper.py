@@ -1,5 +1,5 @@
-"""The reaper's stalled-bulk-change rule (DESIGN section 5): a running bulk change whose PENDING
-devices have seen no progress for the grace period is sent again; one whose devices are
+"""The reaper's stalled-bulk-change rule (docs/architecture.md §7): a running bulk change whose
+PENDING devices have seen no progress for the grace period is sent again; one whose devices are
 progressing is left alone. Progress is a device change's ``updated_at``, which every write —
 the services' ``QuerySet.update()`` calls included — must move."""
 

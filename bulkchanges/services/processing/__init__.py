@@ -1,5 +1,5 @@
-"""Processing devices: claims, fan-out, the device runner and completion (DESIGN section 5;
-docs/architecture.md).
+"""Processing devices: claims, fan-out, the device runner and completion (docs/architecture.md
+§6, §7).
 
 Promises:
 - A device's carrier call is made at most once per attempt, whatever the queue redelivers: a

@@ -1,4 +1,4 @@
-"""Claims: which device changes a worker may work on, and taking them (DESIGN section 5).
+"""Claims: which device changes a worker may work on, and taking them (docs/architecture.md §6, §7).
 
 A claim is one conditional UPDATE (:func:`bulkchanges.transitions.device_changes_claim`); on
 PostgreSQL the candidates are first locked with ``SKIP LOCKED`` so two workers never wait on

@@ -1,4 +1,4 @@
-"""Completion: a bulk change's final status, written once (DESIGN section 3)."""
+"""Completion: a bulk change's final status, written once (docs/architecture.md §4)."""
 
 from __future__ import annotations
 

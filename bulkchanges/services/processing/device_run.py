@@ -1,4 +1,4 @@
-"""One device change's remaining steps and its outcome (DESIGN section 5).
+"""One device change's remaining steps and its outcome (docs/architecture.md §6, §7).
 
 Each completed step is recorded — with its audit rows, and the lease renewed — before the next
 one starts; every write checks the claim token, so a worker whose lease was taken over stops

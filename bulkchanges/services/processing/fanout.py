@@ -1,5 +1,5 @@
 """Fan-out: a bulk change into ``process_devices`` chunks, or — with writes disabled for its
-credentials — straight to ERROR without a carrier call (DESIGN section 5)."""
+credentials — straight to ERROR without a carrier call (docs/architecture.md §6, §7)."""
 
 from __future__ import annotations
 

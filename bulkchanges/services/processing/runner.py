@@ -1,7 +1,7 @@
 """The device runner: claims device changes and runs each with :class:`DeviceRun`, on up to
 the credentials' ``max_concurrency`` threads per chunk (the work is mostly waiting for HTTP).
 When a device ends, the next device change waiting on the same ICCID is enqueued and the bulk
-change completed if nothing is left (DESIGN section 5)."""
+change completed if nothing is left (docs/architecture.md §6, §7)."""
 
 from __future__ import annotations
 

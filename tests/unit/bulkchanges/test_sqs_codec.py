@@ -1,4 +1,4 @@
-"""The SQS message contract (DESIGN section 4): our format and the legacy producers'."""
+"""The SQS message contract (docs/architecture.md §5): our format and the legacy producers'."""
 
 from __future__ import annotations
 
