@@ -29,7 +29,9 @@ from django.views.decorators.http import require_POST
 
 from bulkchanges.admin import display
 from bulkchanges.admin.audit import actor
+from bulkchanges.admin.confirm import confirm_page
 from bulkchanges.admin.creation import BulkChangeCreation
+from bulkchanges.admin.readonly import ReadOnlyAdmin
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange
 from bulkchanges.selectors import (
@@ -43,7 +45,6 @@ from bulkchanges.services import bulk_change_cancel, bulk_change_retry
 from bulkchanges.services.exports import bulk_change_export
 
 LOG_PAGE_SIZE = 50
-CONFIRM_TEMPLATE = "admin/bulkchanges/confirm_action.html"
 PROGRESS_TEMPLATE = "bulkchanges/admin/progress.html"
 
 
@@ -66,7 +67,7 @@ def _progress(bulk_change: BulkChange) -> Progress:
 
 
 @admin.register(BulkChange)
-class BulkChangeAdmin(BulkChangeCreation, admin.ModelAdmin):
+class BulkChangeAdmin(BulkChangeCreation, ReadOnlyAdmin):
     # Compact enough for a laptop screen with the admin's navigation and filter sidebars open:
     # carrier, type and target share one column, age and time to complete another.
     list_display = (
@@ -94,18 +95,8 @@ class BulkChangeAdmin(BulkChangeCreation, admin.ModelAdmin):
     class Media:
         css = {"all": ("bulkchanges/pondops.css",)}
 
-    # --- Permissions ---------------------------------------------------------------------
     # Bulk changes are created through the services (the "new" view below), never edited
-    # and never deleted here: deleting one would delete its audit log.
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    # and never deleted here (ReadOnlyAdmin).
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("bulkchanges.retry_bulkchange")
@@ -259,7 +250,7 @@ class BulkChangeAdmin(BulkChangeCreation, admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             self._retry(request, [bulk_change])
-            return HttpResponseRedirect(self._change_url(bulk_change))
+            return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
         return self._confirm(
             request,
             title=f"Retry the failed devices of bulk change {bulk_change.pk}?",
@@ -275,7 +266,7 @@ class BulkChangeAdmin(BulkChangeCreation, admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             self._cancel(request, [bulk_change])
-            return HttpResponseRedirect(self._change_url(bulk_change))
+            return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
         return self._confirm(
             request,
             title=f"Cancel bulk change {bulk_change.pk}?",
@@ -369,32 +360,32 @@ class BulkChangeAdmin(BulkChangeCreation, admin.ModelAdmin):
         action: str = "",
         danger: bool = False,
     ) -> TemplateResponse:
+        """From a page (no ``action``), "back" returns to that bulk change; from the list,
+        to the list."""
         progress = bulk_change_progress_map(bulk_change_ids=[bc.pk for bc in bulk_changes])
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": title,
-            "explanation": explanation,
-            "submit": submit,
-            "action": action,
-            "danger": danger,
-            "select_across": request.POST.get("select_across") == "1",
-            "rows": [
+        return confirm_page(
+            self,
+            request,
+            title=title,
+            explanation=explanation,
+            submit=submit,
+            action=action,
+            danger=danger,
+            back_url=(
+                display.bulk_change_url(bulk_changes[0].pk)
+                if not action and bulk_changes
+                else reverse("admin:bulkchanges_bulkchange_changelist")
+            ),
+            rows=[
                 {
                     "bulk_change": bulk_change,
                     "badge": display.status_badge(bulk_change.status),
                     "progress": progress[bulk_change.pk],
-                    "url": self._change_url(bulk_change),
+                    "url": display.bulk_change_url(bulk_change.pk),
                 }
                 for bulk_change in bulk_changes
             ],
-            "back_url": (
-                self._change_url(bulk_changes[0])
-                if not action and bulk_changes
-                else reverse("admin:bulkchanges_bulkchange_changelist")
-            ),
-        }
-        return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+        )
 
     def _retry(self, request: HttpRequest, bulk_changes: list[BulkChange]) -> None:
         for bulk_change in bulk_changes:

@@ -21,7 +21,7 @@ from bulkchanges.admin.drafts import Draft, draft_discard, draft_load, draft_sav
 from bulkchanges.admin.forms import SERVICE_FIELDS, NewBulkChangeForm, TargetForm
 from bulkchanges.devicelists import DeviceListError, parse_device_list
 from bulkchanges.errors import ApplicationError
-from bulkchanges.models import BulkChange, Tenant
+from bulkchanges.models import Tenant
 from bulkchanges.services import (
     bulk_change_create,
     credentials_resolve,
@@ -41,9 +41,6 @@ class BulkChangeCreation:
 
     def has_create_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("bulkchanges.add_bulkchange")
-
-    def _change_url(self, bulk_change: BulkChange) -> str:
-        return reverse("admin:bulkchanges_bulkchange_change", args=[bulk_change.pk])
 
     def new_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_create_permission(request):
@@ -205,4 +202,4 @@ class BulkChangeCreation:
                 f"Bulk change {bulk_change.pk} queued: {draft.device_count} devices to "
                 f"{validated.request.update_status} on {draft.integration}.",
             )
-        return HttpResponseRedirect(self._change_url(bulk_change))
+        return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))

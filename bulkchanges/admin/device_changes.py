@@ -5,12 +5,10 @@ action."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -18,15 +16,16 @@ from django.utils.text import Truncator
 
 from bulkchanges.admin import display
 from bulkchanges.admin.audit import actor
-from bulkchanges.admin.bulk_changes import CONFIRM_TEMPLATE
+from bulkchanges.admin.confirm import confirm_page
 from bulkchanges.admin.filters import BulkChangeFilter
+from bulkchanges.admin.readonly import ReadOnlyAdmin
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange, DeviceChange
 from bulkchanges.services import bulk_change_retry
 
 
 @admin.register(DeviceChange)
-class DeviceChangeAdmin(admin.ModelAdmin):
+class DeviceChangeAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "bulk_change_link",
@@ -48,25 +47,12 @@ class DeviceChangeAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ("bulkchanges/pondops.css",)}
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("bulkchanges.retry_bulkchange")
 
     @admin.display(description="bulk change", ordering="bulk_change_id")
     def bulk_change_link(self, device_change: DeviceChange) -> SafeString:
-        return format_html(
-            '<a href="{}">{}</a>',
-            reverse("admin:bulkchanges_bulkchange_change", args=[device_change.bulk_change_id]),
-            device_change.bulk_change_id,
-        )
+        return display.bulk_change_link(device_change.bulk_change_id)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, device_change: DeviceChange) -> SafeString:
@@ -92,11 +78,11 @@ class DeviceChangeAdmin(admin.ModelAdmin):
         failed = queryset.filter(status=DeviceChange.Status.ERROR)
         others = queryset.exclude(status=DeviceChange.Status.ERROR).count()
         if request.POST.get("post") != "yes":
-            context = {
-                **self.admin_site.each_context(request),
-                "opts": self.opts,
-                "title": "Retry these failed devices?",
-                "explanation": "Each device in ERROR is queued again with a fresh retry count "
+            return confirm_page(
+                self,
+                request,
+                title="Retry these failed devices?",
+                explanation="Each device in ERROR is queued again with a fresh retry count "
                 "and resumes after its last completed step. The retry is logged under your "
                 "name."
                 + (
@@ -104,20 +90,18 @@ class DeviceChangeAdmin(admin.ModelAdmin):
                     if others
                     else ""
                 ),
-                "submit": "Yes, retry them",
-                "action": "retry_failed_action",
-                "select_across": request.POST.get("select_across") == "1",
-                "device_rows": [
+                submit="Yes, retry them",
+                action="retry_failed_action",
+                back_url=reverse("admin:bulkchanges_devicechange_changelist"),
+                device_rows=[
                     {
                         "device_change": device_change,
                         "badge": display.status_badge(device_change.status),
                     }
                     for device_change in queryset.order_by("id")[:500]
                 ],
-                "selected_ids": list(queryset.values_list("pk", flat=True)),
-                "back_url": reverse("admin:bulkchanges_devicechange_changelist"),
-            }
-            return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+                selected_ids=list(queryset.values_list("pk", flat=True)),
+            )
         by_bulk_change: dict[int, list[int]] = defaultdict(list)
         for pk, bulk_change_id in failed.values_list("pk", "bulk_change_id"):
             by_bulk_change[bulk_change_id].append(pk)

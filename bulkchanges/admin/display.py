@@ -99,6 +99,15 @@ def time_to_complete(bulk_change: BulkChange, *, now: datetime | None = None) ->
     return EMPTY
 
 
+def bulk_change_url(bulk_change_id: int) -> str:
+    """The bulk change's page."""
+    return reverse("admin:bulkchanges_bulkchange_change", args=[bulk_change_id])
+
+
+def bulk_change_link(bulk_change_id: int) -> SafeString:
+    return format_html('<a href="{}">{}</a>', bulk_change_url(bulk_change_id), bulk_change_id)
+
+
 def device_changes_url(bulk_change_id: int, **filters: str) -> str:
     """The DeviceChange list filtered to one bulk change (and, say, ``status__exact``)."""
     query = urlencode({"bulk_change": str(bulk_change_id), **filters})

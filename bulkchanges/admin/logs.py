@@ -3,22 +3,19 @@ request and response text are shown redacted and readable."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
-from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from bulkchanges.admin import display
 from bulkchanges.admin.filters import BulkChangeFilter, DeviceChangeFilter
+from bulkchanges.admin.readonly import ReadOnlyAdmin
 from bulkchanges.models import BulkChangeLog
 
 
 @admin.register(BulkChangeLog)
-class BulkChangeLogAdmin(admin.ModelAdmin):
+class BulkChangeLogAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "processed_at",
@@ -51,22 +48,9 @@ class BulkChangeLogAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ("bulkchanges/pondops.css",)}
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     @admin.display(description="bulk change", ordering="bulk_change_id")
     def bulk_change_link(self, row: BulkChangeLog) -> SafeString:
-        return format_html(
-            '<a href="{}">{}</a>',
-            reverse("admin:bulkchanges_bulkchange_change", args=[row.bulk_change_id]),
-            row.bulk_change_id,
-        )
+        return display.bulk_change_link(row.bulk_change_id)
 
     @admin.display(description="errors", ordering="has_errors")
     def errors(self, row: BulkChangeLog) -> SafeString | str:

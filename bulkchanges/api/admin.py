@@ -4,11 +4,9 @@ created in DRF's own "Tokens" admin (rest_framework.authtoken) or by
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
+from bulkchanges.admin.readonly import ReadOnlyAdmin
 from bulkchanges.models import PartnerProfile, WebhookDelivery
 
 
@@ -22,7 +20,7 @@ class PartnerProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
     """Read-only: attempts are written by the webhook service only."""
 
     list_display = (
@@ -37,12 +35,3 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("=bulk_change__id",)
     readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
