@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 
@@ -13,6 +15,23 @@ class BulkChangesConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_ensure_reaper_schedule, sender=self)
+
+
+class PondOpsAdminConfig(admin_apps.AdminConfig):
+    """Django's admin with PondOps' site (``bulkchanges/admin/site.py``) as the default site;
+    INSTALLED_APPS lists it in place of ``django.contrib.admin``."""
+
+    default = False  # for the "bulkchanges" entry Django picks BulkChangesConfig
+    default_site = "bulkchanges.admin.site.PondOpsAdminSite"
+
+    def ready(self) -> None:
+        # Importing bulkchanges.admin registers its model admins on the default site, whose
+        # class lives in that package. Import it before autodiscovery first touches the
+        # default site: the first registration then builds the site once. The other way
+        # round, building the site imports the package, whose registrations build it a
+        # second time — on an instance the first build then replaces.
+        import_module("bulkchanges.admin")
+        super().ready()
 
 
 def _ensure_reaper_schedule(**kwargs: Any) -> None:

@@ -44,7 +44,7 @@ ALLOWED_HOSTS = [
 ENVIRONMENT_NAME = os.environ.get("PONDOPS_ENVIRONMENT", "local")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "bulkchanges.apps.PondOpsAdminConfig",  # django.contrib.admin with PondOps' admin site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,11 +1,7 @@
 """The operations dashboard on the admin index: bulk changes by status in the last 24 hours,
 devices finished per carrier, devices in flight, the queue's approximate depth and the oldest
-unfinished bulk change — so staff see at a glance whether processing is healthy.
-
-The project mounts Django's default ``admin.site`` (``pondops/urls.py``), so the dashboard is
-added by wrapping that site's index view, before its URLs are built (the admin autodiscovers
-this package in ``AdminConfig.ready``, before any URLconf is loaded). A dedicated AdminSite
-subclass would need a custom AdminConfig in INSTALLED_APPS; this keeps the default site.
+unfinished bulk change — so staff see at a glance whether processing is healthy. The site's
+index (``bulkchanges/admin/site.py``) renders it above the app list.
 """
 
 from __future__ import annotations
@@ -13,9 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.contrib import admin
-from django.contrib.admin import AdminSite
-from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -38,7 +31,7 @@ def dashboard_context(*, hours: int = 24) -> dict[str, Any]:
         oldest_age = timezone.now() - oldest.created_at
         oldest_context = {
             "bulk_change": oldest,
-            "url": reverse("admin:bulkchanges_bulkchange_change", args=[oldest.pk]),
+            "url": display.bulk_change_url(oldest.pk),
             "badge": display.status_badge(oldest.status),
             "progress_bar": display.progress_bar(bulk_change_progress(bulk_change_id=oldest.pk)),
             "age": display.duration(oldest_age),
@@ -76,22 +69,3 @@ def dashboard_context(*, hours: int = 24) -> dict[str, Any]:
         "open_statuses": sorted(BulkChange.OPEN),
         "device_unfinished_statuses": sorted(DeviceChange.UNFINISHED),
     }
-
-
-def dashboard_install(site: AdminSite | None = None) -> None:
-    """Give ``site``'s index page (default: ``admin.site``) the dashboard, for staff who may
-    view bulk changes. Idempotent."""
-    site = site or admin.site
-    index = site.index
-    if getattr(index, "with_dashboard", False):
-        return
-
-    def index_with_dashboard(
-        request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        if request.user.has_perm("bulkchanges.view_bulkchange"):
-            extra_context = {"dashboard": dashboard_context(), **(extra_context or {})}
-        return index(request, extra_context)
-
-    index_with_dashboard.with_dashboard = True  # type: ignore[attr-defined]
-    setattr(site, "index", index_with_dashboard)  # noqa: B010  (an instance attribute)

@@ -7,9 +7,8 @@ from django.db.models.signals import post_migrate
 
 
 class PartnerApiConfig(AppConfig):
-    """The partner API: no models of its own (they live in ``bulkchanges``); registers its
-    admin pages (``bulkchanges/api/admin.py``, found by the admin's autodiscovery) and keeps the
-    completion-webhook sweep scheduled."""
+    """The partner API: no models of its own (they live in ``bulkchanges``, their admin pages
+    in ``bulkchanges/admin/partners.py``); keeps the completion-webhook sweep scheduled."""
 
     name = "bulkchanges.api"
     label = "bulkchanges_api"

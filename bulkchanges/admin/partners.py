@@ -1,6 +1,6 @@
-"""Admin pages for partner access: which user belongs to which tenant. Tokens themselves are
-created in DRF's own "Tokens" admin (rest_framework.authtoken) or by
-``manage.py create_partner_token``."""
+"""Partner access in the console: which user belongs to which tenant, and the completion
+webhooks' deliveries. Tokens themselves are created in DRF's own "Tokens" admin
+(rest_framework.authtoken) or by ``manage.py create_partner_token``."""
 
 from __future__ import annotations
 
