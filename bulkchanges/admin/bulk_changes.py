@@ -1,38 +1,28 @@
-"""The bulk change console: the list (badges, progress from one aggregate query per page), the
-detail page (request in words, counts, devices link, the audit log, live progress) and the
-retry / cancel / export actions, each confirmed first; the new-bulk-change views come from
-``creation``. Each view parses input, calls one service or selector, and renders."""
+"""The bulk change console: the list (badges, progress from one aggregate query per page) and
+the detail page (request in words, counts, devices link, the audit log, live progress), with
+the routes of every bulk change view. The retry / cancel / export actions come from
+``bulk_change_actions``, the new-bulk-change views from ``creation``. Each view parses input,
+calls one service or selector, and renders."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBase,
-    HttpResponseRedirect,
-    StreamingHttpResponse,
-)
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from bulkchanges.admin import display
-from bulkchanges.admin.audit import actor
-from bulkchanges.admin.confirm import confirm_page
+from bulkchanges.admin.bulk_change_actions import BulkChangeActions
 from bulkchanges.admin.creation import BulkChangeCreation
 from bulkchanges.admin.readonly import ReadOnlyAdmin
-from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange
 from bulkchanges.selectors import (
     Progress,
@@ -41,8 +31,6 @@ from bulkchanges.selectors import (
     bulk_change_search,
     log_page,
 )
-from bulkchanges.services import bulk_change_cancel, bulk_change_retry
-from bulkchanges.services.exports import bulk_change_export
 
 LOG_PAGE_SIZE = 50
 PROGRESS_TEMPLATE = "bulkchanges/admin/progress.html"
@@ -67,7 +55,7 @@ def _progress(bulk_change: BulkChange) -> Progress:
 
 
 @admin.register(BulkChange)
-class BulkChangeAdmin(BulkChangeCreation, ReadOnlyAdmin):
+class BulkChangeAdmin(BulkChangeCreation, BulkChangeActions, ReadOnlyAdmin):
     # Compact enough for a laptop screen with the admin's navigation and filter sidebars open:
     # carrier, type and target share one column, age and time to complete another.
     list_display = (
@@ -87,22 +75,13 @@ class BulkChangeAdmin(BulkChangeCreation, ReadOnlyAdmin):
     list_select_related = ("tenant",)
     list_per_page = 50
     ordering = ("-id",)
-    actions = ("retry_failed_action", "cancel_action", "export_action")
+    actions = ("retry_failed_action", "cancel_action", "export_action")  # BulkChangeActions
     change_form_template = "admin/bulkchanges/bulkchange/change_form.html"
     change_list_template = "admin/bulkchanges/bulkchange/change_list.html"
     readonly_fields = [field.name for field in BulkChange._meta.fields]
 
     class Media:
         css = {"all": ("bulkchanges/pondops.css",)}
-
-    # Bulk changes are created through the services (the "new" view below), never edited
-    # and never deleted here (ReadOnlyAdmin).
-
-    def has_retry_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("bulkchanges.retry_bulkchange")
-
-    def has_cancel_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("bulkchanges.cancel_bulkchange")
 
     # --- The list ------------------------------------------------------------------------
 
@@ -233,200 +212,6 @@ class BulkChangeAdmin(BulkChangeCreation, ReadOnlyAdmin):
         return TemplateResponse(
             request, PROGRESS_TEMPLATE, self._progress_context(bulk_change, progress)
         )
-
-    def _get_viewable(self, request: HttpRequest, object_id: str) -> BulkChange:
-        bulk_change = self.get_object(request, object_id)
-        if bulk_change is None:
-            raise Http404(f"bulk change {object_id!r} does not exist")
-        if not self.has_view_permission(request, bulk_change):
-            raise PermissionDenied
-        return bulk_change
-
-    # --- Per-bulk-change actions (buttons on the page, each confirmed) -------------------
-
-    def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        bulk_change = self._get_viewable(request, object_id)
-        if not self.has_retry_permission(request):
-            raise PermissionDenied
-        if request.method == "POST":
-            self._retry(request, [bulk_change])
-            return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
-        return self._confirm(
-            request,
-            title=f"Retry the failed devices of bulk change {bulk_change.pk}?",
-            bulk_changes=[bulk_change],
-            explanation="Every device in ERROR is queued again with a fresh retry count; "
-            "each resumes after its last completed step. The retry is logged under your name.",
-            submit="Yes, retry failed devices",
-        )
-
-    def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        bulk_change = self._get_viewable(request, object_id)
-        if not self.has_cancel_permission(request):
-            raise PermissionDenied
-        if request.method == "POST":
-            self._cancel(request, [bulk_change])
-            return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
-        return self._confirm(
-            request,
-            title=f"Cancel bulk change {bulk_change.pk}?",
-            bulk_changes=[bulk_change],
-            explanation="Devices not yet started become CANCELLED; devices in flight finish "
-            "their current step and end CANCELLED. This cannot be undone. The cancellation is "
-            "logged under your name.",
-            submit="Yes, cancel it",
-            danger=True,
-        )
-
-    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
-        bulk_change = self._get_viewable(request, object_id)
-        if request.method == "POST":
-            return self._export(request, [bulk_change.pk])
-        return self._confirm(
-            request,
-            title=f"Export the devices of bulk change {bulk_change.pk} as CSV?",
-            bulk_changes=[bulk_change],
-            explanation="One line per device with its status, attempts, last error and "
-            "completion time. The export is logged under your name.",
-            submit="Download CSV",
-        )
-
-    # --- List actions (each shows a confirmation page first) -----------------------------
-
-    @admin.action(
-        description="Retry failed devices of selected bulk changes", permissions=["retry"]
-    )
-    def retry_failed_action(
-        self, request: HttpRequest, queryset: QuerySet[BulkChange]
-    ) -> HttpResponse | None:
-        if request.POST.get("post") == "yes":
-            self._retry(request, list(queryset))
-            return None
-        return self._confirm(
-            request,
-            title="Retry the failed devices of these bulk changes?",
-            bulk_changes=list(queryset),
-            explanation="Every device in ERROR is queued again with a fresh retry count. "
-            "Each retry is logged under your name.",
-            submit="Yes, retry failed devices",
-            action="retry_failed_action",
-        )
-
-    @admin.action(description="Cancel selected bulk changes", permissions=["cancel"])
-    def cancel_action(
-        self, request: HttpRequest, queryset: QuerySet[BulkChange]
-    ) -> HttpResponse | None:
-        if request.POST.get("post") == "yes":
-            self._cancel(request, list(queryset))
-            return None
-        return self._confirm(
-            request,
-            title="Cancel these bulk changes?",
-            bulk_changes=list(queryset),
-            explanation="Devices not yet started become CANCELLED; devices in flight end "
-            "CANCELLED after their current step. Only NEW, QUEUED or PROCESSING bulk changes "
-            "can be cancelled. Each cancellation is logged under your name.",
-            submit="Yes, cancel them",
-            action="cancel_action",
-            danger=True,
-        )
-
-    @admin.action(
-        description="Export devices of selected bulk changes as CSV", permissions=["view"]
-    )
-    def export_action(
-        self, request: HttpRequest, queryset: QuerySet[BulkChange]
-    ) -> HttpResponseBase | None:
-        if request.POST.get("post") == "yes":
-            return self._export(request, list(queryset.values_list("pk", flat=True)))
-        return self._confirm(
-            request,
-            title="Export the devices of these bulk changes as CSV?",
-            bulk_changes=list(queryset),
-            explanation="One line per device with its bulk change, status, attempts, last "
-            "error and completion time. The export is logged under your name.",
-            submit="Download CSV",
-            action="export_action",
-        )
-
-    def _confirm(
-        self,
-        request: HttpRequest,
-        *,
-        title: str,
-        bulk_changes: list[BulkChange],
-        explanation: str,
-        submit: str,
-        action: str = "",
-        danger: bool = False,
-    ) -> TemplateResponse:
-        """From a page (no ``action``), "back" returns to that bulk change; from the list,
-        to the list."""
-        progress = bulk_change_progress_map(bulk_change_ids=[bc.pk for bc in bulk_changes])
-        return confirm_page(
-            self,
-            request,
-            title=title,
-            explanation=explanation,
-            submit=submit,
-            action=action,
-            danger=danger,
-            back_url=(
-                display.bulk_change_url(bulk_changes[0].pk)
-                if not action and bulk_changes
-                else reverse("admin:bulkchanges_bulkchange_changelist")
-            ),
-            rows=[
-                {
-                    "bulk_change": bulk_change,
-                    "badge": display.status_badge(bulk_change.status),
-                    "progress": progress[bulk_change.pk],
-                    "url": display.bulk_change_url(bulk_change.pk),
-                }
-                for bulk_change in bulk_changes
-            ],
-        )
-
-    def _retry(self, request: HttpRequest, bulk_changes: list[BulkChange]) -> None:
-        for bulk_change in bulk_changes:
-            try:
-                queued = bulk_change_retry(bulk_change=bulk_change, actor=actor(request))
-            except ApplicationError as error:
-                messages.error(request, f"Bulk change {bulk_change.pk}: {error}")
-                continue
-            if queued:
-                messages.success(
-                    request,
-                    f"Bulk change {bulk_change.pk}: {len(queued)} failed devices re-queued.",
-                )
-            else:
-                messages.warning(
-                    request, f"Bulk change {bulk_change.pk}: no failed devices to retry."
-                )
-
-    def _cancel(self, request: HttpRequest, bulk_changes: list[BulkChange]) -> None:
-        for bulk_change in bulk_changes:
-            try:
-                cancelled = bulk_change_cancel(bulk_change=bulk_change, actor=actor(request))
-            except ApplicationError as error:
-                messages.error(request, f"Bulk change {bulk_change.pk}: {error}")
-                continue
-            messages.success(
-                request,
-                f"Bulk change {bulk_change.pk} cancelled: {cancelled} devices cancelled now; "
-                "devices in flight end CANCELLED after their current step.",
-            )
-
-    def _export(self, request: HttpRequest, bulk_change_ids: list[int]) -> StreamingHttpResponse:
-        lines = bulk_change_export(bulk_change_ids=bulk_change_ids, actor=actor(request))
-        name = (
-            f"bulk-change-{bulk_change_ids[0]}-devices.csv"
-            if len(bulk_change_ids) == 1
-            else f"bulk-changes-devices-{timezone.now():%Y%m%d-%H%M%S}.csv"
-        )
-        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
 
     # --- URLs ------------------------------------------------------------------------------
 

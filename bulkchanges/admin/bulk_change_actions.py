@@ -1,0 +1,238 @@
+"""What staff do to bulk changes in the console: retry the failed devices, cancel, export the
+devices as CSV — from the buttons on a bulk change's page (``<id>/retry/``, ``<id>/cancel/``,
+``<id>/export/``) or from the list's action menu. Each shows a confirmation page first, then
+calls one service, logged under the staff member's name."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from bulkchanges.admin import display
+from bulkchanges.admin.audit import actor
+from bulkchanges.admin.confirm import confirm_page
+from bulkchanges.errors import ApplicationError
+from bulkchanges.models import BulkChange
+from bulkchanges.selectors import bulk_change_progress_map
+from bulkchanges.services import bulk_change_cancel, bulk_change_retry
+from bulkchanges.services.exports import bulk_change_export
+
+
+class BulkChangeActions(admin.ModelAdmin):
+    """The action views and list actions of BulkChangeAdmin (which routes the views)."""
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("bulkchanges.retry_bulkchange")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("bulkchanges.cancel_bulkchange")
+
+    def _get_viewable(self, request: HttpRequest, object_id: str) -> BulkChange:
+        """The bulk change a page or an action is about: 404 if there is none, 403 if the
+        staff member may not view it."""
+        bulk_change = self.get_object(request, object_id)
+        if bulk_change is None:
+            raise Http404(f"bulk change {object_id!r} does not exist")
+        if not self.has_view_permission(request, bulk_change):
+            raise PermissionDenied
+        return bulk_change
+
+    # --- Per-bulk-change actions (buttons on the page, each confirmed) -------------------
+
+    def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        bulk_change = self._get_viewable(request, object_id)
+        if not self.has_retry_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            self._retry(request, [bulk_change])
+            return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
+        return self._confirm(
+            request,
+            title=f"Retry the failed devices of bulk change {bulk_change.pk}?",
+            bulk_changes=[bulk_change],
+            explanation="Every device in ERROR is queued again with a fresh retry count; "
+            "each resumes after its last completed step. The retry is logged under your name.",
+            submit="Yes, retry failed devices",
+        )
+
+    def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        bulk_change = self._get_viewable(request, object_id)
+        if not self.has_cancel_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            self._cancel(request, [bulk_change])
+            return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
+        return self._confirm(
+            request,
+            title=f"Cancel bulk change {bulk_change.pk}?",
+            bulk_changes=[bulk_change],
+            explanation="Devices not yet started become CANCELLED; devices in flight finish "
+            "their current step and end CANCELLED. This cannot be undone. The cancellation is "
+            "logged under your name.",
+            submit="Yes, cancel it",
+            danger=True,
+        )
+
+    def export_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        bulk_change = self._get_viewable(request, object_id)
+        if request.method == "POST":
+            return self._export(request, [bulk_change.pk])
+        return self._confirm(
+            request,
+            title=f"Export the devices of bulk change {bulk_change.pk} as CSV?",
+            bulk_changes=[bulk_change],
+            explanation="One line per device with its status, attempts, last error and "
+            "completion time. The export is logged under your name.",
+            submit="Download CSV",
+        )
+
+    # --- List actions (each shows a confirmation page first) -----------------------------
+
+    @admin.action(
+        description="Retry failed devices of selected bulk changes", permissions=["retry"]
+    )
+    def retry_failed_action(
+        self, request: HttpRequest, queryset: QuerySet[BulkChange]
+    ) -> HttpResponse | None:
+        if request.POST.get("post") == "yes":
+            self._retry(request, list(queryset))
+            return None
+        return self._confirm(
+            request,
+            title="Retry the failed devices of these bulk changes?",
+            bulk_changes=list(queryset),
+            explanation="Every device in ERROR is queued again with a fresh retry count. "
+            "Each retry is logged under your name.",
+            submit="Yes, retry failed devices",
+            action="retry_failed_action",
+        )
+
+    @admin.action(description="Cancel selected bulk changes", permissions=["cancel"])
+    def cancel_action(
+        self, request: HttpRequest, queryset: QuerySet[BulkChange]
+    ) -> HttpResponse | None:
+        if request.POST.get("post") == "yes":
+            self._cancel(request, list(queryset))
+            return None
+        return self._confirm(
+            request,
+            title="Cancel these bulk changes?",
+            bulk_changes=list(queryset),
+            explanation="Devices not yet started become CANCELLED; devices in flight end "
+            "CANCELLED after their current step. Only NEW, QUEUED or PROCESSING bulk changes "
+            "can be cancelled. Each cancellation is logged under your name.",
+            submit="Yes, cancel them",
+            action="cancel_action",
+            danger=True,
+        )
+
+    @admin.action(
+        description="Export devices of selected bulk changes as CSV", permissions=["view"]
+    )
+    def export_action(
+        self, request: HttpRequest, queryset: QuerySet[BulkChange]
+    ) -> HttpResponseBase | None:
+        if request.POST.get("post") == "yes":
+            return self._export(request, list(queryset.values_list("pk", flat=True)))
+        return self._confirm(
+            request,
+            title="Export the devices of these bulk changes as CSV?",
+            bulk_changes=list(queryset),
+            explanation="One line per device with its bulk change, status, attempts, last "
+            "error and completion time. The export is logged under your name.",
+            submit="Download CSV",
+            action="export_action",
+        )
+
+    # --- Confirming, then acting -----------------------------------------------------------
+
+    def _confirm(
+        self,
+        request: HttpRequest,
+        *,
+        title: str,
+        bulk_changes: list[BulkChange],
+        explanation: str,
+        submit: str,
+        action: str = "",
+        danger: bool = False,
+    ) -> TemplateResponse:
+        """From a page (no ``action``), "back" returns to that bulk change; from the list,
+        to the list."""
+        progress = bulk_change_progress_map(bulk_change_ids=[bc.pk for bc in bulk_changes])
+        return confirm_page(
+            self,
+            request,
+            title=title,
+            explanation=explanation,
+            submit=submit,
+            action=action,
+            danger=danger,
+            back_url=(
+                display.bulk_change_url(bulk_changes[0].pk)
+                if not action and bulk_changes
+                else reverse("admin:bulkchanges_bulkchange_changelist")
+            ),
+            rows=[
+                {
+                    "bulk_change": bulk_change,
+                    "badge": display.status_badge(bulk_change.status),
+                    "progress": progress[bulk_change.pk],
+                    "url": display.bulk_change_url(bulk_change.pk),
+                }
+                for bulk_change in bulk_changes
+            ],
+        )
+
+    def _retry(self, request: HttpRequest, bulk_changes: list[BulkChange]) -> None:
+        for bulk_change in bulk_changes:
+            try:
+                queued = bulk_change_retry(bulk_change=bulk_change, actor=actor(request))
+            except ApplicationError as error:
+                messages.error(request, f"Bulk change {bulk_change.pk}: {error}")
+                continue
+            if queued:
+                messages.success(
+                    request,
+                    f"Bulk change {bulk_change.pk}: {len(queued)} failed devices re-queued.",
+                )
+            else:
+                messages.warning(
+                    request, f"Bulk change {bulk_change.pk}: no failed devices to retry."
+                )
+
+    def _cancel(self, request: HttpRequest, bulk_changes: list[BulkChange]) -> None:
+        for bulk_change in bulk_changes:
+            try:
+                cancelled = bulk_change_cancel(bulk_change=bulk_change, actor=actor(request))
+            except ApplicationError as error:
+                messages.error(request, f"Bulk change {bulk_change.pk}: {error}")
+                continue
+            messages.success(
+                request,
+                f"Bulk change {bulk_change.pk} cancelled: {cancelled} devices cancelled now; "
+                "devices in flight end CANCELLED after their current step.",
+            )
+
+    def _export(self, request: HttpRequest, bulk_change_ids: list[int]) -> StreamingHttpResponse:
+        lines = bulk_change_export(bulk_change_ids=bulk_change_ids, actor=actor(request))
+        name = (
+            f"bulk-change-{bulk_change_ids[0]}-devices.csv"
+            if len(bulk_change_ids) == 1
+            else f"bulk-changes-devices-{timezone.now():%Y%m%d-%H%M%S}.csv"
+        )
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
