@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from bulkchanges.api import views
+from bulkchanges.api import actions, exports, views
 
 app_name = "api"
 
@@ -17,18 +17,18 @@ urlpatterns = [
     path("bulk-changes/<int:pk>/logs/", views.BulkChangeLogsApi.as_view(), name="bulk-change-logs"),
     path(
         "bulk-changes/<int:pk>/retry/",
-        views.BulkChangeRetryApi.as_view(),
+        actions.BulkChangeRetryApi.as_view(),
         name="bulk-change-retry",
     ),
     path(
         "bulk-changes/<int:pk>/cancel/",
-        views.BulkChangeCancelApi.as_view(),
+        actions.BulkChangeCancelApi.as_view(),
         name="bulk-change-cancel",
     ),
     path(
         "bulk-changes/<int:pk>/export.csv",
-        views.BulkChangeExportApi.as_view(),
+        exports.BulkChangeExportApi.as_view(),
         name="bulk-change-export",
     ),
-    path("webhook-secret/", views.WebhookSecretApi.as_view(), name="webhook-secret"),
+    path("webhook-secret/", actions.WebhookSecretApi.as_view(), name="webhook-secret"),
 ]
