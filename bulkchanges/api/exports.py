@@ -27,8 +27,9 @@ class _Echo:
         return value
 
 
-EXPORT_COLUMNS = (
-    "device_change_id",
+# The DeviceChange fields exported, in order; the header names the id "device_change_id".
+EXPORT_FIELDS = (
+    "id",
     "iccid",
     "msisdn",
     "eid",
@@ -38,6 +39,7 @@ EXPORT_COLUMNS = (
     "processed_at",
     "rev_service_id",
 )
+EXPORT_COLUMNS = tuple("device_change_id" if field == "id" else field for field in EXPORT_FIELDS)
 
 
 def _cell(value: Any) -> Any:
@@ -110,17 +112,7 @@ class BulkChangeExportApi(PartnerApi):
                 "the filters are invalid",
                 fields={name: list(msgs) for name, msgs in filterset.errors.items()},
             )
-        rows = filterset.qs.values_list(
-            "id",
-            "iccid",
-            "msisdn",
-            "eid",
-            "status",
-            "attempts",
-            "last_error",
-            "processed_at",
-            "rev_service_id",
-        )
+        rows = filterset.qs.values_list(*EXPORT_FIELDS)
         response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="bulk-change-{bulk_change.pk}.csv"'
         return response

@@ -4,9 +4,11 @@ actions are in ``actions``, the CSV export in ``exports``, what they all share i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Model, QuerySet
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -14,6 +16,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
 )
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -168,43 +171,53 @@ class BulkChangeDetailApi(PartnerApi):
         return Response(self.render_detail(self.bulk_change()))
 
 
-class BulkChangeDevicesApi(PartnerListApi):
-    """The devices of a bulk change, filterable by status and ICCID, paginated."""
+class BulkChangeRowsApi(PartnerListApi):
+    """A paginated, filterable list of one bulk change's rows (its devices, its log), found
+    through the caller's scope: another tenant's bulk change is a 404. Each list names its
+    ``model`` and the selector of its rows."""
 
-    serializer_class = DeviceChangeSerializer
-    filterset_class = DeviceChangeFilter
+    model: type[Model]
+    rows_of: Callable[[BulkChange], QuerySet[Any]]
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):  # schema generation
-            return DeviceChange.objects.none()
-        return selectors.device_changes_of(bulk_change=self.bulk_change())
+            return self.model._default_manager.none()
+        return self.rows_of(self.bulk_change())
 
-    @extend_schema(
+
+@extend_schema_view(
+    get=extend_schema(
         tags=[TAG],
         summary="The devices of a bulk change",
         parameters=[ID],
         responses={200: DeviceChangeSerializer(many=True), **errors(400, 404)},
     )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+)
+class BulkChangeDevicesApi(BulkChangeRowsApi):
+    """The devices of a bulk change, filterable by status and ICCID, paginated."""
+
+    model = DeviceChange
+    serializer_class = DeviceChangeSerializer
+    filterset_class = DeviceChangeFilter
+
+    def rows_of(self, bulk_change: BulkChange) -> QuerySet[DeviceChange]:
+        return selectors.device_changes_of(bulk_change=bulk_change)
 
 
-class BulkChangeLogsApi(PartnerListApi):
-    """The audit log of a bulk change, newest first, paginated; secrets redacted."""
-
-    serializer_class = BulkChangeLogSerializer
-    filterset_class = BulkChangeLogFilter
-
-    def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):  # schema generation
-            return BulkChangeLog.objects.none()
-        return selectors.logs_of(bulk_change=self.bulk_change())
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         tags=[TAG],
         summary="The audit log of a bulk change (newest first, secrets redacted)",
         parameters=[ID],
         responses={200: BulkChangeLogSerializer(many=True), **errors(400, 404)},
     )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+)
+class BulkChangeLogsApi(BulkChangeRowsApi):
+    """The audit log of a bulk change, newest first, paginated; secrets redacted."""
+
+    model = BulkChangeLog
+    serializer_class = BulkChangeLogSerializer
+    filterset_class = BulkChangeLogFilter
+
+    def rows_of(self, bulk_change: BulkChange) -> QuerySet[BulkChangeLog]:
+        return selectors.logs_of(bulk_change=bulk_change)
