@@ -13,8 +13,10 @@ from typing import Any
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The default SQLite file, the SQLite test databases, the demo's logs and STATIC_ROOT live here.
+# Importing the settings creates nothing: the SQLite backend (pondops/sqlite3) creates it when
+# it first opens a database in it, the demo launcher for its logs, collectstatic for STATIC_ROOT.
 VAR_DIR = Path(os.environ.get("PONDOPS_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite default and the demo's logs live here
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -99,6 +101,7 @@ DATABASES: dict[str, dict[str, Any]] = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = "pondops.sqlite3"  # Django's, creating VAR_DIR on connect
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",

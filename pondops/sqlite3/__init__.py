@@ -1,0 +1,1 @@
+"""PondOps' SQLite database backend (``ENGINE = "pondops.sqlite3"``): see ``base``."""
