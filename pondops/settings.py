@@ -130,7 +130,7 @@ else:
         }
     }
 
-# --- Processing knobs (DESIGN section 8) -----------------------------------------------------
+# --- Processing knobs (README "Configuration") ------------------------------------------------
 BULKCHANGE_MAX_RETRIES = _env_int("BULKCHANGE_MAX_RETRIES", 5)
 BULKCHANGE_RETRY_BASE_SECONDS = _env_float("BULKCHANGE_RETRY_BASE_SECONDS", 30)
 BULKCHANGE_CHUNK_SIZE = _env_int("BULKCHANGE_CHUNK_SIZE", 50)
@@ -143,7 +143,7 @@ BULKCHANGE_CONFIRM_SECONDS = _env_float("BULKCHANGE_CONFIRM_SECONDS", 30)
 BULKCHANGE_REAPER_INTERVAL_SECONDS = _env_int("BULKCHANGE_REAPER_INTERVAL_SECONDS", 60)
 BULKCHANGE_REAPER_GRACE_SECONDS = _env_float("BULKCHANGE_REAPER_GRACE_SECONDS", 120)
 BULKCHANGE_MAX_DEVICES_PER_REQUEST = _env_int("BULKCHANGE_MAX_DEVICES_PER_REQUEST", 100_000)
-# Not in DESIGN's table, but tests need them short: the SQS long-poll wait and how soon a
+# Tests need these short too: the SQS long-poll wait and how soon a
 # malformed message becomes visible again (so the redrive policy moves it to the DLQ).
 BULKCHANGE_SQS_WAIT_SECONDS = _env_int("BULKCHANGE_SQS_WAIT_SECONDS", 20)
 BULKCHANGE_MALFORMED_VISIBILITY_SECONDS = _env_int("BULKCHANGE_MALFORMED_VISIBILITY_SECONDS", 10)
