@@ -3,8 +3,6 @@ streamed from a server-side cursor in constant memory."""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -20,12 +18,7 @@ from bulkchanges.api.filters import ICCID_FRAGMENT_SCHEMA, DeviceChangeFilter
 from bulkchanges.api.schema import errors
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import DeviceChange
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
+from bulkchanges.services.exports import csv_lines
 
 # The DeviceChange fields exported, in order; the header names the id "device_change_id".
 EXPORT_FIELDS = (
@@ -40,15 +33,6 @@ EXPORT_FIELDS = (
     "rev_service_id",
 )
 EXPORT_COLUMNS = tuple("device_change_id" if field == "id" else field for field in EXPORT_FIELDS)
-
-
-def _cell(value: Any) -> Any:
-    """Text cells that a spreadsheet would run as a formula are prefixed with a quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return "" if value is None else value
 
 
 class CsvRenderer(BaseRenderer):
@@ -113,14 +97,8 @@ class BulkChangeExportApi(PartnerApi):
                 fields={name: list(msgs) for name, msgs in filterset.errors.items()},
             )
         rows = filterset.qs.values_list(*EXPORT_FIELDS)
-        response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+        # A server-side cursor: constant memory for any bulk change.
+        lines = csv_lines(EXPORT_COLUMNS, rows.iterator(chunk_size=2000))
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="bulk-change-{bulk_change.pk}.csv"'
         return response
-
-
-def _csv_lines(rows: Any) -> Iterator[str]:
-    """One line at a time from a server-side cursor: constant memory for any bulk change."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS)
-    for row in rows.iterator(chunk_size=2000):
-        yield writer.writerow([_cell(value) for value in row])

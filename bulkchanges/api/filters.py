@@ -16,7 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
 from integrations.base import Integration
 
-MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1  # 64-bit ids; larger numbers never reach the database
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})

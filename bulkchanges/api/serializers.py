@@ -11,11 +11,10 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from bulkchanges.api.filters import MAX_ID
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, WebhookDelivery
 from bulkchanges.selectors import Progress, elapsed_seconds
 from integrations.base import carrier_integrations, redact
-
-MAX_ID = 2**63 - 1  # 64-bit ids; larger numbers never reach the database
 
 # The integrations that can process status updates (Rev.io is billing, not a carrier).
 CARRIER_CHOICES = [(name, name) for name in carrier_integrations()]

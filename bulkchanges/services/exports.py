@@ -4,7 +4,7 @@ action: one log row per bulk change naming who exported it."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,16 +46,24 @@ def bulk_change_export(*, bulk_change_ids: Sequence[int], actor: str) -> Iterato
             for pk in ids
         ]
     )
-    return _csv_pieces(ids)
+    return csv_pieces(EXPORT_HEADER, device_changes_export_rows(bulk_change_ids=ids))
 
 
-def _csv_pieces(bulk_change_ids: Sequence[int]) -> Iterator[str]:
-    """CSV text in pieces of about CHUNK_CHARS (one socket write each, not one per device)."""
+def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """``header`` and ``rows`` as CSV, one line at a time, lazily (it holds one row, whatever
+    ``rows`` streams). Cells a spreadsheet would run as a formula get a leading apostrophe."""
     writer = csv.writer(_Line())
-    piece = [writer.writerow(EXPORT_HEADER)]
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow([_cell(value) for value in row])
+
+
+def csv_pieces(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """The same CSV in pieces of about CHUNK_CHARS (one socket write each, not one per
+    device)."""
+    piece: list[str] = []
     size = 0
-    for row in device_changes_export_rows(bulk_change_ids=bulk_change_ids):
-        line = writer.writerow([_cell(value) for value in row])
+    for line in csv_lines(header, rows):
         piece.append(line)
         size += len(line)
         if size >= CHUNK_CHARS:
