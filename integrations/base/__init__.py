@@ -51,6 +51,7 @@ from integrations.base.protocol import (
 )
 from integrations.base.registry import (
     Integration,
+    billing_processor_class,
     carrier_integrations,
     processor_class,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "TokenStore",
     "TransientError",
     "UpdateContext",
+    "billing_processor_class",
     "carrier_integrations",
     "confirm_budget_seconds",
     "default_timeouts",

@@ -1,5 +1,5 @@
 """The integrations PondOps knows, and the processor of each — the only way ``bulkchanges``
-reaches a carrier (``docs/architecture.md``).
+reaches a carrier or Rev.io (``docs/architecture.md``).
 
 :class:`Integration` lives here, beside the map keyed by it, so adding a carrier is one module
 (client + processor, decorated with nothing) plus one member here and one line in
@@ -16,6 +16,7 @@ from django.db import models
 
 if TYPE_CHECKING:
     from integrations.base.protocol import StatusUpdateProcessor
+    from integrations.rev import RevProcessor
 
 
 class Integration(models.TextChoices):
@@ -36,6 +37,7 @@ PROCESSOR_MODULES: dict[str, str] = {
     Integration.TELEGENCE: "integrations.telegence.TelegenceProcessor",
     Integration.TEAL: "integrations.teal.TealProcessor",
 }
+BILLING_PROCESSOR = "integrations.rev.RevProcessor"  # Integration.REV: billing, not a carrier
 
 
 def _load(dotted: str) -> Any:
@@ -50,6 +52,12 @@ def processor_class(integration: str) -> type[StatusUpdateProcessor]:
     except KeyError:
         raise LookupError(f"no status-update processor for integration {integration!r}") from None
     cls: type[StatusUpdateProcessor] = _load(dotted)
+    return cls
+
+
+def billing_processor_class() -> type[RevProcessor]:
+    """The processor of the Rev.io steps that follow a successful carrier change."""
+    cls: type[RevProcessor] = _load(BILLING_PROCESSOR)
     return cls
 
 
