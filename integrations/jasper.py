@@ -1,6 +1,6 @@
 """Cisco Jasper Control Center (REST API v1): client and status-update processor.
 
-Wire contract: ``carriers/jasper.md``. Every call is under ``{base_url}/rws/api/v1`` with HTTP
+Wire contract: ``docs/carriers/jasper.md``. Every call is under ``{base_url}/rws/api/v1`` with HTTP
 Basic ``username:api_key``. A status update is one step (:data:`Step.CARRIER_STATUS`):
 ``PUT /devices/{iccid}`` with ``{"status": ...}``, whose answer echoes the ICCID (the legacy
 ``UpdateDeviceStatusResult``). An echo naming another ICCID — or none — is a permanent error:
@@ -15,24 +15,21 @@ not in the table (a request for them is refused at creation by ``canonical_statu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from integrations.base import (
-    CarrierClient,
+from integrations.base.errors import PermanentError
+from integrations.base.http import CarrierClient
+from integrations.base.protocol import (
     Credentials,
-    HttpResponse,
-    Integration,
-    PermanentError,
     StatusMapping,
     StatusUpdateProcessor,
     Step,
     StepResult,
     UpdateContext,
-    unexpected_response,
     utc_now,
 )
+from integrations.base.registry import Integration
 
 CARRIER = "Jasper"
 API_ROOT = "rws/api/v1"
@@ -43,7 +40,7 @@ ACTIVATION_READY = "ACTIVATION_READY"
 TEST_READY = "TEST_READY"
 INVENTORY = "INVENTORY"
 RETIRED = "RETIRED"
-# Statuses Jasper reports but will not let us set (carriers/jasper.md).
+# Statuses Jasper reports but will not let us set (docs/carriers/jasper.md).
 READ_ONLY_STATUSES = ("PURGED", "REPLACED")
 
 READ_DEVICE = "Read Jasper device"
@@ -63,12 +60,12 @@ class JasperClient(CarrierClient):
     def auth_failure(cls, credentials: Credentials) -> str:
         return f"Jasper rejected the credentials of {JasperProcessor.account_label(credentials)}"
 
+    def basic_auth(self) -> tuple[str, str]:
+        return (self.credentials.username, self.credentials.secret)
+
     def get_device(self, *, iccid: str) -> dict[str, Any]:
         """``GET /devices/{iccid}``: the device's details, ``status`` among them."""
-        response = self._call("GET", iccid, READ_DEVICE)
-        if not isinstance(response.body, dict):
-            raise unexpected_response("Jasper", "a JSON object", response.call)
-        return response.body
+        return self._json_object(self._call("GET", _device_path(iccid), READ_DEVICE))
 
     def set_status(self, *, iccid: str, status: str, idempotency_key: str) -> None:
         """``PUT /devices/{iccid}`` with ``{"status": status}``.
@@ -77,7 +74,7 @@ class JasperClient(CarrierClient):
         :class:`PermanentError` naming both, because the change cannot be confirmed."""
         response = self._call(
             "PUT",
-            iccid,
+            _device_path(iccid),
             UPDATE_STATUS,
             json_body={"status": status},
             idempotency_key=idempotency_key,
@@ -97,51 +94,24 @@ class JasperClient(CarrierClient):
                 call=response.call,
             )
 
-    def _call(
-        self,
-        method: str,
-        iccid: str,
-        description: str,
-        *,
-        json_body: Any = None,
-        idempotency_key: str = "",
-    ) -> HttpResponse:
-        headers = {"Accept": "application/json"}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        return self.http.request(
-            method,
-            f"{API_ROOT}/devices/{quote(iccid, safe='')}",
-            description=description,
-            json_body=json_body,
-            headers=headers,
-            auth=(self.credentials.username, self.credentials.secret),
-        )
+
+def _device_path(iccid: str) -> str:
+    return f"{API_ROOT}/devices/{quote(iccid, safe='')}"
 
 
-class JasperProcessor(StatusUpdateProcessor):
+class JasperProcessor(StatusUpdateProcessor[JasperClient]):
     """Jasper status updates: one PUT per device. Setting a status the device already has
     changes nothing, so a repeated attempt is harmless; the echo check is the confirmation."""
 
     integration = Integration.JASPER
     display_name = CARRIER
+    client_class = JasperClient
     steps = (Step.CARRIER_STATUS,)
     descriptions: ClassVar[Mapping[Step, str]] = {Step.CARRIER_STATUS: UPDATE_STATUS}
     statuses: ClassVar[Mapping[str, StatusMapping]] = {
         name: StatusMapping(name, name, name)
         for name in (ACTIVATED, DEACTIVATED, ACTIVATION_READY, TEST_READY, INVENTORY, RETIRED)
     }
-
-    @cached_property
-    def client(self) -> JasperClient:
-        """Built from the base class's constructor arguments (the one processor signature)."""
-        return JasperClient(
-            credentials=self.credentials,
-            session=self.session,
-            throttle=self.throttle,
-            on_call=self.on_call,
-            timeouts=self.timeouts,
-        )
 
     @classmethod
     def account_label(cls, credentials: Credentials) -> str:
@@ -174,7 +144,7 @@ class JasperProcessor(StatusUpdateProcessor):
         credentials, a wrong echo, an unknown target or step) or TransientError (timeouts,
         connection errors, 408, 429, 5xx)."""
         if step is not Step.CARRIER_STATUS:
-            raise PermanentError(f"Jasper has no step {step!r}")
+            raise self._unknown_step(step)
         target = self._target(context)
         self.client.set_status(
             iccid=context.iccid,
@@ -194,9 +164,3 @@ class JasperProcessor(StatusUpdateProcessor):
             return self.canonical_status(status)
         except ValueError:
             return None
-
-    def _target(self, context: UpdateContext) -> str:
-        try:
-            return self.canonical_status(context.target_status)
-        except ValueError as exc:
-            raise PermanentError(str(exc)) from exc

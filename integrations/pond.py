@@ -1,6 +1,6 @@
 """POND IoT (Telna distributor API): client and status-update processor.
 
-Wire contract: ``carriers/pond.md``. A status update is two resumable steps — the SIM's three
+Wire contract: ``docs/carriers/pond.md``. A status update is two resumable steps — the SIM's three
 service statuses (:data:`Step.CARRIER_STATUS`), then each of its packages
 (:data:`Step.SERVICE_STATUS`) — each recorded before the next starts, so a retry after a
 package failure never touches the SIM again, and packages already in the target are skipped.
@@ -13,24 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, ClassVar, Literal, cast
 from urllib.parse import quote
 
-from integrations.base import (
-    CarrierClient,
+from integrations.base.http import CarrierClient, unexpected_response
+from integrations.base.protocol import (
     Credentials,
-    HttpResponse,
-    Integration,
-    PermanentError,
     StatusMapping,
     StatusUpdateProcessor,
     Step,
     StepResult,
     UpdateContext,
-    unexpected_response,
     utc_now,
 )
+from integrations.base.registry import Integration
 
 SimServiceStatus = Literal["Active", "Inactive"]
 
@@ -44,7 +40,7 @@ ACTIVE = "ACTIVE"
 SUSPENDED = "SUSPENDED"
 TERMINATED = "TERMINATED"
 
-# Target → POND package status ("Not Active" and "Terminated" per carriers/pond.md).
+# Target → POND package status ("Not Active" and "Terminated" per docs/carriers/pond.md).
 PACKAGE_STATUSES: Mapping[str, str] = {
     ACTIVE: "Active",
     SUSPENDED: "Not Active",
@@ -89,12 +85,15 @@ class PondClient(CarrierClient):
         """Every POND path starts with the account's distributor id."""
         return self.credentials.account
 
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self.credentials.secret}
+
     def read_sim(self, *, iccid: str, request_id: str = "") -> dict[str, Any]:
         """The SIM's status and its three service statuses."""
-        response = self._call("GET", f"sim/{quote(iccid, safe='')}/status", READ_SIM, request_id)
-        if not isinstance(response.body, dict):
-            raise unexpected_response("POND", "a JSON object", response.call)
-        return response.body
+        response = self._call(
+            "GET", self._sim_path(iccid, "status"), READ_SIM, headers=_traced(request_id)
+        )
+        return self._json_object(response)
 
     def set_sim_status(
         self,
@@ -107,9 +106,9 @@ class PondClient(CarrierClient):
         """Set the SIM's data, voice and SMS service statuses together (POND answers 204)."""
         self._call(
             "POST",
-            f"sim/{quote(iccid, safe='')}/status",
+            self._sim_path(iccid, "status"),
             UPDATE_SIM,
-            request_id,
+            headers=_traced(request_id),
             json_body={name: value for name in SIM_SERVICE_FIELDS},
             idempotency_key=idempotency_key,
         )
@@ -117,7 +116,10 @@ class PondClient(CarrierClient):
     def list_packages(self, *, iccid: str, request_id: str = "") -> list[Package]:
         """The SIM's packages (an empty list for a SIM with none)."""
         response = self._call(
-            "GET", f"sim/{quote(iccid, safe='')}/package/infos", LIST_PACKAGES, request_id
+            "GET",
+            self._sim_path(iccid, "package/infos"),
+            LIST_PACKAGES,
+            headers=_traced(request_id),
         )
         if response.body is None:
             return []
@@ -152,43 +154,33 @@ class PondClient(CarrierClient):
         """Set one package's status (POND answers 204; out of ``Terminated`` it answers 409)."""
         self._call(
             "POST",
-            f"package/{package_id}/status",
+            self._path(f"package/{package_id}/status"),
             UPDATE_PACKAGE,
-            request_id,
+            headers=_traced(request_id),
             json_body={"package_status": value},
             idempotency_key=idempotency_key,
         )
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        description: str,
-        request_id: str,
-        *,
-        json_body: Any = None,
-        idempotency_key: str = "",
-    ) -> HttpResponse:
-        headers = {"x-api-key": self.credentials.secret, "Accept": "application/json"}
-        if request_id:
-            headers["request_id"] = request_id
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        return self.http.request(
-            method,
-            f"{quote(self.distributor_id, safe='')}/{path}",
-            description=description,
-            json_body=json_body,
-            headers=headers,
-        )
+    def _path(self, rest: str) -> str:
+        """``rest`` under the distributor id, where every POND path lies."""
+        return f"{quote(self.distributor_id, safe='')}/{rest}"
+
+    def _sim_path(self, iccid: str, rest: str) -> str:
+        return self._path(f"sim/{quote(iccid, safe='')}/{rest}")
 
 
-class PondProcessor(StatusUpdateProcessor):
+def _traced(request_id: str) -> dict[str, str]:
+    """POND's ``request_id`` header, when the bulk change has a request id to pass on."""
+    return {"request_id": request_id} if request_id else {}
+
+
+class PondProcessor(StatusUpdateProcessor[PondClient]):
     """POND status updates: SIM services, then packages. Each step is idempotent in effect
     (setting a status it already has changes nothing; packages already there are skipped)."""
 
     integration = Integration.POND
     display_name = "POND"
+    client_class = PondClient
     steps = (Step.CARRIER_STATUS, Step.SERVICE_STATUS)
     descriptions: ClassVar[Mapping[Step, str]] = {
         Step.CARRIER_STATUS: UPDATE_SIM,
@@ -199,17 +191,6 @@ class PondProcessor(StatusUpdateProcessor):
         SUSPENDED: StatusMapping(SUSPENDED, "Inactive", SUSPENDED),
         TERMINATED: StatusMapping(TERMINATED, "Inactive", TERMINATED),
     }
-
-    @cached_property
-    def client(self) -> PondClient:
-        """Built from the base class's constructor arguments (the one processor signature)."""
-        return PondClient(
-            credentials=self.credentials,
-            session=self.session,
-            throttle=self.throttle,
-            on_call=self.on_call,
-            timeouts=self.timeouts,
-        )
 
     @classmethod
     def account_label(cls, credentials: Credentials) -> str:
@@ -246,7 +227,7 @@ class PondProcessor(StatusUpdateProcessor):
                 else "no packages to change"
             )
             return StepResult(step, {"service_status_at": utc_now()}, note=note)
-        raise PermanentError(f"POND has no step {step!r}")
+        raise self._unknown_step(step)
 
     def read_status(self, context: UpdateContext) -> str | None:
         """TERMINATED when any package is Terminated; ACTIVE when every service and package is
@@ -264,9 +245,3 @@ class PondProcessor(StatusUpdateProcessor):
             ):
                 return target
         return None
-
-    def _target(self, context: UpdateContext) -> str:
-        try:
-            return self.canonical_status(context.target_status)
-        except ValueError as exc:
-            raise PermanentError(str(exc)) from exc

@@ -1,6 +1,6 @@
 """Teal (eSIM connectivity API): client and status-update processor.
 
-Wire contract: ``carriers/teal.md``. Teal addresses a device by its EID, so a device without
+Wire contract: ``docs/carriers/teal.md``. Teal addresses a device by its EID, so a device without
 one fails before any call. Changing state is asynchronous and the request is named by *us*:
 
 1. :data:`Step.PREPARE` draws our ``requestId`` (a UUID4) — no call; the worker stores it on the
@@ -26,34 +26,30 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, ClassVar, Literal, cast
 from urllib.parse import quote
 
-from integrations.base import (
-    CallRecord,
-    CarrierClient,
+from integrations.base.audit import CallRecord
+from integrations.base.errors import PermanentError, TransientError
+from integrations.base.http import CarrierClient, unexpected_response
+from integrations.base.protocol import (
     Credentials,
-    HttpResponse,
-    Integration,
-    PermanentError,
     StatusMapping,
     StatusUpdateProcessor,
     Step,
     StepResult,
-    TransientError,
     UpdateContext,
     confirm_budget_seconds,
-    unexpected_response,
     utc_now,
 )
+from integrations.base.registry import Integration
 
 CARRIER = "Teal"
 API_ROOT = "api/v1"
 
 Action = Literal["enable", "disable"]
 
-# Targets a bulk change can set (carriers/README.md) and the eSIM states Teal reports.
+# Targets a bulk change can set (docs/carriers/README.md) and the eSIM states Teal reports.
 ENABLED = "enabled"
 DISABLED = "disabled"
 ONLINE = "online"
@@ -134,6 +130,9 @@ class TealClient(CarrierClient):
     def auth_failure(cls, credentials: Credentials) -> str:
         return f"Teal rejected the ApiKey/ApiSecret of {account_label(credentials)}"
 
+    def auth_headers(self) -> dict[str, str]:
+        return {"ApiKey": self.credentials.username, "ApiSecret": self.credentials.secret}
+
     def change_state(
         self,
         *,
@@ -149,7 +148,7 @@ class TealClient(CarrierClient):
         Returns the status Teal answered (``QUEUED`` for a new operation)."""
         response = self._call(
             "POST",
-            f"esims/{action}",
+            f"{API_ROOT}/esims/{action}",
             CHANGE_STATE,
             params={"requestId": carrier_request_id, "callbackUrl": callback_url},
             json_body={"entries": [eid]},
@@ -170,7 +169,7 @@ class TealClient(CarrierClient):
         "still running"; the session's pooled connections are dropped after it (see module
         docstring)."""
         response = self._call(
-            "GET", f"operations/{quote(carrier_request_id, safe='')}", READ_OPERATION
+            "GET", f"{API_ROOT}/operations/{quote(carrier_request_id, safe='')}", READ_OPERATION
         )
         if response.status < 200:
             self.http.session.close()  # next poll on a fresh connection; the session reopens
@@ -205,44 +204,18 @@ class TealClient(CarrierClient):
 
     def read_esim(self, *, eid: str) -> dict[str, Any]:
         """The eSIM's ``eid``, ``iccid``, ``status`` (online/waiting/stopped) and ``plan``."""
-        response = self._call("GET", f"esims/{quote(eid, safe='')}", READ_ESIM)
-        if not isinstance(response.body, dict):
-            raise unexpected_response("Teal", "a JSON object", response.call)
-        return response.body
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        description: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json_body: Any = None,
-        idempotency_key: str = "",
-    ) -> HttpResponse:
-        headers = {
-            "ApiKey": self.credentials.username,
-            "ApiSecret": self.credentials.secret,
-            "Accept": "application/json",
-        }
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        return self.http.request(
-            method,
-            f"{API_ROOT}/{path}",
-            description=description,
-            params=params,
-            json_body=json_body,
-            headers=headers,
+        return self._json_object(
+            self._call("GET", f"{API_ROOT}/esims/{quote(eid, safe='')}", READ_ESIM)
         )
 
 
-class TealProcessor(StatusUpdateProcessor):
+class TealProcessor(StatusUpdateProcessor[TealClient]):
     """Teal status updates: prepare our requestId, submit, confirm. Resubmitting reuses the
     stored requestId (Teal drops the repeat); confirming never resubmits."""
 
     integration = Integration.TEAL
     display_name = "Teal"
+    client_class = TealClient
     steps = (Step.PREPARE, Step.SUBMIT, Step.CONFIRM)
     descriptions: ClassVar[Mapping[Step, str]] = {
         Step.PREPARE: PREPARE_REQUEST,
@@ -264,17 +237,6 @@ class TealProcessor(StatusUpdateProcessor):
     def clock() -> float:
         """The CONFIRM budget's clock (a seam, like :meth:`sleep`)."""
         return time.monotonic()
-
-    @cached_property
-    def client(self) -> TealClient:
-        """Built from the base class's constructor arguments (the one processor signature)."""
-        return TealClient(
-            credentials=self.credentials,
-            session=self.session,
-            throttle=self.throttle,
-            on_call=self.on_call,
-            timeouts=self.timeouts,
-        )
 
     @classmethod
     def account_label(cls, credentials: Credentials) -> str:
@@ -313,7 +275,7 @@ class TealProcessor(StatusUpdateProcessor):
             return StepResult(
                 step, {"carrier_status_at": utc_now()}, note=f"eSIM {entry.eid} {entry.status}"
             )
-        raise PermanentError(f"Teal has no step {step!r}")
+        raise self._unknown_step(step)
 
     def read_status(self, context: UpdateContext) -> str | None:
         """``enabled`` for an online or waiting eSIM, ``disabled`` for a stopped one, else
@@ -359,9 +321,3 @@ class TealProcessor(StatusUpdateProcessor):
     def _eid(self, context: UpdateContext) -> str:
         self.check_identifiers(context)
         return context.eid.strip()
-
-    def _target(self, context: UpdateContext) -> str:
-        try:
-            return self.canonical_status(context.target_status)
-        except ValueError as exc:
-            raise PermanentError(str(exc)) from exc

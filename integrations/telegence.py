@@ -1,6 +1,6 @@
 """AT&T Telegence (subscriber API): client and status-update processor.
 
-Wire contract: ``carriers/telegence.md``. Telegence addresses a line by its subscriber number
+Wire contract: ``docs/carriers/telegence.md``. Telegence addresses a line by its subscriber number
 (MSISDN), never by ICCID, so a device without one fails before any call. A status update is one
 synchronous step (:data:`Step.CARRIER_STATUS`): ``PATCH /subscribers/{msisdn}`` with the new
 ``serviceStatus``, a reason code (``CR`` unless the request names another) and today's date as
@@ -16,24 +16,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
-from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from integrations.base import (
-    CarrierClient,
+from integrations.base.errors import PermanentError
+from integrations.base.http import CarrierClient
+from integrations.base.protocol import (
     Credentials,
-    HttpResponse,
-    Integration,
-    PermanentError,
     StatusMapping,
     StatusUpdateProcessor,
     Step,
     StepResult,
     UpdateContext,
-    unexpected_response,
     utc_now,
 )
+from integrations.base.registry import Integration
 
 CARRIER = "Telegence"
 API_ROOT = "sp/mobility/v1"
@@ -69,12 +66,12 @@ class TelegenceClient(CarrierClient):
         label = TelegenceProcessor.account_label(credentials)
         return f"Telegence rejected the app id and secret for {label}"
 
+    def auth_headers(self) -> dict[str, str]:
+        return {"app-id": self.credentials.username, "app-secret": self.credentials.secret}
+
     def read_subscriber(self, *, msisdn: str) -> dict[str, Any]:
         """The subscriber's record: ``subscriberNumber``, ``iccid``, ``serviceStatus``, …"""
-        response = self._call("GET", msisdn, READ_SUBSCRIBER)
-        if not isinstance(response.body, dict):
-            raise unexpected_response("Telegence", "a JSON object", response.call)
-        return response.body
+        return self._json_object(self._call("GET", _subscriber_path(msisdn), READ_SUBSCRIBER))
 
     def change_status(
         self,
@@ -89,7 +86,7 @@ class TelegenceClient(CarrierClient):
         ``transactionId`` names the change. Out of ``Cancelled`` Telegence answers 409."""
         response = self._call(
             "PATCH",
-            msisdn,
+            _subscriber_path(msisdn),
             UPDATE_STATUS,
             json_body={
                 "serviceStatus": service_status,
@@ -98,41 +95,20 @@ class TelegenceClient(CarrierClient):
             },
             idempotency_key=idempotency_key,
         )
-        if not isinstance(response.body, dict):
-            raise unexpected_response("Telegence", "a JSON object", response.call)
-        return response.body
-
-    def _call(
-        self,
-        method: str,
-        msisdn: str,
-        description: str,
-        *,
-        json_body: Any = None,
-        idempotency_key: str = "",
-    ) -> HttpResponse:
-        headers = {
-            "app-id": self.credentials.username,
-            "app-secret": self.credentials.secret,
-            "Accept": "application/json",
-        }
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        return self.http.request(
-            method,
-            f"{API_ROOT}/subscribers/{quote(msisdn, safe='')}",
-            description=description,
-            json_body=json_body,
-            headers=headers,
-        )
+        return self._json_object(response)
 
 
-class TelegenceProcessor(StatusUpdateProcessor):
+def _subscriber_path(msisdn: str) -> str:
+    return f"{API_ROOT}/subscribers/{quote(msisdn, safe='')}"
+
+
+class TelegenceProcessor(StatusUpdateProcessor[TelegenceClient]):
     """Telegence status updates: one synchronous PATCH per device, by MSISDN. Setting a status
     the line already has is harmless; a change out of ``Cancelled`` is refused (permanent)."""
 
     integration = Integration.TELEGENCE
     display_name = CARRIER
+    client_class = TelegenceClient
     steps = (Step.CARRIER_STATUS,)
     descriptions: ClassVar[Mapping[Step, str]] = {Step.CARRIER_STATUS: UPDATE_STATUS}
     statuses: ClassVar[Mapping[str, StatusMapping]] = {
@@ -140,17 +116,6 @@ class TelegenceProcessor(StatusUpdateProcessor):
         SUSPENDED: StatusMapping(SUSPENDED, SUSPENDED, SUSPENDED),
         CANCELLED: StatusMapping(CANCELLED, CANCELLED, CANCELLED),
     }
-
-    @cached_property
-    def client(self) -> TelegenceClient:
-        """Built from the base class's constructor arguments (the one processor signature)."""
-        return TelegenceClient(
-            credentials=self.credentials,
-            session=self.session,
-            throttle=self.throttle,
-            on_call=self.on_call,
-            timeouts=self.timeouts,
-        )
 
     @classmethod
     def account_label(cls, credentials: Credentials) -> str:
@@ -183,7 +148,7 @@ class TelegenceProcessor(StatusUpdateProcessor):
         out of Cancelled, rejected credentials, an unknown target or step) or TransientError
         (timeouts, 429, 5xx)."""
         if step is not Step.CARRIER_STATUS:
-            raise PermanentError(f"Telegence has no step {step!r}")
+            raise self._unknown_step(step)
         target = self._target(context)
         self.check_identifiers(context)
         answer = self.client.change_status(
@@ -210,9 +175,3 @@ class TelegenceProcessor(StatusUpdateProcessor):
             if mapping.carrier_value.casefold() == value:
                 return name
         return None
-
-    def _target(self, context: UpdateContext) -> str:
-        try:
-            return self.canonical_status(context.target_status)
-        except ValueError as exc:
-            raise PermanentError(str(exc)) from exc

@@ -1,11 +1,11 @@
-"""The retry decision and backoff: small pure functions, table-driven."""
+"""The retry decision and backoff: small pure functions, table-driven (which answers are
+worth a retry, and their Retry-After, are tests/unit/integrations/test_errors.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bulkchanges.retry import backoff_seconds, should_retry, sqs_delay_seconds
-from integrations.base import is_transient_status, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -43,41 +43,3 @@ def test_should_retry_while_retries_remain(
     retry_number: int, max_retries: int, expected: bool
 ) -> None:
     assert should_retry(retry_number, max_retries=max_retries) is expected
-
-
-@pytest.mark.parametrize(
-    ("status", "transient"),
-    [
-        (400, False),
-        (401, False),
-        (403, False),
-        (404, False),
-        (409, False),
-        (408, True),
-        (429, True),
-        (500, True),
-        (502, True),
-        (503, True),
-        (504, True),
-        (501, False),
-    ],
-)
-def test_status_classification_follows_the_carrier_contracts(status: int, transient: bool) -> None:
-    assert is_transient_status(status) is transient
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        (None, None),
-        ("", None),
-        ("120", 120.0),
-        ("garbage", None),
-        ("Wed, 21 Oct 2015 07:28:00 GMT", 60.0),
-    ],
-)
-def test_retry_after_reads_seconds_and_http_dates(
-    header: str | None, expected: float | None
-) -> None:
-    now = 1445412420.0  # 2015-10-21 07:27:00 UTC
-    assert parse_retry_after(header, now=now) == expected

@@ -5,12 +5,15 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 import requests
 import responses
+
+from integrations.base import CallRecord, IntegrationError
 
 
 class RecordingThrottle:
@@ -54,3 +57,26 @@ def sent_json(request: requests.PreparedRequest) -> Any:
 def http_date(seconds_from_now: float) -> str:
     """A Retry-After in its HTTP-date form."""
     return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+def assert_fails_as(
+    call: Callable[[], object],
+    *,
+    error_type: type[IntegrationError],
+    message: str,
+    audit: list[CallRecord],
+    status: int | None,
+) -> IntegrationError:
+    """``call()`` makes one HTTP call and raises exactly ``error_type`` with ``message`` (no
+    traceback text in it), carrying that call's audit record, which has ``status``."""
+    with pytest.raises(error_type) as raised:
+        call()
+    error = raised.value
+    assert type(error) is error_type
+    assert error.message == message
+    assert str(error) == message
+    assert "Traceback" not in error.message
+    assert len(audit) == 1
+    assert error.call is audit[0]
+    assert audit[0].response_status == status
+    return error

@@ -1,0 +1,94 @@
+"""The carrier processor protocol, its errors, the registry, and the one HTTP mechanism.
+
+What every carrier module builds on, one module per seam (``docs/architecture.md``):
+
+- :mod:`~integrations.base.protocol` — steps, progress, the processor base and the plain data
+  it is handed (credentials, the device's context, the throttle and token store protocols);
+- :mod:`~integrations.base.errors` — failures as types (permanent, transient with
+  ``retry_after``, authentication), the one status classifier, ``Retry-After``;
+- :mod:`~integrations.base.http` — :class:`CarrierHttp`, the one way a carrier is called, and
+  :class:`CarrierClient`, the base of each carrier's client;
+- :mod:`~integrations.base.audit` — the audit record of every call and the one redaction
+  function;
+- :mod:`~integrations.base.registry` — the integrations and the processor of each.
+
+Adding a carrier is one module (client + processor, decorated with nothing) plus one line in
+the registry. This package re-exports what other code imports from ``integrations.base``.
+"""
+
+from integrations.base.audit import REDACTED, CallRecord, CallRecorder, redact
+from integrations.base.errors import (
+    AuthenticationError,
+    IntegrationError,
+    PermanentError,
+    TransientError,
+    is_transient_status,
+    parse_retry_after,
+)
+from integrations.base.http import (
+    CarrierClient,
+    CarrierHttp,
+    HttpOptions,
+    HttpResponse,
+    default_timeouts,
+    http_session,
+    readable_error,
+    unexpected_response,
+)
+from integrations.base.protocol import (
+    Credentials,
+    MemoryTokenStore,
+    Progress,
+    StatusMapping,
+    StatusUpdateProcessor,
+    Step,
+    StepResult,
+    Throttle,
+    TokenStore,
+    UpdateContext,
+    confirm_budget_seconds,
+    utc_now,
+)
+from integrations.base.registry import (
+    Integration,
+    billing_processor_class,
+    carrier_integrations,
+    processor_class,
+)
+
+__all__ = [
+    "REDACTED",
+    "AuthenticationError",
+    "CallRecord",
+    "CallRecorder",
+    "CarrierClient",
+    "CarrierHttp",
+    "Credentials",
+    "HttpOptions",
+    "HttpResponse",
+    "Integration",
+    "IntegrationError",
+    "MemoryTokenStore",
+    "PermanentError",
+    "Progress",
+    "StatusMapping",
+    "StatusUpdateProcessor",
+    "Step",
+    "StepResult",
+    "Throttle",
+    "TokenStore",
+    "TransientError",
+    "UpdateContext",
+    "billing_processor_class",
+    "carrier_integrations",
+    "confirm_budget_seconds",
+    "default_timeouts",
+    "http_session",
+    "is_transient_status",
+    "parse_retry_after",
+    "processor_class",
+    "readable_error",
+    "redact",
+    "unexpected_response",
+    "utc_now",
+]

@@ -1,0 +1,328 @@
+"""The carrier processor protocol: steps, progress, the processor base, and what it is handed.
+
+A status update is a sequence of *steps* (POND: SIM status, then package status; async carriers:
+submit, then confirm; then, for every carrier, the Rev.io service and its products). The
+``bulkchanges`` layer runs the steps in order, skipping those already recorded in the device
+change's :class:`Progress`, and records each step's result before it starts the next one —
+so a retry or a crash-recovery resumes after the last completed step. A processor only
+performs one step when asked; it knows nothing of Django models, claims or retries
+(``docs/architecture.md``).
+
+A processor is handed plain data — :class:`Credentials`, an :class:`UpdateContext` — and the
+shared machinery of its calls: a :class:`Throttle` (the credentials' limits across every worker)
+and, for token carriers, a :class:`TokenStore`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, Unpack
+
+from integrations.base.errors import PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from integrations.base.http import CarrierClient, HttpOptions
+    from integrations.base.registry import Integration
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Plain copy of an IntegrationAuthentication row. Secrets never appear in ``repr``."""
+
+    integration_authentication_id: int
+    integration: str
+    base_url: str
+    account: str = ""
+    username: str = ""
+    client_id: str = ""
+    secret: str = field(default="", repr=False)
+    secret_2: str = field(default="", repr=False)
+    rate_limit: float = 10.0
+    max_concurrency: int = 4
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every value the redaction function must remove from audit text."""
+        return tuple(value for value in (self.secret, self.secret_2) if value)
+
+
+# --- What a processor's calls share ----------------------------------------------------------
+
+
+class Throttle(Protocol):
+    """The limits of one set of credentials, shared by every worker on every host: a request
+    rate and a number of concurrent calls (the contracts' "a small number of concurrent
+    calls"). A slot is held for one HTTP request only — never across a step's other work or
+    an asynchronous carrier's wait between confirm polls."""
+
+    def call(self) -> AbstractContextManager[None]:
+        """Block until one request may be sent — a free concurrency slot, then the next rate
+        slot — and hold the concurrency slot until the block (the request) ends."""
+
+    def penalise(self, seconds: float) -> None:
+        """The carrier answered 429: slow every sender of these credentials down."""
+
+
+class NoThrottle:
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        yield
+
+    def penalise(self, seconds: float) -> None:
+        return None
+
+
+class TokenStore(Protocol):
+    """Shared state for token carriers (ThingSpace): every worker on every host sees the same
+    tokens, so N workers authenticate once. ``lock`` serialises the authentication itself."""
+
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any, *, ttl: float) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def lock(self, key: str, *, timeout: float = 30) -> AbstractContextManager[None]: ...
+
+
+class MemoryTokenStore:
+    """A per-process TokenStore for tests and tools (workers use the shared cache)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[float, Any]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._guard:
+            expires, value = self._values.get(key, (0.0, None))
+            return value if expires > time.monotonic() else None
+
+    def set(self, key: str, value: Any, *, ttl: float) -> None:
+        with self._guard:
+            self._values[key] = (time.monotonic() + ttl, value)
+
+    def delete(self, key: str) -> None:
+        with self._guard:
+            self._values.pop(key, None)
+
+    @contextmanager
+    def lock(self, key: str, *, timeout: float = 30) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        if not lock.acquire(timeout=timeout):
+            raise TransientError(f"timed out waiting for the {key} lock")
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def confirm_budget_seconds() -> float:
+    """How long an async carrier's CONFIRM step polls before giving the attempt up as
+    transient (BULKCHANGE_CONFIRM_SECONDS); the retry confirms the stored request again."""
+    from django.conf import settings
+
+    return float(getattr(settings, "BULKCHANGE_CONFIRM_SECONDS", 30))
+
+
+def utc_now() -> datetime:
+    """The time recorded in step results (timezone-aware UTC)."""
+    return datetime.now(UTC)
+
+
+# --- Steps and progress ----------------------------------------------------------------------
+
+
+class Step(StrEnum):
+    """Resumable units of a status update. Which apply depends on the carrier."""
+
+    PREPARE = "prepare"  # async carriers that name requests themselves (Teal): id stored first
+    CARRIER_STATUS = "carrier_status"  # the carrier's (SIM/device) status — sync carriers
+    SERVICE_STATUS = "service_status"  # POND: the SIM's packages
+    SUBMIT = "submit"  # async carriers: the request is accepted, its id stored
+    CONFIRM = "confirm"  # async carriers: the request has completed
+    REV_SERVICE = "rev_service"
+    REV_PRODUCTS = "rev_products"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a device change has completed; mirrored field by field on DeviceChange."""
+
+    carrier_status_at: datetime | None = None
+    service_status_at: datetime | None = None
+    carrier_request_id: str = ""
+    carrier_submitted_at: datetime | None = None
+    rev_service_id: int | None = None
+    rev_product_ids: Mapping[str, int] = field(default_factory=dict)
+
+    def is_done(self, step: Step) -> bool:
+        return {
+            Step.PREPARE: bool(self.carrier_request_id),
+            Step.CARRIER_STATUS: self.carrier_status_at is not None,
+            Step.SERVICE_STATUS: self.service_status_at is not None,
+            Step.SUBMIT: self.carrier_submitted_at is not None,
+            Step.CONFIRM: self.carrier_status_at is not None,
+            Step.REV_SERVICE: self.rev_service_id is not None,
+            Step.REV_PRODUCTS: False,  # per product; the Rev module checks each one
+        }[step]
+
+
+PROGRESS_FIELDS = frozenset(Progress.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """A completed step: ``updates`` are Progress field values to record before the next step."""
+
+    step: Step
+    updates: Mapping[str, Any]
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.updates) - PROGRESS_FIELDS
+        if unknown:
+            raise ValueError(f"unknown progress fields: {sorted(unknown)}")
+
+
+@dataclass(frozen=True)
+class UpdateContext:
+    """Everything a processor needs for one device — plain data, no models."""
+
+    device_change_id: int
+    bulk_change_id: int
+    iccid: str
+    target_status: str  # canonical name from the processor's status table
+    progress: Progress = field(default_factory=Progress)
+    msisdn: str = ""
+    eid: str = ""
+    account_number: str = ""
+    request_id: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)  # e.g. service_plan, reason_code
+    today: date | None = None
+
+    def idempotency_key(self, step: Step | str) -> str:
+        """Stable per device change and step, so a carrier that honours it drops a repeat."""
+        return f"pondops-{self.device_change_id}-{step}"
+
+
+@dataclass(frozen=True)
+class StatusMapping:
+    """One row of a carrier's status table: our target → the carrier's value(s) → inventory."""
+
+    target: str  # canonical name, as docs/carriers/README.md lists it
+    carrier_value: str  # what the carrier API is sent (or its action)
+    post_update_status: str  # DeviceStatus code recorded after success
+
+
+# --- The processor base ----------------------------------------------------------------------
+
+ClientT = TypeVar("ClientT", bound="CarrierClient")
+
+
+class StatusUpdateProcessor(ABC, Generic[ClientT]):
+    """One carrier's status-update steps. Subclasses set the class attributes and implement
+    :meth:`perform` (and :meth:`read_status` where the carrier has a read call).
+
+    Every processor takes the same arguments — credentials, the options of its calls
+    (:class:`~integrations.base.http.HttpOptions`) and a token store — and builds its carrier's
+    client (:attr:`client_class`) from them once, on first use (:attr:`client`).
+    """
+
+    integration: ClassVar[Integration]
+    display_name: ClassVar[str]
+    statuses: ClassVar[Mapping[str, StatusMapping]]
+    steps: ClassVar[tuple[Step, ...]]
+    descriptions: ClassVar[Mapping[Step, str]]  # fixed log_entry_description per step
+    # Carriers that cap provisioning actions per line per day (ThingSpace): PondOps counts
+    # each device's actions from its own history and refuses, at creation, what would exceed
+    # the credentials' daily_action_budget.
+    limits_daily_actions: ClassVar[bool] = False
+    # The carrier's client. Not a ClassVar: a ClassVar cannot name the type parameter, and the
+    # parameter is what gives ``self.client`` the carrier client's own methods.
+    client_class: type[ClientT]
+
+    def __init__(
+        self,
+        *,
+        credentials: Credentials,
+        token_store: TokenStore | None = None,
+        **options: Unpack[HttpOptions],
+    ) -> None:
+        self.credentials = credentials
+        self.options = options
+        self.token_store: TokenStore = token_store or MemoryTokenStore()
+
+    @cached_property
+    def client(self) -> ClientT:
+        """This processor's client, built from its constructor arguments (the one signature)."""
+        return self.client_class(
+            credentials=self.credentials, **self.options, **self.client_arguments()
+        )
+
+    def client_arguments(self) -> Mapping[str, Any]:
+        """What this carrier's client takes beyond credentials and options (ThingSpace's: the
+        token store); nothing by default."""
+        return {}
+
+    @classmethod
+    def canonical_status(cls, value: str) -> str:
+        """The canonical target name for ``value`` (case-insensitive); ValueError listing the
+        allowed values when the carrier cannot set it."""
+        wanted = value.strip().lower()
+        for name in cls.statuses:
+            if name.lower() == wanted:
+                return name
+        allowed = ", ".join(cls.statuses)
+        raise ValueError(f"{cls.display_name} cannot set status {value!r}; allowed: {allowed}")
+
+    @classmethod
+    def validate_options(cls, *, target_status: str, options: Mapping[str, str]) -> list[str]:
+        """Problems with a request's carrier options, found at creation (not at processing)."""
+        return []
+
+    @classmethod
+    def account_label(cls, credentials: Credentials) -> str:
+        """How messages name the account ("POND distributor 1234"), never with a secret."""
+        return f"{cls.display_name} account {credentials.account or credentials.username}"
+
+    @classmethod
+    def credentials_changed(cls, *, credentials: Credentials, token_store: TokenStore) -> None:
+        """An operator changed these credentials: forget whatever state the carrier keeps for
+        the old ones (ThingSpace: cached tokens and the login-failure lockout)."""
+        return None
+
+    def check_identifiers(self, context: UpdateContext) -> None:
+        """Raise PermanentError before any call when the device lacks what the carrier needs
+        (Telegence: an MSISDN; Teal: an EID)."""
+        return None
+
+    def read_status(self, context: UpdateContext) -> str | None:
+        """The device's current status as a canonical target name, or None when the carrier has
+        no read call or the status matches no target."""
+        return None
+
+    @abstractmethod
+    def perform(self, step: Step, context: UpdateContext) -> StepResult:
+        """Perform one carrier step; raise PermanentError/TransientError on failure."""
+
+    def _target(self, context: UpdateContext) -> str:
+        """The context's target as a canonical name; PermanentError (before any call) for a
+        status this carrier cannot set."""
+        try:
+            return self.canonical_status(context.target_status)
+        except ValueError as exc:
+            raise PermanentError(str(exc)) from exc
+
+    def _unknown_step(self, step: Step) -> PermanentError:
+        """The error for a step this carrier does not have."""
+        return PermanentError(f"{self.display_name} has no step {step!r}")

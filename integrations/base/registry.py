@@ -1,0 +1,66 @@
+"""The integrations PondOps knows, and the processor of each — the only way ``bulkchanges``
+reaches a carrier or Rev.io (``docs/architecture.md``).
+
+:class:`Integration` lives here, beside the map keyed by it, so adding a carrier is one module
+(client + processor, decorated with nothing) plus one member here and one line in
+:data:`PROCESSOR_MODULES`. Processors are named by dotted path and imported on first use, so
+importing the registry imports no carrier.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+if TYPE_CHECKING:
+    from integrations.base.protocol import StatusUpdateProcessor
+    from integrations.rev import RevProcessor
+
+
+class Integration(models.TextChoices):
+    """The integrations a credentials row can belong to (legacy IntegrationId)."""
+
+    POND = "POND", "POND"
+    THINGSPACE = "THINGSPACE", "Verizon ThingSpace"
+    JASPER = "JASPER", "Cisco Jasper"
+    TELEGENCE = "TELEGENCE", "AT&T Telegence"
+    TEAL = "TEAL", "Teal"
+    REV = "REV", "Rev.io"
+
+
+PROCESSOR_MODULES: dict[str, str] = {
+    Integration.POND: "integrations.pond.PondProcessor",
+    Integration.THINGSPACE: "integrations.thingspace.ThingSpaceProcessor",
+    Integration.JASPER: "integrations.jasper.JasperProcessor",
+    Integration.TELEGENCE: "integrations.telegence.TelegenceProcessor",
+    Integration.TEAL: "integrations.teal.TealProcessor",
+}
+BILLING_PROCESSOR = "integrations.rev.RevProcessor"  # Integration.REV: billing, not a carrier
+
+
+def _load(dotted: str) -> Any:
+    module_name, class_name = dotted.rsplit(".", 1)
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def processor_class(integration: str) -> type[StatusUpdateProcessor]:
+    """The processor for an integration; LookupError for one we cannot process."""
+    try:
+        dotted = PROCESSOR_MODULES[integration]
+    except KeyError:
+        raise LookupError(f"no status-update processor for integration {integration!r}") from None
+    cls: type[StatusUpdateProcessor] = _load(dotted)
+    return cls
+
+
+def billing_processor_class() -> type[RevProcessor]:
+    """The processor of the Rev.io steps that follow a successful carrier change."""
+    cls: type[RevProcessor] = _load(BILLING_PROCESSOR)
+    return cls
+
+
+def carrier_integrations() -> list[str]:
+    """Integrations that can process status updates (REV is billing, not a carrier)."""
+    return list(PROCESSOR_MODULES)

@@ -1,0 +1,667 @@
+"""Every carrier client against its contract (docs/carriers/*.md): each goes through the one
+CarrierHttp — the throttle once per call, one audit record per call — and each of its main
+operations sends exactly the contract's requests: method, URL, headers in wire order, body.
+
+The mechanism itself (errors, Retry-After, redaction, …) is tested once, in test_http.py; what
+each carrier parses out of its answers is tested in its own file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from integrations.base import CallRecord, CarrierClient, CarrierHttp, Credentials, MemoryTokenStore
+from integrations.jasper import JasperClient
+from integrations.pond import PondClient
+from integrations.rev import RevClient
+from integrations.teal import TealClient
+from integrations.telegence import TelegenceClient
+from integrations.thingspace import ThingSpaceClient
+from tests.unit.integrations.support import RecordingThrottle, sent
+
+ICCID = "89148000000000000001"
+MSISDN = "2145550100"
+EID = "89049032000000000000000000000001"
+REQUEST_ID = "3f0c4a52-52f8-4f6e-9a4b-2d9f1d7e0c11"
+SESSION_HEADERS = ("User-Agent", "Accept-Encoding", "Connection")  # the session's own, not ours
+JSON = ("Content-Type", "application/json")
+ACCEPT = ("Accept", "application/json")
+
+POND = Credentials(
+    integration_authentication_id=1,
+    integration="POND",
+    base_url="https://pond.example.test/v1",
+    account="4242",
+    secret="pond-key-Zx81q0",
+)
+JASPER = Credentials(
+    integration_authentication_id=2,
+    integration="JASPER",
+    base_url="https://jasper.example.test",
+    username="ops-api",
+    secret="jasper-key-Q7w2e9Lk",
+)
+TELEGENCE = Credentials(
+    integration_authentication_id=3,
+    integration="TELEGENCE",
+    base_url="https://telegence.example.test/att",
+    account="287654321",
+    username="pondops-app-7",
+    secret="tg-secret-Qw81zz",
+)
+TEAL = Credentials(
+    integration_authentication_id=4,
+    integration="TEAL",
+    base_url="https://teal.example.test",
+    account="Acme fleet",
+    username="teal-key-acme",
+    secret="teal-secret-Qv93xk",
+)
+THINGSPACE = Credentials(
+    integration_authentication_id=5,
+    integration="THINGSPACE",
+    base_url="https://thingspace.example.test",
+    account="0000123456-00001",
+    client_id="ts-client-key-4412",
+    secret="ts-client-secret-Qw93",
+    username="pondops-uws",
+    secret_2="uws-password-Lk27",
+)
+REV = Credentials(
+    integration_authentication_id=6,
+    integration="REV",
+    base_url="https://rev.example.test/api",
+    account="acme",
+    username="api-user",
+    secret="rev-pass-Qw93kd",
+)
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def body(value: Any) -> bytes:
+    """A JSON body as the clients send it."""
+    return json.dumps(value).encode()
+
+
+def length(content: bytes) -> tuple[str, str]:
+    return ("Content-Length", str(len(content)))
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One request the operation must send, and the answer it gets."""
+
+    description: str
+    method: str
+    url: str
+    headers: list[tuple[str, str]]  # in wire order, without SESSION_HEADERS
+    audit: str  # the request as its audit record shows it
+    content: bytes | None = None
+    answer: dict[str, Any] = field(default_factory=lambda: {"json": {}})
+
+
+@dataclass(frozen=True)
+class Case:
+    client: Callable[..., CarrierClient]  # called with on_call and throttle
+    operation: Callable[[Any], Any]
+    sent: tuple[Sent, ...]
+    returns: Any = None
+    carrier: str = ""
+
+
+def thingspace_with_tokens(**kwargs: Any) -> ThingSpaceClient:
+    store = MemoryTokenStore()
+    store.set("thingspace:5:access_token", "access-0", ttl=600)
+    store.set("thingspace:5:session_token", "session-0", ttl=600)
+    return ThingSpaceClient(credentials=THINGSPACE, token_store=store, timeouts=(1, 1), **kwargs)
+
+
+def client_of(credentials: Credentials, cls: type[CarrierClient]) -> Callable[..., CarrierClient]:
+    return lambda **kwargs: cls(credentials=credentials, timeouts=(1, 1), **kwargs)
+
+
+POND_ROOT = "https://pond.example.test/v1/4242"
+POND_SIM = {"sim_data_service_status": "Inactive"} | {
+    name: "Inactive" for name in ("sim_voice_service_status", "sim_sms_service_status")
+}
+JASPER_DEVICE = f"https://jasper.example.test/rws/api/v1/devices/{ICCID}"
+JASPER_BASIC = basic("ops-api", "jasper-key-Q7w2e9Lk")
+SUBSCRIBER = f"https://telegence.example.test/att/sp/mobility/v1/subscribers/{MSISDN}"
+TELEGENCE_CHANGE = {"serviceStatus": "Suspended", "reasonCode": "CR", "effectiveDate": "2026-11-22"}
+TEAL_API = "https://teal.example.test/api/v1"
+TS = "https://thingspace.example.test"
+TS_LIST = {"accountName": "0000123456-00001", "deviceId": {"kind": "iccid", "id": ICCID}}
+TS_SUSPEND = {
+    "accountName": "0000123456-00001",
+    "devices": [{"deviceIds": [{"kind": "iccid", "id": ICCID}]}],
+}
+TS_TOKENS = [("Authorization", "Bearer access-0"), ("VZ-M2M-Token", "session-0")]
+TS_STATUS = f"{TS}/api/m2m/v1/accounts/0000123456-00001/requests/{REQUEST_ID}/status"
+REV_BASIC = basic("api-user@acme", "rev-pass-Qw93kd")
+REV_SERVICE = {
+    "customer_id": 42,
+    "service_type_id": 7,
+    "number": MSISDN,
+    "number2": ICCID,
+    "provider_id": 3,
+    "activated_date": "2026-11-22Z",
+    "effective_date": None,
+    "usage_plan_group_id": None,
+    "package_id": None,
+}
+REV_PRODUCT = {
+    "service_id": 812,
+    "customer_id": 42,
+    "product_id": 55,
+    "rate": 4.5,
+    "prorate": False,
+    "quantity": 1,
+    "effective_date": None,
+    "activated_date": "2026-11-22Z",
+}
+
+CASES = {
+    "pond-read-sim": Case(
+        client_of(POND, PondClient),
+        lambda client: client.read_sim(iccid=ICCID, request_id="req-1"),
+        (
+            Sent(
+                "Read POND SIM status",
+                "GET",
+                f"{POND_ROOT}/sim/{ICCID}/status",
+                [ACCEPT, ("x-api-key", "pond-key-Zx81q0"), ("request_id", "req-1")],
+                f"GET /v1/4242/sim/{ICCID}/status\n"
+                "x-api-key: [REDACTED]\nAccept: application/json\nrequest_id: req-1",
+                answer={"json": {"sim_status": "Active"}},
+            ),
+        ),
+        returns={"sim_status": "Active"},
+        carrier="POND",
+    ),
+    "pond-set-sim-status": Case(
+        client_of(POND, PondClient),
+        lambda client: client.set_sim_status(
+            iccid=ICCID, value="Inactive", idempotency_key="pondops-7-carrier_status"
+        ),
+        (
+            Sent(
+                "Update POND SIM status",
+                "POST",
+                f"{POND_ROOT}/sim/{ICCID}/status",
+                [
+                    ACCEPT,
+                    ("x-api-key", "pond-key-Zx81q0"),
+                    ("Idempotency-Key", "pondops-7-carrier_status"),
+                    JSON,
+                    length(body(POND_SIM)),
+                ],
+                f"POST /v1/4242/sim/{ICCID}/status\nx-api-key: [REDACTED]\n"
+                "Accept: application/json\nIdempotency-Key: pondops-7-carrier_status\n"
+                f"Content-Type: application/json\n\n{json.dumps(POND_SIM)}",
+                content=body(POND_SIM),
+                answer={"status": 204},
+            ),
+        ),
+        carrier="POND",
+    ),
+    "pond-list-packages": Case(
+        client_of(POND, PondClient),
+        lambda client: client.list_packages(iccid=ICCID),
+        (
+            Sent(
+                "List POND SIM packages",
+                "GET",
+                f"{POND_ROOT}/sim/{ICCID}/package/infos",
+                [ACCEPT, ("x-api-key", "pond-key-Zx81q0")],
+                f"GET /v1/4242/sim/{ICCID}/package/infos\n"
+                "x-api-key: [REDACTED]\nAccept: application/json",
+                answer={"json": []},
+            ),
+        ),
+        returns=[],
+        carrier="POND",
+    ),
+    "pond-set-package-status": Case(
+        client_of(POND, PondClient),
+        lambda client: client.set_package_status(
+            package_id=7001, value="Not Active", idempotency_key="k-7001", request_id="req-1"
+        ),
+        (
+            Sent(
+                "Update POND package status",
+                "POST",
+                f"{POND_ROOT}/package/7001/status",
+                [
+                    ACCEPT,
+                    ("x-api-key", "pond-key-Zx81q0"),
+                    ("request_id", "req-1"),
+                    ("Idempotency-Key", "k-7001"),
+                    JSON,
+                    length(body({"package_status": "Not Active"})),
+                ],
+                "POST /v1/4242/package/7001/status\nx-api-key: [REDACTED]\n"
+                "Accept: application/json\nrequest_id: req-1\nIdempotency-Key: k-7001\n"
+                'Content-Type: application/json\n\n{"package_status": "Not Active"}',
+                content=body({"package_status": "Not Active"}),
+                answer={"status": 204},
+            ),
+        ),
+        carrier="POND",
+    ),
+    "jasper-get-device": Case(
+        client_of(JASPER, JasperClient),
+        lambda client: client.get_device(iccid=ICCID),
+        (
+            Sent(
+                "Read Jasper device",
+                "GET",
+                JASPER_DEVICE,
+                [ACCEPT, ("Authorization", JASPER_BASIC)],
+                f"GET /rws/api/v1/devices/{ICCID}\nAccept: application/json",
+                answer={"json": {"iccid": ICCID, "status": "ACTIVATED"}},
+            ),
+        ),
+        returns={"iccid": ICCID, "status": "ACTIVATED"},
+        carrier="Jasper",
+    ),
+    "jasper-set-status": Case(
+        client_of(JASPER, JasperClient),
+        lambda client: client.set_status(
+            iccid=ICCID, status="DEACTIVATED", idempotency_key="pondops-9-carrier_status"
+        ),
+        (
+            Sent(
+                "Update Jasper device status",
+                "PUT",
+                JASPER_DEVICE,
+                [
+                    ACCEPT,
+                    ("Idempotency-Key", "pondops-9-carrier_status"),
+                    JSON,
+                    length(body({"status": "DEACTIVATED"})),
+                    ("Authorization", JASPER_BASIC),
+                ],
+                f"PUT /rws/api/v1/devices/{ICCID}\nAccept: application/json\n"
+                "Idempotency-Key: pondops-9-carrier_status\nContent-Type: application/json\n\n"
+                '{"status": "DEACTIVATED"}',
+                content=body({"status": "DEACTIVATED"}),
+                answer={"json": {"iccid": ICCID}},
+            ),
+        ),
+        carrier="Jasper",
+    ),
+    "telegence-read-subscriber": Case(
+        client_of(TELEGENCE, TelegenceClient),
+        lambda client: client.read_subscriber(msisdn=MSISDN),
+        (
+            Sent(
+                "Read Telegence subscriber",
+                "GET",
+                SUBSCRIBER,
+                [ACCEPT, ("app-id", "pondops-app-7"), ("app-secret", "tg-secret-Qw81zz")],
+                f"GET /att/sp/mobility/v1/subscribers/{MSISDN}\napp-id: pondops-app-7\n"
+                "app-secret: [REDACTED]\nAccept: application/json",
+                answer={"json": {"subscriberNumber": MSISDN, "serviceStatus": "Active"}},
+            ),
+        ),
+        returns={"subscriberNumber": MSISDN, "serviceStatus": "Active"},
+        carrier="Telegence",
+    ),
+    "telegence-change-status": Case(
+        client_of(TELEGENCE, TelegenceClient),
+        lambda client: client.change_status(
+            msisdn=MSISDN,
+            service_status="Suspended",
+            reason_code="CR",
+            effective_date=date(2026, 11, 22),
+            idempotency_key="pondops-77-carrier_status",
+        ),
+        (
+            Sent(
+                "Update Telegence subscriber status",
+                "PATCH",
+                SUBSCRIBER,
+                [
+                    ACCEPT,
+                    ("app-id", "pondops-app-7"),
+                    ("app-secret", "tg-secret-Qw81zz"),
+                    ("Idempotency-Key", "pondops-77-carrier_status"),
+                    JSON,
+                    length(body(TELEGENCE_CHANGE)),
+                ],
+                f"PATCH /att/sp/mobility/v1/subscribers/{MSISDN}\napp-id: pondops-app-7\n"
+                "app-secret: [REDACTED]\nAccept: application/json\n"
+                "Idempotency-Key: pondops-77-carrier_status\nContent-Type: application/json\n\n"
+                + json.dumps(TELEGENCE_CHANGE),
+                content=body(TELEGENCE_CHANGE),
+                answer={"json": {"transactionId": "T-77812"}},
+            ),
+        ),
+        returns={"transactionId": "T-77812"},
+        carrier="Telegence",
+    ),
+    "teal-change-state": Case(
+        client_of(TEAL, TealClient),
+        lambda client: client.change_state(
+            action="enable",
+            eid=EID,
+            carrier_request_id=REQUEST_ID,
+            idempotency_key="pondops-77-submit",
+        ),
+        (
+            Sent(
+                "Change Teal eSIM state",
+                "POST",
+                f"{TEAL_API}/esims/enable?requestId={REQUEST_ID}&callbackUrl=",
+                [
+                    ACCEPT,
+                    ("ApiKey", "teal-key-acme"),
+                    ("ApiSecret", "teal-secret-Qv93xk"),
+                    ("Idempotency-Key", "pondops-77-submit"),
+                    JSON,
+                    length(body({"entries": [EID]})),
+                ],
+                f"POST /api/v1/esims/enable?requestId={REQUEST_ID}&callbackUrl=\n"
+                "ApiKey: teal-key-acme\nApiSecret: [REDACTED]\nAccept: application/json\n"
+                "Idempotency-Key: pondops-77-submit\nContent-Type: application/json\n\n"
+                f'{{"entries": ["{EID}"]}}',
+                content=body({"entries": [EID]}),
+                answer={"status": 202, "json": {"requestId": REQUEST_ID, "status": "QUEUED"}},
+            ),
+        ),
+        returns="QUEUED",
+        carrier="Teal",
+    ),
+    "teal-read-operation": Case(
+        client_of(TEAL, TealClient),
+        lambda client: client.read_operation(carrier_request_id=REQUEST_ID).status,
+        (
+            Sent(
+                "Read Teal operation",
+                "GET",
+                f"{TEAL_API}/operations/{REQUEST_ID}",
+                [ACCEPT, ("ApiKey", "teal-key-acme"), ("ApiSecret", "teal-secret-Qv93xk")],
+                f"GET /api/v1/operations/{REQUEST_ID}\nApiKey: teal-key-acme\n"
+                "ApiSecret: [REDACTED]\nAccept: application/json",
+                answer={"json": {"requestId": REQUEST_ID, "status": "PROCESSING"}},
+            ),
+        ),
+        returns="PROCESSING",
+        carrier="Teal",
+    ),
+    "teal-read-esim": Case(
+        client_of(TEAL, TealClient),
+        lambda client: client.read_esim(eid=EID),
+        (
+            Sent(
+                "Read Teal eSIM",
+                "GET",
+                f"{TEAL_API}/esims/{EID}",
+                [ACCEPT, ("ApiKey", "teal-key-acme"), ("ApiSecret", "teal-secret-Qv93xk")],
+                f"GET /api/v1/esims/{EID}\nApiKey: teal-key-acme\nApiSecret: [REDACTED]\n"
+                "Accept: application/json",
+                answer={"json": {"eid": EID, "status": "online"}},
+            ),
+        ),
+        returns={"eid": EID, "status": "online"},
+        carrier="Teal",
+    ),
+    "thingspace-login-then-device-state": Case(
+        client_of(THINGSPACE, ThingSpaceClient),
+        lambda client: client.device_state(iccid=ICCID),
+        (
+            Sent(
+                "Get ThingSpace OAuth token",
+                "POST",
+                f"{TS}/api/ts/v1/oauth2/token",
+                [
+                    ACCEPT,
+                    ("Authorization", basic("ts-client-key-4412", "ts-client-secret-Qw93")),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                    ("Content-Length", "29"),
+                ],
+                "POST /api/ts/v1/oauth2/token\nAuthorization: [REDACTED]\n"
+                "Accept: application/json\nContent-Type: application/x-www-form-urlencoded\n\n"
+                "grant_type=client_credentials",
+                content=b"grant_type=client_credentials",
+                answer={"json": {"access_token": "access-0", "expires_in": 3600}},
+            ),
+            Sent(
+                "Start ThingSpace session",
+                "POST",
+                f"{TS}/api/m2m/v1/session/login",
+                [
+                    ACCEPT,
+                    ("Authorization", "Bearer access-0"),
+                    JSON,
+                    length(body({"username": "pondops-uws", "password": "uws-password-Lk27"})),
+                ],
+                "POST /api/m2m/v1/session/login\nAuthorization: [REDACTED]\n"
+                "Accept: application/json\nContent-Type: application/json\n\n"
+                '{"username": "pondops-uws", "password": "[REDACTED]"}',
+                content=body({"username": "pondops-uws", "password": "uws-password-Lk27"}),
+                answer={"json": {"sessionToken": "session-0"}},
+            ),
+            Sent(
+                "Read ThingSpace device",
+                "POST",
+                f"{TS}/api/m2m/v1/devices/actions/list",
+                [ACCEPT, *TS_TOKENS, JSON, length(body(TS_LIST))],
+                "POST /api/m2m/v1/devices/actions/list\nAuthorization: [REDACTED]\n"
+                "VZ-M2M-Token: [REDACTED]\nAccept: application/json\n"
+                f"Content-Type: application/json\n\n{json.dumps(TS_LIST)}",
+                content=body(TS_LIST),
+                answer={"json": {"devices": []}},
+            ),
+        ),
+        returns="",
+        carrier="ThingSpace",
+    ),
+    "thingspace-submit-action": Case(
+        thingspace_with_tokens,
+        lambda client: client.submit_action(
+            action="suspend", iccid=ICCID, idempotency_key="pondops-77-submit"
+        ),
+        (
+            Sent(
+                "Submit ThingSpace status change",
+                "POST",
+                f"{TS}/api/m2m/v1/devices/actions/suspend",
+                [
+                    ACCEPT,
+                    *TS_TOKENS,
+                    ("Idempotency-Key", "pondops-77-submit"),
+                    JSON,
+                    length(body(TS_SUSPEND)),
+                ],
+                "POST /api/m2m/v1/devices/actions/suspend\nAuthorization: [REDACTED]\n"
+                "VZ-M2M-Token: [REDACTED]\nAccept: application/json\n"
+                "Idempotency-Key: pondops-77-submit\nContent-Type: application/json\n\n"
+                + json.dumps(TS_SUSPEND),
+                content=body(TS_SUSPEND),
+                answer={"status": 202, "json": {"requestId": REQUEST_ID}},
+            ),
+        ),
+        returns=REQUEST_ID,
+        carrier="ThingSpace",
+    ),
+    "thingspace-request-status": Case(
+        thingspace_with_tokens,
+        lambda client: client.request_status(request_id=REQUEST_ID, iccid=ICCID).status,
+        (
+            Sent(
+                "Check ThingSpace request status",
+                "GET",
+                TS_STATUS,
+                [ACCEPT, *TS_TOKENS],
+                f"GET /api/m2m/v1/accounts/0000123456-00001/requests/{REQUEST_ID}/status\n"
+                "Authorization: [REDACTED]\nVZ-M2M-Token: [REDACTED]\nAccept: application/json",
+                answer={"json": {"requestId": REQUEST_ID, "status": "Pending"}},
+            ),
+        ),
+        returns="Pending",
+        carrier="ThingSpace",
+    ),
+    "rev-find-service": Case(
+        client_of(REV, RevClient),
+        lambda client: client.find_service(number=MSISDN, customer_id=42),
+        (
+            Sent(
+                "Find Rev.io service",
+                "GET",
+                f"https://rev.example.test/api/v1/Services?search.number={MSISDN}"
+                "&search.customer_id=42",
+                [ACCEPT, ("Authorization", REV_BASIC)],
+                f"GET /api/v1/Services?search.number={MSISDN}&search.customer_id=42\n"
+                "Accept: application/json",
+                answer={
+                    "json": {
+                        "records": [{"service_id": 812, "number": MSISDN, "customer_id": 42}],
+                        "ok": True,
+                    }
+                },
+            ),
+        ),
+        returns=812,
+        carrier="Rev.io",
+    ),
+    "rev-create-service": Case(
+        client_of(REV, RevClient),
+        lambda client: client.create_service(
+            customer_id=42,
+            service_type_id=7,
+            number=MSISDN,
+            number2=ICCID,
+            provider_id=3,
+            activated_date=date(2026, 11, 22),
+            idempotency_key="pondops-77-rev_service",
+        ),
+        (
+            Sent(
+                "Create Rev.io service",
+                "POST",
+                "https://rev.example.test/api/v1/Services",
+                [
+                    ACCEPT,
+                    ("Idempotency-Key", "pondops-77-rev_service"),
+                    JSON,
+                    length(body(REV_SERVICE)),
+                    ("Authorization", REV_BASIC),
+                ],
+                "POST /api/v1/Services\nAccept: application/json\n"
+                "Idempotency-Key: pondops-77-rev_service\nContent-Type: application/json\n\n"
+                + json.dumps(REV_SERVICE),
+                content=body(REV_SERVICE),
+                answer={"status": 201, "json": {"ok": True, "id": 812}},
+            ),
+        ),
+        returns=812,
+        carrier="Rev.io",
+    ),
+    "rev-find-service-products": Case(
+        client_of(REV, RevClient),
+        lambda client: client.find_service_products(service_id=812),
+        (
+            Sent(
+                "Find Rev.io service products",
+                "GET",
+                "https://rev.example.test/api/v1/ServiceProducts?search.service_id=812",
+                [ACCEPT, ("Authorization", REV_BASIC)],
+                "GET /api/v1/ServiceProducts?search.service_id=812\nAccept: application/json",
+                answer={
+                    "json": {
+                        "records": [
+                            {"service_product_id": 9901, "service_id": 812, "product_id": 55},
+                            {"service_product_id": 9902, "service_id": 812, "product_id": 56},
+                            {"service_product_id": 9999, "service_id": 813, "product_id": 57},
+                        ],
+                        "ok": True,
+                    }
+                },
+            ),
+        ),
+        returns={55: 9901, 56: 9902},  # another service's product is not this one's
+        carrier="Rev.io",
+    ),
+    "rev-create-service-product": Case(
+        client_of(REV, RevClient),
+        lambda client: client.create_service_product(
+            service_id=812,
+            customer_id=42,
+            product_id=55,
+            rate=Decimal("4.50"),
+            prorate=False,
+            activated_date=date(2026, 11, 22),
+            idempotency_key="pondops-77-rev_products-55",
+        ),
+        (
+            Sent(
+                "Create Rev.io service product",
+                "POST",
+                "https://rev.example.test/api/v1/ServiceProducts",
+                [
+                    ACCEPT,
+                    ("Idempotency-Key", "pondops-77-rev_products-55"),
+                    JSON,
+                    length(body(REV_PRODUCT)),
+                    ("Authorization", REV_BASIC),
+                ],
+                "POST /api/v1/ServiceProducts\nAccept: application/json\n"
+                "Idempotency-Key: pondops-77-rev_products-55\nContent-Type: application/json\n\n"
+                + json.dumps(REV_PRODUCT),
+                content=body(REV_PRODUCT),
+                answer={"status": 201, "json": {"ok": True, "id": 9901}},
+            ),
+        ),
+        returns=9901,
+        carrier="Rev.io",
+    ),
+}
+
+
+def wire_headers(request: requests.PreparedRequest) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in request.headers.items() if name not in SESSION_HEADERS]
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_each_client_sends_exactly_its_contracts_requests_through_carrier_http(
+    case: Case,
+    mocked: responses.RequestsMock,
+    audit: list[CallRecord],
+    throttle: RecordingThrottle,
+) -> None:
+    client = case.client(on_call=audit.append, throttle=throttle)
+    for expected in case.sent:
+        mocked.add(expected.method, expected.url, **expected.answer)
+
+    assert case.operation(client) == case.returns
+
+    assert isinstance(client.http, CarrierHttp)
+    assert client.http.carrier == case.carrier
+    assert len(mocked.calls) == len(case.sent)
+    for index, expected in enumerate(case.sent):
+        request = sent(mocked, index)
+        assert (request.method, request.url) == (expected.method, expected.url)
+        assert wire_headers(request) == expected.headers
+        assert request.body == expected.content
+    assert throttle.acquired == len(case.sent)  # each call once through the throttle
+    assert throttle.penalties == []
+    assert [call.description for call in audit] == [s.description for s in case.sent]
+    assert [call.request_text for call in audit] == [s.audit for s in case.sent]
+    assert [call.url for call in audit] == [s.url.split("?")[0] for s in case.sent]
+    assert [call.response_status for call in audit] == [
+        s.answer.get("status", 200) for s in case.sent
+    ]
