@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from integrations.rev import RevServiceRequest
+from integrations.rev_request import RevServiceRequest
 
 # Carrier options a StatusUpdateRequest may carry beyond the legacy core keys (ThingSpace
 # activation needs a service plan and ZIP code; deactivation a reason code), by legacy key.

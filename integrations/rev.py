@@ -1,7 +1,6 @@
 """Rev.io billing: the client, and the two steps that open a Rev service per device after its
 carrier change succeeded. The request they carry out — :class:`RevServiceRequest`, legacy
-``BulkChangeAssociateCustomer`` — is parsed in :mod:`integrations.rev_request` and importable
-from here.
+``BulkChangeAssociateCustomer`` — is parsed in :mod:`integrations.rev_request`.
 
 Wire contract: ``docs/carriers/rev.md``. Each Rev object is created **at most once** per device,
 even across retries and crashes: the service is looked up by number and customer before it is
@@ -21,14 +20,7 @@ from integrations.base.errors import PermanentError
 from integrations.base.http import CarrierClient, HttpOptions, HttpResponse, unexpected_response
 from integrations.base.protocol import Credentials, Step, StepResult, UpdateContext
 from integrations.base.registry import Integration
-from integrations.rev_request import RevProduct, RevServiceRequest
-
-__all__ = [
-    "RevClient",
-    "RevProcessor",
-    "RevProduct",  # re-exported: callers import the request from here
-    "RevServiceRequest",
-]
+from integrations.rev_request import RevServiceRequest
 
 FIND_SERVICE = "Find Rev.io service"
 CREATE_SERVICE = "Create Rev.io service"

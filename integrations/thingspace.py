@@ -43,17 +43,9 @@ from integrations.base.registry import Integration
 from integrations.thingspace_tokens import (
     CARRIER,
     ThingSpaceTokenClient,
-    Tokens,
     account_label,
     reset_login_failures,
 )
-
-__all__ = [
-    "ThingSpaceClient",
-    "ThingSpaceProcessor",
-    "Tokens",  # re-exported with reset_login_failures: callers import them from here
-    "reset_login_failures",
-]
 
 ACTIVE = "active"
 SUSPENDED = "suspended"

@@ -33,7 +33,7 @@ from bulkchanges.models import (
 )
 from bulkchanges.services import bulk_change_create, status_update_request_validate
 from bulkchanges.types import DeviceRef
-from integrations.rev import RevProduct, RevServiceRequest
+from integrations.rev_request import RevProduct, RevServiceRequest
 from integrations.simulators.control import SimulatorControl
 
 pytest_plugins = ["tests.fixtures.simulators"]

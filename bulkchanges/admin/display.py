@@ -24,7 +24,7 @@ from bulkchanges.models import (
 from bulkchanges.selectors import Progress
 from bulkchanges.types import OPTION_KEYS, StatusUpdateRequest
 from integrations.base import redact
-from integrations.rev import RevServiceRequest
+from integrations.rev_request import RevServiceRequest
 
 EMPTY = "—"
 

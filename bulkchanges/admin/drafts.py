@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.sessions.backends.base import SessionBase
 
 from bulkchanges.types import DeviceRef
-from integrations.rev import RevServiceRequest
+from integrations.rev_request import RevServiceRequest
 
 SESSION_KEY = "bulkchanges:new-bulk-change"
 

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 
 from bulkchanges.models import DeviceStatus, IntegrationAuthentication, Tenant
 from integrations.base import Integration, carrier_integrations, processor_class
-from integrations.rev import RevProduct, RevServiceRequest
+from integrations.rev_request import RevProduct, RevServiceRequest
 
 # An upload larger than this is refused before it is read (100,000 devices with an MSISDN and
 # an EID take about 7.5 MB). Django spools large uploads to a temporary file, so a 50 MB file

@@ -27,7 +27,7 @@ from bulkchanges.models import (
 )
 from bulkchanges.types import DeviceRef, StatusUpdateRequest
 from integrations.base import Integration, StatusUpdateProcessor, processor_class
-from integrations.rev import RevServiceRequest
+from integrations.rev_request import RevServiceRequest
 
 logger = logging.getLogger(__name__)
 

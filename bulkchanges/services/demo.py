@@ -28,7 +28,7 @@ from bulkchanges.services.bulk_changes import bulk_change_create, status_update_
 from bulkchanges.services.inventory import devices_import, integration_authentication_set
 from bulkchanges.types import DeviceRef
 from integrations.base import Integration
-from integrations.rev import RevProduct, RevServiceRequest
+from integrations.rev_request import RevProduct, RevServiceRequest
 from integrations.simulators.control import POND_PREFIX, REV_PREFIX, SimulatorControl
 
 DEMO_TENANT = "Demo IoT"

@@ -34,7 +34,7 @@ from bulkchanges.services.bulk_changes import (
 )
 from bulkchanges.services.webhooks import callback_url_validate
 from integrations.base import Integration
-from integrations.rev import RevServiceRequest
+from integrations.rev_request import RevServiceRequest
 
 logger = logging.getLogger(__name__)
 

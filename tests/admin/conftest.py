@@ -15,7 +15,7 @@ from django.test import Client
 from bulkchanges.models import BulkChange, DeviceChange, IntegrationAuthentication, Tenant
 from bulkchanges.services import bulk_change_create, status_update_request_validate
 from bulkchanges.types import DeviceRef
-from integrations.rev import RevProduct, RevServiceRequest
+from integrations.rev_request import RevProduct, RevServiceRequest
 from tests.conftest import iccids
 
 POND_KEY = "pond-secret-key-7f3a9c"

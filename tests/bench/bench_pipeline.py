@@ -470,7 +470,7 @@ class Bench:
     def create_bulk_change(tenant: Any, rev: Any, numbers: list[str]) -> Any:
         from bulkchanges.services import bulk_change_create, status_update_request_validate
         from bulkchanges.types import DeviceRef
-        from integrations.rev import RevProduct, RevServiceRequest
+        from integrations.rev_request import RevProduct, RevServiceRequest
 
         validated = status_update_request_validate(
             tenant=tenant,

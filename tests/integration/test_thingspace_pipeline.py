@@ -31,7 +31,7 @@ from bulkchanges.services import bulk_change_create, status_update_request_valid
 from bulkchanges.tokens import token_store
 from bulkchanges.types import DeviceRef
 from integrations.simulators.control import SimulatorControl
-from integrations.thingspace import reset_login_failures
+from integrations.thingspace_tokens import reset_login_failures
 from tests.conftest import Queue, descriptions, drain, iccids, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -21,7 +21,7 @@ from bulkchanges.services import (
 )
 from bulkchanges.services.inventory import tenant_get
 from integrations.base import Integration
-from integrations.rev import RevProduct, RevServiceRequest
+from integrations.rev_request import RevProduct, RevServiceRequest
 
 
 class Command(BaseCommand):

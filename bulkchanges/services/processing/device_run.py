@@ -43,10 +43,10 @@ from integrations.base import (
     StepResult,
     TransientError,
     UpdateContext,
+    billing_processor_class,
     http_session,
     processor_class,
 )
-from integrations.rev import RevProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ class DeviceRun:
             raise PermanentError("the Rev.io credentials of this request no longer exist")
         if not rev_row.writes_enabled:
             raise PermanentError(f"writes are disabled for Rev.io client {rev_row.account}")
-        rev = RevProcessor(
+        rev = billing_processor_class()(
             credentials=rev_row.as_credentials(),
             session=_session_for(rev_row.pk),
             throttle=throttle_for(rev_row.as_credentials()),

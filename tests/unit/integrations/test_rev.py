@@ -25,7 +25,8 @@ from integrations.base import (
     TransientError,
     UpdateContext,
 )
-from integrations.rev import RevClient, RevProcessor, RevProduct, RevServiceRequest
+from integrations.rev import RevClient, RevProcessor
+from integrations.rev_request import RevProduct, RevServiceRequest
 from tests.unit.integrations.support import assert_fails_as, sent, sent_json
 
 PASSWORD = "rev-pass-Qw93kd"

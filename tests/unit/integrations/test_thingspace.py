@@ -30,12 +30,8 @@ from integrations.base import (
     TransientError,
     UpdateContext,
 )
-from integrations.thingspace import (
-    ThingSpaceClient,
-    ThingSpaceProcessor,
-    Tokens,
-    reset_login_failures,
-)
+from integrations.thingspace import ThingSpaceClient, ThingSpaceProcessor
+from integrations.thingspace_tokens import Tokens, reset_login_failures
 from tests.unit.integrations.support import RecordingThrottle, sent, sent_json
 
 ACCOUNT = "0000123456-00001"
