@@ -47,9 +47,9 @@ class Simulated:
         for login, secret, device in self.accounts:
             self.add_account(login, secret)
             self.seed(login, device)
-        (login, self.secret, self.key), (other_login, other_secret, self.other_key) = self.accounts
+        (login, self.secret, self.key), (other, self.other_secret, self.other_key) = self.accounts
         self.caller = self.caller_for(login, self.secret)
-        self.other = self.caller_for(other_login, other_secret)
+        self.other = self.caller_for(other, self.other_secret)
 
     # -- per carrier ------------------------------------------------------------------------
 
@@ -361,7 +361,7 @@ def test_credentials_other_than_the_accounts_are_401_and_change_nothing(
 
     for response in (read, write):
         assert carrier.error(response, 401, code) == message
-        secrets = [carrier.secret, *sent_secrets(credentials)]
+        secrets = [carrier.secret, carrier.other_secret, *sent_secrets(credentials)]
         assert not [secret for secret in secrets if secret in response.text]
     assert carrier.state() == carrier.seeded
 
