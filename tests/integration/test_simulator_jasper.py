@@ -1,9 +1,10 @@
 """The Jasper simulator speaks carriers/jasper.md over real HTTP.
 
 These tests are its specification: what a client sees on the wire (Basic auth, the device read,
-the status PUT and its echo, Jasper's error bodies, transitions, the rate limit) and what the
+the status PUT and its echo, Jasper's error bodies, transitions) and what the
 ``/_sim`` control API lets a test arrange (accounts, devices, the wrong-echo fault) and observe
-(counters per op and ICCID, the request log).
+(counters per op and ICCID, the request log). What it does like every carrier's simulator
+(refused credentials, HTML faults, the rate limit) is in test_simulator_common.py.
 """
 
 from __future__ import annotations
@@ -11,15 +12,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import requests
 
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
-
-pytest_plugins = ["tests.fixtures.simulators"]
+from tests.fixtures.simulator_http import Caller, assert_jasper_error
 
 USERNAME = "ops-api"
 API_KEY = "jasper-sim-key-3d9f"
@@ -29,25 +28,18 @@ SETTABLE = ["ACTIVATED", "DEACTIVATED", "ACTIVATION_READY", "TEST_READY", "INVEN
 DATE_UPDATED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+0000$")
 
 
-class Jasper:
+class Jasper(Caller):
     """A bare HTTP caller for ``{base_url}/rws/api/v1``, as a client would hold it."""
 
-    def __init__(self, base_url: str, auth: tuple[str, str] | None) -> None:
-        self.root = base_url + "/rws/api/v1"
-        self.auth = auth
-        self.session = requests.Session()
+    @classmethod
+    def at(cls, simulator: SimulatorControl, auth: tuple[str, str]) -> Self:
+        return cls(simulator.jasper_base_url + "/rws/api/v1", {"Accept": "application/json"}, auth)
 
-    def get(self, iccid: str, **kwargs: Any) -> requests.Response:
-        return self.request("GET", iccid, **kwargs)
+    def read(self, iccid: str, **kwargs: Any) -> requests.Response:
+        return self.get(f"/devices/{iccid}", **kwargs)
 
-    def put(self, iccid: str, **kwargs: Any) -> requests.Response:
-        return self.request("PUT", iccid, **kwargs)
-
-    def request(self, method: str, iccid: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", 5)
-        kwargs.setdefault("auth", self.auth)
-        kwargs.setdefault("headers", {"Accept": "application/json"})
-        return self.session.request(method, f"{self.root}/devices/{iccid}", **kwargs)
+    def change(self, iccid: str, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", f"/devices/{iccid}", **kwargs)
 
 
 @pytest.fixture
@@ -67,60 +59,15 @@ def jasper(simulator: SimulatorControl) -> Iterator[Jasper]:
             {"iccid": SECOND, "status": "ACTIVATION_READY"},
         ],
     )
-    carrier = Jasper(simulator.jasper_base_url, (USERNAME, API_KEY))
-    yield carrier
-    carrier.session.close()
-
-
-def assert_jasper_error(response: requests.Response, status: int, code: str) -> str:
-    assert response.status_code == status
-    assert response.headers["Content-Type"] == "application/json"
-    body = response.json()
-    assert set(body) == {"errorCode", "errorMessage"}
-    assert body["errorCode"] == code
-    message: str = body["errorMessage"]
-    return message
-
-
-# -- authentication ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "auth",
-    [
-        pytest.param((USERNAME, "wrong-key"), id="wrong-key"),
-        pytest.param(("someone-else", API_KEY), id="unknown-user"),
-        pytest.param(None, id="no-auth"),
-    ],
-)
-def test_credentials_other_than_the_accounts_are_401_invalid_credentials(
-    jasper: Jasper, auth: tuple[str, str] | None
-) -> None:
-    for response in (
-        jasper.get(ICCID, auth=auth),
-        jasper.put(ICCID, auth=auth, json={"status": "DEACTIVATED"}),
-    ):
-        assert assert_jasper_error(response, 401, "10000001") == "Invalid credentials"
-        assert API_KEY not in response.text
-
-
-def test_a_bearer_token_is_not_basic_auth(jasper: Jasper) -> None:
-    response = jasper.get(ICCID, auth=None, headers={"Authorization": f"Bearer {API_KEY}"})
-
-    assert_jasper_error(response, 401, "10000001")
-
-
-def test_a_rejected_put_changes_nothing(jasper: Jasper, simulator: SimulatorControl) -> None:
-    jasper.put(ICCID, auth=(USERNAME, "wrong-key"), json={"status": "DEACTIVATED"})
-
-    assert simulator.jasper_device(ICCID)["status"] == "ACTIVATED"
+    with Jasper.at(simulator, (USERNAME, API_KEY)) as carrier:
+        yield carrier
 
 
 # -- the contract --------------------------------------------------------------------------
 
 
 def test_get_device_shows_the_device_as_jasper_does(jasper: Jasper) -> None:
-    response = jasper.get(ICCID)
+    response = jasper.read(ICCID)
 
     assert response.status_code == 200
     body = response.json()
@@ -138,13 +85,13 @@ def test_get_device_shows_the_device_as_jasper_does(jasper: Jasper) -> None:
 def test_put_status_echoes_the_iccid_and_changes_the_device(
     jasper: Jasper, simulator: SimulatorControl
 ) -> None:
-    before = jasper.get(ICCID).json()["dateUpdated"]
+    before = jasper.read(ICCID).json()["dateUpdated"]
     time.sleep(0.002)  # dateUpdated has millisecond resolution
 
-    response = jasper.put(ICCID, json={"status": "DEACTIVATED"})
+    response = jasper.change(ICCID, json={"status": "DEACTIVATED"})
 
     assert (response.status_code, response.json()) == (200, {"iccid": ICCID})
-    after = jasper.get(ICCID).json()
+    after = jasper.read(ICCID).json()
     assert after["status"] == "DEACTIVATED"
     assert after["dateUpdated"] > before
     device = simulator.jasper_device(ICCID)
@@ -154,22 +101,22 @@ def test_put_status_echoes_the_iccid_and_changes_the_device(
 
 @pytest.mark.parametrize("target", SETTABLE)
 def test_every_settable_status_can_be_set_from_activated(jasper: Jasper, target: str) -> None:
-    response = jasper.put(ICCID, json={"status": target})
+    response = jasper.change(ICCID, json={"status": target})
 
     assert (response.status_code, response.json()) == (200, {"iccid": ICCID})
-    assert jasper.get(ICCID).json()["status"] == target
+    assert jasper.read(ICCID).json()["status"] == target
 
 
 def test_setting_the_status_a_device_already_has_is_accepted(jasper: Jasper) -> None:
-    response = jasper.put(ICCID, json={"status": "ACTIVATED"})
+    response = jasper.change(ICCID, json={"status": "ACTIVATED"})
 
     assert (response.status_code, response.json()) == (200, {"iccid": ICCID})
 
 
 def test_unknown_iccid_is_404_invalid_iccid(jasper: Jasper) -> None:
     for response in (
-        jasper.get("89000000000000000000"),
-        jasper.put("89000000000000000000", json={"status": "DEACTIVATED"}),
+        jasper.read("89000000000000000000"),
+        jasper.change("89000000000000000000", json={"status": "DEACTIVATED"}),
     ):
         message = assert_jasper_error(response, 404, "20000001")
         assert message == "Resource not found - Invalid ICCID"
@@ -178,9 +125,8 @@ def test_unknown_iccid_is_404_invalid_iccid(jasper: Jasper) -> None:
 def test_a_device_of_another_account_is_404(jasper: Jasper, simulator: SimulatorControl) -> None:
     simulator.add_jasper_account(username="other", api_key="other-key")
 
-    other = Jasper(simulator.jasper_base_url, ("other", "other-key"))
-    response = other.get(ICCID)
-    other.session.close()
+    with Jasper.at(simulator, ("other", "other-key")) as other:
+        response = other.read(ICCID)
 
     assert_jasper_error(response, 404, "20000001")
 
@@ -192,13 +138,13 @@ def test_a_device_of_another_account_is_404(jasper: Jasper, simulator: Simulator
 def test_transitions_out_of_retired_are_refused_400_invalid_status_change(
     jasper: Jasper, simulator: SimulatorControl, target: str
 ) -> None:
-    assert jasper.put(ICCID, json={"status": "RETIRED"}).status_code == 200
+    assert jasper.change(ICCID, json={"status": "RETIRED"}).status_code == 200
 
-    response = jasper.put(ICCID, json={"status": target})
+    response = jasper.change(ICCID, json={"status": target})
 
     assert assert_jasper_error(response, 400, "10000024") == "Invalid status change"
     assert simulator.jasper_device(ICCID)["status"] == "RETIRED"
-    assert jasper.put(ICCID, json={"status": "RETIRED"}).status_code == 200
+    assert jasper.change(ICCID, json={"status": "RETIRED"}).status_code == 200
 
 
 @pytest.mark.parametrize("final", ["PURGED", "REPLACED"])
@@ -207,10 +153,10 @@ def test_purged_and_replaced_devices_are_final_too(
 ) -> None:
     simulator.seed_jasper_devices(username=USERNAME, devices=[{"iccid": ICCID, "status": final}])
 
-    response = jasper.put(ICCID, json={"status": "ACTIVATED"})
+    response = jasper.change(ICCID, json={"status": "ACTIVATED"})
 
     assert assert_jasper_error(response, 400, "10000024") == "Invalid status change"
-    assert jasper.get(ICCID).json()["status"] == final
+    assert jasper.read(ICCID).json()["status"] == final
 
 
 @pytest.mark.parametrize(
@@ -229,20 +175,20 @@ def test_purged_and_replaced_devices_are_final_too(
 def test_a_put_without_exactly_one_settable_status_is_400(
     jasper: Jasper, simulator: SimulatorControl, body: dict[str, Any], words: str
 ) -> None:
-    response = jasper.put(ICCID, json=body)
+    response = jasper.change(ICCID, json=body)
 
     assert words in assert_jasper_error(response, 400, "10000024")
     assert simulator.jasper_device(ICCID)["status"] == "ACTIVATED"
 
 
 def test_a_put_with_malformed_json_is_400(jasper: Jasper) -> None:
-    response = jasper.put(ICCID, data=b"{not json", headers={"Content-Type": "application/json"})
+    response = jasper.change(ICCID, data=b"{not json", headers={"Content-Type": "application/json"})
 
     assert "not valid JSON" in assert_jasper_error(response, 400, "10000024")
 
 
 def test_other_methods_are_405_with_a_jasper_body(jasper: Jasper) -> None:
-    response = jasper.request("DELETE", ICCID)
+    response = jasper.request("DELETE", f"/devices/{ICCID}")
 
     assert_jasper_error(response, 405, "40500000")
 
@@ -255,9 +201,9 @@ def test_wrong_echo_answers_200_with_another_iccid_and_leaves_the_device_alone(
 ) -> None:
     arranged = simulator.jasper_wrong_echo(iccid=ICCID, echo=SECOND)
 
-    first = jasper.put(ICCID, json={"status": "DEACTIVATED"})
-    second = jasper.put(ICCID, json={"status": "DEACTIVATED"})
-    other = jasper.put(SECOND, json={"status": "ACTIVATED"})
+    first = jasper.change(ICCID, json={"status": "DEACTIVATED"})
+    second = jasper.change(ICCID, json={"status": "DEACTIVATED"})
+    other = jasper.change(SECOND, json={"status": "ACTIVATED"})
 
     assert arranged == {"iccid": ICCID, "echo": SECOND, "times": -1}
     assert (first.status_code, first.json()) == (200, {"iccid": SECOND})
@@ -265,7 +211,7 @@ def test_wrong_echo_answers_200_with_another_iccid_and_leaves_the_device_alone(
     assert other.json() == {"iccid": SECOND}
     assert simulator.jasper_device(ICCID)["status"] == "ACTIVATED"
     assert simulator.jasper_device(SECOND)["status"] == "ACTIVATED"
-    assert jasper.get(ICCID).json()["iccid"] == ICCID  # reads are unaffected
+    assert jasper.read(ICCID).json()["iccid"] == ICCID  # reads are unaffected
 
 
 def test_wrong_echo_defaults_to_a_neighbouring_iccid_and_can_be_limited(
@@ -273,7 +219,7 @@ def test_wrong_echo_defaults_to_a_neighbouring_iccid_and_can_be_limited(
 ) -> None:
     arranged = simulator.jasper_wrong_echo(iccid=ICCID, times=1)
 
-    echoes = [jasper.put(ICCID, json={"status": "INVENTORY"}).json()["iccid"] for _ in range(2)]
+    echoes = [jasper.change(ICCID, json={"status": "INVENTORY"}).json()["iccid"] for _ in range(2)]
 
     assert arranged["echo"] == "89011704278000000002"
     assert echoes == ["89011704278000000002", ICCID]
@@ -285,8 +231,8 @@ def test_wrong_echo_still_checks_credentials_and_the_body(
 ) -> None:
     simulator.jasper_wrong_echo(iccid=ICCID)
 
-    assert jasper.put(ICCID, auth=(USERNAME, "x"), json={"status": "RETIRED"}).status_code == 401
-    assert jasper.put(ICCID, json={"status": "PURGED"}).status_code == 400
+    assert jasper.change(ICCID, auth=(USERNAME, "x"), json={"status": "RETIRED"}).status_code == 401
+    assert jasper.change(ICCID, json={"status": "PURGED"}).status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -313,62 +259,14 @@ def test_status_fault_answers_with_jasper_error_body_and_retry_after(
     simulator.add_fault("jasper", "update_device", key=ICCID, status=503, retry_after=30)
     simulator.add_fault("jasper", "update_device", key=ICCID, status=429, retry_after=7)
 
-    unavailable = jasper.put(ICCID, json={"status": "DEACTIVATED"})
-    limited = jasper.put(ICCID, json={"status": "DEACTIVATED"})
+    unavailable = jasper.change(ICCID, json={"status": "DEACTIVATED"})
+    limited = jasper.change(ICCID, json={"status": "DEACTIVATED"})
 
     assert assert_jasper_error(unavailable, 503, "50300000").startswith("Simulated fault: 503")
     assert unavailable.headers["Retry-After"] == "30"
     assert assert_jasper_error(limited, 429, "40000029") == "Rate Limit Exceeded"
     assert limited.headers["Retry-After"] == "7"
     assert simulator.jasper_device(ICCID)["status"] == "ACTIVATED"
-
-
-def test_html_fault_answers_a_gateway_page(jasper: Jasper, simulator: SimulatorControl) -> None:
-    simulator.add_fault("jasper", "get_device", kind="html", status=502)
-
-    response = jasper.get(ICCID)
-
-    assert response.status_code == 502
-    assert "<title>502 Bad Gateway</title>" in response.text
-
-
-def test_faults_for_unknown_jasper_ops_are_refused(simulator: SimulatorControl) -> None:
-    with pytest.raises(SimulatorControlError, match="op for jasper"):
-        simulator.add_fault("jasper", "set_status")
-
-
-# -- rate limit ----------------------------------------------------------------------------
-
-
-def test_rate_limit_is_per_account_429_with_retry_after_and_jasper_body(
-    jasper: Jasper, simulator: SimulatorControl
-) -> None:
-    simulator.add_jasper_account(username=USERNAME, api_key=API_KEY, rate_limit=5)
-    simulator.add_jasper_account(username="other", api_key="other-key", rate_limit=5)
-    simulator.seed_jasper_devices(username="other", devices=[{"iccid": "8901999"}])
-
-    def read(_: int) -> requests.Response:
-        with requests.Session() as session:
-            return session.get(
-                f"{jasper.root}/devices/{ICCID}", auth=(USERNAME, API_KEY), timeout=5
-            )
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        answers = list(pool.map(read, range(20)))
-    elapsed = time.monotonic() - started
-    other = Jasper(simulator.jasper_base_url, ("other", "other-key"))
-    other_answer = other.get("8901999")
-    other.session.close()
-
-    allowed = [answer for answer in answers if answer.status_code == 200]
-    throttled = [answer for answer in answers if answer.status_code == 429]
-    assert 5 <= len(allowed) <= 5 + int(5 * elapsed) + 1
-    assert len(allowed) + len(throttled) == 20
-    assert {answer.headers["Retry-After"] for answer in throttled} == {"1"}
-    assert assert_jasper_error(throttled[0], 429, "40000029") == "Rate Limit Exceeded"
-    assert other_answer.status_code == 200
-    assert simulator.stats()["jasper"]["rate_limited"] == len(throttled)
 
 
 # -- observation ---------------------------------------------------------------------------
@@ -379,10 +277,10 @@ def test_calls_are_counted_per_op_and_iccid_including_refused_ones(
 ) -> None:
     simulator.add_fault("jasper", "update_device", key=ICCID, status=503)
 
-    jasper.get(ICCID)
-    jasper.put(ICCID, json={"status": "DEACTIVATED"})
-    jasper.put(ICCID, json={"status": "DEACTIVATED"})
-    jasper.put(SECOND, auth=(USERNAME, "wrong"), json={"status": "DEACTIVATED"})
+    jasper.read(ICCID)
+    jasper.change(ICCID, json={"status": "DEACTIVATED"})
+    jasper.change(ICCID, json={"status": "DEACTIVATED"})
+    jasper.change(SECOND, auth=(USERNAME, "wrong"), json={"status": "DEACTIVATED"})
 
     assert simulator.calls()["jasper"] == {
         "get_device": {ICCID: 1},
@@ -395,7 +293,7 @@ def test_calls_are_counted_per_op_and_iccid_including_refused_ones(
 def test_request_log_shows_what_the_client_sent_without_the_key(
     jasper: Jasper, simulator: SimulatorControl
 ) -> None:
-    jasper.put(
+    jasper.change(
         ICCID,
         json={"status": "TEST_READY"},
         headers={"Idempotency-Key": "pondops-7-carrier_status"},
@@ -437,14 +335,14 @@ def test_reset_forgets_jasper_accounts_devices_and_wrong_echoes(
     jasper: Jasper, simulator: SimulatorControl
 ) -> None:
     simulator.jasper_wrong_echo(iccid=ICCID)
-    jasper.get(ICCID)
+    jasper.read(ICCID)
 
     simulator.reset()
 
     assert simulator.calls()["jasper"] == {}
     with pytest.raises(SimulatorControlError, match="404"):
         simulator.jasper_device(ICCID)
-    assert jasper.get(ICCID).status_code == 401
+    assert jasper.read(ICCID).status_code == 401
     simulator.add_jasper_account(username=USERNAME, api_key=API_KEY)
     simulator.seed_jasper_devices(username=USERNAME, devices=[{"iccid": ICCID}])
-    assert jasper.put(ICCID, json={"status": "INVENTORY"}).json() == {"iccid": ICCID}
+    assert jasper.change(ICCID, json={"status": "INVENTORY"}).json() == {"iccid": ICCID}

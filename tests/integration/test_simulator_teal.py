@@ -3,15 +3,14 @@
 These tests are the simulator's specification: what a client sees on the wire (ApiKey/ApiSecret
 headers, asynchronous operations named by our requestId, Teal's error body), and what the
 ``/_sim`` control API lets a test arrange (completion delay, 102 answers, per-EID errors, rate
-limit) and observe (operations, counters, the request log).
+limit) and observe (operations, counters, the request log). What it does like every carrier's
+simulator (refused credentials, the rate limit) is in test_simulator_common.py.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from dataclasses import replace as dc_replace
 from typing import Any
 
@@ -21,8 +20,8 @@ import requests
 from integrations.base import Credentials, UpdateContext
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 from integrations.teal import TealProcessor
-
-pytest_plugins = ["tests.fixtures.simulators"]
+from tests.conftest import wait_for
+from tests.fixtures.simulator_http import Caller, assert_teal_error
 
 API_KEY = "teal-key-acme"
 API_SECRET = "teal-secret-Qv93xk"
@@ -34,29 +33,17 @@ OTHER_ACCOUNT_EID = "89049032000000000000000000000099"
 ICCID = "89148000000000000001"
 
 
-@dataclass
-class Teal:
+class Teal(Caller):
     """A bare HTTP caller for Teal's API, as a client would hold it."""
-
-    api_url: str
-    headers: dict[str, str]
-    session: requests.Session = field(default_factory=requests.Session)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        kwargs.setdefault("timeout", 5)
-        return self.session.request(method, self.api_url + path, headers=headers, **kwargs)
 
     def submit(
         self, action: str, eids: list[str], request_id: str | None = None, **kwargs: Any
     ) -> requests.Response:
         params = {"requestId": request_id or str(uuid.uuid4()), "callbackUrl": ""}
-        return self.request(
-            "POST", f"/esims/{action}", params=params, json={"entries": eids}, **kwargs
-        )
+        return self.post(f"/esims/{action}", params=params, json={"entries": eids}, **kwargs)
 
     def operation(self, request_id: str) -> requests.Response:
-        return self.request("GET", f"/operations/{request_id}")
+        return self.get(f"/operations/{request_id}")
 
 
 @pytest.fixture
@@ -73,54 +60,18 @@ def teal(simulator: SimulatorControl) -> Iterator[Teal]:
     simulator.seed_teal_esims(
         api_key=OTHER_KEY, esims=[{"eid": OTHER_ACCOUNT_EID, "iccid": "8914800000000000099"}]
     )
-    caller = Teal(
-        api_url=simulator.teal_base_url + "/api/v1",
+    with Teal(
+        simulator.teal_base_url + "/api/v1",
         headers={"ApiKey": API_KEY, "ApiSecret": API_SECRET, "Accept": "application/json"},
-    )
-    yield caller
-    caller.session.close()
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.02)
-
-
-def assert_teal_error(response: requests.Response, status: int, code: str) -> str:
-    assert response.status_code == status
-    body = response.json()
-    assert set(body) == {"errorCode", "message"}
-    assert body["errorCode"] == code
-    return str(body["message"])
+    ) as caller:
+        yield caller
 
 
 # -- authentication ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        pytest.param({"ApiSecret": "wrong-secret"}, id="wrong-secret"),
-        pytest.param({"ApiKey": "unknown-key"}, id="unknown-key"),
-        pytest.param({"ApiKey": API_KEY, "ApiSecret": OTHER_SECRET}, id="another-accounts-secret"),
-    ],
-)
-def test_rejected_credentials_are_401_unauthorized(teal: Teal, headers: dict[str, str]) -> None:
-    response = teal.request("GET", f"/esims/{EID}", headers=headers)
-
-    assert_teal_error(response, 401, "UNAUTHORIZED")
-    assert "wrong-secret" not in response.text
-    assert OTHER_SECRET not in response.text
-
-
 def test_missing_credential_headers_are_401(teal: Teal) -> None:
-    response = teal.session.get(f"{teal.api_url}/esims/{EID}", timeout=5)
+    response = teal.session.get(f"{teal.root}/esims/{EID}", timeout=5)
 
     assert_teal_error(response, 401, "UNAUTHORIZED")
 
@@ -192,7 +143,9 @@ def test_operations_run_for_the_configured_delay_then_complete(
 
     assert teal.operation(request_id).json() == {"requestId": request_id, "status": "PROCESSING"}
     assert simulator.teal_esim(EID)["status"] == "stopped"
-    wait_for(lambda: teal.operation(request_id).json()["status"] == "COMPLETED")
+    wait_for(
+        lambda: teal.operation(request_id).json()["status"] == "COMPLETED", timeout=5, interval=0.02
+    )
     assert simulator.teal_esim(EID)["status"] == "online"
 
 
@@ -390,11 +343,6 @@ def test_html_and_empty_faults_answer_that_status(teal: Teal, simulator: Simulat
     assert (empty.status_code, empty.content) == (500, b"")
 
 
-def test_faults_for_ops_teal_does_not_have_are_refused(simulator: SimulatorControl) -> None:
-    with pytest.raises(SimulatorControlError, match="op for teal must be one of"):
-        simulator.add_fault("teal", "activate")
-
-
 def test_calls_are_counted_by_op_and_eid_or_request_id(
     teal: Teal, simulator: SimulatorControl
 ) -> None:
@@ -429,25 +377,6 @@ def test_the_request_log_keeps_the_request_id_and_hides_the_secret(
 
 
 # -- rate limit -------------------------------------------------------------------------------
-
-
-def test_the_per_minute_rate_limit_answers_429_with_retry_after(
-    teal: Teal, simulator: SimulatorControl
-) -> None:
-    simulator.add_teal_account(api_key=API_KEY, api_secret=API_SECRET, calls_per_minute=3)
-
-    answers = [teal.request("GET", f"/esims/{EID}") for _ in range(4)]
-
-    assert [a.status_code for a in answers] == [200, 200, 200, 429]
-    assert_teal_error(answers[3], 429, "GENERIC_ERROR")
-    assert answers[3].headers["Retry-After"] == "1"
-    assert simulator.stats()["teal"]["rate_limited"] == 1
-    other = teal.request(
-        "GET",
-        f"/esims/{OTHER_ACCOUNT_EID}",
-        headers={"ApiKey": OTHER_KEY, "ApiSecret": OTHER_SECRET},
-    )
-    assert other.status_code == 200  # the limit is per account
 
 
 def test_the_default_limit_is_1000_a_minute_so_a_burst_of_50_passes(teal: Teal) -> None:

@@ -2,14 +2,16 @@
 
 These tests are its specification: what a client sees on the wire (app-id/app-secret headers,
 subscribers by MSISDN, synchronous status changes, Cancelled as final, Telegence's error body),
-and what the ``/_sim`` control API lets a test arrange and observe. No database.
+and what the ``/_sim`` control API lets a test arrange and observe. No database. What it does
+like every carrier's simulator (refused credentials, fault headers, HTML faults, the rate limit)
+is in test_simulator_common.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import requests
@@ -17,6 +19,7 @@ import requests
 from integrations.base import Credentials, PermanentError, Step, UpdateContext
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 from integrations.telegence import TelegenceProcessor
+from tests.fixtures.simulator_http import Caller, assert_telegence_error
 
 APP_ID = "pondops-app"
 APP_SECRET = "tg-sim-secret-99"
@@ -30,16 +33,18 @@ ICCID = "89011703278100000001"
 API = "/sp/mobility/v1"
 
 
-class Telegence:
+class Telegence(Caller):
     """A bare HTTP caller holding a Telegence base_url, as a client would."""
 
-    def __init__(self, base_url: str, *, app_id: str = APP_ID, secret: str = APP_SECRET) -> None:
-        self.base_url = base_url
-        self.headers = {"app-id": app_id, "app-secret": secret, "Accept": "application/json"}
-        self.session = requests.Session()
+    @classmethod
+    def at(
+        cls, simulator: SimulatorControl, app_id: str = APP_ID, secret: str = APP_SECRET
+    ) -> Self:
+        headers = {"app-id": app_id, "app-secret": secret, "Accept": "application/json"}
+        return cls(simulator.telegence_base_url, headers)
 
     def read(self, msisdn: str, **kwargs: Any) -> requests.Response:
-        return self.request("GET", f"{API}/subscribers/{msisdn}", **kwargs)
+        return self.get(f"{API}/subscribers/{msisdn}", **kwargs)
 
     def change(
         self,
@@ -53,11 +58,6 @@ class Telegence:
         body = {"serviceStatus": status, "reasonCode": reason, "effectiveDate": effective}
         kwargs.setdefault("json", body)
         return self.request("PATCH", f"{API}/subscribers/{msisdn}", **kwargs)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        kwargs.setdefault("timeout", 5)
-        return self.session.request(method, self.base_url + path, headers=headers, **kwargs)
 
 
 @pytest.fixture
@@ -77,52 +77,11 @@ def telegence(simulator: SimulatorControl) -> Iterator[Telegence]:
     simulator.seed_telegence_subscribers(
         app_id=OTHER_APP, subscribers=[{"msisdn": OTHERS_MSISDN, "iccid": "89011703278100000099"}]
     )
-    carrier = Telegence(simulator.telegence_base_url)
-    yield carrier
-    carrier.session.close()
+    with Telegence.at(simulator) as carrier:
+        yield carrier
 
 
-def assert_telegence_error(response: requests.Response, status: int, code: str) -> str:
-    """Telegence's error body with exactly one error of ``code``; returns its description."""
-    assert response.status_code == status
-    body = response.json()
-    assert set(body) == {"errors"}
-    [error] = body["errors"]
-    assert set(error) == {"code", "description"}
-    assert error["code"] == code
-    description: str = error["description"]
-    assert description
-    return description
-
-
-# -- authentication ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        pytest.param({"app-id": "", "app-secret": ""}, id="no-headers"),
-        pytest.param({"app-secret": "wrong-secret"}, id="wrong-secret"),
-        pytest.param({"app-id": "nobody"}, id="unknown-app"),
-        pytest.param({"app-secret": OTHER_SECRET}, id="another-apps-secret"),
-    ],
-)
-def test_calls_without_valid_app_credentials_are_401(
-    telegence: Telegence, headers: dict[str, str]
-) -> None:
-    response = telegence.read(MSISDN, headers=headers)
-
-    assert_telegence_error(response, 401, "UNAUTHORIZED")
-    assert APP_SECRET not in response.text
-
-
-def test_a_rejected_write_changes_nothing(
-    telegence: Telegence, simulator: SimulatorControl
-) -> None:
-    response = telegence.change(MSISDN, headers={"app-secret": "wrong-secret"})
-
-    assert response.status_code == 401
-    assert simulator.telegence_subscriber(MSISDN)["serviceStatus"] == "Active"
+# -- accounts ------------------------------------------------------------------------------
 
 
 def test_a_subscriber_of_another_app_is_not_found(telegence: Telegence) -> None:
@@ -286,7 +245,7 @@ def test_unknown_paths_and_methods_answer_telegence_errors(telegence: Telegence)
     )
 
 
-# -- faults, counters, rate limit, request log -----------------------------------------------
+# -- faults, counters, request log ----------------------------------------------------------
 
 
 def test_a_queued_status_fault_answers_the_telegence_error_body_and_changes_nothing(
@@ -307,34 +266,14 @@ def test_a_queued_status_fault_answers_the_telegence_error_body_and_changes_noth
     ]
 
 
-@pytest.mark.parametrize(
-    ("kind", "status", "check"),
-    [
-        ("html", 502, lambda r: "<title>502 Bad Gateway</title>" in r.text),
-        ("empty", 500, lambda r: r.content == b""),
-    ],
-)
-def test_html_and_empty_faults(
-    telegence: Telegence, simulator: SimulatorControl, kind: str, status: int, check: Any
+def test_an_empty_fault_answers_the_status_with_an_empty_body(
+    telegence: Telegence, simulator: SimulatorControl
 ) -> None:
-    simulator.add_fault("telegence", "get_subscriber", kind=kind, status=status)
+    simulator.add_fault("telegence", "get_subscriber", kind="empty", status=500)
 
     response = telegence.read(MSISDN)
 
-    assert response.status_code == status
-    assert check(response)
-
-
-def test_a_fault_header_answers_that_status_once(telegence: Telegence) -> None:
-    response = telegence.read(MSISDN, headers={"X-Sim-Fault": "504"})
-
-    assert_telegence_error(response, 504, "GATEWAY_TIMEOUT")
-    assert telegence.read(MSISDN).status_code == 200
-
-
-def test_faults_for_ops_telegence_does_not_have_are_refused(simulator: SimulatorControl) -> None:
-    with pytest.raises(SimulatorControlError, match="op for telegence must be one of"):
-        simulator.add_fault("telegence", "set_sim_status")
+    assert (response.status_code, response.content) == (500, b"")
 
 
 def test_counters_are_per_op_and_msisdn_and_include_refused_calls(
@@ -353,24 +292,6 @@ def test_counters_are_per_op_and_msisdn_and_include_refused_calls(
         "get_subscriber": {MSISDN: 1},
         "update_status": {MSISDN: 2, CANCELLED_MSISDN: 1},
     }
-
-
-def test_the_rate_limit_is_per_app_with_429_and_retry_after(
-    telegence: Telegence, simulator: SimulatorControl
-) -> None:
-    simulator.add_telegence_account(app_id=APP_ID, app_secret=APP_SECRET, rate_limit=1)
-    other = Telegence(simulator.telegence_base_url, app_id=OTHER_APP, secret=OTHER_SECRET)
-
-    first = telegence.read(MSISDN)
-    limited = telegence.read(MSISDN)  # a bucket of one, refilled after a second
-
-    assert first.status_code == 200
-    description = assert_telegence_error(limited, 429, "RATE_LIMIT_EXCEEDED")
-    assert "app pondops-app" in description
-    assert limited.headers["Retry-After"] == "1"
-    assert other.read(OTHERS_MSISDN).status_code == 200
-    assert simulator.stats()["telegence"]["rate_limited"] == 1
-    other.session.close()
 
 
 def test_the_request_log_keeps_the_idempotency_key_and_hides_the_secret(

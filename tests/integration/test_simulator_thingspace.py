@@ -11,13 +11,15 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
 
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
+from tests.conftest import wait_for
+from tests.fixtures.simulator_http import Caller, assert_thingspace_error
 
 ACCOUNT = "0000123456-00001"
 OTHER_ACCOUNT = "0000999999-00001"
@@ -43,29 +45,16 @@ def device(iccid: str) -> dict[str, Any]:
     return {"deviceIds": [{"kind": "iccid", "id": iccid}]}
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.02)
-
-
 @dataclass
-class ThingSpace:
-    """A bare HTTP caller for the ThingSpace base_url, as a client would hold it."""
+class ThingSpace(Caller):
+    """A bare HTTP caller for the ThingSpace base_url, as a client would hold it; after
+    :meth:`log_in` its headers are the two tokens."""
 
-    base_url: str
     account: str = ACCOUNT
-    tokens: dict[str, str] = field(default_factory=dict)
-    session: requests.Session = field(default_factory=requests.Session)
 
     def token(self, key: str = CLIENT_KEY, secret: str = CLIENT_SECRET) -> requests.Response:
         return self.session.post(
-            self.base_url + TOKEN_PATH,
+            self.root + TOKEN_PATH,
             data="grant_type=client_credentials",
             headers={
                 "Authorization": basic(key, secret),
@@ -78,7 +67,7 @@ class ThingSpace:
         self, access_token: str, username: str = UWS_USER, password: str = UWS_PASSWORD
     ) -> requests.Response:
         return self.session.post(
-            self.base_url + LOGIN_PATH,
+            self.root + LOGIN_PATH,
             json={"username": username, "password": password},
             headers={"Authorization": f"Bearer {access_token}"},
             timeout=5,
@@ -94,27 +83,19 @@ class ThingSpace:
         access_token = self.token(key, secret).json()["access_token"]
         session = self.login(access_token, username=username, password=password)
         session_token = session.json()["sessionToken"]
-        self.tokens = {"Authorization": f"Bearer {access_token}", "VZ-M2M-Token": session_token}
-        return self.tokens
-
-    def post(self, path: str, body: Any, **headers: str) -> requests.Response:
-        return self.session.post(
-            self.base_url + path, json=body, headers={**self.tokens, **headers}, timeout=5
-        )
-
-    def get(self, path: str) -> requests.Response:
-        return self.session.get(self.base_url + path, headers=self.tokens, timeout=5)
+        self.headers = {"Authorization": f"Bearer {access_token}", "VZ-M2M-Token": session_token}
+        return self.headers
 
     def submit(self, action: str, iccid: str = ICCID, **fields: Any) -> requests.Response:
         body = {"accountName": self.account, "devices": [device(iccid)], **fields}
-        return self.post(f"{ACTIONS}/{action}", body)
+        return self.post(f"{ACTIONS}/{action}", json=body)
 
     def status(self, request_id: str) -> requests.Response:
         return self.get(f"/api/m2m/v1/accounts/{self.account}/requests/{request_id}/status")
 
     def state(self, iccid: str = ICCID) -> requests.Response:
         body = {"accountName": self.account, "deviceId": {"kind": "iccid", "id": iccid}}
-        return self.post(f"{ACTIONS}/list", body)
+        return self.post(f"{ACTIONS}/list", json=body)
 
 
 @pytest.fixture
@@ -135,18 +116,9 @@ def ts(simulator: SimulatorControl) -> Iterator[ThingSpace]:
             {"iccid": PREACTIVE_ICCID, "state": "preactive"},
         ],
     )
-    carrier = ThingSpace(base_url=simulator.thingspace_base_url)
-    carrier.log_in()
-    yield carrier
-    carrier.session.close()
-
-
-def assert_ts_error(response: requests.Response, status: int, code: str) -> str:
-    assert response.status_code == status
-    body = response.json()
-    assert set(body) == {"errorCode", "errorMessage"}
-    assert body["errorCode"] == code
-    return str(body["errorMessage"])
+    with ThingSpace(simulator.thingspace_base_url) as carrier:
+        carrier.log_in()
+        yield carrier
 
 
 def completed(ts: ThingSpace, request_id: str) -> dict[str, Any] | None:
@@ -170,27 +142,27 @@ def test_oauth_token_is_issued_for_the_client_key_and_secret(ts: ThingSpace) -> 
 def test_a_wrong_client_key_or_secret_is_401(ts: ThingSpace, key: str, secret: str) -> None:
     response = ts.token(key, secret)
 
-    message = assert_ts_error(response, 401, "UnauthorizedAccess")
+    message = assert_thingspace_error(response, 401, "UnauthorizedAccess")
     assert message == "Invalid client key or secret"
     assert "wrong" not in response.text
 
 
 def test_the_token_call_needs_the_client_credentials_grant(ts: ThingSpace) -> None:
     response = ts.session.post(
-        ts.base_url + TOKEN_PATH,
+        ts.root + TOKEN_PATH,
         data="grant_type=password",
         headers={"Authorization": basic(CLIENT_KEY, CLIENT_SECRET)},
         timeout=5,
     )
 
-    assert_ts_error(response, 400, "REQUEST_FAILED.BadRequest")
+    assert_thingspace_error(response, 400, "REQUEST_FAILED.BadRequest")
 
 
 def test_session_login_needs_a_valid_access_token_and_the_uws_password(ts: ThingSpace) -> None:
     access_token = ts.token().json()["access_token"]
 
-    assert_ts_error(ts.login("not-a-token"), 401, "UnauthorizedAccess")
-    assert_ts_error(ts.login(access_token, password="wrong"), 401, "UnauthorizedAccess")
+    assert_thingspace_error(ts.login("not-a-token"), 401, "UnauthorizedAccess")
+    assert_thingspace_error(ts.login(access_token, password="wrong"), 401, "UnauthorizedAccess")
     response = ts.login(access_token)
     assert response.status_code == 200
     assert response.json()["sessionToken"].startswith("ts-session-")
@@ -204,7 +176,7 @@ def test_five_wrong_passwords_in_a_row_lock_the_uws_user_until_the_account_is_ad
         assert ts.login(access_token, password="wrong").status_code == 401
 
     locked = ts.login(access_token)
-    assert "is locked" in assert_ts_error(locked, 401, "UnauthorizedAccess")
+    assert "is locked" in assert_thingspace_error(locked, 401, "UnauthorizedAccess")
 
     simulator.add_thingspace_account(
         account_name=ACCOUNT,
@@ -229,9 +201,9 @@ def test_a_good_login_resets_the_wrong_password_count(ts: ThingSpace) -> None:
 
 @pytest.mark.parametrize("missing", ["Authorization", "VZ-M2M-Token"])
 def test_device_calls_need_both_tokens(ts: ThingSpace, missing: str) -> None:
-    ts.tokens.pop(missing)
+    ts.headers.pop(missing)
 
-    assert_ts_error(ts.state(), 401, "UnauthorizedAccess")
+    assert_thingspace_error(ts.state(), 401, "UnauthorizedAccess")
 
 
 def test_revoked_tokens_are_401_until_the_client_logs_in_again(
@@ -239,7 +211,7 @@ def test_revoked_tokens_are_401_until_the_client_logs_in_again(
 ) -> None:
     assert simulator.expire_thingspace_tokens()["revoked"] == 2
 
-    assert_ts_error(ts.state(), 401, "UnauthorizedAccess")
+    assert_thingspace_error(ts.state(), 401, "UnauthorizedAccess")
     ts.log_in()
     assert ts.state().status_code == 200
 
@@ -247,10 +219,10 @@ def test_revoked_tokens_are_401_until_the_client_logs_in_again(
 def test_revoking_only_sessions_keeps_access_tokens_good_for_a_new_login(
     ts: ThingSpace, simulator: SimulatorControl
 ) -> None:
-    access_token = ts.tokens["Authorization"].removeprefix("Bearer ")
+    access_token = ts.headers["Authorization"].removeprefix("Bearer ")
     simulator.expire_thingspace_tokens(kind="session")
 
-    message = assert_ts_error(ts.state(), 401, "UnauthorizedAccess")
+    message = assert_thingspace_error(ts.state(), 401, "UnauthorizedAccess")
     assert "session" in message
     assert ts.login(access_token).status_code == 200
 
@@ -277,12 +249,12 @@ def test_access_tokens_expire_after_the_accounts_token_seconds(
         token_seconds=1,
     )
     simulator.seed_thingspace_devices(account_name=ACCOUNT, devices=[{"iccid": ICCID}])
-    ts = ThingSpace(base_url=simulator.thingspace_base_url)
+    ts = ThingSpace(simulator.thingspace_base_url)
     ts.log_in()
 
     assert ts.token().json()["expires_in"] == 1
     assert ts.state().status_code == 200
-    wait_for(lambda: ts.state().status_code == 401)
+    wait_for(lambda: ts.state().status_code == 401, timeout=5, interval=0.02)
 
 
 # -- asynchronous actions ------------------------------------------------------------------
@@ -301,7 +273,9 @@ def test_suspend_is_accepted_pending_then_succeeds_and_the_state_changes(
         "devices": [{"id": ICCID, "kind": "iccid", "error": None}],
     }
     assert ts.state().json()["devices"][0]["carrierInformations"][0]["state"] == "active"
-    assert wait_for(lambda: completed(ts, request_id))["status"] == "Success"
+    assert wait_for(lambda: completed(ts, request_id), timeout=5, interval=0.02)["status"] == (
+        "Success"
+    )
     assert ts.state().json() == {
         "devices": [
             {
@@ -452,8 +426,8 @@ def test_every_submit_creates_a_request_even_with_the_same_idempotency_key(
     headers = {"Idempotency-Key": "pondops-1-submit"}
     body = {"accountName": ACCOUNT, "devices": [device(ICCID)]}
 
-    first = ts.post(f"{ACTIONS}/suspend", body, **headers).json()["requestId"]
-    second = ts.post(f"{ACTIONS}/suspend", body, **headers).json()["requestId"]
+    first = ts.post(f"{ACTIONS}/suspend", json=body, headers=headers).json()["requestId"]
+    second = ts.post(f"{ACTIONS}/suspend", json=body, headers=headers).json()["requestId"]
 
     assert first != second
     assert len(simulator.thingspace_device(ICCID)["requests"]) == 2
@@ -464,7 +438,7 @@ def test_every_submit_creates_a_request_even_with_the_same_idempotency_key(
 
 def test_an_unknown_device_is_404_on_every_device_call(ts: ThingSpace) -> None:
     for response in (ts.state(UNKNOWN_ICCID), ts.submit("suspend", UNKNOWN_ICCID)):
-        message = assert_ts_error(response, 404, "REQUEST_FAILED.NotFound")
+        message = assert_thingspace_error(response, 404, "REQUEST_FAILED.NotFound")
         assert message == f"Device {UNKNOWN_ICCID} not found in account {ACCOUNT}"
 
 
@@ -482,11 +456,11 @@ def test_another_accounts_devices_and_requests_are_invisible(
         account_name=OTHER_ACCOUNT, devices=[{"iccid": UNKNOWN_ICCID}]
     )
     request_id = ts.submit("suspend").json()["requestId"]
-    other = ThingSpace(base_url=ts.base_url, account=OTHER_ACCOUNT)
+    other = ThingSpace(ts.root, account=OTHER_ACCOUNT)
     other.log_in("other-key", "other-secret", "other-user", "other-password")
 
-    assert_ts_error(other.state(ICCID), 404, "REQUEST_FAILED.NotFound")
-    assert_ts_error(other.status(request_id), 404, "REQUEST_FAILED.NotFound")
+    assert_thingspace_error(other.state(ICCID), 404, "REQUEST_FAILED.NotFound")
+    assert_thingspace_error(other.status(request_id), 404, "REQUEST_FAILED.NotFound")
     assert other.state(UNKNOWN_ICCID).status_code == 200
 
 
@@ -494,7 +468,7 @@ def test_an_account_name_other_than_the_sessions_is_403(ts: ThingSpace) -> None:
     ts.account = OTHER_ACCOUNT
 
     for response in (ts.state(), ts.submit("suspend"), ts.status("any-request")):
-        message = assert_ts_error(response, 403, "REQUEST_FAILED.Forbidden")
+        message = assert_thingspace_error(response, 403, "REQUEST_FAILED.Forbidden")
         assert message == f"Session is not authorized for account {OTHER_ACCOUNT}"
 
 
@@ -527,20 +501,20 @@ def test_malformed_actions_are_400(
 ) -> None:
     response = ts.submit(action, **body)
 
-    assert assert_ts_error(response, 400, "REQUEST_FAILED.BadRequest") == message
+    assert assert_thingspace_error(response, 400, "REQUEST_FAILED.BadRequest") == message
 
 
 def test_device_ids_other_than_iccid_are_400(ts: ThingSpace) -> None:
     body = {"accountName": ACCOUNT, "devices": [{"deviceIds": [{"kind": "imei", "id": "35"}]}]}
 
-    response = ts.post(f"{ACTIONS}/suspend", body)
+    response = ts.post(f"{ACTIONS}/suspend", json=body)
 
-    message = assert_ts_error(response, 400, "REQUEST_FAILED.BadRequest")
+    message = assert_thingspace_error(response, 400, "REQUEST_FAILED.BadRequest")
     assert message == "device id kind must be 'iccid'"
 
 
 def test_an_unknown_request_id_is_404(ts: ThingSpace) -> None:
-    message = assert_ts_error(ts.status("no-such-request"), 404, "REQUEST_FAILED.NotFound")
+    message = assert_thingspace_error(ts.status("no-such-request"), 404, "REQUEST_FAILED.NotFound")
 
     assert message == "Request no-such-request not found"
 
@@ -558,7 +532,7 @@ def test_faults_answer_in_thingspace_shapes(ts: ThingSpace, simulator: Simulator
     gateway = ts.status(request_id)
     empty = ts.token()
 
-    assert assert_ts_error(unavailable, 503, "REQUEST_FAILED.UnexpectedError") == (
+    assert assert_thingspace_error(unavailable, 503, "REQUEST_FAILED.UnexpectedError") == (
         "Simulated fault: 503 Service Unavailable"
     )
     assert unavailable.headers["Retry-After"] == "5"
@@ -595,15 +569,15 @@ def test_the_rate_limit_is_per_account_with_retry_after(simulator: SimulatorCont
             password=UWS_PASSWORD,
             rate_limit=3,
         )
-    limited = ThingSpace(base_url=simulator.thingspace_base_url)
+    limited = ThingSpace(simulator.thingspace_base_url)
     limited.log_in()  # two of the three requests this second
 
     first = limited.state(ICCID)
     throttled = limited.state(ICCID)
-    other = ThingSpace(base_url=simulator.thingspace_base_url, account=OTHER_ACCOUNT)
+    other = ThingSpace(simulator.thingspace_base_url, account=OTHER_ACCOUNT)
 
     assert first.status_code == 404  # counted against the limit, then answered
-    assert assert_ts_error(throttled, 429, "REQUEST_FAILED.TooManyRequests").startswith(
+    assert assert_thingspace_error(throttled, 429, "REQUEST_FAILED.TooManyRequests").startswith(
         "Rate limit of 3 requests/s exceeded"
     )
     assert throttled.headers["Retry-After"] == "1"
@@ -617,7 +591,7 @@ def test_reset_forgets_accounts_devices_tokens_and_config(
 
     simulator.reset()
 
-    assert_ts_error(ts.state(), 401, "UnauthorizedAccess")
+    assert_thingspace_error(ts.state(), 401, "UnauthorizedAccess")
     with pytest.raises(SimulatorControlError, match="404"):
         simulator.thingspace_device(ICCID)
     assert simulator.set_thingspace_completion_delay(300) == {"completion_delay_ms": 300}
