@@ -1,4 +1,4 @@
-"""Cisco Jasper Control Center REST API v1 as ``/shared/carriers/jasper.md`` describes it.
+"""Cisco Jasper Control Center REST API v1 as ``docs/carriers/jasper.md`` describes it.
 
 Client base_url: ``http://127.0.0.1:{port}/jasper`` (paths ``/rws/api/v1/devices/{iccid}``).
 HTTP Basic ``username:api_key`` on every call. A device belongs to one account (username) and
@@ -58,7 +58,7 @@ READ_ONLY_STATUSES = ("PURGED", "REPLACED")
 ALL_STATUSES = SETTABLE_STATUSES + READ_ONLY_STATUSES
 FINAL_STATUSES = frozenset({"RETIRED", "PURGED", "REPLACED"})
 
-# errorCodes from carriers/jasper.md; other statuses get a simulator code (status·100000).
+# errorCodes from docs/carriers/jasper.md; other statuses get a simulator code (status·100000).
 INVALID_CREDENTIALS = 10000001
 INVALID_STATUS_CHANGE = 10000024
 INVALID_ICCID = 20000001

@@ -1,4 +1,4 @@
-"""POND IoT (Telna distributor PPU API) as ``/shared/carriers/pond.md`` describes it.
+"""POND IoT (Telna distributor PPU API) as ``docs/carriers/pond.md`` describes it.
 
 Client base_url: ``http://127.0.0.1:{port}/pond/ds/u/distributorPPUService/v1``.
 Every path starts with the distributor id; every call needs that distributor's ``x-api-key``.
@@ -74,7 +74,7 @@ class PondSim:
 
     @property
     def terminated(self) -> bool:
-        """A SIM with any Terminated package is terminated (pond.md, step 1)."""
+        """A SIM with any Terminated package is terminated (``docs/carriers/pond.md``)."""
         return any(package.package_status == PACKAGE_TERMINATED for package in self.packages)
 
     def status_json(self) -> dict[str, str]:

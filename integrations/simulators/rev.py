@@ -1,4 +1,4 @@
-"""Rev.io billing API v1 as ``/shared/carriers/rev.md`` describes it.
+"""Rev.io billing API v1 as ``docs/carriers/rev.md`` describes it.
 
 Client base_url: ``http://127.0.0.1:{port}/rev`` (paths ``/v1/Services``,
 ``/v1/ServiceProducts``). HTTP Basic auth as ``username@client_code:password``. Each client

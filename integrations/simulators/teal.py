@@ -1,4 +1,4 @@
-"""Teal's eSIM API as ``/shared/carriers/teal.md`` describes it.
+"""Teal's eSIM API as ``docs/carriers/teal.md`` describes it.
 
 Client base_url: ``http://127.0.0.1:{port}/teal`` (the client appends ``/api/v1``). Every call
 needs an account's ``ApiKey`` and ``ApiSecret`` headers; an eSIM belongs to one account and is

@@ -1,4 +1,4 @@
-"""Verizon ThingSpace (Connectivity Management M2M API) as ``/shared/carriers/thingspace.md``
+"""Verizon ThingSpace (Connectivity Management M2M API) as ``docs/carriers/thingspace.md``
 describes it.
 
 Client base_url: ``http://127.0.0.1:{port}/thingspace``.
