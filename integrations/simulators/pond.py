@@ -25,6 +25,7 @@ from .payloads import (
     optional_rate,
     required,
     required_int,
+    required_list,
     required_str,
 )
 from .ratelimit import bucket_for
@@ -91,9 +92,6 @@ class PondAccount(Account):
 class PondSimulator(CarrierSimulator):
     name = "pond"
     prefix = "/pond/ds/u/distributorPPUService/v1"
-
-    def __init__(self) -> None:
-        self.reset()
 
     def reset(self) -> None:
         self._accounts: dict[str, PondAccount] = {}
@@ -245,10 +243,7 @@ class PondSimulator(CarrierSimulator):
         """Create or replace SIMs; validated in full before any is stored."""
         payload = call.request.json_object()
         distributor_id = str(required(payload, "distributor_id"))
-        entries = required(payload, "sims")
-        if not isinstance(entries, list):
-            raise InvalidPayload("sims must be a list")
-        sims = [self._new_sim(distributor_id, entry) for entry in entries]
+        sims = [self._new_sim(distributor_id, entry) for entry in required_list(payload, "sims")]
         self._check_package_ids(sims)
         for sim in sims:
             self._store(sim)

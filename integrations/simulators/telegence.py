@@ -112,9 +112,6 @@ class TelegenceSimulator(CarrierSimulator):
     name = "telegence"
     prefix = "/telegence"
 
-    def __init__(self) -> None:
-        self.reset()
-
     def reset(self) -> None:
         self._accounts: dict[str, TelegenceAccount] = {}
         self._subscribers: dict[str, TelegenceSubscriber] = {}
