@@ -1,7 +1,7 @@
 """In-memory HTTP fakes of the carriers PondOps calls and of Rev.io.
 
 One stdlib-only server on one loopback port speaks each carrier's wire contract from
-``/shared/carriers/*.md`` under its own prefix, plus a control API under ``/_sim`` to seed
+``docs/carriers/*.md`` under its own prefix, plus a control API under ``/_sim`` to seed
 accounts and devices, inject faults and read counters. Integration tests start it in a
 fixture (``tests/fixtures/simulators.py``), the benchmark and the demo run it with
 ``python -m integrations.simulators`` or ``manage.py run_simulators``;

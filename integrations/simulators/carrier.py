@@ -52,6 +52,10 @@ class CarrierSimulator(ABC):
     name: ClassVar[str]
     prefix: ClassVar[str]  # URL prefix of the carrier's base_url, e.g. "/rev"
 
+    def __init__(self) -> None:
+        """A new fake starts as :meth:`reset` leaves it."""
+        self.reset()
+
     @abstractmethod
     def routes(self) -> Sequence[Route]:
         """The carrier API, patterns relative to :attr:`prefix`, each with an ``op``."""

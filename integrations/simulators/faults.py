@@ -76,9 +76,7 @@ def fault_from_json(payload: dict[str, Any], carrier_ops: dict[str, set[str]]) -
         raise InvalidFault("delay_ms must not be negative")
     if kind is FaultKind.TIMEOUT and delay_ms == 0:
         raise InvalidFault("a timeout fault needs delay_ms > 0")
-    times = _int(payload, "times", 1)
-    if times == 0 or times < FOREVER:
-        raise InvalidFault("times must be a positive count or -1 (forever)")
+    times = checked_times(_int(payload, "times", 1))
     key = payload.get("key")
     retry_after = payload.get("retry_after")
     return Fault(
@@ -91,6 +89,19 @@ def fault_from_json(payload: dict[str, Any], carrier_ops: dict[str, set[str]]) -
         delay_ms=delay_ms,
         times=times,
     )
+
+
+def checked_times(times: int) -> int:
+    """How many requests a fault (or a Jasper wrong echo) answers: a positive count, or
+    ``FOREVER``."""
+    if times == 0 or times < FOREVER:
+        raise InvalidFault("times must be a positive count or -1 (forever)")
+    return times
+
+
+def times_left(times: int) -> int:
+    """``times`` after one use: ``FOREVER`` stays ``FOREVER``, ``0`` means used up."""
+    return times if times == FOREVER else times - 1
 
 
 def _int(payload: dict[str, Any], name: str, default: int) -> int:
@@ -122,9 +133,8 @@ class FaultQueue:
         for index, fault in enumerate(self._faults):
             if not fault.matches(carrier, op, key):
                 continue
-            if fault.times != FOREVER:
-                fault.times -= 1
-                if fault.times == 0:
-                    del self._faults[index]
+            fault.times = times_left(fault.times)
+            if fault.times == 0:
+                del self._faults[index]
             return fault
         return None

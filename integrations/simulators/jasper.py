@@ -1,4 +1,4 @@
-"""Cisco Jasper Control Center REST API v1 as ``/shared/carriers/jasper.md`` describes it.
+"""Cisco Jasper Control Center REST API v1 as ``docs/carriers/jasper.md`` describes it.
 
 Client base_url: ``http://127.0.0.1:{port}/jasper`` (paths ``/rws/api/v1/devices/{iccid}``).
 HTTP Basic ``username:api_key`` on every call. A device belongs to one account (username) and
@@ -21,8 +21,6 @@ counted, so a test sees repeats. Ops: ``get_device`` and ``update_device``, keye
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,14 +28,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .carrier import Account, AdminError, CarrierError, CarrierSimulator
-from .faults import FOREVER
+from .faults import FOREVER, checked_times, times_left
 from .messages import SimResponse, json_response
 from .payloads import (
     InvalidPayload,
     one_of,
     optional_int,
     optional_rate,
-    required,
+    required_list,
     required_str,
 )
 from .ratelimit import bucket_for
@@ -58,7 +56,7 @@ READ_ONLY_STATUSES = ("PURGED", "REPLACED")
 ALL_STATUSES = SETTABLE_STATUSES + READ_ONLY_STATUSES
 FINAL_STATUSES = frozenset({"RETIRED", "PURGED", "REPLACED"})
 
-# errorCodes from carriers/jasper.md; other statuses get a simulator code (status·100000).
+# errorCodes from docs/carriers/jasper.md; other statuses get a simulator code (status·100000).
 INVALID_CREDENTIALS = 10000001
 INVALID_STATUS_CHANGE = 10000024
 INVALID_ICCID = 20000001
@@ -112,9 +110,6 @@ class JasperSimulator(CarrierSimulator):
     name = "jasper"
     prefix = "/jasper"
 
-    def __init__(self) -> None:
-        self.reset()
-
     def reset(self) -> None:
         self._accounts: dict[str, JasperAccount] = {}
         self._devices: dict[str, JasperDevice] = {}
@@ -141,7 +136,7 @@ class JasperSimulator(CarrierSimulator):
         ]
 
     def authenticate(self, call: Call) -> Account:
-        credentials = _basic_credentials(call.request.header("authorization"))
+        credentials = call.request.basic_credentials()
         account = self._accounts.get(credentials[0]) if credentials is not None else None
         if (
             credentials is None
@@ -178,10 +173,9 @@ class JasperSimulator(CarrierSimulator):
         status = one_of(payload, "status", SETTABLE_STATUSES)
         wrong_echo = self._wrong_echoes.get(device.iccid)
         if wrong_echo is not None:
-            if wrong_echo.times != FOREVER:
-                wrong_echo.times -= 1
-                if wrong_echo.times == 0:
-                    del self._wrong_echoes[device.iccid]
+            wrong_echo.times = times_left(wrong_echo.times)
+            if wrong_echo.times == 0:
+                del self._wrong_echoes[device.iccid]
             return json_response(200, {"iccid": wrong_echo.echo})
         if device.status in FINAL_STATUSES and status != device.status:
             raise CarrierError(400, "Invalid status change", code=INVALID_STATUS_CHANGE)
@@ -224,10 +218,7 @@ class JasperSimulator(CarrierSimulator):
         """Create or replace devices of one account; validated in full before any is stored."""
         payload = call.request.json_object()
         username = required_str(payload, "username")
-        entries = required(payload, "devices")
-        if not isinstance(entries, list):
-            raise InvalidPayload("devices must be a list")
-        devices = [_new_device(username, entry) for entry in entries]
+        devices = [_new_device(username, entry) for entry in required_list(payload, "devices")]
         for device in devices:
             self._devices[device.iccid] = device
         return json_response(201, {"seeded": len(devices)})
@@ -248,9 +239,7 @@ class JasperSimulator(CarrierSimulator):
         if not isinstance(echo, str) or not echo or echo == iccid:
             raise InvalidPayload("echo must be a non-empty string other than the iccid")
         times = optional_int(payload, "times")
-        times = FOREVER if times is None else times
-        if times == 0 or times < FOREVER:
-            raise InvalidPayload("times must be a positive count or -1 (forever)")
+        times = checked_times(FOREVER if times is None else times)
         self._wrong_echoes[iccid] = WrongEcho(echo=echo, times=times)
         return json_response(201, {"iccid": iccid, "echo": echo, "times": times})
 
@@ -297,20 +286,3 @@ def _jasper_time(moment: datetime) -> str:
     """Jasper's ``dateUpdated`` format: ``2026-11-20 10:11:12.000+0000``."""
     utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
-
-
-def _basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """``(username, api_key)`` from ``Basic b64(username:api_key)``; None if absent or bad."""
-    if header is None:
-        return None
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    username, separator, api_key = decoded.partition(":")
-    if not separator or not username:
-        return None
-    return username, api_key

@@ -6,6 +6,8 @@ Keeping them free of sockets lets a handler be a plain function over in-memory s
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -40,6 +42,20 @@ class SimRequest:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    def basic_credentials(self) -> tuple[str, str] | None:
+        """``(user, password)`` from ``Authorization: Basic base64(user:password)``, split at
+        the first colon; ``None`` when the header is absent, not Basic, not base64 of UTF-8
+        text, has no colon or names no user."""
+        scheme, _, encoded = (self.header("authorization") or "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, colon, password = decoded.partition(":")
+        return (user, password) if colon and user else None
 
     def json(self) -> Any:
         """The body parsed as JSON; raises :class:`MalformedBody` if it is not JSON."""

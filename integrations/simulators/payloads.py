@@ -41,6 +41,23 @@ def required_str(payload: Mapping[str, Any], name: str) -> str:
     return value
 
 
+def required_list(payload: Mapping[str, Any], name: str) -> list[Any]:
+    value = required(payload, name)
+    if not isinstance(value, list):
+        raise InvalidPayload(f"{name} must be a list")
+    return value
+
+
+def optional_text(payload: Mapping[str, Any], name: str) -> str | None:
+    """A non-empty string, or ``None`` when absent or ``null`` (an admin "stop doing that")."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidPayload(f"{name} must be a non-empty string or null")
+    return value
+
+
 def one_of(payload: Mapping[str, Any], name: str, allowed: Collection[str]) -> str:
     value = required(payload, name)
     if value not in allowed:

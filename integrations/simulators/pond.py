@@ -1,4 +1,4 @@
-"""POND IoT (Telna distributor PPU API) as ``/shared/carriers/pond.md`` describes it.
+"""POND IoT (Telna distributor PPU API) as ``docs/carriers/pond.md`` describes it.
 
 Client base_url: ``http://127.0.0.1:{port}/pond/ds/u/distributorPPUService/v1``.
 Every path starts with the distributor id; every call needs that distributor's ``x-api-key``.
@@ -25,6 +25,7 @@ from .payloads import (
     optional_rate,
     required,
     required_int,
+    required_list,
     required_str,
 )
 from .ratelimit import bucket_for
@@ -74,7 +75,7 @@ class PondSim:
 
     @property
     def terminated(self) -> bool:
-        """A SIM with any Terminated package is terminated (pond.md, step 1)."""
+        """A SIM with any Terminated package is terminated (``docs/carriers/pond.md``)."""
         return any(package.package_status == PACKAGE_TERMINATED for package in self.packages)
 
     def status_json(self) -> dict[str, str]:
@@ -91,9 +92,6 @@ class PondAccount(Account):
 class PondSimulator(CarrierSimulator):
     name = "pond"
     prefix = "/pond/ds/u/distributorPPUService/v1"
-
-    def __init__(self) -> None:
-        self.reset()
 
     def reset(self) -> None:
         self._accounts: dict[str, PondAccount] = {}
@@ -245,10 +243,7 @@ class PondSimulator(CarrierSimulator):
         """Create or replace SIMs; validated in full before any is stored."""
         payload = call.request.json_object()
         distributor_id = str(required(payload, "distributor_id"))
-        entries = required(payload, "sims")
-        if not isinstance(entries, list):
-            raise InvalidPayload("sims must be a list")
-        sims = [self._new_sim(distributor_id, entry) for entry in entries]
+        sims = [self._new_sim(distributor_id, entry) for entry in required_list(payload, "sims")]
         self._check_package_ids(sims)
         for sim in sims:
             self._store(sim)

@@ -1,4 +1,4 @@
-"""Rev.io billing API v1 as ``/shared/carriers/rev.md`` describes it.
+"""Rev.io billing API v1 as ``docs/carriers/rev.md`` describes it.
 
 Client base_url: ``http://127.0.0.1:{port}/rev`` (paths ``/v1/Services``,
 ``/v1/ServiceProducts``). HTTP Basic auth as ``username@client_code:password``. Each client
@@ -9,8 +9,6 @@ skips the look-up-before-create rule.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import itertools
 from collections.abc import Iterator, Sequence
@@ -18,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .carrier import Account, CarrierError, CarrierSimulator
-from .messages import SimResponse, json_response
+from .messages import SimRequest, SimResponse, json_response
 from .payloads import (
     InvalidPayload,
     optional_int,
@@ -92,9 +90,6 @@ class RevSimulator(CarrierSimulator):
     name = "rev"
     prefix = "/rev"
 
-    def __init__(self) -> None:
-        self.reset()
-
     def reset(self) -> None:
         self._accounts: dict[str, RevAccount] = {}
         self._services: dict[int, RevService] = {}
@@ -133,7 +128,7 @@ class RevSimulator(CarrierSimulator):
         ]
 
     def authenticate(self, call: Call) -> Account:
-        credentials = _basic_credentials(call.request.header("authorization"))
+        credentials = _rev_credentials(call.request)
         if credentials is None:
             raise CarrierError(401, "Authorization required: Basic username@client_code:password")
         username, client_code, password = credentials
@@ -316,20 +311,12 @@ def _posted_number(call: Call) -> str | None:
     return None if number is None else str(number)
 
 
-def _basic_credentials(header: str | None) -> tuple[str, str, str] | None:
+def _rev_credentials(request: SimRequest) -> tuple[str, str, str] | None:
     """``(username, client_code, password)`` from ``Basic b64(username@client_code:password)``;
     the client code follows the *last* ``@`` so a username may itself contain one."""
-    if header is None:
+    credentials = request.basic_credentials()
+    if credentials is None:
         return None
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user_part, colon, password = decoded.partition(":")
+    user_part, password = credentials
     username, at, client_code = user_part.rpartition("@")
-    if not colon or not at or not username or not client_code:
-        return None
-    return username, client_code, password
+    return (username, client_code, password) if at and username and client_code else None

@@ -1,4 +1,5 @@
-"""Teal's eSIM API as ``/shared/carriers/teal.md`` describes it.
+"""Teal's eSIM API as ``docs/carriers/teal.md`` describes it: the routes and the admin API.
+eSIMs and the operations that change them are :mod:`.teal_operations`'s.
 
 Client base_url: ``http://127.0.0.1:{port}/teal`` (the client appends ``/api/v1``). Every call
 needs an account's ``ApiKey`` and ``ApiSecret`` headers; an eSIM belongs to one account and is
@@ -11,10 +12,9 @@ State changes are asynchronous operations named by the caller's ``requestId``:
   so a test sees a client that re-submits under a *new* id (a second operation on the same
   eSIM, which Teal refuses with 409 FLOW_RESTRICTED_ERROR while the first is running).
 - ``GET /operations/{requestId}`` answers PROCESSING until ``completion_seconds`` (admin config;
-  ``"never"`` keeps operations running) have passed since the operation was created, then
-  applies it — eSIM states change, or an injected per-EID entry error is reported instead —
-  and answers COMPLETED (or FAILED when an EID carries an injected operation error). With
-  ``interim_polls`` = N, each operation's first N polls are answered with a bare HTTP 102.
+  ``"never"`` keeps operations running) have passed, then COMPLETED or FAILED (the rules are
+  :mod:`.teal_operations`'s). With ``interim_polls`` = N, each operation's first N polls are
+  answered with a bare HTTP 102.
 
 The per-account rate limit is per minute (1,000 by default, Teal's published service level):
 a bucket of that many calls, refilled continuously; an empty bucket answers 429 Retry-After 1.
@@ -26,31 +26,28 @@ import hmac
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from .carrier import Account, AdminError, CarrierError, CarrierSimulator
 from .messages import SimResponse, empty_response, json_response
-from .payloads import InvalidPayload, required, required_str
-from .ratelimit import TokenBucket
+from .payloads import InvalidPayload, optional_rate, optional_text, required_list, required_str
+from .ratelimit import minute_bucket_for
 from .routing import Call, Route
+from .teal_operations import (
+    ESIM_STATES,
+    NEVER,
+    ONLINE,
+    PROCESSING,
+    QUEUED,
+    EsimOperations,
+    TealEsim,
+)
 
 API = "/api/v1"
 DEFAULT_CALLS_PER_MINUTE = 1000.0
 DEFAULT_PLAN = "teal-global-1gb"
-
-ONLINE = "online"
-WAITING = "waiting"
-STOPPED = "stopped"
-ESIM_STATES = (ONLINE, WAITING, STOPPED)
-STATE_AFTER = {"enable": ONLINE, "disable": STOPPED}
-
-QUEUED = "QUEUED"
-PROCESSING = "PROCESSING"
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
-NEVER = "never"
 
 
 class ErrorCode(IntEnum):
@@ -71,91 +68,11 @@ DEFAULT_CODES = {
 }
 
 
-class MinuteBucket(TokenBucket):
-    """``per_minute`` calls in any minute: capacity ``per_minute``, refilled at
-    ``per_minute / 60`` a second (``rate``, which the core's 429 message quotes)."""
-
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(per_minute / 60.0, clock)
-        self.capacity = float(per_minute)
-        self._tokens = self.capacity
-
-    def take(self) -> bool:
-        now = self._clock()
-        self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-
 @dataclass
 class TealAccount(Account):
     api_key: str = ""
     api_secret: str = ""
     label: str = ""
-
-
-@dataclass
-class TealEsim:
-    eid: str
-    iccid: str
-    api_key: str
-    status: str
-    plan: str
-    entry_error: str | None = None  # reported in the entry of every operation on this eSIM
-    operation_error: str | None = None  # fails every operation on this eSIM
-
-    def as_json(self) -> dict[str, Any]:
-        return {"eid": self.eid, "iccid": self.iccid, "status": self.status, "plan": self.plan}
-
-
-@dataclass
-class TealOperation:
-    request_id: str
-    api_key: str
-    action: str
-    eids: tuple[str, ...]
-    created_at: float
-    callback_url: str
-    status: str = QUEUED
-    message: str | None = None
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    submissions: int = 1
-    polls: int = 0
-
-    @property
-    def running(self) -> bool:
-        return self.status in (QUEUED, PROCESSING)
-
-    def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"requestId": self.request_id, "status": self.status}
-        if not self.running:
-            body["entries"] = list(self.entries)
-        if self.status == FAILED:
-            body["message"] = self.message
-        return body
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **self.as_json(),
-            "action": self.action,
-            "eids": list(self.eids),
-            "callbackUrl": self.callback_url,
-            "submissions": self.submissions,
-            "polls": self.polls,
-        }
-
-
-@dataclass
-class TealConfig:
-    completion_seconds: float | None = 0.0  # None: operations never complete
-    interim_polls: int = 0  # each operation's first N polls are answered HTTP 102
-
-    def as_json(self) -> dict[str, Any]:
-        completion = NEVER if self.completion_seconds is None else self.completion_seconds
-        return {"completion_seconds": completion, "interim_polls": self.interim_polls}
 
 
 class TealSimulator(CarrierSimulator):
@@ -164,13 +81,11 @@ class TealSimulator(CarrierSimulator):
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self.reset()
+        super().__init__()
 
     def reset(self) -> None:
         self._accounts: dict[str, TealAccount] = {}
-        self._esims: dict[str, TealEsim] = {}
-        self._operations: dict[str, TealOperation] = {}
-        self.config = TealConfig()
+        self._state = EsimOperations(self._clock)
 
     # -- contract ---------------------------------------------------------------------------
 
@@ -228,7 +143,7 @@ class TealSimulator(CarrierSimulator):
         return json_response(status, {"errorCode": error_code.name, "message": message}, headers)
 
     def _read_esim(self, call: Call) -> SimResponse:
-        self._settle_due()
+        self._state.settle_due()
         return json_response(200, self._esim(call, call.params["eid"]).as_json())
 
     def _enable(self, call: Call) -> SimResponse:
@@ -246,10 +161,10 @@ class TealSimulator(CarrierSimulator):
         if "callbackUrl" not in query:
             raise _validation("callbackUrl is required (it may be empty)")
         eids = _entries(call)
-        self._settle_due()
+        self._state.settle_due()
         for eid in eids:
             self._esim(call, eid)
-        existing = self._operations.get(request_id)
+        existing = self._state.operations.get(request_id)
         if existing is not None:
             if (existing.api_key, existing.action, existing.eids) != (
                 account.api_key,
@@ -264,74 +179,41 @@ class TealSimulator(CarrierSimulator):
             existing.submissions += 1
             return json_response(202, {"requestId": request_id, "status": existing.status})
         for eid in eids:
-            busy = self._running_operation_on(eid)
+            busy = self._state.running_on(eid)
             if busy is not None:
                 raise CarrierError(
                     409,
                     f"eSIM {eid} has an operation in progress (requestId {busy.request_id})",
                     code=ErrorCode.FLOW_RESTRICTED_ERROR.value,
                 )
-        operation = TealOperation(
+        self._state.start(
             request_id=request_id,
             api_key=account.api_key,
             action=action,
             eids=eids,
-            created_at=self._clock(),
             callback_url=query["callbackUrl"],
         )
-        self._operations[request_id] = operation
         return json_response(202, {"requestId": request_id, "status": QUEUED})
 
     def _read_operation(self, call: Call) -> SimResponse:
         account = _teal_account(call)
         request_id = call.params["request_id"]
-        operation = self._operations.get(request_id)
+        operation = self._state.operations.get(request_id)
         if operation is None or operation.api_key != account.api_key:
             raise CarrierError(404, f"Operation {request_id} not found")
         operation.polls += 1
-        self._settle(operation)
-        if operation.polls <= self.config.interim_polls:
+        self._state.settle(operation)
+        if operation.polls <= self._state.config.interim_polls:
             return empty_response(102)
         if operation.status == QUEUED:
             operation.status = PROCESSING
         return json_response(200, operation.as_json())
 
     def _esim(self, call: Call, eid: str) -> TealEsim:
-        esim = self._esims.get(eid)
+        esim = self._state.esims.get(eid)
         if esim is None or esim.api_key != _teal_account(call).api_key:
             raise CarrierError(404, f"eSIM {eid} not found", code=ErrorCode.ESIM_NOT_FOUND.value)
         return esim
-
-    def _running_operation_on(self, eid: str) -> TealOperation | None:
-        return next((op for op in self._operations.values() if op.running and eid in op.eids), None)
-
-    def _settle_due(self) -> None:
-        for operation in self._operations.values():
-            self._settle(operation)
-
-    def _settle(self, operation: TealOperation) -> None:
-        """Complete a running operation once its delay has passed (under the current config)."""
-        delay = self.config.completion_seconds
-        if not operation.running or delay is None:
-            return
-        if self._clock() - operation.created_at < delay:
-            return
-        esims = [self._esims[eid] for eid in operation.eids if eid in self._esims]
-        failure = next((e.operation_error for e in esims if e.operation_error), None)
-        if failure is not None:
-            operation.status = FAILED
-            operation.message = failure
-            operation.entries = [
-                {"eid": e.eid, "status": e.status, "error": failure} for e in esims
-            ]
-            return
-        for esim in esims:
-            if esim.entry_error is None:
-                esim.status = STATE_AFTER[operation.action]
-            operation.entries.append(
-                {"eid": esim.eid, "status": esim.status, "error": esim.entry_error}
-            )
-        operation.status = COMPLETED
 
     # -- admin ------------------------------------------------------------------------------
 
@@ -350,10 +232,11 @@ class TealSimulator(CarrierSimulator):
         payload = call.request.json_object()
         api_key = required_str(payload, "api_key")
         label = str(payload.get("label") or api_key)
-        per_minute = _calls_per_minute(payload)
+        # Calls a minute for the account: default 1,000; ``0``/``null`` means unlimited.
+        per_minute = optional_rate(payload, "calls_per_minute", DEFAULT_CALLS_PER_MINUTE) or None
         self._accounts[api_key] = TealAccount(
             name=f"Teal account {label}",
-            bucket=MinuteBucket(per_minute) if per_minute else None,
+            bucket=minute_bucket_for(per_minute),
             api_key=api_key,
             api_secret=required_str(payload, "api_secret"),
             label=label,
@@ -366,16 +249,13 @@ class TealSimulator(CarrierSimulator):
         api_key = required_str(payload, "api_key")
         if api_key not in self._accounts:
             raise InvalidPayload(f"no Teal account {api_key!r}; add it first")
-        entries = required(payload, "esims")
-        if not isinstance(entries, list):
-            raise InvalidPayload("esims must be a list")
-        esims = [_new_esim(api_key, entry) for entry in entries]
+        esims = [_new_esim(api_key, entry) for entry in required_list(payload, "esims")]
         for esim in esims:
-            self._esims[esim.eid] = esim
+            self._state.esims[esim.eid] = esim
         return json_response(201, {"seeded": len(esims)})
 
     def _show_esim(self, call: Call) -> SimResponse:
-        self._settle_due()
+        self._state.settle_due()
         esim = self._admin_esim(call)
         return json_response(
             200,
@@ -390,40 +270,41 @@ class TealSimulator(CarrierSimulator):
     def _set_errors(self, call: Call) -> SimResponse:
         esim = self._admin_esim(call)
         payload = call.request.json_object()
-        esim.entry_error = _optional_text(payload, "entry_error")
-        esim.operation_error = _optional_text(payload, "operation_error")
+        esim.entry_error = optional_text(payload, "entry_error")
+        esim.operation_error = optional_text(payload, "operation_error")
         return json_response(
             200, {"entry_error": esim.entry_error, "operation_error": esim.operation_error}
         )
 
     def _show_config(self, call: Call) -> SimResponse:
-        return json_response(200, self.config.as_json())
+        return json_response(200, self._state.config.as_json())
 
     def _update_config(self, call: Call) -> SimResponse:
         payload = call.request.json_object()
+        config = self._state.config
         if "completion_seconds" in payload:
             value = payload["completion_seconds"]
             if value == NEVER:
-                self.config.completion_seconds = None
+                config.completion_seconds = None
             elif isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-                self.config.completion_seconds = float(value)
+                config.completion_seconds = float(value)
             else:
                 raise InvalidPayload('completion_seconds must be a non-negative number or "never"')
         if "interim_polls" in payload:
             polls = payload["interim_polls"]
             if isinstance(polls, bool) or not isinstance(polls, int) or polls < 0:
                 raise InvalidPayload("interim_polls must be a non-negative integer")
-            self.config.interim_polls = polls
-        return json_response(200, self.config.as_json())
+            config.interim_polls = polls
+        return json_response(200, config.as_json())
 
     def _show_operations(self, call: Call) -> SimResponse:
-        self._settle_due()
+        self._state.settle_due()
         return json_response(
-            200, {"operations": [op.describe() for op in self._operations.values()]}
+            200, {"operations": [op.describe() for op in self._state.operations.values()]}
         )
 
     def _admin_esim(self, call: Call) -> TealEsim:
-        esim = self._esims.get(call.params["eid"])
+        esim = self._state.esims.get(call.params["eid"])
         if esim is None:
             raise AdminError(404, f"no eSIM {call.params['eid']}")
         return esim
@@ -471,27 +352,6 @@ def _posted_eid(call: Call) -> str | None:
     if isinstance(entries, list) and entries and isinstance(entries[0], str):
         return entries[0]
     return None
-
-
-def _calls_per_minute(payload: dict[str, Any]) -> float | None:
-    """Calls a minute for an account: default 1,000; ``0``/``null`` means unlimited."""
-    if "calls_per_minute" not in payload:
-        return DEFAULT_CALLS_PER_MINUTE
-    value = payload["calls_per_minute"]
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidPayload("calls_per_minute must be a non-negative number or null")
-    return float(value) or None
-
-
-def _optional_text(payload: dict[str, Any], name: str) -> str | None:
-    value = payload.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise InvalidPayload(f"{name} must be a non-empty string or null")
-    return value
 
 
 def _new_esim(api_key: str, entry: Any) -> TealEsim:

@@ -1,4 +1,4 @@
-"""AT&T Telegence subscriber API as ``/shared/carriers/telegence.md`` describes it.
+"""AT&T Telegence subscriber API as ``docs/carriers/telegence.md`` describes it.
 
 Client base_url: ``http://127.0.0.1:{port}/telegence`` (paths under ``/sp/mobility/v1``).
 Every call needs an account's ``app-id`` and ``app-secret`` headers. Lines are addressed by
@@ -111,9 +111,6 @@ class TelegenceSubscriber:
 class TelegenceSimulator(CarrierSimulator):
     name = "telegence"
     prefix = "/telegence"
-
-    def __init__(self) -> None:
-        self.reset()
 
     def reset(self) -> None:
         self._accounts: dict[str, TelegenceAccount] = {}
