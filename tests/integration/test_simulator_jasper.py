@@ -1,4 +1,4 @@
-"""The Jasper simulator speaks carriers/jasper.md over real HTTP.
+"""The Jasper simulator speaks docs/carriers/jasper.md over real HTTP.
 
 These tests are its specification: what a client sees on the wire (Basic auth, the device read,
 the status PUT and its echo, Jasper's error bodies, transitions) and what the

@@ -1,4 +1,4 @@
-"""The Teal simulator speaks carriers/teal.md over real HTTP.
+"""The Teal simulator speaks docs/carriers/teal.md over real HTTP.
 
 These tests are the simulator's specification: what a client sees on the wire (ApiKey/ApiSecret
 headers, asynchronous operations named by our requestId, Teal's error body), and what the

@@ -1,4 +1,4 @@
-"""The Telegence simulator speaks carriers/telegence.md over real HTTP.
+"""The Telegence simulator speaks docs/carriers/telegence.md over real HTTP.
 
 These tests are its specification: what a client sees on the wire (app-id/app-secret headers,
 subscribers by MSISDN, synchronous status changes, Cancelled as final, Telegence's error body),

@@ -1,4 +1,4 @@
-"""The ThingSpace simulator speaks carriers/thingspace.md over real HTTP.
+"""The ThingSpace simulator speaks docs/carriers/thingspace.md over real HTTP.
 
 These tests are its specification: the two-token login, asynchronous requests that complete
 after a delay (or never), transitions and injected failures, token revocation mid-run,
