@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from bulkchanges.api.filters import MAX_ID
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, WebhookDelivery
-from bulkchanges.selectors import Progress, elapsed_seconds
+from bulkchanges.selectors import DEVICE_CHANGE_OUTCOME, Progress, elapsed_seconds
 from integrations.base import carrier_integrations, redact
 
 # The integrations that can process status updates (Rev.io is billing, not a carrier).
@@ -342,19 +342,7 @@ class DeviceChangeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DeviceChange
-        fields = (
-            "id",
-            "iccid",
-            "msisdn",
-            "eid",
-            "status",
-            "attempts",
-            "last_error",
-            "processed_at",
-            "next_attempt_at",
-            "rev_service_id",
-            "updated_at",
-        )
+        fields = (*DEVICE_CHANGE_OUTCOME, "next_attempt_at", "rev_service_id", "updated_at")
         read_only_fields = fields
 
 
