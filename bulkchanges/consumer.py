@@ -123,14 +123,7 @@ class SqsConsumer:
                 f"{bulk_change.change_request_type}, which PondOps does not process"
             )
         if bulk_change.status in BulkChange.TERMINAL:
-            self.stats.no_ops += 1
-            logger.info(
-                "bulk change %s is %s; message is a no-op",
-                bulk_change.pk,
-                bulk_change.status,
-                extra=extra,
-            )
-            return "no-op"
+            return self._no_op("bulk change", bulk_change, extra)
         if bulk_change.status == BulkChange.Status.NEW:  # released by another system
             transitions.bulk_change_release(bulk_change_id=bulk_change.pk, now=timezone.now())
         if message.device_change_id:
@@ -155,14 +148,7 @@ class SqsConsumer:
                 f"{message.bulk_change_id}"
             )
         if device_change.status in DeviceChange.TERMINAL:
-            self.stats.no_ops += 1
-            logger.info(
-                "device change %s is %s; message is a no-op",
-                device_change.pk,
-                device_change.status,
-                extra=extra,
-            )
-            return "no-op"
+            return self._no_op("device change", device_change, extra)
         due = device_change.next_attempt_at
         now = timezone.now()
         if device_change.status == DeviceChange.Status.RETRY_SCHEDULED and due and due > now:
@@ -191,3 +177,9 @@ class SqsConsumer:
         )
         self.stats.handed_off += 1
         return "handed-off"
+
+    def _no_op(self, kind: str, row: BulkChange | DeviceChange, extra: dict[str, Any]) -> str:
+        """A message for a row already final does nothing: it is counted, logged and deleted."""
+        self.stats.no_ops += 1
+        logger.info("%s %s is %s; message is a no-op", kind, row.pk, row.status, extra=extra)
+        return "no-op"

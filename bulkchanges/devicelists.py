@@ -30,12 +30,20 @@ class RejectedLine:
     text: str
     reason: str
 
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}: {self.text}"
+
 
 @dataclass
 class ParsedDeviceList:
     devices: list[DeviceRef] = field(default_factory=list)
     duplicates: list[RejectedLine] = field(default_factory=list)
     malformed: list[RejectedLine] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> list[RejectedLine]:
+        """Every line left out: the malformed ones, then the duplicates."""
+        return self.malformed + self.duplicates
 
 
 def normalise_iccid(value: str) -> str:

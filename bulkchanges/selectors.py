@@ -160,8 +160,9 @@ def device_changes_export_rows(*, bulk_change_ids: Sequence[int]) -> Iterator[tu
     )
 
 
-EXPORT_COLUMNS = (
-    "bulk_change_id",
+# A device change's id, identifiers and outcome, in the order every listing of device changes
+# shows them: the API's list and CSV and the admin's CSV each add their own fields around them.
+DEVICE_CHANGE_OUTCOME = (
     "id",
     "iccid",
     "msisdn",
@@ -170,9 +171,8 @@ EXPORT_COLUMNS = (
     "attempts",
     "last_error",
     "processed_at",
-    "carrier_request_id",
-    "rev_service_id",
 )
+EXPORT_COLUMNS = ("bulk_change_id", *DEVICE_CHANGE_OUTCOME, "carrier_request_id", "rev_service_id")
 
 
 # Finished device statuses in the order the dashboard shows them.

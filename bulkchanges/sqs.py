@@ -9,18 +9,18 @@ re-sends what is overdue, so a failed send is logged, never raised into the call
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 from django.conf import settings
+
+from bulkchanges.loopback import is_loopback_url
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -131,16 +131,6 @@ def _boolean(name: str, value: Any) -> bool:
 
 
 # --- Client ----------------------------------------------------------------------------------
-
-
-def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @cache

@@ -261,17 +261,13 @@ def device_change_finish(
     """PROCESSING → ``target`` (terminal, or RETRY_SCHEDULED at ``next_attempt_at``), only
     while ``token`` still holds the claim; the lease is released. False: the lease was lost."""
     rows = DeviceChange.objects.filter(pk=device_change_id, claim_token=token)
-    return bool(
-        _move(
-            rows,
-            DEVICE_CHANGE["finish"],
-            target,
-            **_terminal_fields(target, now),
-            last_error=last_error,
-            claimed_until=None,
-            claim_token=None,
-            next_attempt_at=next_attempt_at,
-        )
+    return _move_releasing_lease(
+        rows,
+        DEVICE_CHANGE["finish"],
+        target,
+        now=now,
+        last_error=last_error,
+        next_attempt_at=next_attempt_at,
     )
 
 
@@ -282,16 +278,38 @@ def device_change_expire_lease(
     False: the holder renewed or finished it meanwhile."""
     target = Device.ERROR if give_up else Device.RETRY_SCHEDULED
     rows = DeviceChange.objects.filter(pk=device_change_id, claimed_until__lt=now)
+    return _move_releasing_lease(
+        rows,
+        DEVICE_CHANGE["expire_lease"],
+        target,
+        now=now,
+        last_error=last_error,
+        next_attempt_at=None if give_up else now,
+    )
+
+
+def _move_releasing_lease(
+    rows: QuerySet[DeviceChange],
+    transition: Transition,
+    target: str,
+    *,
+    now: datetime,
+    last_error: str,
+    next_attempt_at: datetime | None,
+) -> bool:
+    """A claimed device change's way out of PROCESSING (finished, or its lease expired): moved
+    to ``target`` with the lease and claim token released, ``is_processed``/``processed_at``
+    set when ``target`` is terminal."""
     return bool(
         _move(
             rows,
-            DEVICE_CHANGE["expire_lease"],
+            transition,
             target,
             **_terminal_fields(target, now),
-            next_attempt_at=None if give_up else now,
+            last_error=last_error,
+            next_attempt_at=next_attempt_at,
             claimed_until=None,
             claim_token=None,
-            last_error=last_error,
         )
     )
 

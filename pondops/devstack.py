@@ -17,7 +17,6 @@ tail of that child's log.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import signal
 import socket
@@ -37,6 +36,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from bulkchanges import sqs
+from bulkchanges.loopback import is_loopback_host, is_loopback_url
 from bulkchanges.models import BulkChange
 from bulkchanges.selectors import FINISHED_ORDER, bulk_change_progress
 from bulkchanges.services.demo import DemoData, demo_bulk_changes_create, demo_seed
@@ -233,7 +233,7 @@ class DevStack:
                 f"DATABASE_URL points at {host}; the demo runs only against a local database "
                 "(unset DATABASE_URL for the embedded SQLite)"
             )
-        if settings.REDIS_URL and not sqs.is_loopback_url(settings.REDIS_URL):
+        if settings.REDIS_URL and not is_loopback_url(settings.REDIS_URL):
             raise DevStackError("REDIS_URL points off this machine; unset it for the demo")
 
     def _check_ports(self) -> None:
@@ -374,12 +374,9 @@ def _port_free(port: int) -> bool:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host.startswith("/")  # a Unix socket directory is local too
+    """A database host on this machine: a loopback host (an IPv6 one may keep its brackets)
+    or a Unix socket directory."""
+    return host.startswith("/") or is_loopback_host(host.strip("[]"))
 
 
 def _describe(data: DemoData) -> str:

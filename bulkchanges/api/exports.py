@@ -18,21 +18,12 @@ from bulkchanges.api.filters import ICCID_FRAGMENT_SCHEMA, DeviceChangeFilter
 from bulkchanges.api.schema import errors
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import DeviceChange
-from bulkchanges.services.exports import csv_lines
+from bulkchanges.selectors import DEVICE_CHANGE_OUTCOME
+from bulkchanges.services.exports import csv_lines, export_header
 
-# The DeviceChange fields exported, in order; the header names the id "device_change_id".
-EXPORT_FIELDS = (
-    "id",
-    "iccid",
-    "msisdn",
-    "eid",
-    "status",
-    "attempts",
-    "last_error",
-    "processed_at",
-    "rev_service_id",
-)
-EXPORT_COLUMNS = tuple("device_change_id" if field == "id" else field for field in EXPORT_FIELDS)
+# The DeviceChange fields exported, in order.
+EXPORT_FIELDS = (*DEVICE_CHANGE_OUTCOME, "rev_service_id")
+EXPORT_COLUMNS = export_header(EXPORT_FIELDS)
 
 
 class CsvRenderer(BaseRenderer):

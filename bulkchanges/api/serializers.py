@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from bulkchanges.api.filters import MAX_ID
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, WebhookDelivery
-from bulkchanges.selectors import Progress, elapsed_seconds
+from bulkchanges.selectors import DEVICE_CHANGE_OUTCOME, Progress, elapsed_seconds
 from integrations.base import carrier_integrations, redact
 
 # The integrations that can process status updates (Rev.io is billing, not a carrier).
@@ -342,29 +342,27 @@ class DeviceChangeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DeviceChange
-        fields = (
-            "id",
-            "iccid",
-            "msisdn",
-            "eid",
-            "status",
-            "attempts",
-            "last_error",
-            "processed_at",
-            "next_attempt_at",
-            "rev_service_id",
-            "updated_at",
-        )
+        fields = (*DEVICE_CHANGE_OUTCOME, "next_attempt_at", "rev_service_id", "updated_at")
         read_only_fields = fields
+
+
+class RedactedTextField(serializers.CharField):
+    """A stored call text, redacted again as it is shown (it was redacted when written)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return redact(str(value))
 
 
 class BulkChangeLogSerializer(serializers.ModelSerializer):
     """An audit row; texts are redacted when written and again when shown."""
 
     description = serializers.CharField(source="log_entry_description")
-    request_text = serializers.SerializerMethodField()
-    response_text = serializers.SerializerMethodField()
-    error_text = serializers.SerializerMethodField()
+    request_text = RedactedTextField()
+    response_text = RedactedTextField()
+    error_text = RedactedTextField()
 
     class Meta:
         model = BulkChangeLog
@@ -382,15 +380,6 @@ class BulkChangeLogSerializer(serializers.ModelSerializer):
             "processed_at",
         )
         read_only_fields = fields
-
-    def get_request_text(self, row: BulkChangeLog) -> str:
-        return redact(row.request_text)
-
-    def get_response_text(self, row: BulkChangeLog) -> str:
-        return redact(row.response_text)
-
-    def get_error_text(self, row: BulkChangeLog) -> str:
-        return redact(row.error_text)
 
 
 class ActionResultSerializer(serializers.Serializer):

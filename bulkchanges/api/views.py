@@ -5,7 +5,7 @@ actions are in ``actions``, the CSV export in ``exports``, what they all share i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Model, QuerySet
@@ -21,6 +21,7 @@ from drf_spectacular.utils import (
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 
 from bulkchanges.api import selectors
 from bulkchanges.api.auth import partner_scope
@@ -174,7 +175,7 @@ class BulkChangeDetailApi(PartnerApi):
 class BulkChangeRowsApi(PartnerListApi):
     """A paginated, filterable list of one bulk change's rows (its devices, its log), found
     through the caller's scope: another tenant's bulk change is a 404. Each list names its
-    ``model`` and the selector of its rows."""
+    ``model`` and the selector of its rows, and is documented by :func:`rows_schema`."""
 
     model: type[Model]
     rows_of: Callable[[BulkChange], QuerySet[Any]]
@@ -185,14 +186,23 @@ class BulkChangeRowsApi(PartnerListApi):
         return self.rows_of(self.bulk_change())
 
 
-@extend_schema_view(
-    get=extend_schema(
-        tags=[TAG],
-        summary="The devices of a bulk change",
-        parameters=[ID],
-        responses={200: DeviceChangeSerializer(many=True), **errors(400, 404)},
+_RowsApi = TypeVar("_RowsApi", bound=type[BulkChangeRowsApi])
+
+
+def rows_schema(summary: str, serializer: type[Serializer]) -> Callable[[_RowsApi], _RowsApi]:
+    """The OpenAPI operation of a BulkChangeRowsApi: a page of ``serializer`` rows of the
+    bulk change in the path; 400 for a bad filter or page, 404 for an unknown bulk change."""
+    return extend_schema_view(
+        get=extend_schema(
+            tags=[TAG],
+            summary=summary,
+            parameters=[ID],
+            responses={200: serializer(many=True), **errors(400, 404)},
+        )
     )
-)
+
+
+@rows_schema("The devices of a bulk change", DeviceChangeSerializer)
 class BulkChangeDevicesApi(BulkChangeRowsApi):
     """The devices of a bulk change, filterable by status and ICCID, paginated."""
 
@@ -204,13 +214,8 @@ class BulkChangeDevicesApi(BulkChangeRowsApi):
         return selectors.device_changes_of(bulk_change=bulk_change)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        tags=[TAG],
-        summary="The audit log of a bulk change (newest first, secrets redacted)",
-        parameters=[ID],
-        responses={200: BulkChangeLogSerializer(many=True), **errors(400, 404)},
-    )
+@rows_schema(
+    "The audit log of a bulk change (newest first, secrets redacted)", BulkChangeLogSerializer
 )
 class BulkChangeLogsApi(BulkChangeRowsApi):
     """The audit log of a bulk change, newest first, paginated; secrets redacted."""

@@ -13,13 +13,20 @@ from bulkchanges.selectors import EXPORT_COLUMNS, device_changes_export_rows
 from bulkchanges.services.logs import log_row
 
 OPERATOR_EXPORT = "Devices exported"
-EXPORT_HEADER = tuple("device_change_id" if column == "id" else column for column in EXPORT_COLUMNS)
 
 CHUNK_CHARS = 64 * 1024
 
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection): carrier
 # error messages are outside text, so such cells get a leading apostrophe.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export_header(fields: Sequence[str]) -> tuple[str, ...]:
+    """The CSV header naming these DeviceChange fields: the id is ``device_change_id``."""
+    return tuple("device_change_id" if field == "id" else field for field in fields)
+
+
+EXPORT_HEADER = export_header(EXPORT_COLUMNS)
 
 
 class _Line:

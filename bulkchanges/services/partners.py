@@ -97,7 +97,7 @@ def tenant_webhook_secret_rotate(*, tenant: Tenant, actor: str) -> str:
 
 
 def _rejected(parsed: ParsedDeviceList) -> list[str]:
-    lines = sorted(parsed.malformed + parsed.duplicates, key=lambda line: line.line)
+    lines = sorted(parsed.rejected, key=lambda line: line.line)
     messages = [f"line {line.line}: {line.reason}" for line in lines[:MAX_LINES_REPORTED]]
     if len(lines) > MAX_LINES_REPORTED:
         messages.append(f"and {len(lines) - MAX_LINES_REPORTED} more")

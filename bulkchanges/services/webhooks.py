@@ -45,6 +45,7 @@ from django_q.tasks import async_task, schedule
 
 from bulkchanges import transitions
 from bulkchanges.errors import ApplicationError
+from bulkchanges.loopback import is_loopback_host
 from bulkchanges.models import BulkChange, WebhookDelivery
 from bulkchanges.retry import backoff_seconds
 from bulkchanges.selectors import bulk_change_progress, elapsed_seconds
@@ -70,15 +71,6 @@ Status = WebhookDelivery.Status
 # --- URLs and signatures ---------------------------------------------------------------------
 
 
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def callback_url_validate(url: str) -> str:
     """The URL, if PondOps may call it: https, or http to a loopback address with DEBUG on; no
     credentials in it. ApplicationError with a ``callback_url`` field otherwise."""
@@ -97,7 +89,7 @@ def callback_url_validate(url: str) -> str:
             problem = "must not contain credentials"
         elif len(url) > 500:
             problem = "must be at most 500 characters"
-        elif parts.scheme == "http" and not (settings.DEBUG and _is_loopback_host(host)):
+        elif parts.scheme == "http" and not (settings.DEBUG and is_loopback_host(host)):
             problem = "must use https (plain http only to a loopback address with DEBUG on)"
         elif not settings.DEBUG and _literal_address_not_public(host):
             problem = "must not point at a private, loopback or link-local address"

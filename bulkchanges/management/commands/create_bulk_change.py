@@ -82,8 +82,8 @@ class Command(BaseCommand):
             )
         except (OSError, DeviceListError, ApplicationError) as error:
             raise CommandError(str(error)) from None
-        for line in parsed.malformed + parsed.duplicates:
-            self.stderr.write(f"line {line.line}: {line.reason}: {line.text}")
+        for line in parsed.rejected:
+            self.stderr.write(str(line))
         if created:
             self.stdout.write(
                 f"queued {len(parsed.devices)} devices ({len(parsed.duplicates)} duplicates and "

@@ -36,8 +36,8 @@ class Command(BaseCommand):
             )
         except (OSError, DeviceListError, ApplicationError) as error:
             raise CommandError(str(error)) from None
-        for line in parsed.malformed + parsed.duplicates:
-            self.stderr.write(f"line {line.line}: {line.reason}: {line.text}")
+        for line in parsed.rejected:
+            self.stderr.write(str(line))
         self.stdout.write(
             f"imported {created} new and {updated} existing devices; "
             f"skipped {len(parsed.malformed)} malformed and "
