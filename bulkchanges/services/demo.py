@@ -8,15 +8,15 @@ simulators again with those same secrets and SIMs. Inventory devices are reset t
 carrier's active status, matching the freshly seeded simulator.
 
 Carriers are rows of :data:`DEMO_CARRIERS`: demoing another carrier is one more entry there
-(with the small function that drives its simulator). :func:`demo_bulk_changes_create`
+(with the two small functions that drive its simulator). :func:`demo_bulk_changes_create`
 queues one demo bulk change per carrier through the same services as every other entry point.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -49,21 +49,16 @@ TELEGENCE_PREFIX = "/telegence"
 TEAL_PREFIX = "/teal"
 
 
-# A carrier simulator's seed entries: each device's identifiers and its state there.
-SimulatorDevices = list[dict[str, str]]
-
-
 @dataclass(frozen=True)
 class DemoCarrier:
     """How the demo sets up one carrier: its credentials row, its simulator account and SIMs,
     and the demo bulk change it gets.
 
-    ``simulator_set`` creates the account in the simulator from our stored credentials row (its
-    secrets, account and rate) and seeds the given devices there; each device is seeded with
-    its identifiers and ``simulator_state``, the carrier's active state in the simulator's words,
-    while ``inventory_status`` is the DeviceStatus code those devices get in our inventory.
-    Devices get an ICCID and, where the carrier identifies lines by them, an MSISDN and an EID,
-    each a prefix plus a counter. ``secret_count`` secrets (``secret``, then ``secret_2``) are
+    ``configure`` creates the account in the simulator from our stored credentials row (its
+    secrets, account and rate); ``seed`` creates the given devices there in their active state;
+    ``inventory_status`` is the DeviceStatus code those devices get in our inventory. Devices
+    get an ICCID and, where the carrier identifies lines by them, an MSISDN and an EID, each a
+    prefix plus a counter. ``secret_count`` secrets (``secret``, then ``secret_2``) are
     generated once and kept. The demo bulk change sets ``demo_target``, with a Rev.io service
     per device when ``demo_rev_service``.
     """
@@ -73,8 +68,8 @@ class DemoCarrier:
     username: str
     prefix: str  # the carrier's path under the simulators' URL
     inventory_status: str
-    simulator_set: Callable[[SimulatorControl, IntegrationAuthentication, SimulatorDevices], None]
-    simulator_state: Mapping[str, str]
+    configure: Callable[[SimulatorControl, IntegrationAuthentication], None]
+    seed: Callable[[SimulatorControl, IntegrationAuthentication, Sequence[DeviceRef]], None]
     iccid_prefix: str  # 20-digit ICCIDs
     demo_target: str
     demo_rev_service: bool = False
@@ -93,41 +88,40 @@ class DemoCarrier:
             for number in range(1, count + 1)
         ]
 
-    def simulator_devices(self, devices: Sequence[DeviceRef]) -> SimulatorDevices:
-        """The devices as the simulator seeds them: the identifiers they have, and the state."""
-        return [
-            {
-                **{name: value for name, value in asdict(device).items() if value},
-                **self.simulator_state,
-            }
-            for device in devices
-        ]
-
 
 def _numbered(prefix: str, number: int, digits: int) -> str:
     return f"{prefix}{number:0{digits - len(prefix)}d}" if prefix else ""
 
 
-# Each carrier's simulator: its account from our credentials row, then its devices.
+# -- POND -------------------------------------------------------------------------------------
 
 
-def _pond_simulator_set(
-    simulator: SimulatorControl, credentials: IntegrationAuthentication, devices: SimulatorDevices
-) -> None:
-    """API key (secret) of a distributor (account)."""
+def _pond_configure(simulator: SimulatorControl, credentials: IntegrationAuthentication) -> None:
     simulator.add_pond_account(
         distributor_id=credentials.account,
         api_key=credentials.secret,
         rate_limit=credentials.rate_limit,
     )
-    # Without a "packages" entry the simulator gives each SIM one package in the SIM's state.
-    simulator.seed_pond_sims(distributor_id=credentials.account, sims=devices)
 
 
-def _thingspace_simulator_set(
-    simulator: SimulatorControl, credentials: IntegrationAuthentication, devices: SimulatorDevices
+def _pond_seed(
+    simulator: SimulatorControl,
+    credentials: IntegrationAuthentication,
+    devices: Sequence[DeviceRef],
 ) -> None:
-    """OAuth key/secret (client_id, secret) and UWS user (username, secret_2)."""
+    # Without a "packages" entry the simulator gives each SIM one package in the SIM's state.
+    simulator.seed_pond_sims(
+        distributor_id=credentials.account,
+        sims=[{"iccid": device.iccid, "status": "Active"} for device in devices],
+    )
+
+
+# -- Verizon ThingSpace: OAuth key/secret (client_id, secret) and UWS user (username, secret_2) -
+
+
+def _thingspace_configure(
+    simulator: SimulatorControl, credentials: IntegrationAuthentication
+) -> None:
     simulator.add_thingspace_account(
         account_name=credentials.account,
         client_key=credentials.client_id,
@@ -137,38 +131,73 @@ def _thingspace_simulator_set(
         rate_limit=credentials.rate_limit,
     )
     simulator.set_thingspace_completion_delay(DEMO_THINGSPACE_COMPLETION_MS)
-    simulator.seed_thingspace_devices(account_name=credentials.account, devices=devices)
 
 
-def _jasper_simulator_set(
-    simulator: SimulatorControl, credentials: IntegrationAuthentication, devices: SimulatorDevices
+def _thingspace_seed(
+    simulator: SimulatorControl,
+    credentials: IntegrationAuthentication,
+    devices: Sequence[DeviceRef],
 ) -> None:
-    """Basic username:api_key."""
+    simulator.seed_thingspace_devices(
+        account_name=credentials.account,
+        devices=[{"iccid": device.iccid, "state": "active"} for device in devices],
+    )
+
+
+# -- Cisco Jasper: Basic username:api_key ------------------------------------------------------
+
+
+def _jasper_configure(simulator: SimulatorControl, credentials: IntegrationAuthentication) -> None:
     simulator.add_jasper_account(
         username=credentials.username,
         api_key=credentials.secret,
         rate_limit=credentials.rate_limit,
     )
-    simulator.seed_jasper_devices(username=credentials.username, devices=devices)
 
 
-def _telegence_simulator_set(
-    simulator: SimulatorControl, credentials: IntegrationAuthentication, devices: SimulatorDevices
+def _jasper_seed(
+    simulator: SimulatorControl,
+    credentials: IntegrationAuthentication,
+    devices: Sequence[DeviceRef],
 ) -> None:
-    """app-id (username) and app-secret; lines by MSISDN."""
+    simulator.seed_jasper_devices(
+        username=credentials.username,
+        devices=[{"iccid": device.iccid, "status": "ACTIVATED"} for device in devices],
+    )
+
+
+# -- AT&T Telegence: app-id (username) and app-secret, lines by MSISDN -------------------------
+
+
+def _telegence_configure(
+    simulator: SimulatorControl, credentials: IntegrationAuthentication
+) -> None:
     simulator.add_telegence_account(
         app_id=credentials.username,
         app_secret=credentials.secret,
         billing_account=credentials.account,
         rate_limit=credentials.rate_limit,
     )
-    simulator.seed_telegence_subscribers(app_id=credentials.username, subscribers=devices)
 
 
-def _teal_simulator_set(
-    simulator: SimulatorControl, credentials: IntegrationAuthentication, devices: SimulatorDevices
+def _telegence_seed(
+    simulator: SimulatorControl,
+    credentials: IntegrationAuthentication,
+    devices: Sequence[DeviceRef],
 ) -> None:
-    """ApiKey (username) and ApiSecret; eSIMs by EID."""
+    simulator.seed_telegence_subscribers(
+        app_id=credentials.username,
+        subscribers=[
+            {"msisdn": device.msisdn, "iccid": device.iccid, "status": "Active"}
+            for device in devices
+        ],
+    )
+
+
+# -- Teal: ApiKey (username) and ApiSecret, eSIMs by EID ---------------------------------------
+
+
+def _teal_configure(simulator: SimulatorControl, credentials: IntegrationAuthentication) -> None:
     simulator.add_teal_account(
         api_key=credentials.username,
         api_secret=credentials.secret,
@@ -176,7 +205,19 @@ def _teal_simulator_set(
         calls_per_minute=credentials.rate_limit * 60,  # Teal counts calls per minute
     )
     simulator.configure_teal(completion_seconds=DEMO_TEAL_COMPLETION_SECONDS)
-    simulator.seed_teal_esims(api_key=credentials.username, esims=devices)
+
+
+def _teal_seed(
+    simulator: SimulatorControl,
+    credentials: IntegrationAuthentication,
+    devices: Sequence[DeviceRef],
+) -> None:
+    simulator.seed_teal_esims(
+        api_key=credentials.username,
+        esims=[
+            {"eid": device.eid, "iccid": device.iccid, "status": "online"} for device in devices
+        ],
+    )
 
 
 DEMO_CARRIERS: tuple[DemoCarrier, ...] = (
@@ -186,8 +227,8 @@ DEMO_CARRIERS: tuple[DemoCarrier, ...] = (
         username="",
         prefix=POND_PREFIX,
         inventory_status="ACTIVE",
-        simulator_set=_pond_simulator_set,
-        simulator_state={"status": "Active"},
+        configure=_pond_configure,
+        seed=_pond_seed,
         iccid_prefix="8901001",
         demo_target="SUSPENDED",
         demo_rev_service=True,
@@ -200,8 +241,8 @@ DEMO_CARRIERS: tuple[DemoCarrier, ...] = (
         secret_count=2,
         prefix=THINGSPACE_PREFIX,
         inventory_status="active",
-        simulator_set=_thingspace_simulator_set,
-        simulator_state={"state": "active"},
+        configure=_thingspace_configure,
+        seed=_thingspace_seed,
         iccid_prefix="8914800",
         demo_target="suspended",
     ),
@@ -211,8 +252,8 @@ DEMO_CARRIERS: tuple[DemoCarrier, ...] = (
         username="pondops-demo",
         prefix=JASPER_PREFIX,
         inventory_status="ACTIVATED",
-        simulator_set=_jasper_simulator_set,
-        simulator_state={"status": "ACTIVATED"},
+        configure=_jasper_configure,
+        seed=_jasper_seed,
         iccid_prefix="8901260",
         demo_target="DEACTIVATED",
     ),
@@ -222,8 +263,8 @@ DEMO_CARRIERS: tuple[DemoCarrier, ...] = (
         username="pondops-demo",  # the app id
         prefix=TELEGENCE_PREFIX,
         inventory_status="Active",
-        simulator_set=_telegence_simulator_set,
-        simulator_state={"status": "Active"},
+        configure=_telegence_configure,
+        seed=_telegence_seed,
         iccid_prefix="8901410",
         msisdn_prefix="214555",
         demo_target="Suspended",
@@ -234,8 +275,8 @@ DEMO_CARRIERS: tuple[DemoCarrier, ...] = (
         username="pondops-demo-key",  # the ApiKey
         prefix=TEAL_PREFIX,
         inventory_status="online",
-        simulator_set=_teal_simulator_set,
-        simulator_state={"status": "online"},
+        configure=_teal_configure,
+        seed=_teal_seed,
         iccid_prefix="8988303",
         eid_prefix="8904903200000000000000",
         demo_target="disabled",
@@ -306,9 +347,8 @@ def demo_seed(
     for carrier in DEMO_CARRIERS:
         carrier_devices = carrier.devices(devices)
         carrier_credentials = credentials[carrier.integration.value]
-        carrier.simulator_set(
-            simulator, carrier_credentials, carrier.simulator_devices(carrier_devices)
-        )
+        carrier.configure(simulator, carrier_credentials)
+        carrier.seed(simulator, carrier_credentials, carrier_devices)
         devices_import(
             tenant=tenant,
             integration=carrier.integration,
