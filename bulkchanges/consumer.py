@@ -151,7 +151,8 @@ class SqsConsumer:
             return self._no_op("device change", device_change, extra)
         due = device_change.next_attempt_at
         now = timezone.now()
-        if device_change.status == DeviceChange.Status.RETRY_SCHEDULED and due and due > now:
+        waiting = (DeviceChange.Status.RETRY_SCHEDULED, DeviceChange.Status.AWAITING_CARRIER)
+        if device_change.status in waiting and due and due > now:
             remaining = (due - now).total_seconds()
             sent = sqs.send_device_retry(
                 bulk_change_id=message.bulk_change_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 SQS_MAX_DELAY_SECONDS = 900
 
@@ -34,3 +34,14 @@ def sqs_delay_seconds(remaining: float) -> int:
 def should_retry(retry_number: int, *, max_retries: int) -> bool:
     """A transient failure at attempt ``retry_number`` is retried while attempts remain."""
     return retry_number < max_retries
+
+
+def waiting_delay_seconds(
+    waits: int, *, schedule_minutes: Sequence[float], time_scale: float = 1.0
+) -> float:
+    """Delay before an asynchronous carrier's next CONFIRM, after ``waits`` earlier waits: the
+    schedule's entries in turn (1, 2, 5, 10 minutes), then its last one (15) for ever."""
+    if not schedule_minutes:
+        raise ValueError("the waiting schedule is empty")
+    minutes = schedule_minutes[min(max(0, waits), len(schedule_minutes) - 1)]
+    return minutes * 60 * time_scale

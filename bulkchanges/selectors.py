@@ -79,6 +79,11 @@ class Progress:
         return self.counts.get(DeviceChange.Status.ERROR, 0)
 
     @property
+    def awaiting_carrier(self) -> int:
+        """Devices whose change the carrier accepted and is still working on (not failures)."""
+        return self.counts.get(DeviceChange.Status.AWAITING_CARRIER, 0)
+
+    @property
     def percent(self) -> float:
         if not self.total:
             return 100.0

@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from django.db import models
-from django.db.models import Case, F, Q, QuerySet, When
+from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models.functions import Concat
 
 from bulkchanges.models import BulkChange, DeviceChange, WebhookDelivery
 
@@ -83,9 +84,9 @@ BULK_CHANGE: Mapping[str, Transition] = _table(
 DEVICE_CHANGE: Mapping[str, Transition] = _table(
     _t(
         "claim",
-        {Device.PENDING, Device.RETRY_SCHEDULED, Device.PROCESSING},
+        {Device.PENDING, Device.RETRY_SCHEDULED, Device.AWAITING_CARRIER, Device.PROCESSING},
         {Device.PROCESSING},
-        "a worker takes the device: PENDING, a due retry, or an expired lease",
+        "a worker takes the device: PENDING, a due retry or carrier check, or an expired lease",
     ),
     _t(
         "finish",
@@ -98,6 +99,13 @@ DEVICE_CHANGE: Mapping[str, Transition] = _table(
             Device.RETRY_SCHEDULED,
         },
         "the claim holder records the outcome (or a transient failure's retry)",
+    ),
+    _t(
+        "wait",
+        {Device.PROCESSING},
+        {Device.AWAITING_CARRIER},
+        "the carrier is still working on the submitted request: check again on the waiting "
+        "schedule, no retry consumed",
     ),
     _t(
         "expire_lease",
@@ -113,15 +121,21 @@ DEVICE_CHANGE: Mapping[str, Transition] = _table(
     ),
     _t(
         "cancel",
-        {Device.PENDING, Device.RETRY_SCHEDULED},
+        {Device.PENDING, Device.RETRY_SCHEDULED, Device.AWAITING_CARRIER},
         {Device.CANCELLED},
-        "the bulk change is cancelled before the device was claimed",
+        "the bulk change is cancelled while the device is not claimed",
     ),
     _t(
         "requeue",
-        {Device.ERROR, Device.PROCESSING, Device.RETRY_SCHEDULED, Device.PENDING},
+        {
+            Device.ERROR,
+            Device.PROCESSING,
+            Device.RETRY_SCHEDULED,
+            Device.AWAITING_CARRIER,
+            Device.PENDING,
+        },
         {Device.PENDING},
-        "an operator's retry: ERROR devices, and with include-stuck the stuck ones",
+        "an operator's retry (or resubmit): ERROR devices, and with include-stuck the stuck ones",
     ),
 )
 
@@ -227,7 +241,7 @@ def device_change_claimable(now: datetime) -> Q:
     that expired — in a bulk change that is running."""
     return (
         Q(status=Device.PENDING)
-        | Q(status=Device.RETRY_SCHEDULED, next_attempt_at__lte=now)
+        | Q(status__in=(Device.RETRY_SCHEDULED, Device.AWAITING_CARRIER), next_attempt_at__lte=now)
         | Q(status=Device.PROCESSING, claimed_until__lt=now)
     ) & Q(bulk_change__status__in=BulkChange.RUNNABLE)
 
@@ -237,7 +251,8 @@ def device_changes_claim(
 ) -> int:
     """Claim these device changes where still claimable: PROCESSING with a new lease and claim
     token. A retry or an expired lease counts as an attempt (``attempts + 1``); a first claim
-    from PENDING does not. Returns the rows won (read them back by ``claim_token``)."""
+    from PENDING does not, nor does another check of a carrier that is still working
+    (AWAITING_CARRIER). Returns the rows won (read them back by ``claim_token``)."""
     rows = DeviceChange.objects.filter(pk__in=list(ids)).filter(device_change_claimable(now))
     return _move(
         rows,
@@ -245,7 +260,10 @@ def device_changes_claim(
         Device.PROCESSING,
         claimed_until=lease_until,
         claim_token=token,
-        attempts=Case(When(status=Device.PENDING, then=F("attempts")), default=F("attempts") + 1),
+        attempts=Case(
+            When(status__in=(Device.PENDING, Device.AWAITING_CARRIER), then=F("attempts")),
+            default=F("attempts") + 1,
+        ),
     )
 
 
@@ -269,6 +287,42 @@ def device_change_finish(
         last_error=last_error,
         next_attempt_at=next_attempt_at,
     )
+
+
+def device_change_wait(
+    *, device_change_id: int, token: UUID | None, now: datetime, next_attempt_at: datetime
+) -> bool:
+    """PROCESSING → AWAITING_CARRIER until ``next_attempt_at``, only while ``token`` still holds
+    the claim; the lease is released and the wait counted (``carrier_waits + 1``), the
+    RetryNumber is not. False: the lease was lost."""
+    rows = DeviceChange.objects.filter(pk=device_change_id, claim_token=token)
+    return bool(
+        _move(
+            rows,
+            DEVICE_CHANGE["wait"],
+            Device.AWAITING_CARRIER,
+            last_error="",
+            next_attempt_at=next_attempt_at,
+            carrier_waits=F("carrier_waits") + 1,
+            claimed_until=None,
+            claim_token=None,
+        )
+    )
+
+
+def device_changes_wake(*, ids: Iterable[int], now: datetime) -> list[int]:
+    """A carrier callback arrived: AWAITING_CARRIER devices among ``ids`` become due now (not a
+    status change — the CONFIRM step, under the normal claim, reads the callback). Returns the
+    ids made due."""
+    rows = DeviceChange.objects.filter(
+        pk__in=list(ids), status=Device.AWAITING_CARRIER, next_attempt_at__gt=now
+    )
+    due = list(rows.values_list("pk", flat=True))
+    if due:
+        DeviceChange.objects.filter(pk__in=due, status=Device.AWAITING_CARRIER).update(
+            next_attempt_at=now
+        )
+    return due
 
 
 def device_change_expire_lease(
@@ -327,9 +381,23 @@ def device_changes_fail_unclaimed(*, ids: Iterable[int], now: datetime, error: s
 
 
 def device_changes_cancel(*, bulk_change_id: int, now: datetime) -> int:
-    """PENDING | RETRY_SCHEDULED → CANCELLED for a cancelled bulk change's unclaimed devices."""
+    """PENDING | RETRY_SCHEDULED | AWAITING_CARRIER → CANCELLED for a cancelled bulk change's
+    unclaimed devices. A device that was waiting on its carrier keeps the request id and says
+    that the carrier may still apply the change."""
     rows = DeviceChange.objects.filter(bulk_change_id=bulk_change_id)
-    return _move(
+    waiting = _move(
+        rows.filter(status=Device.AWAITING_CARRIER),
+        DEVICE_CHANGE["cancel"],
+        Device.CANCELLED,
+        **_terminal_fields(Device.CANCELLED, now),
+        next_attempt_at=None,
+        last_error=Concat(
+            Value("cancelled while the carrier was working on request "),
+            F("carrier_request_id"),
+            Value("; the carrier may still apply it: check the device before retrying"),
+        ),
+    )
+    return waiting + _move(
         rows,
         DEVICE_CHANGE["cancel"],
         Device.CANCELLED,
@@ -338,14 +406,25 @@ def device_changes_cancel(*, bulk_change_id: int, now: datetime) -> int:
     )
 
 
-def device_changes_requeue(*, ids: Iterable[int], eligible: Q) -> int:
+def device_changes_requeue(*, ids: Iterable[int], eligible: Q, resubmit: bool = False) -> int:
     """Eligible devices (ERROR, or stuck: see ``bulk_change_retry``) → PENDING with a fresh
-    RetryNumber and no lease; their completed steps are kept, so each resumes where it stopped."""
+    RetryNumber and no lease; their completed steps are kept, so each resumes where it stopped
+    (a submitted change at CONFIRM, its deadline still counted from SUBMIT). ``resubmit``
+    (an operator's explicit choice) also forgets the carrier request, so SUBMIT runs again."""
     rows = DeviceChange.objects.filter(pk__in=list(ids)).filter(eligible)
+    forget: dict[str, Any] = {}
+    if resubmit:
+        forget = {
+            "carrier_request_id": "",
+            "carrier_submitted_at": None,
+            "confirm_deadline_at": None,
+            "carrier_waits": 0,
+        }
     return _move(
         rows,
         DEVICE_CHANGE["requeue"],
         Device.PENDING,
+        **forget,
         is_processed=False,
         processed_at=None,
         attempts=0,

@@ -140,6 +140,18 @@ BULKCHANGE_LEASE_SECONDS = _env_float("BULKCHANGE_LEASE_SECONDS", 420)
 BULKCHANGE_HTTP_CONNECT_TIMEOUT = _env_float("BULKCHANGE_HTTP_CONNECT_TIMEOUT", 5)
 BULKCHANGE_HTTP_READ_TIMEOUT = _env_float("BULKCHANGE_HTTP_READ_TIMEOUT", 30)
 BULKCHANGE_CONFIRM_SECONDS = _env_float("BULKCHANGE_CONFIRM_SECONDS", 30)
+# Asynchronous carriers (docs/carriers/README.md): a device still pending after a CONFIRM
+# attempt waits 1, 2, 5, 10, then every 15 minutes (the last entry repeats), until its carrier's
+# confirm deadline. The time scale multiplies the schedule and the deadlines: 1 in production;
+# tests compress hours into seconds with it (the simulators take the same factor).
+BULKCHANGE_WAITING_SCHEDULE_MINUTES = [
+    float(value)
+    for value in os.environ.get("BULKCHANGE_WAITING_SCHEDULE_MINUTES", "1,2,5,10,15").split(",")
+]
+BULKCHANGE_CARRIER_TIME_SCALE = _env_float("BULKCHANGE_CARRIER_TIME_SCALE", 1.0)
+# The public HTTPS origin carriers reach our callback receiver on (certificate from a public
+# CA). Unset: no callbacks are registered or sent; polling only.
+CARRIER_CALLBACK_BASE_URL = os.environ.get("CARRIER_CALLBACK_BASE_URL", "").rstrip("/")
 BULKCHANGE_REAPER_INTERVAL_SECONDS = _env_int("BULKCHANGE_REAPER_INTERVAL_SECONDS", 60)
 BULKCHANGE_REAPER_GRACE_SECONDS = _env_float("BULKCHANGE_REAPER_GRACE_SECONDS", 120)
 BULKCHANGE_MAX_DEVICES_PER_REQUEST = _env_int("BULKCHANGE_MAX_DEVICES_PER_REQUEST", 100_000)

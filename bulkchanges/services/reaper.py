@@ -112,24 +112,24 @@ def _expire_leases(
 
 
 def _resend_overdue_retries(overdue_before: datetime, report: ReapReport) -> None:
-    """A RETRY_SCHEDULED row is recorded before its message is sent; if the message was lost,
-    send it again (and restart its grace period)."""
+    """A RETRY_SCHEDULED or AWAITING_CARRIER row is recorded before its message is sent; if the
+    message was lost, send it again (and restart its grace period). A retry's message carries
+    the next RetryNumber; another carrier check keeps the current one."""
+    waiting = (Status.RETRY_SCHEDULED, Status.AWAITING_CARRIER)
     overdue = list(
         DeviceChange.objects.filter(
-            status=Status.RETRY_SCHEDULED,
+            status__in=waiting,
             next_attempt_at__lt=overdue_before,
             bulk_change__status__in=BulkChange.RUNNABLE,
-        ).values_list("pk", "bulk_change_id", "attempts")[:5000]
+        ).values_list("pk", "bulk_change_id", "attempts", "status")[:5000]
     )
     now = timezone.now()
-    for pk, bulk_change_id, attempts in overdue:
-        if DeviceChange.objects.filter(pk=pk, status=Status.RETRY_SCHEDULED).update(
-            next_attempt_at=now
-        ):
+    for pk, bulk_change_id, attempts, status in overdue:
+        if DeviceChange.objects.filter(pk=pk, status=status).update(next_attempt_at=now):
             sqs.send_device_retry(
                 bulk_change_id=bulk_change_id,
                 device_change_id=pk,
-                retry_number=attempts + 1,
+                retry_number=attempts + 1 if status == Status.RETRY_SCHEDULED else attempts,
                 delay_seconds=0,
                 request_id="reaper",
             )

@@ -19,6 +19,8 @@ the registry. This package re-exports what other code imports from ``integration
 from integrations.base.audit import REDACTED, CallRecord, CallRecorder, redact
 from integrations.base.errors import (
     AuthenticationError,
+    CallbackRejected,
+    CarrierPending,
     IntegrationError,
     PermanentError,
     TransientError,
@@ -36,6 +38,10 @@ from integrations.base.http import (
     unexpected_response,
 )
 from integrations.base.protocol import (
+    WRITE_STEPS,
+    CallbackAuth,
+    CallbackEvent,
+    CallbackOutcome,
     Credentials,
     MemoryTokenStore,
     Progress,
@@ -46,7 +52,9 @@ from integrations.base.protocol import (
     Throttle,
     TokenStore,
     UpdateContext,
+    carrier_time_scale,
     confirm_budget_seconds,
+    describe_duration,
     utc_now,
 )
 from integrations.base.registry import (
@@ -58,11 +66,17 @@ from integrations.base.registry import (
 
 __all__ = [
     "REDACTED",
+    "WRITE_STEPS",
     "AuthenticationError",
     "CallRecord",
     "CallRecorder",
+    "CallbackAuth",
+    "CallbackEvent",
+    "CallbackOutcome",
+    "CallbackRejected",
     "CarrierClient",
     "CarrierHttp",
+    "CarrierPending",
     "Credentials",
     "HttpOptions",
     "HttpResponse",
@@ -81,8 +95,10 @@ __all__ = [
     "UpdateContext",
     "billing_processor_class",
     "carrier_integrations",
+    "carrier_time_scale",
     "confirm_budget_seconds",
     "default_timeouts",
+    "describe_duration",
     "http_session",
     "is_transient_status",
     "parse_retry_after",

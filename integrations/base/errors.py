@@ -2,7 +2,8 @@
 
 Failures are types, not strings: :class:`PermanentError` (the device ends ERROR),
 :class:`TransientError` (the device is retried later, honouring ``retry_after``) and
-:class:`AuthenticationError` (permanent, naming the account, never the secret). Each carries
+:class:`AuthenticationError` (permanent, naming the account, never the secret);
+:class:`CarrierPending` is not a failure (an asynchronous carrier is still working). Each carries
 the :class:`~integrations.base.audit.CallRecord` of the failing call, when there was one.
 Which statuses are transient is the carriers' common contract (``docs/carriers/README.md``).
 """
@@ -40,6 +41,22 @@ class TransientError(IntegrationError):
     ) -> None:
         super().__init__(message, call=call)
         self.retry_after = retry_after
+
+
+class CarrierPending(IntegrationError):
+    """Not a failure: the carrier has our request and has not finished it within this attempt's
+    confirm budget. The device waits (AWAITING_CARRIER) on the waiting schedule, without
+    consuming a retry, until its confirm deadline (docs/carriers/README.md)."""
+
+
+class CallbackRejected(Exception):
+    """An inbound carrier callback we refuse: ``status`` is our HTTP answer (401 wrong
+    credentials or token, 400 a body we cannot parse); ``message`` never holds a secret."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

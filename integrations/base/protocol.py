@@ -15,18 +15,24 @@ and, for token carriers, a :class:`TokenStore`.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, Unpack
 
-from integrations.base.errors import PermanentError, TransientError
+from integrations.base.errors import (
+    CallbackRejected,
+    CarrierPending,
+    PermanentError,
+    TransientError,
+)
 
 if TYPE_CHECKING:
     from integrations.base.http import CarrierClient, HttpOptions
@@ -47,11 +53,18 @@ class Credentials:
     secret_2: str = field(default="", repr=False)
     rate_limit: float = 10.0
     max_concurrency: int = 4
+    # Inbound callbacks: the URL the carrier is told to call (it may hold the token, so it is
+    # kept out of repr too; "" = polling only) and the secrets PondOps generated for them.
+    callback_url: str = field(default="", repr=False)
+    callback_username: str = ""
+    callback_password: str = field(default="", repr=False)
+    callback_token: str = field(default="", repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every value the redaction function must remove from audit text."""
-        return tuple(value for value in (self.secret, self.secret_2) if value)
+        values = (self.secret, self.secret_2, self.callback_password, self.callback_token)
+        return tuple(value for value in values if value)
 
 
 # --- What a processor's calls share ----------------------------------------------------------
@@ -127,11 +140,30 @@ class MemoryTokenStore:
 
 
 def confirm_budget_seconds() -> float:
-    """How long an async carrier's CONFIRM step polls before giving the attempt up as
-    transient (BULKCHANGE_CONFIRM_SECONDS); the retry confirms the stored request again."""
+    """How long one CONFIRM attempt of an asynchronous carrier polls before the device waits
+    (BULKCHANGE_CONFIRM_SECONDS); the next attempt confirms the stored request again."""
     from django.conf import settings
 
     return float(getattr(settings, "BULKCHANGE_CONFIRM_SECONDS", 30))
+
+
+def carrier_time_scale() -> float:
+    """BULKCHANGE_CARRIER_TIME_SCALE: the factor applied to carrier-side durations — the
+    waiting schedule and confirm deadlines. 1 in production; tests compress hours into seconds
+    with it (the simulators take the same factor)."""
+    from django.conf import settings
+
+    return float(getattr(settings, "BULKCHANGE_CARRIER_TIME_SCALE", 1.0))
+
+
+def describe_duration(duration: timedelta) -> str:
+    """ "2 hours", "30 minutes", "90 seconds": how messages name a confirm deadline."""
+    seconds = round(duration.total_seconds())
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def utc_now() -> datetime:
@@ -154,6 +186,10 @@ class Step(StrEnum):
     REV_PRODUCTS = "rev_products"
 
 
+# Steps that change something at the carrier: ``write_started_at`` is recorded before the first.
+WRITE_STEPS = frozenset({Step.CARRIER_STATUS, Step.SERVICE_STATUS, Step.SUBMIT})
+
+
 @dataclass(frozen=True)
 class Progress:
     """What a device change has completed; mirrored field by field on DeviceChange."""
@@ -162,6 +198,8 @@ class Progress:
     service_status_at: datetime | None = None
     carrier_request_id: str = ""
     carrier_submitted_at: datetime | None = None
+    confirm_deadline_at: datetime | None = None
+    write_started_at: datetime | None = None
     rev_service_id: int | None = None
     rev_product_ids: Mapping[str, int] = field(default_factory=dict)
 
@@ -175,6 +213,13 @@ class Progress:
             Step.REV_SERVICE: self.rev_service_id is not None,
             Step.REV_PRODUCTS: False,  # per product; the Rev module checks each one
         }[step]
+
+    @property
+    def write_may_have_reached_carrier(self) -> bool:
+        """A carrier write was started before and its step is not recorded: its answer may
+        have been lost after the carrier acted. The contracts' "repeat safety" paragraphs say
+        what to read before writing again."""
+        return self.write_started_at is not None and self.carrier_submitted_at is None
 
 
 PROGRESS_FIELDS = frozenset(Progress.__dataclass_fields__)
@@ -194,6 +239,36 @@ class StepResult:
             raise ValueError(f"unknown progress fields: {sorted(unknown)}")
 
 
+class CallbackOutcome(StrEnum):
+    """What an inbound callback says (mirrored by CarrierCallback.Outcome)."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SIGNAL = "SIGNAL"  # a wake-up only (Teal): the result must still be read
+
+
+class CallbackAuth(StrEnum):
+    """How a carrier authenticates the callbacks it sends us (docs/carriers/README.md)."""
+
+    NONE = "none"  # the carrier sends no callbacks we receive
+    BODY_CREDENTIALS = "body-credentials"  # ThingSpace: our user name and password echoed
+    URL_TOKEN = "url-token"  # Teal: the per-row token in the callback URL we sent
+
+
+@dataclass(frozen=True)
+class CallbackEvent:
+    """One inbound callback, parsed: which request (and device) it is about and what it says.
+    ``device_id`` is the identifier as the carrier named it ("" when none), ``device_kind`` its
+    kind in lower case (``iccid``, ``eid``…); ``reason`` the carrier's failure text."""
+
+    request_id: str
+    outcome: CallbackOutcome
+    device_id: str = ""
+    device_kind: str = ""
+    reason: str = ""
+    received_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class UpdateContext:
     """Everything a processor needs for one device — plain data, no models."""
@@ -209,6 +284,9 @@ class UpdateContext:
     request_id: str = ""
     options: Mapping[str, str] = field(default_factory=dict)  # e.g. service_plan, reason_code
     today: date | None = None
+    imei: str = ""  # ThingSpace activations pair the IMEI with the ICCID
+    # CONFIRM: the stored callbacks for this device change's carrier request, oldest first.
+    callbacks: tuple[CallbackEvent, ...] = ()
 
     def idempotency_key(self, step: Step | str) -> str:
         """Stable per device change and step, so a carrier that honours it drops a repeat."""
@@ -227,6 +305,7 @@ class StatusMapping:
 # --- The processor base ----------------------------------------------------------------------
 
 ClientT = TypeVar("ClientT", bound="CarrierClient")
+PollT = TypeVar("PollT")
 
 
 class StatusUpdateProcessor(ABC, Generic[ClientT]):
@@ -247,6 +326,13 @@ class StatusUpdateProcessor(ABC, Generic[ClientT]):
     # each device's actions from its own history and refuses, at creation, what would exceed
     # the credentials' daily_action_budget.
     limits_daily_actions: ClassVar[bool] = False
+    # The contract's limits, given to a new credentials row of this carrier (an operator may
+    # lower or raise them per row).
+    default_rate_limit: ClassVar[float] = 10.0
+    default_max_concurrency: ClassVar[int] = 4
+    # Inbound callbacks: how the carrier authenticates them, and the HTTP methods it uses.
+    callback_auth: ClassVar[CallbackAuth] = CallbackAuth.NONE
+    callback_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
     # The carrier's client. Not a ClassVar: a ClassVar cannot name the type parameter, and the
     # parameter is what gives ``self.client`` the carrier client's own methods.
     client_class: type[ClientT]
@@ -291,6 +377,21 @@ class StatusUpdateProcessor(ABC, Generic[ClientT]):
         return []
 
     @classmethod
+    def validate_base_url(cls, base_url: str) -> list[str]:
+        """Problems with a credentials row's ``base_url`` for this carrier (for example Rev.io's
+        doubled ``/v1``), found when the row is saved; none by default."""
+        return []
+
+    @classmethod
+    def parse_callback(
+        cls, *, credentials: Credentials, method: str, query: Mapping[str, str], body: bytes
+    ) -> list[CallbackEvent]:
+        """Authenticate and parse one inbound callback (docs/carriers/README.md). Raises
+        :class:`CallbackRejected` — 401 for wrong credentials or token, 400 for a body that
+        cannot be parsed. Carriers that send no callbacks refuse every one."""
+        raise CallbackRejected(404, f"{cls.display_name} sends no callbacks")
+
+    @classmethod
     def account_label(cls, credentials: Credentials) -> str:
         """How messages name the account ("POND distributor 1234"), never with a secret."""
         return f"{cls.display_name} account {credentials.account or credentials.username}"
@@ -313,7 +414,72 @@ class StatusUpdateProcessor(ABC, Generic[ClientT]):
 
     @abstractmethod
     def perform(self, step: Step, context: UpdateContext) -> StepResult:
-        """Perform one carrier step; raise PermanentError/TransientError on failure."""
+        """Perform one carrier step; raise PermanentError/TransientError on failure, and
+        :class:`CarrierPending` from CONFIRM while the carrier is still working."""
+
+    # Asynchronous carriers: SUBMIT, then CONFIRM (docs/carriers/README.md) -------------------
+
+    def confirm_deadline(self, context: UpdateContext) -> timedelta:
+        """How long after SUBMIT the carrier has to settle the request (the contract's figure,
+        per action where it differs); past it, :meth:`reconcile` decides."""
+        return timedelta(hours=1)
+
+    def deadline_passed(self, context: UpdateContext) -> bool:
+        deadline = context.progress.confirm_deadline_at
+        return deadline is not None and utc_now() >= deadline
+
+    def reconcile(self, context: UpdateContext, *, detail: str = "") -> StepResult:
+        """Past the confirm deadline: the read decides. The device in the target state →
+        CONFIRM is done ("reconciled by read"); otherwise a permanent error telling the
+        operator to check the carrier before retrying."""
+        target = self._target(context)
+        current = self.read_status(context)
+        if current is not None and current.lower() in {
+            target.lower(),
+            self.statuses[target].post_update_status.lower(),
+        }:
+            return StepResult(
+                Step.CONFIRM, {"carrier_status_at": utc_now()}, note="reconciled by read"
+            )
+        deadline = self.confirm_deadline(context)
+        message = (
+            f"{self.display_name} did not confirm request {context.progress.carrier_request_id} "
+            f"within {describe_duration(deadline)}; check the carrier before retrying"
+        )
+        raise PermanentError(f"{message}: {detail}" if detail else message)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        """Wait between CONFIRM polls (a seam: tests replace it to run the back-off fast)."""
+        time.sleep(seconds)
+
+    @staticmethod
+    def clock() -> float:
+        """The CONFIRM budget's clock (a seam, like :meth:`sleep`)."""
+        return time.monotonic()
+
+    def poll(self, check: Callable[[], PollT | None]) -> PollT | None:
+        """Call ``check`` at once, then after 0.2 to 0.25 s doubling to 2 s, until it returns a
+        value or the confirm budget (BULKCHANGE_CONFIRM_SECONDS) is spent; None means still
+        pending (the caller raises :class:`CarrierPending`)."""
+        deadline = self.clock() + confirm_budget_seconds()
+        delay = 0.2 + random.random() * 0.05
+        while True:
+            value = check()
+            if value is not None:
+                return value
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return None
+            self.sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
+
+    def pending(self, context: UpdateContext, state: str, *, call: Any = None) -> CarrierPending:
+        """The CarrierPending for a request still at ``state`` after this attempt's budget."""
+        request_id = context.progress.carrier_request_id or "(no id)"
+        return CarrierPending(
+            f"waiting for {self.display_name}: request {request_id} {state}", call=call
+        )
 
     def _target(self, context: UpdateContext) -> str:
         """The context's target as a canonical name; PermanentError (before any call) for a

@@ -95,6 +95,9 @@ INVOKERS: dict[tuple[type[models.Model], str], Invoke] = {
     (DeviceChange, "finish"): lambda pk, target: transitions.device_change_finish(
         device_change_id=pk, token=TOKEN, target=target, now=now()
     ),
+    (DeviceChange, "wait"): lambda pk, _: transitions.device_change_wait(
+        device_change_id=pk, token=TOKEN, now=now(), next_attempt_at=now() + timedelta(minutes=1)
+    ),
     (DeviceChange, "expire_lease"): lambda pk, target: transitions.device_change_expire_lease(
         device_change_id=pk,
         now=now(),

@@ -25,18 +25,28 @@ from bulkchanges import sqs, transitions
 from bulkchanges.models import (
     BulkChange,
     BulkChangeLog,
+    CarrierCallback,
     Device,
     DeviceChange,
     IntegrationAuthentication,
 )
 from bulkchanges.ratelimit import throttle_for
-from bulkchanges.retry import backoff_seconds, should_retry, sqs_delay_seconds
+from bulkchanges.retry import (
+    backoff_seconds,
+    should_retry,
+    sqs_delay_seconds,
+    waiting_delay_seconds,
+)
 from bulkchanges.services import logs
 from bulkchanges.services.processing.fanout import writes_disabled_message
 from bulkchanges.tokens import token_store
 from bulkchanges.types import StatusUpdateRequest
 from integrations.base import (
+    WRITE_STEPS,
+    CallbackEvent,
+    CallbackOutcome,
     CallRecord,
+    CarrierPending,
     PermanentError,
     Progress,
     Step,
@@ -44,6 +54,7 @@ from integrations.base import (
     TransientError,
     UpdateContext,
     billing_processor_class,
+    carrier_time_scale,
     http_session,
     processor_class,
 )
@@ -103,6 +114,8 @@ class DeviceRun:
                 self.device_change.pk,
                 extra=self.extra,
             )
+        except CarrierPending as pending:
+            self._wait(pending)
         except _Cancelled:
             self._finish(
                 Status.CANCELLED,
@@ -151,6 +164,7 @@ class DeviceRun:
             msisdn=device_change.msisdn
             or (device_change.device.msisdn if device_change.device else ""),
             eid=device_change.eid or (device_change.device.eid if device_change.device else ""),
+            imei=device_change.device.imei if device_change.device else "",
             target_status=request.update_status,
             progress=self._progress(),
             account_number=request.account_number,
@@ -169,7 +183,16 @@ class DeviceRun:
         for step in processor_cls.steps:
             if not context.progress.is_done(step):
                 self._check_cancelled()
-                context = self._record(processor.perform(step, context), context)
+                if step in WRITE_STEPS and context.progress.write_started_at is None:
+                    context = self._record_write_started(context)
+                if step is Step.CONFIRM:
+                    context = replace(context, callbacks=self._callbacks(context))
+                result = processor.perform(step, context)
+                if "carrier_submitted_at" in result.updates and not result.updates.get(
+                    "confirm_deadline_at"
+                ):
+                    result = self._with_deadline(result, processor.confirm_deadline(context))
+                context = self._record(result, context)
         self._update_inventory(request)
         if request.rev_service is not None:
             context = self._create_rev_service(request, context)
@@ -184,6 +207,8 @@ class DeviceRun:
             service_status_at=device_change.service_status_at,
             carrier_request_id=device_change.carrier_request_id,
             carrier_submitted_at=device_change.carrier_submitted_at,
+            confirm_deadline_at=device_change.confirm_deadline_at,
+            write_started_at=device_change.write_started_at,
             rev_service_id=device_change.rev_service_id,
             rev_product_ids=dict(device_change.rev_product_ids or {}),
         )
@@ -196,6 +221,7 @@ class DeviceRun:
             progress.carrier_status_at is None
             and progress.carrier_submitted_at is None
             and progress.service_status_at is None
+            and progress.write_started_at is None
             and not progress.carrier_request_id
         )
 
@@ -235,6 +261,39 @@ class DeviceRun:
         for name, value in updates.items():
             setattr(self.device_change, name, value)
         return replace(context, progress=replace(context.progress, **result.updates))
+
+    def _record_write_started(self, context: UpdateContext) -> UpdateContext:
+        """Mark, before the first carrier write, that the carrier may have our change from now
+        on (repeat safety; the cancel rule of docs/architecture.md §7)."""
+        return self._record(StepResult(Step.PREPARE, {"write_started_at": timezone.now()}), context)
+
+    def _with_deadline(self, result: StepResult, deadline: timedelta) -> StepResult:
+        """SUBMIT's result with the confirm deadline (the carrier's figure, time-scaled)."""
+        submitted = result.updates["carrier_submitted_at"]
+        scaled = timedelta(seconds=deadline.total_seconds() * carrier_time_scale())
+        return replace(
+            result, updates={**result.updates, "confirm_deadline_at": submitted + scaled}
+        )
+
+    def _callbacks(self, context: UpdateContext) -> tuple[CallbackEvent, ...]:
+        """The stored callbacks for this device change's carrier request, oldest first."""
+        request_id = context.progress.carrier_request_id
+        if not request_id:
+            return ()
+        rows = CarrierCallback.objects.filter(
+            device_change_id=self.device_change.pk, request_id=request_id
+        ).order_by("id")
+        return tuple(
+            CallbackEvent(
+                request_id=row.request_id,
+                outcome=CallbackOutcome(row.outcome),
+                device_id=row.device_id,
+                device_kind=row.device_kind,
+                reason=row.reason,
+                received_at=row.received_at,
+            )
+            for row in rows
+        )
 
     def _update_inventory(self, request: StatusUpdateRequest) -> None:
         device_change, bulk_change = self.device_change, self.bulk_change
@@ -349,6 +408,65 @@ class DeviceRun:
             extra=self.extra,
         )
         return True
+
+    def _wait(self, pending: CarrierPending) -> None:
+        """The carrier is still working: AWAITING_CARRIER until the next check on the waiting
+        schedule (never past the confirm deadline), the RetryNumber unchanged; a delayed
+        device message follows the commit."""
+        now = timezone.now()
+        delay = waiting_delay_seconds(
+            self.device_change.carrier_waits,
+            schedule_minutes=settings.BULKCHANGE_WAITING_SCHEDULE_MINUTES,
+            time_scale=carrier_time_scale(),
+        )
+        next_attempt_at = now + timedelta(seconds=delay)
+        deadline = self.device_change.confirm_deadline_at
+        if deadline is not None:
+            next_attempt_at = max(now, min(next_attempt_at, deadline))
+        with transaction.atomic():
+            self._flush_calls(failed_call=pending.call)
+            won = transitions.device_change_wait(
+                device_change_id=self.device_change.pk,
+                token=self.token,
+                now=now,
+                next_attempt_at=next_attempt_at,
+            )
+            if won:
+                self.recorded = Status.AWAITING_CARRIER
+                logs.log_write(
+                    bulk_change_id=self.bulk_change.pk,
+                    device_change_id=self.device_change.pk,
+                    description=logs.AWAITING_CARRIER,
+                    process_by=self.process_by,
+                    request_id=self.request_id,
+                    response_text=f"{Status.AWAITING_CARRIER}: {pending.message}; next check at "
+                    f"{next_attempt_at.isoformat()}",
+                )
+                transaction.on_commit(
+                    partial(
+                        sqs.send_device_retry,
+                        bulk_change_id=self.bulk_change.pk,
+                        device_change_id=self.device_change.pk,
+                        retry_number=self.device_change.attempts,
+                        delay_seconds=sqs_delay_seconds((next_attempt_at - now).total_seconds()),
+                        request_id=self.request_id,
+                    )
+                )
+        if not won:
+            logger.warning(
+                "device change %s: lease lost before recording the wait",
+                self.device_change.pk,
+                extra=self.extra,
+            )
+            return
+        logger.info(
+            "device change %s (%s): %s; next check at %s",
+            self.device_change.pk,
+            self.device_change.iccid,
+            pending.message,
+            next_attempt_at.isoformat(),
+            extra=self.extra,
+        )
 
     def _retry_or_give_up(self, error: TransientError) -> None:
         retry_number = self.device_change.attempts
