@@ -252,7 +252,7 @@ class CallbackAuth(StrEnum):
 
     NONE = "none"  # the carrier sends no callbacks we receive
     BODY_CREDENTIALS = "body-credentials"  # ThingSpace: our user name and password echoed
-    URL_TOKEN = "url-token"  # Teal: the per-row token in the callback URL we sent
+    URL_TOKEN = "url-token"  # noqa: S105  # Teal: the per-row token in the callback URL we sent
 
 
 @dataclass(frozen=True)
