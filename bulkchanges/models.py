@@ -148,6 +148,18 @@ class IntegrationAuthentication(models.Model):
             callback_token=self.callback_token,
         )
 
+    def clean(self) -> None:
+        """The carrier's own rules for ``base_url`` (for example Rev.io's ``/v1``), checked on
+        every save path (admin form, command, services)."""
+        from django.core.exceptions import ValidationError
+
+        from integrations.base import integration_class
+
+        if self.integration and self.base_url:
+            problems = integration_class(self.integration).validate_base_url(self.base_url)
+            if problems:
+                raise ValidationError({"base_url": problems})
+
     def carrier_callback_url(self) -> str:
         """The URL this row's carrier calls back on: ours under CARRIER_CALLBACK_BASE_URL (with
         the token where the carrier authenticates by URL), else the row's own callback URL,

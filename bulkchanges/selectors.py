@@ -44,6 +44,17 @@ def final_status(counts: Mapping[str, int]) -> BulkChange.Status | None:
     return BulkChange.Status.PROCESSED_WITH_ERRORS
 
 
+# ERROR devices whose carrier request was accepted and never confirmed: an operator's resubmit
+# sends them again (a plain retry confirms the old request).
+RESUBMITTABLE = Q(status=DeviceChange.Status.ERROR, carrier_status_at__isnull=True) & ~Q(
+    carrier_request_id="", carrier_submitted_at__isnull=True
+)
+
+
+def bulk_change_resubmittable_count(*, bulk_change_id: int) -> int:
+    return DeviceChange.objects.filter(RESUBMITTABLE, bulk_change_id=bulk_change_id).count()
+
+
 def bulk_change_has_unfinished(*, bulk_change_id: int) -> bool:
     return DeviceChange.objects.filter(
         bulk_change_id=bulk_change_id, status__in=DeviceChange.UNFINISHED
@@ -96,6 +107,7 @@ class Progress:
             "done": self.done,
             "succeeded": self.succeeded,
             "failed": self.failed,
+            "awaiting_carrier": self.awaiting_carrier,
             "percent": self.percent,
             "counts": dict(self.counts),
         }

@@ -1,4 +1,5 @@
-"""URL routes: the admin (operations console), the health check and the partner API
+"""URL routes: the admin (operations console), the health check, the carriers' callbacks and
+the partner API
 (versioned in the path: /api/v1/; schema at /api/schema/, Swagger UI at /api/docs/)."""
 
 from django.contrib import admin
@@ -6,11 +7,17 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from bulkchanges.api.errors import api_not_found
-from bulkchanges.views import healthz
+from bulkchanges.views import carrier_callback, healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # Inbound carrier callbacks (docs/carriers/README.md)
+    path(
+        "carriers/<str:integration>/callbacks/<int:credentials_id>/",
+        carrier_callback,
+        name="carrier-callback",
+    ),
     # Partner API
     re_path(r"^api/(?P<version>v1)/", include("bulkchanges.api.urls", namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),

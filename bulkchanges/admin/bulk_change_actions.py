@@ -67,6 +67,25 @@ class BulkChangeActions(admin.ModelAdmin):
             submit="Yes, retry failed devices",
         )
 
+    def resubmit_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        bulk_change = self._get_viewable(request, object_id)
+        if not self.has_retry_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            self._retry(request, [bulk_change], resubmit=True)
+            return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
+        return self._confirm(
+            request,
+            title=f"Submit the unconfirmed devices of bulk change {bulk_change.pk} again?",
+            bulk_changes=[bulk_change],
+            explanation="Every device in ERROR whose change the carrier accepted but never "
+            "confirmed is submitted to the carrier again, as a new request. Check the carrier "
+            "first: a change it applied late would be sent twice (and, on ThingSpace, spend "
+            "another of the line's daily actions). A plain retry confirms the old request "
+            "instead. The resubmit is logged under your name, with each old request id.",
+            submit="Yes, submit them again",
+        )
+
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         bulk_change = self._get_viewable(request, object_id)
         if not self.has_cancel_permission(request):
@@ -196,22 +215,31 @@ class BulkChangeActions(admin.ModelAdmin):
             ],
         )
 
-    def _retry(self, request: HttpRequest, bulk_changes: list[BulkChange]) -> None:
+    def _retry(
+        self, request: HttpRequest, bulk_changes: list[BulkChange], *, resubmit: bool = False
+    ) -> None:
+        what = (
+            "unconfirmed devices re-queued to submit again"
+            if resubmit
+            else ("failed devices re-queued")
+        )
         for bulk_change in bulk_changes:
             try:
-                queued = bulk_change_retry(bulk_change=bulk_change, actor=actor(request))
+                queued = bulk_change_retry(
+                    bulk_change=bulk_change, actor=actor(request), resubmit=resubmit
+                )
             except ApplicationError as error:
                 messages.error(request, f"Bulk change {bulk_change.pk}: {error}")
                 continue
             if queued:
-                messages.success(
-                    request,
-                    f"Bulk change {bulk_change.pk}: {len(queued)} failed devices re-queued.",
-                )
+                messages.success(request, f"Bulk change {bulk_change.pk}: {len(queued)} {what}.")
             else:
-                messages.warning(
-                    request, f"Bulk change {bulk_change.pk}: no failed devices to retry."
+                nothing = (
+                    "no unconfirmed devices to resubmit"
+                    if resubmit
+                    else ("no failed devices to retry")
                 )
+                messages.warning(request, f"Bulk change {bulk_change.pk}: {nothing}.")
 
     def _cancel(self, request: HttpRequest, bulk_changes: list[BulkChange]) -> None:
         for bulk_change in bulk_changes:

@@ -28,6 +28,7 @@ from bulkchanges.selectors import (
     Progress,
     bulk_change_progress,
     bulk_change_progress_map,
+    bulk_change_resubmittable_count,
     bulk_change_search,
     log_page,
 )
@@ -172,6 +173,12 @@ class BulkChangeAdmin(BulkChangeCreation, BulkChangeActions, ReadOnlyAdmin):
             "can_retry": self.has_retry_permission(request)
             and progress.failed > 0
             and bulk_change.status != BulkChange.Status.CANCELLED,
+            "resubmittable": (
+                resubmittable := bulk_change_resubmittable_count(bulk_change_id=bulk_change.pk)
+            ),
+            "can_resubmit": self.has_retry_permission(request)
+            and resubmittable > 0
+            and bulk_change.status != BulkChange.Status.CANCELLED,
             "can_cancel": self.has_cancel_permission(request)
             and bulk_change.status in BulkChange.OPEN,
             "time_to_complete": display.time_to_complete(bulk_change),
@@ -233,6 +240,11 @@ class BulkChangeAdmin(BulkChangeCreation, BulkChangeActions, ReadOnlyAdmin):
                 "<path:object_id>/retry/",
                 wrap(self.retry_view),
                 name="bulkchanges_bulkchange_retry",
+            ),
+            path(
+                "<path:object_id>/resubmit/",
+                wrap(self.resubmit_view),
+                name="bulkchanges_bulkchange_resubmit",
             ),
             path(
                 "<path:object_id>/cancel/",

@@ -41,8 +41,9 @@ def status_badge(status: str) -> SafeString:
 
 
 def progress_bar(progress: Progress, *, compact: bool = False) -> SafeString:
-    """A stacked bar (succeeded, errors, cancelled) with ``done/total (percent)``; ``compact``
-    (the list) leaves the percent to the tooltip."""
+    """A stacked bar (succeeded, errors, cancelled, then waiting on the carrier — not done yet,
+    not failed) with ``done/total (percent)``; ``compact`` (the list) leaves the percent to the
+    tooltip."""
     total = progress.total or 1
     cancelled = progress.counts.get(DeviceChange.Status.CANCELLED, 0)
     title = ", ".join(f"{n} {status.lower()}" for status, n in progress.counts.items() if n)
@@ -55,6 +56,7 @@ def progress_bar(progress: Progress, *, compact: bool = False) -> SafeString:
         '<span class="pondops-progress__ok" style="width: {}%"></span>'
         '<span class="pondops-progress__error" style="width: {}%"></span>'
         '<span class="pondops-progress__cancelled" style="width: {}%"></span>'
+        '<span class="pondops-progress__waiting" style="width: {}%"></span>'
         "</div>"
         '<span class="pondops-progress__label">{}</span></div>',
         f"{progress.percent:g}% done: {title}" if title else "no devices",
@@ -63,6 +65,7 @@ def progress_bar(progress: Progress, *, compact: bool = False) -> SafeString:
         _percent(progress.succeeded, total),
         _percent(progress.failed, total),
         _percent(cancelled, total),
+        _percent(progress.awaiting_carrier, total),
         label,
     )
 

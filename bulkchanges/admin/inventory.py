@@ -10,14 +10,30 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from bulkchanges.models import Device, DeviceStatus, IntegrationAuthentication, Tenant
+from integrations.base import Integration, default_limits
 
 SECRET_FIELDS = ("secret", "secret_2")
+LIMIT_FIELDS = ("rate_limit", "max_concurrency")
+
+
+def _limits_text(name: str) -> str:
+    """Each integration's documented value of ``rate_limit`` or ``max_concurrency``."""
+    index = LIMIT_FIELDS.index(name)
+    return ", ".join(
+        f"{label} {default_limits(value)[index]:g}" for value, label in Integration.choices
+    )
 
 
 class IntegrationAuthenticationForm(forms.ModelForm):
     """Secrets are never rendered; a blank field keeps the stored secret."""
 
     base_url = forms.URLField(max_length=500, assume_scheme="https")
+    own_callback_url = forms.URLField(
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        help_text=IntegrationAuthentication._meta.get_field("own_callback_url").help_text,
+    )
     secret = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
@@ -45,15 +61,30 @@ class IntegrationAuthenticationForm(forms.ModelForm):
             "daily_action_budget",
             "writes_enabled",
             "is_active",
+            "own_callback_url",
         )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in SECRET_FIELDS:
             self.initial[name] = ""
+        if not self.instance.pk:  # a new row starts at its carrier's documented limits
+            for name in LIMIT_FIELDS:
+                self.fields[name].required = False
+                self.fields[name].help_text = (
+                    f"{self.fields[name].help_text} Blank: the carrier's documented limit "
+                    f"({_limits_text(name)})."
+                ).strip()
+                self.initial[name] = None
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
+        integration = cleaned.get("integration")
+        if not self.instance.pk and integration:
+            for name, value in zip(LIMIT_FIELDS, default_limits(integration), strict=True):
+                if cleaned.get(name) in (None, ""):
+                    cleaned[name] = value
+                    setattr(self.instance, name, value)
         for name in SECRET_FIELDS:
             if not cleaned.get(name) and self.instance.pk:
                 cleaned[name] = getattr(
@@ -95,7 +126,12 @@ class IntegrationAuthenticationAdmin(admin.ModelAdmin):
         return [name for name in fields if name not in SECRET_FIELDS]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [*super().get_readonly_fields(request, obj), "secrets_stored"]
+        return [
+            *super().get_readonly_fields(request, obj),
+            "secrets_stored",
+            "callback_registration",
+            "callback_registered_at",
+        ]
 
     @admin.display(description="secrets")
     def secrets_stored(self, credentials: IntegrationAuthentication) -> str:

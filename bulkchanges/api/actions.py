@@ -32,7 +32,9 @@ class BulkChangeRetryApi(PartnerApi):
         tags=[TAG],
         summary="Retry failed devices",
         description="Re-queues the bulk change's ERROR devices (or the ones listed) with a "
-        "fresh retry count; each resumes after its last completed step.",
+        "fresh retry count; each resumes after its last completed step (a change the carrier "
+        "accepted resumes by confirming it). With `resubmit`, the unconfirmed ones are "
+        "submitted to the carrier again.",
         parameters=[ID],
         request=RetrySerializer,
         responses={200: RetryResultSerializer, **errors(400, 404, 409)},
@@ -45,6 +47,7 @@ class BulkChangeRetryApi(PartnerApi):
             bulk_change=bulk_change,
             actor=partner_scope(request).actor,
             device_change_ids=body.validated_data.get("device_change_ids"),
+            resubmit=body.validated_data["resubmit"],
         )
         return Response(
             {

@@ -232,6 +232,13 @@ class RetrySerializer(serializers.Serializer):
         max_length=100_000,
         help_text="Device changes to retry (ERROR only); omit to retry every failed device.",
     )
+    resubmit = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Submit again, as a new carrier request, the ERROR devices whose change the "
+        "carrier accepted but never confirmed (check the carrier first). Without it a retry "
+        "confirms the old request.",
+    )
 
 
 class WebhookSecretRequestSerializer(serializers.Serializer):
@@ -248,6 +255,10 @@ class ProgressSerializer(serializers.Serializer):
     done = serializers.IntegerField(help_text="Devices in a final state.")
     succeeded = serializers.IntegerField(help_text="PROCESSED + SKIPPED.")
     failed = serializers.IntegerField(help_text="ERROR.")
+    awaiting_carrier = serializers.IntegerField(
+        help_text="AWAITING_CARRIER: the carrier accepted the change and is still working on "
+        "it (not a failure; checked again on the waiting schedule)."
+    )
     percent = serializers.FloatField(help_text="done / total, in percent.")
     counts = serializers.DictField(
         child=serializers.IntegerField(), help_text="Devices per status (every status listed)."

@@ -16,7 +16,14 @@ from django.utils import timezone
 from bulkchanges import sqs, transitions
 from bulkchanges.errors import Conflict, NotFound
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, Tenant
-from bulkchanges.services.logs import OPERATOR_CANCEL, OPERATOR_RETRY, log_row, log_write
+from bulkchanges.selectors import RESUBMITTABLE
+from bulkchanges.services.logs import (
+    OPERATOR_CANCEL,
+    OPERATOR_RESUBMIT,
+    OPERATOR_RETRY,
+    log_row,
+    log_write,
+)
 
 BATCH = 1000
 
@@ -55,7 +62,10 @@ def _stuck(now: datetime) -> Q:
     grace = timedelta(seconds=settings.BULKCHANGE_REAPER_GRACE_SECONDS)
     return (
         Q(status=DeviceChange.Status.PROCESSING, claimed_until__lt=now)
-        | Q(status=DeviceChange.Status.RETRY_SCHEDULED, next_attempt_at__lt=now - grace)
+        | Q(
+            status__in=(DeviceChange.Status.RETRY_SCHEDULED, DeviceChange.Status.AWAITING_CARRIER),
+            next_attempt_at__lt=now - grace,
+        )
         | Q(status=DeviceChange.Status.PENDING, updated_at__lt=now - grace)
     )
 
@@ -66,17 +76,21 @@ def bulk_change_retry(
     actor: str,
     device_change_ids: Iterable[int] | None = None,
     include_stuck: bool = False,
+    resubmit: bool = False,
     dry_run: bool = False,
 ) -> list[int]:
     """Re-queue failed devices (ERROR; with ``include_stuck`` also expired leases, overdue retries
-    and PENDING devices without progress) with a fresh RetryNumber. Completed steps are kept, so
-    each device resumes where it stopped. Logs the actor and each device's old attempt count.
+    and carrier checks, and PENDING devices without progress) with a fresh RetryNumber.
+    Completed steps are kept, so each device resumes where it stopped — a change the carrier
+    accepted resumes at CONFIRM. ``resubmit`` (an operator's explicit choice) takes the ERROR
+    devices whose carrier request was never confirmed and submits them again: the old request
+    id goes to each device's audit row. Logs the actor and each device's old attempt count.
     Returns the device change ids (re-)queued, or that would be with ``dry_run``."""
     if bulk_change.status == BulkChange.Status.CANCELLED:
         raise Conflict(f"bulk change {bulk_change.pk} is cancelled; it cannot be retried")
     now = timezone.now()
-    eligible = Q(status=DeviceChange.Status.ERROR)
-    if include_stuck:
+    eligible = RESUBMITTABLE if resubmit else Q(status=DeviceChange.Status.ERROR)
+    if include_stuck and not resubmit:
         eligible |= _stuck(now)
     rows = DeviceChange.objects.filter(bulk_change=bulk_change)
     if device_change_ids is not None:
@@ -89,32 +103,45 @@ def bulk_change_retry(
         not_eligible = list(rows.exclude(eligible).values_list("pk", "status"))
         if not_eligible:
             described = ", ".join(f"{pk} ({status})" for pk, status in not_eligible)
-            raise Conflict(f"device changes not eligible for retry: {described}")
-    chosen = list(rows.filter(eligible).values_list("pk", "attempts", "status"))
+            action = "resubmit" if resubmit else "retry"
+            raise Conflict(f"device changes not eligible for {action}: {described}")
+    chosen = list(
+        rows.filter(eligible).values_list("pk", "attempts", "status", "carrier_request_id")
+    )
     if dry_run or not chosen:
-        return [pk for pk, _, _ in chosen]
+        return [pk for pk, *_ in chosen]
+    description = OPERATOR_RESUBMIT if resubmit else OPERATOR_RETRY
     with transaction.atomic():
         if not transitions.bulk_change_reopen(bulk_change_id=bulk_change.pk):
             raise Conflict(f"bulk change {bulk_change.pk} is cancelled; it cannot be retried")
-        transitions.device_changes_requeue(ids=[pk for pk, _, _ in chosen], eligible=eligible)
+        transitions.device_changes_requeue(
+            ids=[pk for pk, *_ in chosen], eligible=eligible, resubmit=resubmit
+        )
         BulkChangeLog.objects.bulk_create(
             [
                 log_row(
                     bulk_change_id=bulk_change.pk,
-                    description=OPERATOR_RETRY,
+                    description=description,
                     process_by=actor,
-                    response_text=f"{len(chosen)} devices re-queued",
+                    response_text=f"{len(chosen)} devices "
+                    + ("re-queued to submit again" if resubmit else "re-queued"),
                 ),
                 *(
                     log_row(
                         bulk_change_id=bulk_change.pk,
                         device_change_id=pk,
-                        description=OPERATOR_RETRY,
+                        description=description,
                         process_by=actor,
                         response_text=f"re-queued from {status}; attempts was {attempts}, "
-                        "reset to 0",
+                        "reset to 0"
+                        + (
+                            f"; carrier request {request_id or '(none)'} forgotten, "
+                            "the change is submitted again"
+                            if resubmit
+                            else ""
+                        ),
                     )
-                    for pk, attempts, status in chosen
+                    for pk, attempts, status, request_id in chosen
                 ),
             ],
             batch_size=BATCH,
@@ -123,4 +150,4 @@ def bulk_change_retry(
             partial(sqs.send_bulk_change, bulk_change.pk, request_id=f"retry-by-{actor}")
         )
     bulk_change.refresh_from_db()
-    return [pk for pk, _, _ in chosen]
+    return [pk for pk, *_ in chosen]

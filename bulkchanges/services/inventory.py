@@ -11,7 +11,7 @@ from bulkchanges.errors import ApplicationError, NotFound
 from bulkchanges.models import Device, DeviceStatus, IntegrationAuthentication, Tenant
 from bulkchanges.tokens import token_store
 from bulkchanges.types import DeviceRef
-from integrations.base import Integration, carrier_integrations, processor_class
+from integrations.base import Integration, carrier_integrations, default_limits, processor_class
 
 BATCH = 1000
 
@@ -36,7 +36,8 @@ def integration_authentication_set(
 ) -> tuple[IntegrationAuthentication, bool]:
     """Create or update the credentials for (tenant, integration, account). Only the fields
     given change; secrets given replace the stored ones (an empty list keeps them). A new row
-    needs a base URL and its secret. When what identifies the login changed, the carrier
+    needs a base URL and its secret, and starts at its carrier's documented limits unless they
+    are given. When what identifies the login changed, the carrier
     forgets state kept for the old credentials (ThingSpace's tokens and login lockout)."""
     if integration not in Integration.values:
         raise ApplicationError(
@@ -53,7 +54,14 @@ def integration_authentication_set(
         if row is None:
             if not fields.get("base_url") or not secrets:
                 raise ApplicationError("new credentials need --base-url and a secret on stdin")
-            row = IntegrationAuthentication(tenant=tenant, integration=integration, account=account)
+            rate_limit, max_concurrency = default_limits(integration)
+            row = IntegrationAuthentication(
+                tenant=tenant,
+                integration=integration,
+                account=account,
+                rate_limit=rate_limit,
+                max_concurrency=max_concurrency,
+            )
         changed = (
             created
             or bool(secrets)

@@ -61,6 +61,8 @@ from integrations.base.registry import (
     Integration,
     billing_processor_class,
     carrier_integrations,
+    default_limits,
+    integration_class,
     processor_class,
 )
 
@@ -97,9 +99,11 @@ __all__ = [
     "carrier_integrations",
     "carrier_time_scale",
     "confirm_budget_seconds",
+    "default_limits",
     "default_timeouts",
     "describe_duration",
     "http_session",
+    "integration_class",
     "is_transient_status",
     "parse_retry_after",
     "processor_class",

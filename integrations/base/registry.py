@@ -64,3 +64,20 @@ def billing_processor_class() -> type[RevProcessor]:
 def carrier_integrations() -> list[str]:
     """Integrations that can process status updates (REV is billing, not a carrier)."""
     return list(PROCESSOR_MODULES)
+
+
+def integration_class(integration: str) -> Any:
+    """The processor class of any integration, Rev.io's billing processor included (for what
+    every integration declares: limits, base URL rules, callbacks)."""
+    if integration == Integration.REV:
+        return billing_processor_class()
+    return processor_class(integration)
+
+
+def default_limits(integration: str) -> tuple[float, int]:
+    """The contract's request rate and concurrency for a new credentials row."""
+    cls = integration_class(integration)
+    return (
+        float(getattr(cls, "default_rate_limit", 10.0)),
+        int(getattr(cls, "default_max_concurrency", 4)),
+    )

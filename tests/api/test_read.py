@@ -44,11 +44,13 @@ def test_list_shows_only_my_tenants_bulk_changes_newest_first_with_progress(
         "done": 3,
         "succeeded": 2,
         "failed": 1,
+        "awaiting_carrier": 0,
         "percent": 100.0,
         "counts": {
             "PENDING": 0,
             "PROCESSING": 0,
             "RETRY_SCHEDULED": 0,
+            "AWAITING_CARRIER": 0,
             "PROCESSED": 2,
             "SKIPPED": 0,
             "ERROR": 1,

@@ -1,4 +1,4 @@
-"""``manage.py retry_bulk_change ID [--device ID …] [--include-stuck] [--dry-run]``."""
+"""``manage.py retry_bulk_change ID [--device ID …] [--include-stuck | --resubmit] [--dry-run]``."""
 
 from __future__ import annotations
 
@@ -28,9 +28,17 @@ class Command(BaseCommand):
             action="store_true",
             help="also expired leases, overdue retries, PENDING without progress",
         )
+        parser.add_argument(
+            "--resubmit",
+            action="store_true",
+            help="submit again the ERROR devices whose carrier request was accepted but never "
+            "confirmed (check the carrier first); a plain retry confirms the old request",
+        )
         parser.add_argument("--dry-run", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["include_stuck"] and options["resubmit"]:
+            raise CommandError("--resubmit takes ERROR devices only; drop --include-stuck")
         actor = f"cli:{getpass.getuser()}"
         try:
             bulk_change = bulk_change_get(bulk_change_id=options["bulk_change_id"])
@@ -39,6 +47,7 @@ class Command(BaseCommand):
                 actor=actor,
                 device_change_ids=options["devices"],
                 include_stuck=options["include_stuck"],
+                resubmit=options["resubmit"],
                 dry_run=options["dry_run"],
             )
         except ApplicationError as error:

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from bulkchanges import sqs, transitions
@@ -280,9 +280,20 @@ class DeviceRun:
         request_id = context.progress.carrier_request_id
         if not request_id:
             return ()
-        rows = CarrierCallback.objects.filter(
-            device_change_id=self.device_change.pk, request_id=request_id
-        ).order_by("id")
+        rows = list(
+            CarrierCallback.objects.filter(
+                integration_authentication_id=self.bulk_change.integration_authentication_id,
+                request_id=request_id,
+            )
+            .filter(Q(device_change_id=self.device_change.pk) | Q(device_change__isnull=True))
+            .order_by("id")
+        )
+        # A callback that came before SUBMIT was recorded could not be matched then: it is ours.
+        unmatched = [row.pk for row in rows if row.device_change_id is None]
+        if unmatched:
+            CarrierCallback.objects.filter(pk__in=unmatched, device_change__isnull=True).update(
+                device_change_id=self.device_change.pk
+            )
         return tuple(
             CallbackEvent(
                 request_id=row.request_id,

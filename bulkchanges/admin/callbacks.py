@@ -1,0 +1,76 @@
+"""Inbound carrier callbacks (CarrierCallback): written only by the receiver, so read-only
+here. The unmatched ones — authenticated, but naming no request of ours — are what staff look
+at: another system on the same carrier account, or a request we lost track of."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from bulkchanges.admin.readonly import ReadOnlyAdmin
+from bulkchanges.models import CarrierCallback
+
+
+class MatchedFilter(admin.SimpleListFilter):
+    title = "matched"
+    parameter_name = "matched"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "matched a device change"), ("no", "unmatched")]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[CarrierCallback]
+    ) -> QuerySet[CarrierCallback]:
+        if self.value() == "yes":
+            return queryset.filter(device_change__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(device_change__isnull=True)
+        return queryset
+
+
+@admin.register(CarrierCallback)
+class CarrierCallbackAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "received_at",
+        "integration",
+        "request_id",
+        "device_id",
+        "outcome",
+        "device_change_link",
+        "copies",
+    )
+    list_filter = (MatchedFilter, "integration", "outcome")
+    list_select_related = ("device_change",)
+    search_fields = ("=request_id", "=device_id")
+    search_help_text = "A carrier request id or device identifier (exact)."
+    fields = (
+        "integration",
+        "integration_authentication",
+        "request_id",
+        "device_kind",
+        "device_id",
+        "outcome",
+        "reason",
+        "device_change",
+        "received_at",
+        "last_received_at",
+        "copies",
+        "method",
+        "path",
+        "body",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="device change", ordering="device_change_id")
+    def device_change_link(self, callback: CarrierCallback) -> SafeString | str:
+        if callback.device_change_id is None:
+            return format_html('<span class="pondops-log-error">{}</span>', "unmatched")
+        url = reverse("admin:bulkchanges_devicechange_change", args=[callback.device_change_id])
+        return format_html('<a href="{}">{}</a>', url, callback.device_change_id)
