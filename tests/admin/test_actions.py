@@ -273,3 +273,34 @@ def test_staff_without_retry_or_cancel_permission_see_neither_action(
     assert 'id="pondops-retry"' in page and 'id="pondops-cancel"' in page
     operator.post(url("retry", bulk_change))
     assert logged_by(bulk_change, OPERATOR_RETRY) == ["admin:operator2"]
+
+
+def test_resubmit_is_offered_only_for_unconfirmed_errors_and_asks_first(
+    admin_client: Client, console: Console
+) -> None:
+    from django.utils import timezone
+
+    from bulkchanges.services.logs import OPERATOR_RESUBMIT
+
+    bulk_change = make_bulk_change(console, 3, device_statuses=["ERROR", "ERROR", "PROCESSED"])
+    page = admin_client.get(url("change", bulk_change)).content.decode()
+    assert 'id="pondops-resubmit"' not in page  # no submitted request among the errors
+
+    unconfirmed = bulk_change.device_changes.order_by("id").first()
+    assert unconfirmed is not None
+    DeviceChange.objects.filter(pk=unconfirmed.pk).update(
+        carrier_request_id="595f5c44", carrier_submitted_at=timezone.now()
+    )
+    page = admin_client.get(url("change", bulk_change)).content.decode()
+    assert "Resubmit unconfirmed devices (1)" in page
+
+    confirm = admin_client.get(url("resubmit", bulk_change)).content.decode()
+    assert "submitted to the carrier again, as a new request" in confirm
+    assert statuses(bulk_change) == ["ERROR", "ERROR", "PROCESSED"]  # nothing yet
+
+    answer = admin_client.post(url("resubmit", bulk_change), follow=True)
+    assert "1 unconfirmed devices re-queued to submit again" in answer.content.decode()
+    assert statuses(bulk_change) == ["PENDING", "ERROR", "PROCESSED"]
+    unconfirmed.refresh_from_db()
+    assert unconfirmed.carrier_request_id == "" and unconfirmed.carrier_submitted_at is None
+    assert logged_by(bulk_change, OPERATOR_RESUBMIT) == ["admin:admin"]

@@ -153,3 +153,40 @@ def test_export_reads_rows_through_an_iterator(
         lines = sum(1 for _ in response.streaming_content)
     assert lines == 2501
     assert BulkChange.objects.get(pk=bulk_change.pk).status == "QUEUED"
+
+
+def test_resubmit_forgets_the_unconfirmed_request_and_only_takes_such_devices(
+    partner: Partner, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.utils import timezone
+
+    bulk_change = create_bulk_change(partner.world, iccids(3), with_rev=False)
+    unconfirmed, failed_before_submit = fail_devices(bulk_change, 2)
+    DeviceChange.objects.filter(pk=unconfirmed).update(
+        carrier_request_id="req-1", carrier_submitted_at=timezone.now(), carrier_waits=4
+    )
+    url = f"{API}/bulk-changes/{bulk_change.pk}/retry/"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = partner.client.post(url, {"resubmit": True}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["device_change_ids"] == [unconfirmed]
+    device = DeviceChange.objects.get(pk=unconfirmed)
+    assert (device.status, device.carrier_request_id, device.carrier_submitted_at) == (
+        "PENDING",
+        "",
+        None,
+    )
+    assert device.carrier_waits == 0
+    assert DeviceChange.objects.get(pk=failed_before_submit).status == "ERROR"
+    row = BulkChangeLog.objects.get(
+        device_change_id=unconfirmed, log_entry_description="Resubmit requested"
+    )
+    assert "req-1" in row.response_text and row.process_by == "api:acme-api"
+
+    refused = partner.client.post(
+        url, {"resubmit": True, "device_change_ids": [failed_before_submit]}, format="json"
+    )
+    assert refused.status_code == 409
+    assert "not eligible for resubmit" in refused.json()["detail"]
