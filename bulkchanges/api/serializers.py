@@ -353,8 +353,26 @@ class DeviceChangeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DeviceChange
-        fields = (*DEVICE_CHANGE_OUTCOME, "next_attempt_at", "rev_service_id", "updated_at")
+        fields = (
+            *DEVICE_CHANGE_OUTCOME,
+            "next_attempt_at",
+            "carrier_request_id",
+            "carrier_submitted_at",
+            "confirm_deadline_at",
+            "rev_service_id",
+            "updated_at",
+        )
         read_only_fields = fields
+        extra_kwargs = {
+            "next_attempt_at": {
+                "help_text": "RETRY_SCHEDULED or AWAITING_CARRIER: when the device is tried "
+                "or checked again."
+            },
+            "confirm_deadline_at": {
+                "help_text": "Asynchronous carriers: when the carrier must have settled the "
+                "submitted request; past it the carrier's read decides."
+            },
+        }
 
 
 class RedactedTextField(serializers.CharField):
