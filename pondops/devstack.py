@@ -150,12 +150,15 @@ class DevStack:
         self.say(f"  demo data    {_describe(data)}")
         self._check_stop()
 
+        web_url = f"http://{HOST}:{options.web_port}"
         environment = {
             "AWS_ENDPOINT_URL_SQS": sqs_url,
             "PONDOPS_SQS_QUEUE_URL": queue_url,
             "PONDOPS_SQS_DLQ_URL": dlq_url,
+            # The simulators call back on loopback (ThingSpace, Teal), as carriers would on
+            # the public origin in production.
+            "CARRIER_CALLBACK_BASE_URL": web_url,
         }
-        web_url = f"http://{HOST}:{options.web_port}"
         # --insecure: the admin's CSS is served by runserver although DEBUG stays off.
         web = ["runserver", f"{HOST}:{options.web_port}", "--noreload", "--insecure"]
         self._spawn("web", _manage(*web), url=web_url + "/", extra_env=environment)
