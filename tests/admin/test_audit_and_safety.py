@@ -115,3 +115,44 @@ def test_a_view_only_user_sees_whether_a_secret_is_stored_not_the_secret(
     assert page and POND_KEY not in page
     assert "secret: stored, secret_2: not set" in page
     assert IntegrationAuthentication.objects.get(pk=console.pond.pk).secret == POND_KEY
+
+
+def test_new_credentials_left_without_limits_start_at_the_carriers_documented_ones(
+    admin_client: Client, console: Console
+) -> None:
+    from integrations.base import default_limits
+
+    add = reverse("admin:bulkchanges_integrationauthentication_add")
+    assert "documented limit (POND" in admin_client.get(add).content.decode()
+    data = credentials_form(console, account="9999", secret="k", rate_limit="", max_concurrency="")
+    assert admin_client.post(add, data).status_code == 302
+
+    row = IntegrationAuthentication.objects.get(account="9999")
+    assert (row.rate_limit, row.max_concurrency) == default_limits("POND")
+    # Callback secrets are generated per row, never shown.
+    other = console.pond
+    assert row.callback_token and row.callback_token != other.callback_token
+    page = admin_client.get(
+        reverse("admin:bulkchanges_integrationauthentication_change", args=[row.pk])
+    ).content.decode()
+    assert row.callback_token not in page and row.callback_password not in page
+
+
+def test_callbacks_are_listed_read_only_with_the_unmatched_ones_marked(
+    admin_client: Client, console: Console
+) -> None:
+    from bulkchanges.models import CarrierCallback
+
+    CarrierCallback.objects.create(
+        integration="POND",
+        integration_authentication=console.pond,
+        request_id="lost-request",
+        outcome=CarrierCallback.Outcome.SUCCEEDED,
+        method="POST",
+        path="/carriers/x/callbacks/1/",
+    )
+    listing = reverse("admin:bulkchanges_carriercallback_changelist")
+    page = admin_client.get(listing + "?matched=no").content.decode()
+    assert "lost-request" in page and "unmatched" in page
+    assert "lost-request" not in admin_client.get(listing + "?matched=yes").content.decode()
+    assert admin_client.get(reverse("admin:bulkchanges_carriercallback_add")).status_code == 403
