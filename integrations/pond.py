@@ -241,34 +241,38 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+PAGE_SHAPE = (
+    "a package list {total, offset, count, elements} of packages with a string package_id "
+    "and a status"
+)
+
+
 def _package_page(response: HttpResponse) -> PackagePage:
     """The list wrapper; a PermanentError for any other shape (retrying will not change it)."""
     body = response.body
-    expected = "a package list {total, offset, count, elements} of packages with a string "
-    expected += "package_id and a status"
-    if not isinstance(body, dict):
-        raise unexpected_response("POND", expected, response.call)
-    total, elements = body.get("total"), body.get("elements")
-    if isinstance(total, bool) or not isinstance(total, int) or not isinstance(elements, list):
-        raise unexpected_response("POND", expected, response.call)
-    packages = []
-    for element in elements:
-        if not isinstance(element, dict):
-            raise unexpected_response("POND", expected, response.call)
-        package_id, status = element.get("package_id"), element.get("status")
-        type_id = element.get("package_type_id")
-        if not (isinstance(package_id, str) and package_id and isinstance(status, str) and status):
-            raise unexpected_response("POND", expected, response.call)
-        packages.append(
-            Package(
-                package_id=package_id,
-                status=status,
-                package_type_id=type_id
-                if isinstance(type_id, int) and not isinstance(type_id, bool)
-                else None,
-            )
-        )
-    return PackagePage(total=total, packages=tuple(packages))
+    total = body.get("total") if isinstance(body, dict) else None
+    elements = body.get("elements") if isinstance(body, dict) else None
+    if not _is_int(total) or not isinstance(elements, list):
+        raise unexpected_response("POND", PAGE_SHAPE, response.call)
+    packages = [_package(element) for element in elements]
+    if None in packages:
+        raise unexpected_response("POND", PAGE_SHAPE, response.call)
+    return PackagePage(total=cast(int, total), packages=tuple(cast(list[Package], packages)))
+
+
+def _package(element: Any) -> Package | None:
+    """One element of the list, or None when it lacks a string ``package_id`` or a status."""
+    if not isinstance(element, dict):
+        return None
+    package_id, status = element.get("package_id"), element.get("status")
+    if not (isinstance(package_id, str) and package_id and isinstance(status, str) and status):
+        return None
+    type_id = element.get("package_type_id")
+    return Package(package_id, status, type_id if _is_int(type_id) else None)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class PondProcessor(StatusUpdateProcessor[PondClient]):
@@ -364,10 +368,12 @@ def correlation_id(context: UpdateContext) -> str:
 
 
 def _note(packages: Sequence[Package], live: Sequence[Package], pending: Sequence[Package]) -> str:
-    """ "1 of 2 live packages changed, 1 terminated skipped", "no packages to change", …"""
+    """ "2 of 3 live packages changed, 1 terminated skipped", "no packages to change", …"""
     if not packages:
         return "no packages to change"
+    if live:
+        changed = f"{len(pending)} of {len(live)} live packages changed"
+    else:
+        changed = "no live packages to change"
     skipped = len(packages) - len(live)
-    changed = f"{len(pending)} of {len(live)} live packages changed" if live else ""
-    terminated = f"{skipped} terminated skipped" if skipped else ""
-    return ", ".join(part for part in (changed or "no live packages to change", terminated) if part)
+    return f"{changed}, {skipped} terminated skipped" if skipped else changed
