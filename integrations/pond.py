@@ -1,22 +1,26 @@
-"""POND IoT (Telna distributor API): client and status-update processor.
+"""POND IoT (Telna distributor "PPU" API): client and status-update processor.
 
 Wire contract: ``docs/carriers/pond.md``. A status update is two resumable steps — the SIM's three
-service statuses (:data:`Step.CARRIER_STATUS`), then each of its packages
+service statuses (:data:`Step.CARRIER_STATUS`), then each of its live packages
 (:data:`Step.SERVICE_STATUS`) — each recorded before the next starts, so a retry after a
 package failure never touches the SIM again, and packages already in the target are skipped.
 
-Status names are translated here, by table: :data:`PondProcessor.statuses` holds the SIM value
-and :data:`PACKAGE_STATUSES` the package value for each target.
+Status names are translated here, by table: :data:`PondProcessor.statuses` holds the SIM
+service value and :data:`PACKAGE_STATUSES` the package value for each target. POND's values are
+compared with :func:`same_value` (case, ``_``, ``-`` and spaces alike), because Telna's prose
+and the legacy code spell the Swagger enums differently ("Not Active" for ``NOT_ACTIVE``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
 from urllib.parse import quote
 
-from integrations.base.http import CarrierClient, unexpected_response
+from integrations.base.errors import PermanentError
+from integrations.base.http import CarrierClient, HttpResponse, unexpected_response
 from integrations.base.protocol import (
     Credentials,
     StatusMapping,
@@ -28,7 +32,9 @@ from integrations.base.protocol import (
 )
 from integrations.base.registry import Integration
 
-SimServiceStatus = Literal["Active", "Inactive"]
+ServiceStatus = Literal["ENABLED", "DISABLED"]
+ENABLED: ServiceStatus = "ENABLED"
+DISABLED: ServiceStatus = "DISABLED"
 
 SIM_SERVICE_FIELDS = (
     "sim_data_service_status",
@@ -36,42 +42,93 @@ SIM_SERVICE_FIELDS = (
     "sim_sms_service_status",
 )
 
+# ``status_of_sim``: the SIM's overall state. (``status``, ACTIVE/SUSPENDED, is deprecated by
+# Telna and never read.)
+SIM_PRE_SERVICE = "Pre-Service"
+SIM_IN_SERVICE = "In-Service"
+SIM_TERMINATED = "Terminated"
+
 ACTIVE = "ACTIVE"
 SUSPENDED = "SUSPENDED"
 TERMINATED = "TERMINATED"
 
-# Target → POND package status ("Not Active" and "Terminated" per docs/carriers/pond.md).
+# A package's ``status`` (Swagger enum).
+PACKAGE_ACTIVE = "ACTIVE"
+PACKAGE_NOT_ACTIVE = "NOT_ACTIVE"
+PACKAGE_TERMINATED = "TERMINATED"
+
+# Target → the package status sent to each live package.
 PACKAGE_STATUSES: Mapping[str, str] = {
-    ACTIVE: "Active",
-    SUSPENDED: "Not Active",
-    TERMINATED: "Terminated",
+    ACTIVE: PACKAGE_ACTIVE,
+    SUSPENDED: PACKAGE_NOT_ACTIVE,
+    TERMINATED: PACKAGE_TERMINATED,
 }
+
+# Packages asked for per page of ``GET …/package/infos`` (Telna's default is 10).
+PACKAGE_PAGE_SIZE = 100
 
 READ_SIM = "Read POND SIM status"
 UPDATE_SIM = "Update POND SIM status"
 LIST_PACKAGES = "List POND SIM packages"
 UPDATE_PACKAGE = "Update POND package status"
 
+_SEPARATORS = re.compile(r"[\s_-]+")
 
-def _same(left: str, right: str) -> bool:
-    """POND status values compared without regard to case or spacing ("Not  active")."""
-    return " ".join(left.split()).casefold() == " ".join(right.split()).casefold()
+
+def same_value(left: str, right: str) -> bool:
+    """POND values compared without regard to case, with ``_``, ``-`` and spaces alike:
+    ``"Not Active"``, ``"not-active"`` and ``"NOT_ACTIVE"`` are one value."""
+
+    def normal(value: str) -> str:
+        return _SEPARATORS.sub(" ", value).strip().casefold()
+
+    return normal(left) == normal(right)
+
+
+@dataclass(frozen=True)
+class SimStatus:
+    """``GET /sim/{iccid}/status``: the three service statuses and ``status_of_sim``; a field
+    POND leaves out reads as ``""`` (matching no rule)."""
+
+    data: str
+    voice: str
+    sms: str
+    status_of_sim: str
+
+    @property
+    def services(self) -> tuple[str, str, str]:
+        return (self.data, self.voice, self.sms)
 
 
 @dataclass(frozen=True)
 class Package:
-    """One of a SIM's packages, as ``GET /package/infos`` lists it."""
+    """One of a SIM's packages, as ``GET /sim/{iccid}/package/infos`` lists it."""
 
-    package_id: int
-    package_status: str
+    package_id: str  # a UUID
+    status: str  # ACTIVE, NOT_ACTIVE or TERMINATED
     package_type_id: int | None = None
+
+    @property
+    def live(self) -> bool:
+        """TERMINATED packages are history: never sent a change, ignored when judging a SIM."""
+        return not same_value(self.status, PACKAGE_TERMINATED)
+
+
+@dataclass(frozen=True)
+class PackagePage:
+    """One page of the package list: ``{"total", "offset", "count", "elements"}``."""
+
+    total: int
+    packages: tuple[Package, ...]
 
 
 class PondClient(CarrierClient):
     """POND's distributor API: a static ``x-api-key``, every path under the distributor id.
 
-    Every method makes exactly one HTTP call and raises our error types (see
-    :class:`CarrierHttp`); write calls take the ``Idempotency-Key`` to send.
+    Every method makes one HTTP call, except :meth:`list_packages`, which reads every page;
+    each raises our error types (see :class:`CarrierHttp`). Write calls take the
+    ``Idempotency-Key`` to send; every call takes the ``RequestId`` correlation id (sent when
+    not empty).
     """
 
     carrier = "POND"
@@ -88,22 +145,24 @@ class PondClient(CarrierClient):
     def auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self.credentials.secret}
 
-    def read_sim(self, *, iccid: str, request_id: str = "") -> dict[str, Any]:
-        """The SIM's status and its three service statuses."""
+    def read_sim(self, *, iccid: str, request_id: str = "") -> SimStatus:
+        """The SIM's three service statuses and its overall state (``status_of_sim``)."""
         response = self._call(
             "GET", self._sim_path(iccid, "status"), READ_SIM, headers=_traced(request_id)
         )
-        return self._json_object(response)
+        body = self._json_object(response)
+        data, voice, sms = (_text(body.get(name)) for name in SIM_SERVICE_FIELDS)
+        return SimStatus(data, voice, sms, _text(body.get("status_of_sim")))
 
-    def set_sim_status(
+    def set_sim_services(
         self,
         *,
         iccid: str,
-        value: SimServiceStatus,
+        value: ServiceStatus,
         idempotency_key: str,
         request_id: str = "",
     ) -> None:
-        """Set the SIM's data, voice and SMS service statuses together (POND answers 204)."""
+        """Set the SIM's data, voice and SMS services together (POND answers 204)."""
         self._call(
             "POST",
             self._sim_path(iccid, "status"),
@@ -114,47 +173,51 @@ class PondClient(CarrierClient):
         )
 
     def list_packages(self, *, iccid: str, request_id: str = "") -> list[Package]:
-        """The SIM's packages (an empty list for a SIM with none)."""
+        """Every package of the SIM, all pages read (``offset`` advanced by the packages each
+        page held, while it is below ``total``). A page that holds none before ``total`` is
+        reached is a PermanentError: a partial list would leave packages unchanged."""
+        packages: list[Package] = []
+        while True:
+            page = self.package_page(iccid=iccid, offset=len(packages), request_id=request_id)
+            packages.extend(page.packages)
+            if len(packages) >= page.total:
+                return packages
+            if not page.packages:
+                raise PermanentError(
+                    f"POND's package list of SIM {iccid} ended after {len(packages)} of "
+                    f"{page.total} packages"
+                )
+
+    def package_page(
+        self,
+        *,
+        iccid: str,
+        offset: int,
+        count: int = PACKAGE_PAGE_SIZE,
+        request_id: str = "",
+    ) -> PackagePage:
+        """One page of the SIM's packages."""
         response = self._call(
             "GET",
             self._sim_path(iccid, "package/infos"),
             LIST_PACKAGES,
             headers=_traced(request_id),
+            params={"offset": offset, "count": count},
         )
-        if response.body is None:
-            return []
-        if not isinstance(response.body, list):
-            raise unexpected_response("POND", "a JSON list of packages", response.call)
-        try:
-            return [
-                Package(
-                    package_id=int(item["package_id"]),
-                    package_status=str(item["package_status"]),
-                    package_type_id=(
-                        int(item["package_type_id"])
-                        if item.get("package_type_id") is not None
-                        else None
-                    ),
-                )
-                for item in response.body
-            ]
-        except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            raise unexpected_response(
-                "POND", "packages with package_id and package_status", response.call
-            ) from exc
+        return _package_page(response)
 
     def set_package_status(
         self,
         *,
-        package_id: int,
+        package_id: str,
         value: str,
         idempotency_key: str,
         request_id: str = "",
     ) -> None:
-        """Set one package's status (POND answers 204; out of ``Terminated`` it answers 409)."""
+        """Set one package's status (POND answers 204)."""
         self._call(
             "POST",
-            self._path(f"package/{package_id}/status"),
+            self._path(f"package/{quote(package_id, safe='')}/status"),
             UPDATE_PACKAGE,
             headers=_traced(request_id),
             json_body={"package_status": value},
@@ -170,13 +233,52 @@ class PondClient(CarrierClient):
 
 
 def _traced(request_id: str) -> dict[str, str]:
-    """POND's ``request_id`` header, when the bulk change has a request id to pass on."""
-    return {"request_id": request_id} if request_id else {}
+    """POND's ``RequestId`` correlation header, when there is an id to pass on."""
+    return {"RequestId": request_id} if request_id else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+PAGE_SHAPE = (
+    "a package list {total, offset, count, elements} of packages with a string package_id "
+    "and a status"
+)
+
+
+def _package_page(response: HttpResponse) -> PackagePage:
+    """The list wrapper; a PermanentError for any other shape (retrying will not change it)."""
+    body = response.body
+    total = body.get("total") if isinstance(body, dict) else None
+    elements = body.get("elements") if isinstance(body, dict) else None
+    if not _is_int(total) or not isinstance(elements, list):
+        raise unexpected_response("POND", PAGE_SHAPE, response.call)
+    packages = [_package(element) for element in elements]
+    if None in packages:
+        raise unexpected_response("POND", PAGE_SHAPE, response.call)
+    return PackagePage(total=cast(int, total), packages=tuple(cast(list[Package], packages)))
+
+
+def _package(element: Any) -> Package | None:
+    """One element of the list, or None when it lacks a string ``package_id`` or a status."""
+    if not isinstance(element, dict):
+        return None
+    package_id, status = element.get("package_id"), element.get("status")
+    if not (isinstance(package_id, str) and package_id and isinstance(status, str) and status):
+        return None
+    type_id = element.get("package_type_id")
+    return Package(package_id, status, type_id if _is_int(type_id) else None)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class PondProcessor(StatusUpdateProcessor[PondClient]):
-    """POND status updates: SIM services, then packages. Each step is idempotent in effect
-    (setting a status it already has changes nothing; packages already there are skipped)."""
+    """POND status updates: SIM services, then live packages. Each step is idempotent in
+    effect (setting a status it already has changes nothing; packages already there, and
+    TERMINATED ones, are skipped)."""
 
     integration = Integration.POND
     display_name = "POND"
@@ -187,61 +289,91 @@ class PondProcessor(StatusUpdateProcessor[PondClient]):
         Step.SERVICE_STATUS: UPDATE_PACKAGE,
     }
     statuses: ClassVar[Mapping[str, StatusMapping]] = {
-        ACTIVE: StatusMapping(ACTIVE, "Active", ACTIVE),
-        SUSPENDED: StatusMapping(SUSPENDED, "Inactive", SUSPENDED),
-        TERMINATED: StatusMapping(TERMINATED, "Inactive", TERMINATED),
+        ACTIVE: StatusMapping(ACTIVE, ENABLED, ACTIVE),
+        SUSPENDED: StatusMapping(SUSPENDED, DISABLED, SUSPENDED),
+        TERMINATED: StatusMapping(TERMINATED, DISABLED, TERMINATED),
     }
+    # POND publishes no limit; the simulated account allows 50 requests/s, and the
+    # credentials row may say otherwise (a 429 slows every sender down).
+    default_rate_limit: ClassVar[float] = 50.0
+    default_max_concurrency: ClassVar[int] = 4
 
     @classmethod
     def account_label(cls, credentials: Credentials) -> str:
         return f"POND distributor {credentials.account}"
 
     def perform(self, step: Step, context: UpdateContext) -> StepResult:
-        """Step 1 sets the SIM's services; step 2 brings each package to the target status.
+        """Step 1 sets the SIM's services; step 2 brings each live package to the target.
 
-        Raises PermanentError (unknown ICCID or package, refused transition, bad key, an
-        unknown target or step) or TransientError (timeouts, 429, 5xx)."""
+        Raises PermanentError (unknown ICCID or package, refused transition, bad key, a package
+        list of the wrong shape, an unknown target or step) or TransientError (timeouts, 429,
+        5xx)."""
         target = self._target(context)
+        request_id = correlation_id(context)
         if step is Step.CARRIER_STATUS:
-            self.client.set_sim_status(
+            self.client.set_sim_services(
                 iccid=context.iccid,
-                value=cast(SimServiceStatus, self.statuses[target].carrier_value),
+                value=cast(ServiceStatus, self.statuses[target].carrier_value),
                 idempotency_key=context.idempotency_key(step),
-                request_id=context.request_id,
+                request_id=request_id,
             )
             return StepResult(step, {"carrier_status_at": utc_now()})
         if step is Step.SERVICE_STATUS:
             wanted = PACKAGE_STATUSES[target]
-            packages = self.client.list_packages(iccid=context.iccid, request_id=context.request_id)
-            pending = [p for p in packages if not _same(p.package_status, wanted)]
+            packages = self.client.list_packages(iccid=context.iccid, request_id=request_id)
+            live = [package for package in packages if package.live]
+            pending = [package for package in live if not same_value(package.status, wanted)]
             for package in pending:
                 self.client.set_package_status(
                     package_id=package.package_id,
                     value=wanted,
                     idempotency_key=f"{context.idempotency_key(step)}-{package.package_id}",
-                    request_id=context.request_id,
+                    request_id=request_id,
                 )
-            note = (
-                f"{len(pending)} of {len(packages)} packages changed"
-                if packages
-                else "no packages to change"
+            return StepResult(
+                step, {"service_status_at": utc_now()}, note=_note(packages, live, pending)
             )
-            return StepResult(step, {"service_status_at": utc_now()}, note=note)
         raise self._unknown_step(step)
 
     def read_status(self, context: UpdateContext) -> str | None:
-        """TERMINATED when any package is Terminated; ACTIVE when every service and package is
-        Active; SUSPENDED when every service is Inactive and every package Not Active; else
-        None (mixed or unknown values: the caller then calls the carrier anyway)."""
-        sim = self.client.read_sim(iccid=context.iccid, request_id=context.request_id)
-        packages = self.client.list_packages(iccid=context.iccid, request_id=context.request_id)
-        package_statuses = [p.package_status for p in packages]
-        if any(_same(status, PACKAGE_STATUSES[TERMINATED]) for status in package_statuses):
+        """The SIM's status from two reads (SIM, then every package page):
+
+        - TERMINATED when ``status_of_sim`` is Terminated, or the SIM has packages and all are
+          TERMINATED;
+        - ACTIVE when the SIM is In-Service, all three services are ENABLED and every live
+          package is ACTIVE; SUSPENDED when In-Service, all DISABLED and every live package
+          NOT_ACTIVE (a SIM with no live package counts);
+        - else None (Pre-Service, mixed or missing values): the caller calls the carrier."""
+        request_id = correlation_id(context)
+        sim = self.client.read_sim(iccid=context.iccid, request_id=request_id)
+        packages = self.client.list_packages(iccid=context.iccid, request_id=request_id)
+        live = [package for package in packages if package.live]
+        if same_value(sim.status_of_sim, SIM_TERMINATED) or (packages and not live):
             return TERMINATED
-        services = [str(sim.get(name) or "") for name in SIM_SERVICE_FIELDS]
+        if not same_value(sim.status_of_sim, SIM_IN_SERVICE):
+            return None
         for target in (ACTIVE, SUSPENDED):
-            if all(_same(s, self.statuses[target].carrier_value) for s in services) and all(
-                _same(p, PACKAGE_STATUSES[target]) for p in package_statuses
+            service = self.statuses[target].carrier_value
+            if all(same_value(value, service) for value in sim.services) and all(
+                same_value(package.status, PACKAGE_STATUSES[target]) for package in live
             ):
                 return target
         return None
+
+
+def correlation_id(context: UpdateContext) -> str:
+    """The ``RequestId`` sent on every call of a device change: the run's request id, or
+    ``pondops-{device_change_id}`` when the run has none."""
+    return context.request_id or f"pondops-{context.device_change_id}"
+
+
+def _note(packages: Sequence[Package], live: Sequence[Package], pending: Sequence[Package]) -> str:
+    """ "2 of 3 live packages changed, 1 terminated skipped", "no packages to change", …"""
+    if not packages:
+        return "no packages to change"
+    if live:
+        changed = f"{len(pending)} of {len(live)} live packages changed"
+    else:
+        changed = "no live packages to change"
+    skipped = len(packages) - len(live)
+    return f"{changed}, {skipped} terminated skipped" if skipped else changed

@@ -250,9 +250,12 @@ def pond_world(simulator: SimulatorControl, device_statuses: None) -> PondWorld:
     return PondWorld(tenant, pond, rev, simulator)
 
 
-def seed_sims(world: PondWorld, numbers: list[str], status: str = "Active") -> None:
+def seed_sims(world: PondWorld, numbers: list[str], services: str = "ENABLED") -> None:
+    """POND SIMs In-Service with all three services ``services``, each with one package in
+    the matching state."""
     world.simulator.seed_pond_sims(
-        distributor_id=DISTRIBUTOR, sims=[{"iccid": iccid, "status": status} for iccid in numbers]
+        distributor_id=DISTRIBUTOR,
+        sims=[{"iccid": iccid, "services": services} for iccid in numbers],
     )
 
 

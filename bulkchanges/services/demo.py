@@ -112,7 +112,7 @@ def _pond_seed(
     # Without a "packages" entry the simulator gives each SIM one package in the SIM's state.
     simulator.seed_pond_sims(
         distributor_id=credentials.account,
-        sims=[{"iccid": device.iccid, "status": "Active"} for device in devices],
+        sims=[{"iccid": device.iccid, "services": "ENABLED"} for device in devices],
     )
 
 

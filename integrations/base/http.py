@@ -109,8 +109,8 @@ def _error_list(errors: Any) -> str:
 
 def readable_error(carrier: str, response: requests.Response) -> str:
     """A message an operator can read for an error response: the carrier's own message from a
-    JSON body (with its error code, which operators quote to the carrier's support), the
-    ``<title>`` of an HTML page, or the bare status for an empty body."""
+    JSON body (with its error code or reference id, which operators quote to the carrier's
+    support), the ``<title>`` of an HTML page, or the bare status for an empty body."""
     prefix = f"HTTP {response.status_code} from {carrier}"
     text = response.text or ""
     try:
@@ -122,12 +122,17 @@ def readable_error(carrier: str, response: requests.Response) -> str:
         if listed:
             return f"{prefix}: {listed}"
         code = str(payload.get("errorCode") or "").strip()  # Jasper, Teal, ThingSpace
-        for key in ("message", "errorMessage", "error_description", "detail", "error", "errors"):
+        # Telna (POND): camelCase live, snake_case in its Swagger model.
+        reference = str(payload.get("referenceId") or payload.get("reference_id") or "").strip()
+        keys = ("message", "errorMessage", "error_description", "detail", "error", "errors")
+        for key in (*keys, "developerMessage", "developer_message"):
             value = payload.get(key)
             if value:
                 detail = value if isinstance(value, str) else json.dumps(value)[:300]
                 if code and code not in detail:
                     detail = f"{detail} ({code})"
+                if reference:
+                    detail = f"{detail} (reference {reference[:100]})"
                 return f"{prefix}: {detail}"
         if code:
             return f"{prefix}: {code}"

@@ -85,5 +85,5 @@ class CarrierSimulator(ABC):
 
     def finish_response(self, request: SimRequest, response: SimResponse) -> SimResponse:
         """Last touch on every answer to this carrier's requests, faults included (POND echoes
-        ``request_id`` here). The default returns it unchanged."""
+        ``RequestId`` here). The default returns it unchanged."""
         return response

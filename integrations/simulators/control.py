@@ -133,13 +133,20 @@ class SimulatorControl:
         self._call("POST", "/_sim/pond/accounts", account)
 
     def seed_pond_sims(self, *, distributor_id: str, sims: Iterable[Mapping[str, Any]]) -> int:
-        """Create or replace SIMs (``{"iccid", "status", "packages"?}``); returns the count."""
+        """Create or replace SIMs (``{"iccid", "services"?, "status_of_sim"?, "packages"?}``,
+        values as POND spells them: ``ENABLED``, ``In-Service``, ``NOT_ACTIVE``); returns the
+        count."""
         body = {"distributor_id": distributor_id, "sims": [dict(sim) for sim in sims]}
         return int(self._call("POST", "/_sim/pond/sims", body)["seeded"])
 
     def pond_sim(self, iccid: str) -> dict[str, Any]:
-        """A SIM's current service statuses, ``sim_status`` and packages."""
+        """A SIM as POND reads it (service statuses, ``status_of_sim``) with its packages."""
         return dict(self._call("GET", f"/_sim/pond/sims/{iccid}"))
+
+    def set_pond_page_size(self, max_page_size: int | None) -> None:
+        """At most ``max_page_size`` packages a page, whatever the client's ``count``; ``None``
+        as many as asked. Reset clears it."""
+        self._call("POST", "/_sim/pond/paging", {"max_page_size": max_page_size})
 
     # -- Rev.io -----------------------------------------------------------------------------
 

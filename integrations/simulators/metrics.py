@@ -111,7 +111,7 @@ class RequestLog:
             "headers": redact_headers(request.headers),
             "body": _readable_body(request.body),
             "idempotency_key": request.header("Idempotency-Key"),
-            "request_id": request.header("request_id"),
+            "request_id": request.header("RequestId"),  # POND's correlation header
             "status": None,
             "fault": None,
         }

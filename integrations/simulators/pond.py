@@ -2,17 +2,21 @@
 
 Client base_url: ``http://127.0.0.1:{port}/pond/ds/u/distributorPPUService/v1``.
 Every path starts with the distributor id; every call needs that distributor's ``x-api-key``.
-A SIM belongs to one distributor and is invisible (404) to the others. Writes answer 204
-with an empty body; errors carry POND's ErrorMessage body. The simulator does not de-duplicate
-on ``Idempotency-Key``: each accepted write is applied and counted, so a test sees repeats.
+A SIM belongs to one distributor and is invisible (404) to the others. Values are exactly the
+Swagger enums (services ``ENABLED``/``DISABLED``; packages ``ACTIVE``/``NOT_ACTIVE``/
+``TERMINATED``), so a client that drifts to other spellings gets a 400. Package ids are UUID
+strings; the package list is paged (``offset``/``count``, Telna's default count 10, capped by
+the ``max_page_size`` knob). Writes answer 204 with an empty body; errors carry Telna's
+ErrorMessage body, camelCase as the live API sends it. The simulator does not de-duplicate on
+``Idempotency-Key`` or ``RequestId``: each accepted write is applied and counted, so a test
+sees repeats.
 """
 
 from __future__ import annotations
 
 import hmac
-import itertools
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,45 +28,57 @@ from .payloads import (
     optional_int,
     optional_rate,
     required,
-    required_int,
     required_list,
     required_str,
 )
 from .ratelimit import bucket_for
 from .routing import Call, Route
 
-ACTIVE = "Active"
-INACTIVE = "Inactive"
-SERVICE_STATUSES = (ACTIVE, INACTIVE)
+ENABLED = "ENABLED"
+DISABLED = "DISABLED"
+SERVICE_STATUSES = (ENABLED, DISABLED)
 SERVICE_FIELDS = ("sim_data_service_status", "sim_voice_service_status", "sim_sms_service_status")
 
-PACKAGE_ACTIVE = "Active"
-PACKAGE_NOT_ACTIVE = "Not Active"
-PACKAGE_TERMINATED = "Terminated"
+PRE_SERVICE = "Pre-Service"
+IN_SERVICE = "In-Service"
+SIM_TERMINATED = "Terminated"
+SIM_STATES = (PRE_SERVICE, IN_SERVICE, SIM_TERMINATED)
+
+PACKAGE_ACTIVE = "ACTIVE"
+PACKAGE_NOT_ACTIVE = "NOT_ACTIVE"
+PACKAGE_TERMINATED = "TERMINATED"
 PACKAGE_STATUSES = (PACKAGE_ACTIVE, PACKAGE_NOT_ACTIVE, PACKAGE_TERMINATED)
 
 DEFAULT_RATE_LIMIT = 50.0
 DEFAULT_PACKAGE_TYPE_ID = 12
-FIRST_GENERATED_PACKAGE_ID = 900_000
+DEFAULT_PAGE_COUNT = 10  # Telna's default ``count``
+PACKAGE_NAMESPACE = uuid.UUID("0f6c7d58-7b1e-4c55-9a3c-5d0e2f1a9b30")
+SEEDED_AT = 1_700_000_000  # date_created of seeded packages (epoch seconds)
+PACKAGE_DAYS = 30
 
 SIM_NOT_FOUND = 40401
 PACKAGE_NOT_FOUND = 40402
-SIM_TERMINATED = 40901
+SIM_TERMINATED_CODE = 40901
 PACKAGE_TERMINATED_CODE = 40902
 
 
 @dataclass
 class PondPackage:
-    package_id: int
+    package_id: str
     iccid: str
-    package_status: str
+    status: str
     package_type_id: int
 
     def as_json(self) -> dict[str, Any]:
+        """Telna's ResponsePackage."""
         return {
             "package_id": self.package_id,
-            "package_status": self.package_status,
+            "sim_iccid": self.iccid,
+            "status": self.status,
             "package_type_id": self.package_type_id,
+            "date_created": SEEDED_AT,
+            "date_activated": SEEDED_AT + 100,
+            "date_expiry": SEEDED_AT + 100 + PACKAGE_DAYS * 86_400,
         }
 
 
@@ -71,17 +87,22 @@ class PondSim:
     iccid: str
     distributor_id: str
     services: dict[str, str]
+    status_of_sim: str = IN_SERVICE
     packages: list[PondPackage] = field(default_factory=list)
 
     @property
     def terminated(self) -> bool:
-        """A SIM with any Terminated package is terminated (``docs/carriers/pond.md``)."""
-        return any(package.package_status == PACKAGE_TERMINATED for package in self.packages)
+        return self.status_of_sim == SIM_TERMINATED
 
     def status_json(self) -> dict[str, str]:
-        """``sim_status`` is Active only while all three services are Active."""
-        all_active = all(status == ACTIVE for status in self.services.values())
-        return {"sim_status": ACTIVE if all_active else INACTIVE, **self.services}
+        """Telna's ResponseSimStatus; ``status`` is the deprecated summary (ACTIVE while all
+        three services are ENABLED), sent so that a client is seen to ignore it."""
+        all_enabled = all(status == ENABLED for status in self.services.values())
+        return {
+            **self.services,
+            "status_of_sim": self.status_of_sim,
+            "status": "ACTIVE" if all_enabled else "SUSPENDED",
+        }
 
 
 @dataclass
@@ -96,8 +117,8 @@ class PondSimulator(CarrierSimulator):
     def reset(self) -> None:
         self._accounts: dict[str, PondAccount] = {}
         self._sims: dict[str, PondSim] = {}
-        self._packages: dict[int, PondPackage] = {}
-        self._package_ids: Iterator[int] = itertools.count(FIRST_GENERATED_PACKAGE_ID)
+        self._packages: dict[str, PondPackage] = {}
+        self._max_page_size: int | None = None
 
     # -- contract ---------------------------------------------------------------------------
 
@@ -125,6 +146,13 @@ class PondSimulator(CarrierSimulator):
                 key=_iccid_key,
             ),
             Route(
+                "DELETE",
+                "/{distributor_id}/sim/{iccid}/purge",
+                self._purge_sim,
+                op="purge_sim",
+                key=_iccid_key,
+            ),
+            Route(
                 "POST",
                 "/{distributor_id}/package/{package_id}/status",
                 self._set_package_status,
@@ -149,49 +177,87 @@ class PondSimulator(CarrierSimulator):
         code: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> SimResponse:
+        """Telna's ErrorMessage as the live API sends it (camelCase). Validation answers (400)
+        carry no reference id, as in Telna's sample; every other error a fresh UUID."""
         body = {
             "status": status,
             "code": code if code is not None else status * 100 + 1,
             "message": message,
-            "developer_message": f"{message} (POND simulator)",
-            "reference_id": str(uuid.uuid4()),
+            "link": "Not Available",
+            "developerMessage": f"{message} (POND simulator)",
+            "referenceId": None if status == 400 else str(uuid.uuid4()),
         }
         return json_response(status, body, headers)
 
     def finish_response(self, request: SimRequest, response: SimResponse) -> SimResponse:
-        """POND echoes the caller's ``request_id`` header on every answer."""
-        request_id = request.header("request_id")
+        """POND returns the caller's ``RequestId`` header on every answer."""
+        request_id = request.header("RequestId")
         if request_id is not None:
-            response.headers["request_id"] = request_id
+            response.headers["RequestId"] = request_id
         return response
 
     def _read_sim_status(self, call: Call) -> SimResponse:
         return json_response(200, self._sim(call).status_json())
 
     def _set_sim_status(self, call: Call) -> SimResponse:
+        """Each service field is optional (Telna's RequestSimStatus); at least one is needed.
+        A Terminated SIM cannot be brought back: enabling any service is a 409."""
         sim = self._sim(call)
         payload = call.request.json_object()
-        services = {name: one_of(payload, name, SERVICE_STATUSES) for name in SERVICE_FIELDS}
-        if sim.terminated and ACTIVE in services.values():
+        services = {
+            name: one_of(payload, name, SERVICE_STATUSES)
+            for name in SERVICE_FIELDS
+            if name in payload
+        }
+        if not services:
+            raise InvalidPayload(f"one of {', '.join(SERVICE_FIELDS)} is required")
+        if sim.terminated and ENABLED in services.values():
             raise CarrierError(
-                409, f"SIM {sim.iccid} is terminated and cannot be activated", code=SIM_TERMINATED
+                409,
+                f"SIM {sim.iccid} is terminated and cannot be enabled",
+                code=SIM_TERMINATED_CODE,
             )
-        sim.services = services
+        sim.services.update(services)
         return empty_response(204)
 
     def _list_packages(self, call: Call) -> SimResponse:
-        return json_response(200, [package.as_json() for package in self._sim(call).packages])
+        """Telna's ResponseListResponsePackage, one page: ``count`` (default 10) packages from
+        ``offset``, at most ``max_page_size``; the answer's ``count`` is the page size used."""
+        sim = self._sim(call)
+        offset = _query_int(call, "offset", 0, minimum=0)
+        count = _query_int(call, "count", DEFAULT_PAGE_COUNT, minimum=1)
+        if self._max_page_size is not None:
+            count = min(count, self._max_page_size)
+        page = sim.packages[offset : offset + count]
+        return json_response(
+            200,
+            {
+                "total": len(sim.packages),
+                "offset": offset,
+                "count": count,
+                "elements": [package.as_json() for package in page],
+            },
+        )
+
+    def _purge_sim(self, call: Call) -> SimResponse:
+        """Terminates the SIM at once: services DISABLED, every package TERMINATED."""
+        sim = self._sim(call)
+        sim.status_of_sim = SIM_TERMINATED
+        sim.services = dict.fromkeys(SERVICE_FIELDS, DISABLED)
+        for package in sim.packages:
+            package.status = PACKAGE_TERMINATED
+        return empty_response(204)
 
     def _set_package_status(self, call: Call) -> SimResponse:
         package = self._package(call)
         new_status = one_of(call.request.json_object(), "package_status", PACKAGE_STATUSES)
-        if package.package_status == PACKAGE_TERMINATED and new_status != PACKAGE_TERMINATED:
+        if package.status == PACKAGE_TERMINATED and new_status != PACKAGE_TERMINATED:
             raise CarrierError(
                 409,
-                f"Package {package.package_id} is Terminated and cannot change status",
+                f"Package {package.package_id} is TERMINATED and cannot change status",
                 code=PACKAGE_TERMINATED_CODE,
             )
-        package.package_status = new_status
+        package.status = new_status
         return empty_response(204)
 
     def _sim(self, call: Call) -> PondSim:
@@ -201,8 +267,7 @@ class PondSimulator(CarrierSimulator):
         return sim
 
     def _package(self, call: Call) -> PondPackage:
-        raw_id = call.params["package_id"]
-        package = self._packages.get(int(raw_id)) if raw_id.isdigit() else None
+        package = self._packages.get(call.params["package_id"])
         owner = self._sims.get(package.iccid) if package is not None else None
         if (
             package is None
@@ -216,7 +281,7 @@ class PondSimulator(CarrierSimulator):
         """Package calls are counted and faulted under the owning SIM's ICCID, so a test can
         target one device's step 2 without knowing its package ids."""
         raw_id = call.params["package_id"]
-        package = self._packages.get(int(raw_id)) if raw_id.isdigit() else None
+        package = self._packages.get(raw_id)
         return package.iccid if package is not None else raw_id
 
     # -- admin ------------------------------------------------------------------------------
@@ -226,6 +291,7 @@ class PondSimulator(CarrierSimulator):
             Route("POST", "/accounts", self._add_account),
             Route("POST", "/sims", self._seed_sims),
             Route("GET", "/sims/{iccid}", self._show_sim),
+            Route("POST", "/paging", self._set_paging),
         ]
 
     def _add_account(self, call: Call) -> SimResponse:
@@ -239,6 +305,18 @@ class PondSimulator(CarrierSimulator):
         )
         return json_response(201, {"distributor_id": distributor_id, "rate_limit": rate_limit})
 
+    def _set_paging(self, call: Call) -> SimResponse:
+        """``max_page_size``: the most packages one page holds, whatever ``count`` asks;
+        ``null`` = as many as asked."""
+        payload = call.request.json_object()
+        if "max_page_size" not in payload:
+            raise InvalidPayload("max_page_size is required (null: no cap)")
+        size = optional_int(payload, "max_page_size")
+        if size is not None and size < 1:
+            raise InvalidPayload("max_page_size must be a positive integer or null")
+        self._max_page_size = size
+        return json_response(200, {"max_page_size": size})
+
     def _seed_sims(self, call: Call) -> SimResponse:
         """Create or replace SIMs; validated in full before any is stored."""
         payload = call.request.json_object()
@@ -250,32 +328,37 @@ class PondSimulator(CarrierSimulator):
         return json_response(201, {"seeded": len(sims)})
 
     def _new_sim(self, distributor_id: str, entry: Any) -> PondSim:
+        """``{"iccid", "services"?: ENABLED|DISABLED (all three, default ENABLED),
+        "status_of_sim"?: Pre-Service|In-Service|Terminated (default In-Service),
+        "packages"?: [{"package_id"?, "status"?, "package_type_id"?}]}``. Without
+        ``packages`` the SIM gets one package in its state (ACTIVE, NOT_ACTIVE, or TERMINATED
+        for a Terminated SIM); a package without an id gets a UUID derived from the ICCID."""
         if not isinstance(entry, dict):
             raise InvalidPayload("each sim must be an object")
         iccid = required_str(entry, "iccid")
-        status = one_of(entry, "status", SERVICE_STATUSES) if "status" in entry else ACTIVE
+        services = one_of(entry, "services", SERVICE_STATUSES) if "services" in entry else ENABLED
+        state = one_of(entry, "status_of_sim", SIM_STATES) if "status_of_sim" in entry else None
         sim = PondSim(
             iccid=iccid,
             distributor_id=distributor_id,
-            services=dict.fromkeys(SERVICE_FIELDS, status),
+            services=dict.fromkeys(SERVICE_FIELDS, services),
+            status_of_sim=state or IN_SERVICE,
         )
         package_entries = entry.get("packages")
         if package_entries is None:
-            default_status = PACKAGE_ACTIVE if status == ACTIVE else PACKAGE_NOT_ACTIVE
-            sim.packages.append(
-                PondPackage(
-                    self._generated_package_id(), iccid, default_status, DEFAULT_PACKAGE_TYPE_ID
-                )
-            )
-            return sim
+            if sim.terminated:
+                default_status = PACKAGE_TERMINATED
+            else:
+                default_status = PACKAGE_ACTIVE if services == ENABLED else PACKAGE_NOT_ACTIVE
+            package_entries = [{"status": default_status}]
         if not isinstance(package_entries, list):
             raise InvalidPayload("packages must be a list")
-        for package_entry in package_entries:
-            sim.packages.append(_new_package(iccid, package_entry))
+        for index, package_entry in enumerate(package_entries):
+            sim.packages.append(_new_package(iccid, index, package_entry))
         return sim
 
     def _check_package_ids(self, sims: Sequence[PondSim]) -> None:
-        seen: set[int] = set()
+        seen: set[str] = set()
         reseeded = {sim.iccid for sim in sims}
         for package in (package for sim in sims for package in sim.packages):
             existing = self._packages.get(package.package_id)
@@ -293,12 +376,6 @@ class PondSimulator(CarrierSimulator):
         self._sims[sim.iccid] = sim
         for package in sim.packages:
             self._packages[package.package_id] = package
-
-    def _generated_package_id(self) -> int:
-        package_id = next(self._package_ids)
-        while package_id in self._packages:
-            package_id = next(self._package_ids)
-        return package_id
 
     def _show_sim(self, call: Call) -> SimResponse:
         sim = self._sims.get(call.params["iccid"])
@@ -319,15 +396,27 @@ def _iccid_key(call: Call) -> str:
     return call.params["iccid"]
 
 
-def _new_package(iccid: str, entry: Mapping[str, Any]) -> PondPackage:
+def _query_int(call: Call, name: str, default: int, *, minimum: int) -> int:
+    raw = call.request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        raise InvalidPayload(f"{name} must be an integer of at least {minimum}, not {raw!r}")
+    return int(raw)
+
+
+def _new_package(iccid: str, index: int, entry: Mapping[str, Any]) -> PondPackage:
     if not isinstance(entry, dict):
         raise InvalidPayload("each package must be an object")
     package_type_id = optional_int(entry, "package_type_id")
+    package_id = (
+        required_str(entry, "package_id")
+        if "package_id" in entry
+        else str(uuid.uuid5(PACKAGE_NAMESPACE, f"{iccid}/{index}"))
+    )
     return PondPackage(
-        package_id=required_int(entry, "package_id"),
+        package_id=package_id,
         iccid=iccid,
-        package_status=one_of(entry, "package_status", PACKAGE_STATUSES)
-        if "package_status" in entry
-        else PACKAGE_ACTIVE,
+        status=one_of(entry, "status", PACKAGE_STATUSES) if "status" in entry else PACKAGE_ACTIVE,
         package_type_id=DEFAULT_PACKAGE_TYPE_ID if package_type_id is None else package_type_id,
     )

@@ -411,7 +411,7 @@ class Bench:
                 control.seed_pond_sims(
                     distributor_id=account,
                     sims=[
-                        {"iccid": n, "status": "Active"}
+                        {"iccid": n, "services": "ENABLED"}
                         for n in numbers[start : start + SEED_BATCH]
                     ],
                 )

@@ -48,13 +48,15 @@ SUSPENDED = {
     "TELEGENCE": "Suspended",
     "TEAL": "stopped",
 }
+# POND's SIM services as our status (every demo SIM has its three services alike).
+POND_SERVICES = {"ENABLED": "ACTIVE", "DISABLED": "SUSPENDED"}
 
 
 def _simulator_status(simulator: SimulatorControl, integration: str, device: DeviceRef) -> str:
     """The device's status as the carrier's simulator holds it (SimulatorControlError when the
     simulator does not know it)."""
     if integration == "POND":
-        return str(simulator.pond_sim(device.iccid)["sim_status"]).upper()
+        return POND_SERVICES[simulator.pond_sim(device.iccid)["sim_data_service_status"]]
     if integration == "THINGSPACE":
         return str(simulator.thingspace_device(device.iccid)["state"])
     if integration == "JASPER":
@@ -68,7 +70,7 @@ def _carrier_status(credentials: Credentials, integration: str, device: DeviceRe
     """The device's status read through our own client with the stored credentials: proves the
     secrets in our database are the ones the simulator accepts."""
     if integration == "POND":
-        return str(PondClient(credentials=credentials).read_sim(iccid=device.iccid)["sim_status"])
+        return POND_SERVICES[PondClient(credentials=credentials).read_sim(iccid=device.iccid).data]
     if integration == "THINGSPACE":
         return ThingSpaceClient(credentials=credentials).device_state(iccid=device.iccid)
     if integration == "JASPER":

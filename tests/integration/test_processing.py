@@ -16,6 +16,7 @@ from django.utils import timezone
 from bulkchanges import sqs
 from bulkchanges.consumer import SqsConsumer
 from bulkchanges.models import BulkChange, BulkChangeLog, Device, DeviceChange
+from integrations.pond import SIM_SERVICE_FIELDS
 from tests.conftest import (
     POND_KEY,
     REV_PASSWORD,
@@ -50,8 +51,9 @@ def test_bulk_change_reaches_processed_with_inventory_rev_services_and_audit_row
     assert all(len(service["products"]) == 1 for service in services)
     for iccid in numbers:
         sim = pond_world.simulator.pond_sim(iccid)
-        assert sim["sim_status"] == "Inactive"
-        assert {p["package_status"] for p in sim["packages"]} == {"Not Active"}
+        assert {sim[name] for name in SIM_SERVICE_FIELDS} == {"DISABLED"}
+        assert sim["status_of_sim"] == "In-Service"
+        assert {p["status"] for p in sim["packages"]} == {"NOT_ACTIVE"}
     first = devices.first()
     assert descriptions(bulk_change, first) == [
         "Update POND SIM status",
@@ -418,8 +420,8 @@ def test_two_bulk_changes_on_one_iccid_apply_in_creation_order(
     writes = [
         r for r in pond_world.simulator.requests(carrier="pond", op="set_sim_status", key=shared)
     ]
-    assert [r["body"]["sim_data_service_status"] for r in writes] == ["Inactive", "Active"]
-    assert pond_world.simulator.pond_sim(shared)["sim_status"] == "Active"
+    assert [r["body"]["sim_data_service_status"] for r in writes] == ["DISABLED", "ENABLED"]
+    assert pond_world.simulator.pond_sim(shared)["sim_data_service_status"] == "ENABLED"
 
 
 def test_a_later_bulk_change_cannot_overtake_a_scheduled_retry(
@@ -462,7 +464,7 @@ def test_ignore_current_status_false_skips_devices_already_in_the_target(
     pond_world: PondWorld, sqs_queue: Queue, inline_workers: None
 ) -> None:
     suspended, active = iccids(2)
-    seed_sims(pond_world, [suspended], status="Inactive")
+    seed_sims(pond_world, [suspended], services="DISABLED")
     seed_sims(pond_world, [active])
     bulk_change = drain(
         create_bulk_change(pond_world, [suspended, active], with_rev=False, ignore_current=False)

@@ -105,7 +105,7 @@ def pond_services(status: str) -> dict[str, str]:
 
 
 class Pond(Simulated):
-    name, read_op, seeded = "pond", "read_sim_status", "Active"
+    name, read_op, seeded = "pond", "read_sim_status", "ENABLED"
     accounts = (
         ("1234", "pond-test-key", "89148000000000000001"),
         ("5678", "other-key", "89148000000000000099"),
@@ -119,7 +119,7 @@ class Pond(Simulated):
 
     def seed(self, login: str, device: str) -> None:
         self.simulator.seed_pond_sims(
-            distributor_id=login, sims=[{"iccid": device, "status": "Active"}]
+            distributor_id=login, sims=[{"iccid": device, "services": "ENABLED"}]
         )
 
     def caller_for(self, login: str, secret: str) -> Caller:
@@ -129,10 +129,10 @@ class Pond(Simulated):
         return caller.get(f"/sim/{device}/status", **kwargs)
 
     def write(self, **kwargs: Any) -> requests.Response:
-        return self.caller.post(f"/sim/{self.key}/status", json=pond_services("Inactive"), **kwargs)
+        return self.caller.post(f"/sim/{self.key}/status", json=pond_services("DISABLED"), **kwargs)
 
     def state(self) -> str:
-        return str(self.simulator.pond_sim(self.key)["sim_status"])
+        return str(self.simulator.pond_sim(self.key)["sim_data_service_status"])
 
 
 class Jasper(Simulated):

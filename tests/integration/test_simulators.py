@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from tests.fixtures.simulator_http import Caller, assert_pond_error
 DISTRIBUTOR = "1234"
 API_KEY = "pond-test-key"
 ICCID = "89148000000000000001"
+PACKAGE_ID = "6f1c2e0a-3b1d-4c47-9a55-1f0e8d2b7c10"
 CLIENT_CODE = "acme"
 REV_USER = "api@pondops"  # contains an '@': the client code follows the last one
 REV_PASSWORD = "rev-test-password"
@@ -47,10 +49,8 @@ def pond(simulator: SimulatorControl) -> Iterator[Caller]:
         sims=[
             {
                 "iccid": ICCID,
-                "status": "Active",
-                "packages": [
-                    {"package_id": 7001, "package_status": "Active", "package_type_id": 12}
-                ],
+                "services": "ENABLED",
+                "packages": [{"package_id": PACKAGE_ID, "status": "ACTIVE", "package_type_id": 12}],
             }
         ],
     )
@@ -100,53 +100,128 @@ def test_rev_credentials_without_client_code_are_401(rev: Caller) -> None:
 # -- POND contract -------------------------------------------------------------------------
 
 
+def package(package_id: str = PACKAGE_ID, status: str = "ACTIVE") -> dict[str, Any]:
+    """A package as POND lists it (Telna's ResponsePackage)."""
+    return {
+        "package_id": package_id,
+        "sim_iccid": ICCID,
+        "status": status,
+        "package_type_id": 12,
+        "date_created": 1_700_000_000,
+        "date_activated": 1_700_000_100,
+        "date_expiry": 1_702_592_100,
+    }
+
+
+def sim_read(value: str, *, status: str, status_of_sim: str = "In-Service") -> dict[str, str]:
+    return {**services(value), "status_of_sim": status_of_sim, "status": status}
+
+
 def test_pond_status_update_happy_path_is_visible_through_sim_api(
     pond: Caller, simulator: SimulatorControl
 ) -> None:
     read = pond.get(f"/sim/{ICCID}/status")
     assert read.status_code == 200
-    assert read.json() == {"sim_status": "Active", **services("Active")}
+    assert read.json() == sim_read("ENABLED", status="ACTIVE")
 
-    step_1 = pond.post(f"/sim/{ICCID}/status", json=services("Inactive"))
+    step_1 = pond.post(f"/sim/{ICCID}/status", json=services("DISABLED"))
     assert (step_1.status_code, step_1.content) == (204, b"")
 
-    packages = pond.get(f"/sim/{ICCID}/package/infos")
-    assert packages.json() == [
-        {"package_id": 7001, "package_status": "Active", "package_type_id": 12}
-    ]
+    packages = pond.get(f"/sim/{ICCID}/package/infos", params={"offset": 0, "count": 100})
+    assert packages.json() == {"total": 1, "offset": 0, "count": 100, "elements": [package()]}
 
-    step_2 = pond.post("/package/7001/status", json={"package_status": "Not Active"})
+    step_2 = pond.post(f"/package/{PACKAGE_ID}/status", json={"package_status": "NOT_ACTIVE"})
     assert (step_2.status_code, step_2.content) == (204, b"")
 
-    assert pond.get(f"/sim/{ICCID}/status").json()["sim_status"] == "Inactive"
+    assert pond.get(f"/sim/{ICCID}/status").json() == sim_read("DISABLED", status="SUSPENDED")
     assert simulator.pond_sim(ICCID) == {
         "iccid": ICCID,
         "distributor_id": DISTRIBUTOR,
-        "sim_status": "Inactive",
-        **services("Inactive"),
-        "packages": [{"package_id": 7001, "package_status": "Not Active", "package_type_id": 12}],
+        **sim_read("DISABLED", status="SUSPENDED"),
+        "packages": [package(status="NOT_ACTIVE")],
     }
 
 
-def test_seeded_sim_without_packages_gets_one_matching_its_status(
+def test_each_service_field_is_optional_on_the_sim_write(
+    pond: Caller, simulator: SimulatorControl
+) -> None:
+    response = pond.post(f"/sim/{ICCID}/status", json={"sim_sms_service_status": "DISABLED"})
+
+    assert response.status_code == 204
+    sim = simulator.pond_sim(ICCID)
+    assert [sim[name] for name in SERVICE_FIELDS] == ["ENABLED", "ENABLED", "DISABLED"]
+
+
+def test_package_list_pages_with_offset_and_count_defaulting_to_ten(
+    pond: Caller, simulator: SimulatorControl
+) -> None:
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(12)]
+    simulator.seed_pond_sims(
+        distributor_id=DISTRIBUTOR,
+        sims=[{"iccid": ICCID, "packages": [{"package_id": i} for i in ids]}],
+    )
+
+    first = pond.get(f"/sim/{ICCID}/package/infos").json()
+    second = pond.get(f"/sim/{ICCID}/package/infos", params={"offset": 10, "count": 10}).json()
+    beyond = pond.get(f"/sim/{ICCID}/package/infos", params={"offset": 12}).json()
+
+    assert (first["total"], first["offset"], first["count"]) == (12, 0, 10)
+    assert [p["package_id"] for p in first["elements"]] == ids[:10]
+    assert (second["offset"], [p["package_id"] for p in second["elements"]]) == (10, ids[10:])
+    assert (beyond["total"], beyond["elements"]) == (12, [])
+
+
+def test_max_page_size_caps_every_page_and_the_answer_says_so(
+    pond: Caller, simulator: SimulatorControl
+) -> None:
+    simulator.seed_pond_sims(
+        distributor_id=DISTRIBUTOR, sims=[{"iccid": ICCID, "packages": [{}, {}, {}]}]
+    )
+    simulator.set_pond_page_size(2)
+
+    page = pond.get(f"/sim/{ICCID}/package/infos", params={"offset": 0, "count": 100}).json()
+
+    assert (page["total"], page["count"], len(page["elements"])) == (3, 2, 2)
+    simulator.set_pond_page_size(None)
+    assert (
+        len(pond.get(f"/sim/{ICCID}/package/infos", params={"count": 100}).json()["elements"]) == 3
+    )
+
+
+@pytest.mark.parametrize("query", [{"offset": -1}, {"count": 0}, {"count": "ten"}])
+def test_bad_paging_parameters_are_400(pond: Caller, query: dict[str, Any]) -> None:
+    assert_pond_error(pond.get(f"/sim/{ICCID}/package/infos", params=query), 400, 40001)
+
+
+def test_seeded_sim_without_packages_gets_one_uuid_package_matching_its_state(
     simulator: SimulatorControl,
 ) -> None:
     simulator.seed_pond_sims(
         distributor_id=DISTRIBUTOR,
-        sims=[{"iccid": "8901", "status": "Active"}, {"iccid": "8902", "status": "Inactive"}],
+        sims=[
+            {"iccid": "8901", "services": "ENABLED"},
+            {"iccid": "8902", "services": "DISABLED"},
+            {"iccid": "8903", "services": "DISABLED", "status_of_sim": "Terminated"},
+        ],
     )
 
-    active, inactive = simulator.pond_sim("8901"), simulator.pond_sim("8902")
-    assert [package["package_status"] for package in active["packages"]] == ["Active"]
-    assert [package["package_status"] for package in inactive["packages"]] == ["Not Active"]
-    assert active["packages"][0]["package_id"] != inactive["packages"][0]["package_id"]
+    sims = [simulator.pond_sim(iccid) for iccid in ("8901", "8902", "8903")]
+    assert [[p["status"] for p in sim["packages"]] for sim in sims] == [
+        ["ACTIVE"],
+        ["NOT_ACTIVE"],
+        ["TERMINATED"],
+    ]
+    assert [sim["status_of_sim"] for sim in sims] == ["In-Service", "In-Service", "Terminated"]
+    ids = [sim["packages"][0]["package_id"] for sim in sims]
+    assert len(set(ids)) == 3 and all(uuid.UUID(package_id) for package_id in ids)
 
 
 def test_unknown_iccid_is_404_with_pond_error_body(pond: Caller) -> None:
     for response in (
         pond.get("/sim/89000000000000000000/status"),
-        pond.post("/sim/89000000000000000000/status", json=services("Active")),
+        pond.post("/sim/89000000000000000000/status", json=services("ENABLED")),
         pond.get("/sim/89000000000000000000/package/infos"),
+        pond.delete("/sim/89000000000000000000/purge"),
     ):
         assert assert_pond_error(response, 404, 40401) == "SIM not found"
 
@@ -163,61 +238,85 @@ def test_sim_of_another_distributor_is_404(pond: Caller, simulator: SimulatorCon
 
 
 def test_unknown_package_is_404(pond: Caller) -> None:
-    response = pond.post("/package/999999/status", json={"package_status": "Active"})
+    for package_id in ("7001", "00000000-0000-4000-8000-000000000000"):
+        response = pond.post(f"/package/{package_id}/status", json={"package_status": "ACTIVE"})
+        assert_pond_error(response, 404, 40402)
 
-    assert_pond_error(response, 404, 40402)
 
-
-def test_terminated_sim_refuses_activation_with_409_but_accepts_inactive(
+def test_terminated_sim_refuses_enabling_with_409_but_accepts_disabling(
     pond: Caller, simulator: SimulatorControl
 ) -> None:
-    pond.post("/package/7001/status", json={"package_status": "Terminated"})
+    simulator.seed_pond_sims(
+        distributor_id=DISTRIBUTOR,
+        sims=[{"iccid": ICCID, "services": "DISABLED", "status_of_sim": "Terminated"}],
+    )
 
-    refused = pond.post(f"/sim/{ICCID}/status", json=services("Active"))
-    accepted = pond.post(f"/sim/{ICCID}/status", json=services("Inactive"))
+    refused = pond.post(f"/sim/{ICCID}/status", json=services("ENABLED"))
+    accepted = pond.post(f"/sim/{ICCID}/status", json=services("DISABLED"))
 
     assert_pond_error(refused, 409, 40901)
     assert accepted.status_code == 204
-    assert simulator.pond_sim(ICCID)["sim_status"] == "Inactive"
+    assert simulator.pond_sim(ICCID)["sim_data_service_status"] == "DISABLED"
+
+
+def test_terminated_packages_alone_do_not_terminate_the_sim(
+    pond: Caller, simulator: SimulatorControl
+) -> None:
+    pond.post(f"/package/{PACKAGE_ID}/status", json={"package_status": "TERMINATED"})
+
+    assert pond.post(f"/sim/{ICCID}/status", json=services("ENABLED")).status_code == 204
+    assert simulator.pond_sim(ICCID)["status_of_sim"] == "In-Service"
 
 
 def test_terminated_package_refuses_any_change_out_of_terminated_with_409(
     pond: Caller, simulator: SimulatorControl
 ) -> None:
-    assert (
-        pond.post("/package/7001/status", json={"package_status": "Terminated"}).status_code == 204
-    )
+    path = f"/package/{PACKAGE_ID}/status"
+    assert pond.post(path, json={"package_status": "TERMINATED"}).status_code == 204
 
-    for target in ("Active", "Not Active"):
-        assert_pond_error(
-            pond.post("/package/7001/status", json={"package_status": target}), 409, 40902
-        )
-    assert (
-        pond.post("/package/7001/status", json={"package_status": "Terminated"}).status_code == 204
+    for target in ("ACTIVE", "NOT_ACTIVE"):
+        assert_pond_error(pond.post(path, json={"package_status": target}), 409, 40902)
+    assert pond.post(path, json={"package_status": "TERMINATED"}).status_code == 204
+    assert simulator.pond_sim(ICCID)["packages"][0]["status"] == "TERMINATED"
+
+
+def test_purge_terminates_the_sim_and_its_packages_at_once(
+    pond: Caller, simulator: SimulatorControl
+) -> None:
+    response = pond.delete(f"/sim/{ICCID}/purge")
+
+    assert (response.status_code, response.content) == (204, b"")
+    assert pond.get(f"/sim/{ICCID}/status").json() == sim_read(
+        "DISABLED", status="SUSPENDED", status_of_sim="Terminated"
     )
-    assert simulator.pond_sim(ICCID)["packages"][0]["package_status"] == "Terminated"
+    assert simulator.pond_sim(ICCID)["packages"][0]["status"] == "TERMINATED"
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        {"sim_data_service_status": "Active", "sim_voice_service_status": "Active"},
-        {**services("Active"), "sim_sms_service_status": "Suspended"},
-        {**services("Active"), "sim_data_service_status": None},
+        {},
+        {**services("ENABLED"), "sim_sms_service_status": "Active"},
+        {**services("ENABLED"), "sim_data_service_status": "enabled"},
+        {**services("ENABLED"), "sim_data_service_status": None},
     ],
-    ids=["missing-sms", "unknown-value", "null-value"],
+    ids=["no-field", "legacy-value", "wrong-case", "null-value"],
 )
-def test_sim_status_body_without_three_valid_service_statuses_is_400(
+def test_sim_status_body_without_valid_service_statuses_is_400(
     pond: Caller, simulator: SimulatorControl, body: dict[str, Any]
 ) -> None:
     assert_pond_error(pond.post(f"/sim/{ICCID}/status", json=body), 400, 40001)
-    assert simulator.pond_sim(ICCID)["sim_status"] == "Active"
+    assert simulator.pond_sim(ICCID)["sim_data_service_status"] == "ENABLED"
 
 
-def test_bad_package_status_and_malformed_json_are_400(pond: Caller) -> None:
-    assert_pond_error(
-        pond.post("/package/7001/status", json={"package_status": "Gone"}), 400, 40001
-    )
+@pytest.mark.parametrize("value", ["Not Active", "not_active", "Gone"])
+def test_package_status_other_than_the_swagger_enum_is_400(pond: Caller, value: str) -> None:
+    response = pond.post(f"/package/{PACKAGE_ID}/status", json={"package_status": value})
+
+    assert_pond_error(response, 400, 40001)
+
+
+def test_malformed_json_is_400(pond: Caller) -> None:
     malformed = pond.post(
         f"/sim/{ICCID}/status", data=b"{not json", headers={"Content-Type": "application/json"}
     )
@@ -233,10 +332,12 @@ def test_unknown_paths_are_404_json(pond: Caller, simulator: SimulatorControl) -
     assert "error" in elsewhere.json()
 
 
-def test_pond_echoes_the_request_id_header(pond: Caller) -> None:
-    response = pond.get(f"/sim/{ICCID}/status", headers={"request_id": "dc-77"})
+def test_pond_returns_the_request_id_header(pond: Caller) -> None:
+    response = pond.get(f"/sim/{ICCID}/status", headers={"RequestId": "dc-77"})
+    error = pond.get("/sim/8900/status", headers={"RequestId": "dc-78"})
 
-    assert response.headers["request_id"] == "dc-77"
+    assert response.headers["RequestId"] == "dc-77"
+    assert error.headers["RequestId"] == "dc-78"
 
 
 # -- Rev.io contract -----------------------------------------------------------------------
@@ -352,12 +453,12 @@ def test_status_fault_answers_with_the_carrier_error_body_and_retry_after(
     simulator.add_fault("pond", "set_sim_status", key=ICCID, status=503, retry_after="1200")
     simulator.add_fault("rev", "create_service", status=429, retry_after=7)
 
-    pond_response = pond.post(f"/sim/{ICCID}/status", json=services("Inactive"))
+    pond_response = pond.post(f"/sim/{ICCID}/status", json=services("DISABLED"))
     rev_response = rev.post("/v1/Services", json=new_service())
 
     assert_pond_error(pond_response, 503, 50301)
     assert pond_response.headers["Retry-After"] == "1200"
-    assert simulator.pond_sim(ICCID)["sim_status"] == "Active"
+    assert simulator.pond_sim(ICCID)["sim_data_service_status"] == "ENABLED"
     assert rev_response.status_code == 429
     assert rev_response.headers["Retry-After"] == "7"
     assert rev_response.json()["ok"] is False
@@ -380,10 +481,12 @@ def test_timeout_fault_holds_the_request_past_the_client_read_timeout_then_appli
     simulator.add_fault("pond", "set_sim_status", key=ICCID, kind="timeout", delay_ms=600)
 
     with pytest.raises(requests.ReadTimeout):
-        pond.post(f"/sim/{ICCID}/status", json=services("Inactive"), timeout=(2, 0.2))
+        pond.post(f"/sim/{ICCID}/status", json=services("DISABLED"), timeout=(2, 0.2))
 
     wait_for(
-        lambda: simulator.pond_sim(ICCID)["sim_status"] == "Inactive", timeout=3, interval=0.02
+        lambda: simulator.pond_sim(ICCID)["sim_data_service_status"] == "DISABLED",
+        timeout=3,
+        interval=0.02,
     )
 
 
@@ -402,7 +505,7 @@ def test_faults_are_consumed_in_order_times_each_and_only_for_their_key(
     pond: Caller, simulator: SimulatorControl
 ) -> None:
     simulator.seed_pond_sims(
-        distributor_id=DISTRIBUTOR, sims=[{"iccid": "8999", "status": "Active"}]
+        distributor_id=DISTRIBUTOR, sims=[{"iccid": "8999", "services": "ENABLED"}]
     )
     simulator.add_fault("pond", "read_sim_status", key=ICCID, status=503, times=2)
     simulator.add_fault("pond", "read_sim_status", key=ICCID, status=500)
@@ -432,9 +535,9 @@ def test_call_counters_count_every_request_received_including_faulted_ones(
 ) -> None:
     simulator.add_fault("pond", "set_sim_status", key=ICCID, status=503)
 
-    pond.post(f"/sim/{ICCID}/status", json=services("Inactive"))
-    pond.post(f"/sim/{ICCID}/status", json=services("Inactive"))
-    pond.post("/package/7001/status", json={"package_status": "Not Active"})
+    pond.post(f"/sim/{ICCID}/status", json=services("DISABLED"))
+    pond.post(f"/sim/{ICCID}/status", json=services("DISABLED"))
+    pond.post(f"/package/{PACKAGE_ID}/status", json={"package_status": "NOT_ACTIVE"})
 
     assert simulator.call_count("pond", "set_sim_status", ICCID) == 2
     assert simulator.call_count("pond", "set_package_status", ICCID) == 1
@@ -462,8 +565,8 @@ def test_request_log_shows_what_the_client_sent_without_secrets(
 ) -> None:
     pond.post(
         f"/sim/{ICCID}/status",
-        json=services("Inactive"),
-        headers={"Idempotency-Key": "pondops-7-carrier_status", "request_id": "dc-7"},
+        json=services("DISABLED"),
+        headers={"Idempotency-Key": "pondops-7-carrier_status", "RequestId": "dc-7"},
     )
     rev.post("/v1/Services", json=new_service(), headers={"Idempotency-Key": "pondops-7-rev"})
 
@@ -471,7 +574,7 @@ def test_request_log_shows_what_the_client_sent_without_secrets(
     (rev_request,) = simulator.requests(carrier="rev", op="create_service")
     assert pond_request["method"] == "POST"
     assert pond_request["carrier_path"] == f"/{DISTRIBUTOR}/sim/{ICCID}/status"
-    assert pond_request["body"] == services("Inactive")
+    assert pond_request["body"] == services("DISABLED")
     assert pond_request["idempotency_key"] == "pondops-7-carrier_status"
     assert pond_request["request_id"] == "dc-7"
     assert pond_request["status"] == 204

@@ -22,7 +22,7 @@ import responses
 
 from integrations.base import CallRecord, CarrierClient, CarrierHttp, Credentials, MemoryTokenStore
 from integrations.jasper import JasperClient
-from integrations.pond import PondClient
+from integrations.pond import Package, PondClient, SimStatus
 from integrations.rev import RevClient
 from integrations.teal import TealClient
 from integrations.telegence import TelegenceClient
@@ -40,7 +40,7 @@ ACCEPT = ("Accept", "application/json")
 POND = Credentials(
     integration_authentication_id=1,
     integration="POND",
-    base_url="https://pond.example.test/v1",
+    base_url="https://pond.example.test/ds/u/distributorPPUService/v1/",  # one "/" trimmed
     account="4242",
     secret="pond-key-Zx81q0",
 )
@@ -133,10 +133,34 @@ def client_of(credentials: Credentials, cls: type[CarrierClient]) -> Callable[..
     return lambda **kwargs: cls(credentials=credentials, timeouts=(1, 1), **kwargs)
 
 
-POND_ROOT = "https://pond.example.test/v1/4242"
-POND_SIM = {"sim_data_service_status": "Inactive"} | {
-    name: "Inactive" for name in ("sim_voice_service_status", "sim_sms_service_status")
-}
+POND_PATH = "/ds/u/distributorPPUService/v1/4242"
+POND_ROOT = f"https://pond.example.test{POND_PATH}"
+POND_KEY = ("x-api-key", "pond-key-Zx81q0")
+POND_SIM = dict.fromkeys(
+    ("sim_data_service_status", "sim_voice_service_status", "sim_sms_service_status"), "DISABLED"
+)
+POND_PACKAGE_ID = "6f1c2e0a-3b1d-4c47-9a55-1f0e8d2b7c10"
+POND_SECOND_ID = "0b8e5a52-9d7c-4f0e-8c1a-3e6f2d9b4a71"
+
+
+def pond_package(package_id: str, status: str) -> dict[str, Any]:
+    return {"package_id": package_id, "sim_iccid": ICCID, "status": status, "package_type_id": 12}
+
+
+def pond_page(offset: int, elements: list[dict[str, Any]]) -> Sent:
+    """One page of a SIM's package list (3 packages in all, at most 2 a page)."""
+    query = f"offset={offset}&count=100"
+    return Sent(
+        "List POND SIM packages",
+        "GET",
+        f"{POND_ROOT}/sim/{ICCID}/package/infos?{query}",
+        [ACCEPT, POND_KEY, ("RequestId", "req-1")],
+        f"GET {POND_PATH}/sim/{ICCID}/package/infos?{query}\n"
+        "x-api-key: [REDACTED]\nAccept: application/json\nRequestId: req-1",
+        answer={"json": {"total": 3, "offset": offset, "count": 2, "elements": elements}},
+    )
+
+
 JASPER_DEVICE = f"https://jasper.example.test/rws/api/v1/devices/{ICCID}"
 JASPER_BASIC = basic("ops-api", "jasper-key-Q7w2e9Lk")
 SUBSCRIBER = f"https://telegence.example.test/att/sp/mobility/v1/subscribers/{MSISDN}"
@@ -182,19 +206,30 @@ CASES = {
                 "Read POND SIM status",
                 "GET",
                 f"{POND_ROOT}/sim/{ICCID}/status",
-                [ACCEPT, ("x-api-key", "pond-key-Zx81q0"), ("request_id", "req-1")],
-                f"GET /v1/4242/sim/{ICCID}/status\n"
-                "x-api-key: [REDACTED]\nAccept: application/json\nrequest_id: req-1",
-                answer={"json": {"sim_status": "Active"}},
+                [ACCEPT, POND_KEY, ("RequestId", "req-1")],
+                f"GET {POND_PATH}/sim/{ICCID}/status\n"
+                "x-api-key: [REDACTED]\nAccept: application/json\nRequestId: req-1",
+                answer={
+                    "json": {
+                        "sim_data_service_status": "ENABLED",
+                        "sim_voice_service_status": "ENABLED",
+                        "sim_sms_service_status": "DISABLED",
+                        "status_of_sim": "In-Service",
+                        "status": "ACTIVE",
+                    }
+                },
             ),
         ),
-        returns={"sim_status": "Active"},
+        returns=SimStatus("ENABLED", "ENABLED", "DISABLED", "In-Service"),
         carrier="POND",
     ),
-    "pond-set-sim-status": Case(
+    "pond-set-sim-services": Case(
         client_of(POND, PondClient),
-        lambda client: client.set_sim_status(
-            iccid=ICCID, value="Inactive", idempotency_key="pondops-7-carrier_status"
+        lambda client: client.set_sim_services(
+            iccid=ICCID,
+            value="DISABLED",
+            idempotency_key="pondops-7-carrier_status",
+            request_id="req-1",
         ),
         (
             Sent(
@@ -203,13 +238,15 @@ CASES = {
                 f"{POND_ROOT}/sim/{ICCID}/status",
                 [
                     ACCEPT,
-                    ("x-api-key", "pond-key-Zx81q0"),
+                    POND_KEY,
+                    ("RequestId", "req-1"),
                     ("Idempotency-Key", "pondops-7-carrier_status"),
                     JSON,
                     length(body(POND_SIM)),
                 ],
-                f"POST /v1/4242/sim/{ICCID}/status\nx-api-key: [REDACTED]\n"
-                "Accept: application/json\nIdempotency-Key: pondops-7-carrier_status\n"
+                f"POST {POND_PATH}/sim/{ICCID}/status\nx-api-key: [REDACTED]\n"
+                "Accept: application/json\nRequestId: req-1\n"
+                "Idempotency-Key: pondops-7-carrier_status\n"
                 f"Content-Type: application/json\n\n{json.dumps(POND_SIM)}",
                 content=body(POND_SIM),
                 answer={"status": 204},
@@ -217,45 +254,51 @@ CASES = {
         ),
         carrier="POND",
     ),
-    "pond-list-packages": Case(
+    "pond-list-packages-every-page": Case(
         client_of(POND, PondClient),
-        lambda client: client.list_packages(iccid=ICCID),
+        lambda client: client.list_packages(iccid=ICCID, request_id="req-1"),
         (
-            Sent(
-                "List POND SIM packages",
-                "GET",
-                f"{POND_ROOT}/sim/{ICCID}/package/infos",
-                [ACCEPT, ("x-api-key", "pond-key-Zx81q0")],
-                f"GET /v1/4242/sim/{ICCID}/package/infos\n"
-                "x-api-key: [REDACTED]\nAccept: application/json",
-                answer={"json": []},
+            pond_page(
+                0,
+                [  # POND may hold a page to fewer packages than asked
+                    pond_package(POND_PACKAGE_ID, "ACTIVE"),
+                    pond_package(POND_SECOND_ID, "TERMINATED"),
+                ],
             ),
+            pond_page(2, [{"package_id": "p-3", "status": "NOT_ACTIVE"}]),
         ),
-        returns=[],
+        returns=[
+            Package(POND_PACKAGE_ID, "ACTIVE", 12),
+            Package(POND_SECOND_ID, "TERMINATED", 12),
+            Package("p-3", "NOT_ACTIVE", None),
+        ],
         carrier="POND",
     ),
     "pond-set-package-status": Case(
         client_of(POND, PondClient),
         lambda client: client.set_package_status(
-            package_id=7001, value="Not Active", idempotency_key="k-7001", request_id="req-1"
+            package_id=POND_PACKAGE_ID,
+            value="NOT_ACTIVE",
+            idempotency_key="k-1",
+            request_id="req-1",
         ),
         (
             Sent(
                 "Update POND package status",
                 "POST",
-                f"{POND_ROOT}/package/7001/status",
+                f"{POND_ROOT}/package/{POND_PACKAGE_ID}/status",
                 [
                     ACCEPT,
-                    ("x-api-key", "pond-key-Zx81q0"),
-                    ("request_id", "req-1"),
-                    ("Idempotency-Key", "k-7001"),
+                    POND_KEY,
+                    ("RequestId", "req-1"),
+                    ("Idempotency-Key", "k-1"),
                     JSON,
-                    length(body({"package_status": "Not Active"})),
+                    length(body({"package_status": "NOT_ACTIVE"})),
                 ],
-                "POST /v1/4242/package/7001/status\nx-api-key: [REDACTED]\n"
-                "Accept: application/json\nrequest_id: req-1\nIdempotency-Key: k-7001\n"
-                'Content-Type: application/json\n\n{"package_status": "Not Active"}',
-                content=body({"package_status": "Not Active"}),
+                f"POST {POND_PATH}/package/{POND_PACKAGE_ID}/status\nx-api-key: [REDACTED]\n"
+                "Accept: application/json\nRequestId: req-1\nIdempotency-Key: k-1\n"
+                'Content-Type: application/json\n\n{"package_status": "NOT_ACTIVE"}',
+                content=body({"package_status": "NOT_ACTIVE"}),
                 answer={"status": 204},
             ),
         ),
