@@ -293,10 +293,8 @@ class PondProcessor(StatusUpdateProcessor[PondClient]):
         SUSPENDED: StatusMapping(SUSPENDED, DISABLED, SUSPENDED),
         TERMINATED: StatusMapping(TERMINATED, DISABLED, TERMINATED),
     }
-    # POND publishes no limit; the simulated account allows 50 requests/s, and the
-    # credentials row may say otherwise (a 429 slows every sender down).
-    default_rate_limit: ClassVar[float] = 50.0
-    default_max_concurrency: ClassVar[int] = 4
+    # POND publishes no limit: a new row starts at the base default (10 requests/s, 4 at
+    # once); the operator sets the account's real rate on the row (a 429 slows every sender).
 
     @classmethod
     def account_label(cls, credentials: Credentials) -> str:
