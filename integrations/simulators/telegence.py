@@ -18,8 +18,9 @@ a line belongs to one app and is invisible to the others.
   pending one. Setting the status a line already has is accepted; a cancelled line refuses
   every other status. No transaction id is answered; writes are never de-duplicated.
 - Errors as the gateway answers them: 404 ``{"id", "description": "/service/"}`` for an
-  unknown line or a change the line does not allow (out of Cancelled); every other error
-  (400 bad body, 401 credentials, 429, faults) ``{"id", "errorDescription"}``.
+  unknown line or a change the line does not allow (out of Cancelled), its ``id`` counted from
+  ``…-000000000001`` after each reset; every other error (400 bad body, 401 credentials, 429,
+  faults) ``{"errorDescription"}``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import hmac
 import itertools
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -60,6 +60,8 @@ REASON_CODES: Mapping[str, str] = {
 }
 
 NOT_FOUND_DESCRIPTION = "/service/"
+# The 404's ``id`` is a trace id; the simulator counts them (…-000000000001 first) after a reset.
+ERROR_ID_PREFIX = "306760c0-4c63-11f0-8b71-"
 NEVER = "never"
 DEFAULT_RATE_LIMIT = 50.0
 FIRST_SINGLE_USER_CODE = 40_100
@@ -160,6 +162,7 @@ class TelegenceSimulator(CarrierSimulator):
         self._lines: dict[str, TelegenceLine] = {}
         self._single_user_codes: Iterator[int] = itertools.count(FIRST_SINGLE_USER_CODE)
         self.completion = Completion()
+        self._error_ids: Iterator[int] = itertools.count(1)
 
     # -- contract ---------------------------------------------------------------------------
 
@@ -195,17 +198,15 @@ class TelegenceSimulator(CarrierSimulator):
         code: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> SimResponse:
-        return json_response(
-            status, {"id": str(uuid.uuid1()), "errorDescription": message}, headers
-        )
+        return json_response(status, {"errorDescription": message}, headers)
 
     def _refusals(self, handler: Handler) -> Handler:
         def answer(call: Call) -> SimResponse:
             try:
                 return handler(call)
             except LineRefused:
-                body = {"id": str(uuid.uuid1()), "description": NOT_FOUND_DESCRIPTION}
-                return json_response(404, body)
+                error_id = f"{ERROR_ID_PREFIX}{next(self._error_ids):012d}"
+                return json_response(404, {"id": error_id, "description": NOT_FOUND_DESCRIPTION})
 
         return answer
 
