@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -123,9 +124,9 @@ def test_a_line_that_shows_the_change_after_a_few_reads_waits_without_a_retry_th
 
     assert waiting.attempts == 0
     assert waiting.carrier_submitted_at is not None and waiting.carrier_status_at is None
-    assert waiting.next_attempt_at is not None and waiting.next_attempt_at <= (
-        waiting.confirm_deadline_at
-    )
+    deadline = waiting.confirm_deadline_at
+    assert deadline is not None and waiting.next_attempt_at is not None
+    assert waiting.next_attempt_at <= deadline
     assert world.carrier_status(device) == "Active"  # AT&T has not applied the order yet
     bulk_change = drain(bulk_change)
 
@@ -168,7 +169,7 @@ def test_lines_never_confirmed_are_decided_by_a_read_at_the_four_hour_deadline(
     bulk_change = world.create([late, never])
 
     for device in (late, never):
-        waiting = run_until(bulk_change, lambda d=device: awaiting(bulk_change, d), "waiting")
+        waiting = run_until(bulk_change, partial(awaiting, bulk_change, device), "waiting")
         assert waiting.attempts == 0
         assert waiting.next_attempt_at == waiting.confirm_deadline_at
     # AT&T applies one order late, after the last check before the deadline.
