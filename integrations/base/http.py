@@ -19,8 +19,9 @@ import json
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, TypedDict, Unpack
 
 import requests
@@ -169,8 +170,12 @@ class CarrierHttp:
         throttle: Throttle | None = None,
         on_call: CallRecorder | None = None,
         timeouts: tuple[float, float] | None = None,
+        describe_error: Callable[[requests.Response], str] | None = None,
     ) -> None:
         self.carrier = carrier
+        # The readable message of an error answer: the shared reading unless the carrier's
+        # error body needs its own (Telegence's ``errorDescription``/``description`` + ``id``).
+        self.describe_error = describe_error or partial(readable_error, carrier)
         self.credentials = credentials
         self.auth_failure = auth_failure
         self.session = session or http_session()
@@ -252,7 +257,7 @@ class CarrierHttp:
     def _raise_for(
         self, response: requests.Response, call: CallRecord, *, auth_failure: str
     ) -> None:
-        message = redact(readable_error(self.carrier, response), self.credentials.secrets)
+        message = redact(self.describe_error(response), self.credentials.secrets)
         status = response.status_code
         if status in (401, 403):
             raise AuthenticationError(f"{auth_failure} ({message})", call=call)
@@ -305,6 +310,7 @@ class CarrierClient(ABC):
             carrier=self.carrier,
             credentials=credentials,
             auth_failure=self.auth_failure(credentials),
+            describe_error=self.describe_error,
             **options,
         )
 
@@ -312,6 +318,11 @@ class CarrierClient(ABC):
     @abstractmethod
     def auth_failure(cls, credentials: Credentials) -> str:
         """The message when the carrier rejects these credentials."""
+
+    def describe_error(self, response: requests.Response) -> str:
+        """The readable message of an error answer (:func:`readable_error` unless a carrier's
+        error body needs its own reading)."""
+        return readable_error(self.carrier, response)
 
     def auth_headers(self) -> dict[str, str]:
         """The headers that authenticate every call (a key carrier's key); none by default."""

@@ -198,7 +198,8 @@ class SimulatorControl:
 
     @property
     def telegence_base_url(self) -> str:
-        """The base_url to give a Telegence client (it appends ``/sp/mobility/v1``)."""
+        """The base_url to give a Telegence client (it appends
+        ``/sp/mobility/lineconfig/api/v1/service/{subscriberNumber}``)."""
         return self.base_url + "/telegence"
 
     def add_telegence_account(
@@ -222,15 +223,33 @@ class SimulatorControl:
     def seed_telegence_subscribers(
         self, *, app_id: str, subscribers: Iterable[Mapping[str, Any]]
     ) -> int:
-        """Create or replace subscribers (``{"msisdn", "iccid", "status"?}``, status Active,
-        Suspended or Cancelled, default Active) of an app; returns the count."""
+        """Create or replace lines (``{"msisdn", "iccid", "status"?}``: a 10-digit MSISDN,
+        status Active, Suspended or Cancelled, default Active) of an app; returns the count."""
         body = {"app_id": app_id, "subscribers": [dict(entry) for entry in subscribers]}
         return int(self._call("POST", "/_sim/telegence/subscribers", body)["seeded"])
 
     def telegence_subscriber(self, msisdn: str) -> dict[str, Any]:
-        """A subscriber's record (``serviceStatus``, ``iccid``, …) and the ``changes`` applied
-        (``serviceStatus``, ``reasonCode``, ``effectiveDate``, ``transactionId``)."""
+        """A line's service record (``status``, ``serviceCharacteristic``) with ``reads``, the
+        ``pending`` change (``{"status"}`` or None) and the accepted ``changes``
+        (``subscriberStatus``, ``reasonCode``, ``effectiveDate``)."""
         return dict(self._call("GET", f"/_sim/telegence/subscribers/{msisdn}"))
+
+    def set_telegence_completion(
+        self, *, reads: int | None = None, seconds: float | str | None = None
+    ) -> dict[str, Any]:
+        """How long an accepted change takes to show: ``reads`` reads still showing the old
+        status and/or ``seconds`` (``"never"``: until :meth:`apply_telegence_change`); both 0
+        (the default) apply it at the PATCH."""
+        body: dict[str, Any] = {}
+        if reads is not None:
+            body["apply_after_reads"] = reads
+        if seconds is not None:
+            body["apply_after_seconds"] = seconds
+        return dict(self._call("POST", "/_sim/telegence/config", body))
+
+    def apply_telegence_change(self, msisdn: str) -> dict[str, Any]:
+        """AT&T completes the line's pending change now; returns the line's record."""
+        return dict(self._call("POST", f"/_sim/telegence/subscribers/{msisdn}/apply"))
 
     # -- Cisco Jasper -----------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ def _simulator_status(simulator: SimulatorControl, integration: str, device: Dev
     if integration == "JASPER":
         return str(simulator.jasper_device(device.iccid)["status"])
     if integration == "TELEGENCE":
-        return str(simulator.telegence_subscriber(device.msisdn)["serviceStatus"])
+        return str(simulator.telegence_subscriber(device.msisdn)["status"])
     return str(simulator.teal_esim(device.eid)["status"])
 
 
@@ -76,8 +76,7 @@ def _carrier_status(credentials: Credentials, integration: str, device: DeviceRe
     if integration == "JASPER":
         return str(JasperClient(credentials=credentials).get_device(iccid=device.iccid)["status"])
     if integration == "TELEGENCE":
-        client = TelegenceClient(credentials=credentials)
-        return str(client.read_subscriber(msisdn=device.msisdn)["serviceStatus"])
+        return str(TelegenceClient(credentials=credentials).read_line(msisdn=device.msisdn).target)
     return str(TealClient(credentials=credentials).read_esim(eid=device.eid)["status"])
 
 

@@ -166,11 +166,11 @@ class Jasper(Simulated):
         return str(self.simulator.jasper_device(self.key)["status"])
 
 
-TELEGENCE_API = "/sp/mobility/v1"
+TELEGENCE_API = "/sp/mobility/lineconfig/api/v1"
 
 
 class Telegence(Simulated):
-    name, read_op, seeded = "telegence", "get_subscriber", "Active"
+    name, read_op, seeded = "telegence", "read_line", "Active"
     accounts = (
         ("pondops-app", "tg-sim-secret-99", "2145550100"),
         ("other-app", "other-secret-11", "2145550199"),
@@ -192,14 +192,20 @@ class Telegence(Simulated):
         return Caller(self.simulator.telegence_base_url + TELEGENCE_API, headers)
 
     def read_device(self, caller: Caller, device: str, **kwargs: Any) -> requests.Response:
-        return caller.get(f"/subscribers/{device}", **kwargs)
+        return caller.get(f"/service/{device}", **kwargs)
 
     def write(self, **kwargs: Any) -> requests.Response:
-        body = {"serviceStatus": "Suspended", "reasonCode": "CR", "effectiveDate": "2026-11-22"}
-        return self.caller.request("PATCH", f"/subscribers/{self.key}", json=body, **kwargs)
+        body = {
+            "effectiveDate": "2026-11-22",
+            "serviceCharacteristic": [
+                {"name": "subscriberStatus", "value": "S"},
+                {"name": "reasonCode", "value": "CR"},
+            ],
+        }
+        return self.caller.request("PATCH", f"/service/{self.key}", json=body, **kwargs)
 
     def state(self) -> str:
-        return str(self.simulator.telegence_subscriber(self.key)["serviceStatus"])
+        return str(self.simulator.telegence_subscriber(self.key)["status"])
 
 
 class Teal(Simulated):
@@ -304,28 +310,28 @@ TEAL_KEY, TEAL_OTHER_SECRET = Teal.accounts[0][0], Teal.accounts[1][1]
         pytest.param(
             "telegence",
             {"headers": {"app-id": "", "app-secret": ""}},
-            "UNAUTHORIZED",
+            "errorDescription",
             "app-id and app-secret headers are required",
             id="telegence-no-headers",
         ),
         pytest.param(
             "telegence",
             {"headers": {"app-secret": "wrong-secret"}},
-            "UNAUTHORIZED",
+            "errorDescription",
             "Invalid app-id or app-secret for app pondops-app",
             id="telegence-wrong-secret",
         ),
         pytest.param(
             "telegence",
             {"headers": {"app-id": "nobody"}},
-            "UNAUTHORIZED",
+            "errorDescription",
             "Invalid app-id or app-secret for app nobody",
             id="telegence-unknown-app",
         ),
         pytest.param(
             "telegence",
             {"headers": {"app-secret": TELEGENCE_OTHER_SECRET}},
-            "UNAUTHORIZED",
+            "errorDescription",
             "Invalid app-id or app-secret for app pondops-app",
             id="telegence-another-apps-secret",
         ),
@@ -370,7 +376,7 @@ def test_credentials_other_than_the_accounts_are_401_and_change_nothing(
     ("carrier", "status", "code"),
     [
         pytest.param("pond", 503, 50301, id="pond"),
-        pytest.param("telegence", 504, "GATEWAY_TIMEOUT", id="telegence"),
+        pytest.param("telegence", 504, "errorDescription", id="telegence"),
     ],
     indirect=["carrier"],
 )
@@ -461,7 +467,7 @@ def test_a_concurrent_burst_gets_a_bucket_of_the_limit_and_its_refill_the_rest_4
         pytest.param(
             "telegence",
             1,
-            "RATE_LIMIT_EXCEEDED",
+            "errorDescription",
             "Rate limit of 1 requests/s exceeded for app pondops-app",
             id="telegence-1-a-second",
         ),

@@ -8,7 +8,7 @@ import pytest
 import responses
 
 from integrations.base import CallRecord
-from tests.unit.integrations.support import RecordingThrottle
+from tests.unit.integrations.support import FakeTime, RecordingThrottle
 
 
 @pytest.fixture
@@ -27,3 +27,9 @@ def audit() -> list[CallRecord]:
 @pytest.fixture
 def throttle() -> RecordingThrottle:
     return RecordingThrottle()
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    """Poll seams for an asynchronous processor: sleeping moves the clock on, instantly."""
+    return FakeTime()

@@ -40,6 +40,22 @@ class RecordingThrottle:
         self.penalties.append(seconds)
 
 
+class FakeTime:
+    """An asynchronous processor's poll seams (``clock``, ``sleep``): the clock moves only when
+    the processor sleeps, instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
     """The ``index``-th request the client sent."""
     request = mocked.calls[index].request

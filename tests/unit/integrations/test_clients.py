@@ -163,8 +163,22 @@ def pond_page(offset: int, elements: list[dict[str, Any]]) -> Sent:
 
 JASPER_DEVICE = f"https://jasper.example.test/rws/api/v1/devices/{ICCID}"
 JASPER_BASIC = basic("ops-api", "jasper-key-Q7w2e9Lk")
-SUBSCRIBER = f"https://telegence.example.test/att/sp/mobility/v1/subscribers/{MSISDN}"
-TELEGENCE_CHANGE = {"serviceStatus": "Suspended", "reasonCode": "CR", "effectiveDate": "2026-11-22"}
+TELEGENCE_LINE = (
+    f"https://telegence.example.test/att/sp/mobility/lineconfig/api/v1/service/{MSISDN}"
+)
+TELEGENCE_PATH = f"/att/sp/mobility/lineconfig/api/v1/service/{MSISDN}"
+TELEGENCE_CHANGE = {
+    "effectiveDate": "2026-11-22",
+    "serviceCharacteristic": [
+        {"name": "subscriberStatus", "value": "S"},
+        {"name": "reasonCode", "value": "CR"},
+    ],
+}
+TELEGENCE_RECORD = {
+    "subscriberNumber": MSISDN,
+    "status": "Active",
+    "serviceCharacteristic": [{"name": "subscriberStatus", "value": "A"}],
+}
 TEAL_API = "https://teal.example.test/api/v1"
 TS = "https://thingspace.example.test"
 TS_LIST = {"accountName": "0000123456-00001", "deviceId": {"kind": "iccid", "id": ICCID}}
@@ -346,54 +360,54 @@ CASES = {
         ),
         carrier="Jasper",
     ),
-    "telegence-read-subscriber": Case(
+    "telegence-read-line": Case(
         client_of(TELEGENCE, TelegenceClient),
-        lambda client: client.read_subscriber(msisdn=MSISDN),
+        lambda client: client.read_line(msisdn=MSISDN).target,
         (
             Sent(
-                "Read Telegence subscriber",
+                "Read Telegence line",
                 "GET",
-                SUBSCRIBER,
+                TELEGENCE_LINE,
                 [ACCEPT, ("app-id", "pondops-app-7"), ("app-secret", "tg-secret-Qw81zz")],
-                f"GET /att/sp/mobility/v1/subscribers/{MSISDN}\napp-id: pondops-app-7\n"
+                f"GET {TELEGENCE_PATH}\napp-id: pondops-app-7\n"
                 "app-secret: [REDACTED]\nAccept: application/json",
-                answer={"json": {"subscriberNumber": MSISDN, "serviceStatus": "Active"}},
+                answer={"json": TELEGENCE_RECORD},
             ),
         ),
-        returns={"subscriberNumber": MSISDN, "serviceStatus": "Active"},
+        returns="Active",
         carrier="Telegence",
     ),
     "telegence-change-status": Case(
         client_of(TELEGENCE, TelegenceClient),
         lambda client: client.change_status(
             msisdn=MSISDN,
-            service_status="Suspended",
+            subscriber_status="S",
             reason_code="CR",
             effective_date=date(2026, 11, 22),
-            idempotency_key="pondops-77-carrier_status",
+            idempotency_key="pondops-77-submit",
         ),
         (
             Sent(
-                "Update Telegence subscriber status",
+                "Change Telegence line status",
                 "PATCH",
-                SUBSCRIBER,
+                TELEGENCE_LINE,
                 [
                     ACCEPT,
                     ("app-id", "pondops-app-7"),
                     ("app-secret", "tg-secret-Qw81zz"),
-                    ("Idempotency-Key", "pondops-77-carrier_status"),
+                    ("Idempotency-Key", "pondops-77-submit"),
                     JSON,
                     length(body(TELEGENCE_CHANGE)),
                 ],
-                f"PATCH /att/sp/mobility/v1/subscribers/{MSISDN}\napp-id: pondops-app-7\n"
+                f"PATCH {TELEGENCE_PATH}\napp-id: pondops-app-7\n"
                 "app-secret: [REDACTED]\nAccept: application/json\n"
-                "Idempotency-Key: pondops-77-carrier_status\nContent-Type: application/json\n\n"
+                "Idempotency-Key: pondops-77-submit\nContent-Type: application/json\n\n"
                 + json.dumps(TELEGENCE_CHANGE),
                 content=body(TELEGENCE_CHANGE),
-                answer={"json": {"transactionId": "T-77812"}},
+                answer={"json": TELEGENCE_RECORD},
             ),
         ),
-        returns={"transactionId": "T-77812"},
+        returns=TELEGENCE_RECORD,
         carrier="Telegence",
     ),
     "teal-change-state": Case(
