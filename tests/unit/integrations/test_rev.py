@@ -89,6 +89,11 @@ def service_record(service_id: int = 812, number: str = MSISDN, customer_id: int
     }
 
 
+def collection(records: list[dict], *, has_more: bool = False) -> dict:
+    """One page of a Rev collection answer."""
+    return {"ok": True, "has_more": has_more, "record_count": len(records), "records": records}
+
+
 def product_record(service_product_id: int, product_id: int, service_id: int = 812) -> dict:
     return {
         "service_product_id": service_product_id,
@@ -316,7 +321,7 @@ def test_to_legacy_round_trips_through_json(original: RevServiceRequest) -> None
 def test_find_service_returns_none_without_a_record_for_this_number_and_customer(
     client: RevClient, mocked: responses.RequestsMock, records: list[dict]
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": records, "total_count": len(records), "ok": True})
+    mocked.get(SERVICES_URL, json=collection(records))
 
     assert client.find_service(number=MSISDN, customer_id=42) is None
 
@@ -400,7 +405,11 @@ def test_error_responses_become_our_error_types(
     [
         pytest.param({"ok": True}, id="no-records"),
         pytest.param({"records": {"service_id": 812}, "ok": True}, id="records-not-list"),
-        pytest.param({"records": [{"number": MSISDN}], "ok": True}, id="no-service-id"),
+        pytest.param(
+            {"records": [service_record(812) | {"service_id": None}], "has_more": False},
+            id="no-service-id",
+        ),
+        pytest.param({"records": [service_record()], "ok": True}, id="no-has-more"),
         pytest.param([service_record()], id="bare-list"),
     ],
 )
@@ -455,7 +464,7 @@ def test_rejected_credentials_are_an_authentication_error_naming_the_client(
 def test_an_existing_service_is_recorded_without_creating_one(
     processor: RevProcessor, mocked: responses.RequestsMock, audit: list[CallRecord]
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": [service_record(812)], "ok": True})
+    mocked.get(SERVICES_URL, json=collection([service_record(812)]))
 
     result = processor.perform(Step.REV_SERVICE, context(), rev_request())
 
@@ -467,7 +476,7 @@ def test_an_existing_service_is_recorded_without_creating_one(
 def test_a_missing_service_is_created_once_with_the_carrier_day(
     processor: RevProcessor, mocked: responses.RequestsMock, audit: list[CallRecord]
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": [], "total_count": 0, "ok": True})
+    mocked.get(SERVICES_URL, json=collection([]))
     mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
 
     result = processor.perform(
@@ -477,7 +486,10 @@ def test_a_missing_service_is_created_once_with_the_carrier_day(
     )
 
     assert result.updates == {"rev_service_id": 812}
-    assert sent(mocked, 0).url == f"{SERVICES_URL}?search.number={MSISDN}&search.customer_id=42"
+    assert (
+        sent(mocked, 0).url
+        == f"{SERVICES_URL}?search.number={MSISDN}&search.customer_id=42&page_size=100"
+    )
     create = sent(mocked, 1)
     assert create.headers["Idempotency-Key"] == "pondops-77-rev_service"
     assert sent_json(create) == {
@@ -497,14 +509,17 @@ def test_a_missing_service_is_created_once_with_the_carrier_day(
 def test_a_device_without_msisdn_uses_its_iccid_as_number_and_today_without_a_carrier_day(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICES_URL, json=collection([]))
     mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
 
     processor.perform(
         Step.REV_SERVICE, context(msisdn="", today=None), rev_request(provider_id=None)
     )
 
-    assert sent(mocked, 0).url == f"{SERVICES_URL}?search.number={ICCID}&search.customer_id=42"
+    assert (
+        sent(mocked, 0).url
+        == f"{SERVICES_URL}?search.number={ICCID}&search.customer_id=42&page_size=100"
+    )
     body = sent_json(sent(mocked, 1))
     assert (body["number"], body["number2"]) == (ICCID, ICCID)
     assert body["provider_id"] is None
@@ -514,7 +529,7 @@ def test_a_device_without_msisdn_uses_its_iccid_as_number_and_today_without_a_ca
 def test_the_request_dates_win_and_a_prorated_service_sends_its_effective_date(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICES_URL, json=collection([]))
     mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
 
     processor.perform(
@@ -548,7 +563,7 @@ def test_a_recorded_service_id_is_returned_without_any_call(
 def test_a_failed_create_fails_the_step(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICES_URL, json=collection([]))
     mocked.post(SERVICES_URL, status=200, json={"ok": False, "message": "Customer 42 not found"})
 
     with pytest.raises(PermanentError, match="Customer 42 not found"):
@@ -567,7 +582,7 @@ THREE_PRODUCTS = (
 def test_only_missing_service_products_are_created(
     processor: RevProcessor, mocked: responses.RequestsMock, audit: list[CallRecord]
 ) -> None:
-    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [product_record(9901, 55)], "ok": True})
+    mocked.get(SERVICE_PRODUCTS_URL, json=collection([product_record(9901, 55)]))
     mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9902})
     mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9903})
 
@@ -580,7 +595,7 @@ def test_only_missing_service_products_are_created(
     assert result.step is Step.REV_PRODUCTS
     assert result.updates == {"rev_product_ids": {"55": 9901, "56": 9902, "57": 9903}}
     assert result.note == "2 of 3 service products created"
-    assert sent(mocked, 0).url == f"{SERVICE_PRODUCTS_URL}?search.service_id=812"
+    assert sent(mocked, 0).url == f"{SERVICE_PRODUCTS_URL}?search.service_id=812&page_size=500"
     creates = [sent(mocked, index) for index in (1, 2)]
     assert [sent_json(r) for r in creates] == [
         {
@@ -609,7 +624,7 @@ def test_only_missing_service_products_are_created(
 def test_recorded_service_products_are_neither_looked_up_nor_created_again(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICE_PRODUCTS_URL, json=collection([]))
     mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9903})
 
     result = processor.perform(
@@ -641,7 +656,7 @@ def test_all_service_products_recorded_means_no_call(
 def test_prorated_service_products_carry_the_effective_date(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICE_PRODUCTS_URL, json=collection([]))
     mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9901})
 
     processor.perform(
@@ -684,7 +699,7 @@ def test_service_products_without_a_service_id_are_a_permanent_error(
 def test_a_failed_product_create_fails_the_step(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICE_PRODUCTS_URL, json=collection([]))
     mocked.post(SERVICE_PRODUCTS_URL, status=503, body="")
 
     with pytest.raises(TransientError):
