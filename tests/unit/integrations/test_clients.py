@@ -27,6 +27,8 @@ from integrations.rev import RevClient
 from integrations.teal import TealClient
 from integrations.telegence import TelegenceClient
 from integrations.thingspace import ThingSpaceClient
+from tests.unit.integrations.rev_support import PRODUCT_BODY as REV_PRODUCT
+from tests.unit.integrations.rev_support import SERVICE_BODY as REV_SERVICE
 from tests.unit.integrations.support import RecordingThrottle, sent
 
 ICCID = "89148000000000000001"
@@ -154,27 +156,6 @@ TS_STATUS = f"{TS}/api/m2m/v1/accounts/0000123456-00001/requests/{REQUEST_ID}/st
 REV_BASIC = basic("api-user@acme", "rev-pass-Qw93kd")
 REV_KEY = ("Ocp-Apim-Subscription-Key", "rev-apim-key-7Hq2")
 REV_KEY_AUDIT = "Ocp-Apim-Subscription-Key: [REDACTED]\n"
-REV_SERVICE = {
-    "customer_id": 42,
-    "service_type_id": 7,
-    "number": MSISDN,
-    "number2": ICCID,
-    "provider_id": 3,
-    "activated_date": "2026-11-22Z",
-    "effective_date": None,
-    "usage_plan_group_id": None,
-    "package_id": None,
-}
-REV_PRODUCT = {
-    "service_id": 812,
-    "customer_id": 42,
-    "product_id": 55,
-    "rate": 4.5,
-    "prorate": False,
-    "quantity": 1,
-    "effective_date": None,
-    "activated_date": "2026-11-22Z",
-}
 
 CASES = {
     "pond-read-sim": Case(
