@@ -41,6 +41,7 @@ pytest_plugins = ["tests.fixtures.simulators", "tests.fixtures.scripted_carrier"
 ROOT = Path(__file__).resolve().parent.parent
 POND_KEY = "pond-secret-key-7f3a9c"
 REV_PASSWORD = "rev-secret-pw-51b2e8"
+REV_SUBSCRIPTION_KEY = "rev-apim-key-0c7d41e9"
 DISTRIBUTOR = "1234"
 REV_CLIENT = "ACME"
 
@@ -225,7 +226,11 @@ def pond_world(simulator: SimulatorControl, device_statuses: None) -> PondWorld:
     tenant = Tenant.objects.create(name="Acme IoT")
     simulator.add_pond_account(distributor_id=DISTRIBUTOR, api_key=POND_KEY, rate_limit=0)
     simulator.add_rev_account(
-        client_code=REV_CLIENT, username="ops", password=REV_PASSWORD, rate_limit=0
+        client_code=REV_CLIENT,
+        username="ops",
+        password=REV_PASSWORD,
+        subscription_key=REV_SUBSCRIPTION_KEY,
+        calls_per_minute=0,
     )
     simulator.add_rev_customers(client_code=REV_CLIENT, customer_ids=[42])
     pond = IntegrationAuthentication.objects.create(
@@ -244,6 +249,7 @@ def pond_world(simulator: SimulatorControl, device_statuses: None) -> PondWorld:
         account=REV_CLIENT,
         username="ops",
         secret=REV_PASSWORD,
+        secret_2=REV_SUBSCRIPTION_KEY,
         rate_limit=0,
         max_concurrency=4,
     )

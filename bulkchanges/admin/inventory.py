@@ -42,7 +42,8 @@ class IntegrationAuthenticationForm(forms.ModelForm):
     secret_2 = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only (ThingSpace UWS password). Leave blank to keep the stored one.",
+        help_text="Write-only (ThingSpace UWS password; Rev.io API-management subscription key). "
+        "Leave blank to keep the stored one.",
     )
 
     class Meta:

@@ -27,7 +27,7 @@ from bulkchanges.models import BulkChange, IntegrationAuthentication, Tenant
 from bulkchanges.services.bulk_changes import bulk_change_create, status_update_request_validate
 from bulkchanges.services.inventory import devices_import, integration_authentication_set
 from bulkchanges.types import DeviceRef
-from integrations.base import Integration
+from integrations.base import Integration, billing_processor_class
 from integrations.rev_request import RevProduct, RevServiceRequest
 from integrations.simulators.control import POND_PREFIX, REV_PREFIX, SimulatorControl
 
@@ -37,6 +37,7 @@ DEMO_RATE_LIMIT = 50.0  # requests/s, in our credentials and in the simulator al
 DEMO_REV_CLIENT = "DEMO"
 DEMO_REV_USERNAME = "pondops"
 DEMO_REV_CUSTOMER_IDS = (42,)
+DEMO_REV_CALLS_PER_MINUTE = 500  # Rev.io's own limit; our row: the processor's 8 a second
 # How long the asynchronous carriers take to complete a change, so the demo shows their submit
 # and confirm steps (the simulators' settings are global, not per account).
 DEMO_THINGSPACE_COMPLETION_MS = 1500
@@ -327,12 +328,15 @@ def demo_seed(
             )
             for carrier in DEMO_CARRIERS
         }
+        # Rev.io: the password, then the API-management subscription key (secret_2).
         credentials[Integration.REV.value] = _credentials_set(
             tenant=tenant,
             integration=Integration.REV,
             account=DEMO_REV_CLIENT,
             username=DEMO_REV_USERNAME,
             base_url=base + REV_PREFIX,
+            secret_count=2,
+            rate_limit=billing_processor_class().default_rate_limit,
         )
 
     rev = credentials[Integration.REV.value]
@@ -340,7 +344,8 @@ def demo_seed(
         client_code=rev.account,
         username=rev.username,
         password=rev.secret,
-        rate_limit=rev.rate_limit,
+        subscription_key=rev.secret_2,
+        calls_per_minute=DEMO_REV_CALLS_PER_MINUTE,
     )
     simulator.add_rev_customers(client_code=rev.account, customer_ids=DEMO_REV_CUSTOMER_IDS)
     inventory: dict[str, list[DeviceRef]] = {}
@@ -381,6 +386,7 @@ def _credentials_set(
     base_url: str,
     client_id: str = "",
     secret_count: int = 1,
+    rate_limit: float = DEMO_RATE_LIMIT,
 ) -> IntegrationAuthentication:
     """Point the row at this run's simulators; keep its secrets, generating any missing one.
 
@@ -399,7 +405,7 @@ def _credentials_set(
         base_url=base_url,
         username=username,
         client_id=client_id,
-        rate_limit=DEMO_RATE_LIMIT,
+        rate_limit=rate_limit,
         writes_enabled=True,
         is_active=True,
     )

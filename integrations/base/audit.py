@@ -27,6 +27,7 @@ SENSITIVE_HEADERS = frozenset(
         "set-cookie",
         "app-secret",  # Telegence
         "apisecret",  # Teal
+        "ocp-apim-subscription-key",  # Rev.io's API management
     }
 )
 _SENSITIVE_JSON_KEY = re.compile(

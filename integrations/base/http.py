@@ -303,10 +303,13 @@ class CarrierClient(ABC):
     """
 
     carrier: ClassVar[str]
+    # The HTTP mechanism; a carrier whose errors need more than the shared classification
+    # (Rev.io's quota 403) names a subclass.
+    http_class: ClassVar[type[CarrierHttp]] = CarrierHttp
 
     def __init__(self, *, credentials: Credentials, **options: Unpack[HttpOptions]) -> None:
         self.credentials = credentials
-        self.http = CarrierHttp(
+        self.http = self.http_class(
             carrier=self.carrier,
             credentials=credentials,
             auth_failure=self.auth_failure(credentials),

@@ -156,23 +156,63 @@ class SimulatorControl:
         client_code: str,
         username: str,
         password: str,
-        rate_limit: float | None = DEFAULT_RATE_LIMIT,
+        subscription_key: str = "",
+        calls_per_minute: float | None = 500,
+        quota_calls: int | None = None,
+        quota_period_seconds: float | None = None,
     ) -> None:
-        account = {
+        """Create or replace a client (its customers are kept). ``subscription_key``: API
+        management's key every call must then carry; ``calls_per_minute``: its rate limit
+        (default 500, ``None``/0 unlimited); ``quota_calls`` per ``quota_period_seconds``: its
+        call-volume quota (default 150,000 a day)."""
+        account: dict[str, Any] = {
             "client_code": client_code,
             "username": username,
             "password": password,
-            "rate_limit": rate_limit,
+            "subscription_key": subscription_key or None,
+            "calls_per_minute": calls_per_minute,
         }
+        if quota_calls is not None:
+            account["quota_calls"] = quota_calls
+        if quota_period_seconds is not None:
+            account["quota_period_seconds"] = quota_period_seconds
         self._call("POST", "/_sim/rev/accounts", account)
 
     def add_rev_customers(self, *, client_code: str, customer_ids: Sequence[int]) -> None:
         body = {"client_code": client_code, "customer_ids": list(customer_ids)}
         self._call("POST", "/_sim/rev/customers", body)
 
+    def seed_rev_services(
+        self, *, client_code: str, services: Iterable[Mapping[str, Any]]
+    ) -> list[int]:
+        """Services that already exist in Rev (``{"customer_id", "number",
+        "service_type_id"?}``), created in order; returns their ids."""
+        body = {"client_code": client_code, "services": [dict(s) for s in services]}
+        return [int(i) for i in self._call("POST", "/_sim/rev/services", body)["service_ids"]]
+
     def rev_services(self) -> list[dict[str, Any]]:
         """Every Rev service created, with its fields and its ``products``."""
         return list(self._call("GET", "/_sim/rev/services")["services"])
+
+    def configure_rev(
+        self,
+        *,
+        max_page_size: int | None = None,
+        number_search: str | None = None,
+        retry_after_header: bool | None = None,
+    ) -> dict[str, Any]:
+        """Cap every page at ``max_page_size`` records (until a reset); make
+        ``search.number`` match ``"exact"``, ``"contains"`` or be ``"ignored"``; leave the
+        seconds of a 429 or quota 403 in the message only (``retry_after_header=False``).
+        Arguments not given are unchanged; returns the Rev config now in force."""
+        body: dict[str, Any] = {}
+        if max_page_size is not None:
+            body["max_page_size"] = max_page_size
+        if number_search is not None:
+            body["number_search"] = number_search
+        if retry_after_header is not None:
+            body["retry_after_header"] = retry_after_header
+        return dict(self._call("POST", "/_sim/rev/config", body))
 
     # -- transport --------------------------------------------------------------------------
 

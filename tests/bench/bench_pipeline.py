@@ -377,7 +377,7 @@ class Bench:
             client_code=account,
             username=REV_USER,
             password=REV_PASSWORD,
-            rate_limit=rev_rate or None,
+            calls_per_minute=rev_rate * 60 or None,
         )
         control.add_rev_customers(client_code=account, customer_ids=[REV_CUSTOMER])
         control.close()

@@ -25,6 +25,7 @@ from bulkchanges.types import DeviceRef
 from integrations.base import Credentials
 from integrations.jasper import JasperClient
 from integrations.pond import PondClient
+from integrations.rev import RevClient
 from integrations.simulators import SimulatorServer
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 from integrations.teal import TealClient
@@ -145,7 +146,10 @@ def test_demo_seed_twice_keeps_the_rows_and_seeds_the_empty_simulator_again(
     secrets = _secrets(first)
     assert all(secret for secret, _ in secrets.values())
     assert secrets["THINGSPACE"][1] and secrets["THINGSPACE"][1] != secrets["THINGSPACE"][0]
-    assert all(not second for name, (_, second) in secrets.items() if name != "THINGSPACE")
+    # Rev.io's second secret is its API-management subscription key.
+    assert secrets["REV"][1] and secrets["REV"][1] != secrets["REV"][0]
+    two_secrets = ("THINGSPACE", "REV")
+    assert all(not second for name, (_, second) in secrets.items() if name not in two_secrets)
 
     simulator.reset()  # the simulators start empty on every run; the database persists
     for integration in CARRIERS:
@@ -168,7 +172,7 @@ def test_demo_seed_twice_keeps_the_rows_and_seeds_the_empty_simulator_again(
     for name, row in second.credentials.items():
         assert row.pk == first.credentials[name].pk
         assert row.base_url == _base_url(simulator, name)
-        assert row.rate_limit == 50
+        assert row.rate_limit == (8 if name == "REV" else 50)  # Rev.io: 500 calls a minute
         assert row.is_active and row.writes_enabled
     assert second.credentials["REV"].account == "DEMO"
     assert second.credentials["REV"].username == "pondops"
@@ -188,6 +192,9 @@ def test_demo_seed_twice_keeps_the_rows_and_seeds_the_empty_simulator_again(
         # The secrets in our database are the ones the simulator now accepts.
         credentials = second.credentials[integration].as_credentials()
         assert _carrier_status(credentials, integration, seeded[0]).upper() == expected.upper()
+    # Rev.io accepts the stored password and subscription key (a look-up finds nothing yet).
+    rev = RevClient(credentials=second.credentials["REV"].as_credentials())
+    assert rev.find_service(number=second.devices["POND"][0].iccid, customer_id=42) is None
     pond = [simulator.pond_sim(d.iccid) for d in second.devices["POND"][:3]]
     assert all(len(sim["packages"]) == 1 for sim in pond)
     admin = get_user_model().objects.get(username="admin")

@@ -362,18 +362,23 @@ def test_rev_lookup_then_create_then_lookup_finds_the_service(
 ) -> None:
     search = {"search.number": "2145550100", "search.customer_id": CUSTOMER_ID}
     assert rev.get("/v1/Services", params=search).json() == {
-        "records": [],
-        "total_count": 0,
         "ok": True,
+        "has_more": False,
+        "record_count": 0,
+        "records": [],
     }
 
     created = rev.post("/v1/Services", json=new_service())
     assert created.status_code == 201
     service_id = created.json()["id"]
     assert created.json() == {"ok": True, "id": service_id}
+    assert created.headers["Location"] == f"/rev/v1/Services/{service_id}"
 
     found = rev.get("/v1/Services", params=search).json()
     assert found == {
+        "ok": True,
+        "has_more": False,
+        "record_count": 1,
         "records": [
             {
                 "service_id": service_id,
@@ -382,8 +387,6 @@ def test_rev_lookup_then_create_then_lookup_finds_the_service(
                 "service_type_id": 7,
             }
         ],
-        "total_count": 1,
-        "ok": True,
     }
     (stored,) = simulator.rev_services()
     assert (stored["number2"], stored["client_code"], stored["products"]) == (
@@ -461,7 +464,10 @@ def test_status_fault_answers_with_the_carrier_error_body_and_retry_after(
     assert simulator.pond_sim(ICCID)["sim_data_service_status"] == "ENABLED"
     assert rev_response.status_code == 429
     assert rev_response.headers["Retry-After"] == "7"
-    assert rev_response.json()["ok"] is False
+    assert rev_response.json() == {  # API management's body, not Rev's
+        "statusCode": 429,
+        "message": "Rate limit is exceeded. Try again in 7 seconds.",
+    }
     assert simulator.rev_services() == []
 
 

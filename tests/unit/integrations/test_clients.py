@@ -27,6 +27,8 @@ from integrations.rev import RevClient
 from integrations.teal import TealClient
 from integrations.telegence import TelegenceClient
 from integrations.thingspace import ThingSpaceClient
+from tests.unit.integrations.rev_support import PRODUCT_BODY as REV_PRODUCT
+from tests.unit.integrations.rev_support import SERVICE_BODY as REV_SERVICE
 from tests.unit.integrations.support import RecordingThrottle, sent
 
 ICCID = "89148000000000000001"
@@ -84,6 +86,7 @@ REV = Credentials(
     account="acme",
     username="api-user",
     secret="rev-pass-Qw93kd",
+    secret_2="rev-apim-key-7Hq2",
 )
 
 
@@ -189,27 +192,8 @@ TS_SUSPEND = {
 TS_TOKENS = [("Authorization", "Bearer access-0"), ("VZ-M2M-Token", "session-0")]
 TS_STATUS = f"{TS}/api/m2m/v1/accounts/0000123456-00001/requests/{REQUEST_ID}/status"
 REV_BASIC = basic("api-user@acme", "rev-pass-Qw93kd")
-REV_SERVICE = {
-    "customer_id": 42,
-    "service_type_id": 7,
-    "number": MSISDN,
-    "number2": ICCID,
-    "provider_id": 3,
-    "activated_date": "2026-11-22Z",
-    "effective_date": None,
-    "usage_plan_group_id": None,
-    "package_id": None,
-}
-REV_PRODUCT = {
-    "service_id": 812,
-    "customer_id": 42,
-    "product_id": 55,
-    "rate": 4.5,
-    "prorate": False,
-    "quantity": 1,
-    "effective_date": None,
-    "activated_date": "2026-11-22Z",
-}
+REV_KEY = ("Ocp-Apim-Subscription-Key", "rev-apim-key-7Hq2")
+REV_KEY_AUDIT = "Ocp-Apim-Subscription-Key: [REDACTED]\n"
 
 CASES = {
     "pond-read-sim": Case(
@@ -580,14 +564,16 @@ CASES = {
                 "Find Rev.io service",
                 "GET",
                 f"https://rev.example.test/api/v1/Services?search.number={MSISDN}"
-                "&search.customer_id=42",
-                [ACCEPT, ("Authorization", REV_BASIC)],
-                f"GET /api/v1/Services?search.number={MSISDN}&search.customer_id=42\n"
-                "Accept: application/json",
+                "&search.customer_id=42&page_size=100",
+                [ACCEPT, REV_KEY, ("Authorization", REV_BASIC)],
+                f"GET /api/v1/Services?search.number={MSISDN}&search.customer_id=42"
+                f"&page_size=100\n{REV_KEY_AUDIT}Accept: application/json",
                 answer={
                     "json": {
-                        "records": [{"service_id": 812, "number": MSISDN, "customer_id": 42}],
                         "ok": True,
+                        "has_more": False,
+                        "record_count": 1,
+                        "records": [{"service_id": 812, "number": MSISDN, "customer_id": 42}],
                     }
                 },
             ),
@@ -613,12 +599,13 @@ CASES = {
                 "https://rev.example.test/api/v1/Services",
                 [
                     ACCEPT,
+                    REV_KEY,
                     ("Idempotency-Key", "pondops-77-rev_service"),
                     JSON,
                     length(body(REV_SERVICE)),
                     ("Authorization", REV_BASIC),
                 ],
-                "POST /api/v1/Services\nAccept: application/json\n"
+                f"POST /api/v1/Services\n{REV_KEY_AUDIT}Accept: application/json\n"
                 "Idempotency-Key: pondops-77-rev_service\nContent-Type: application/json\n\n"
                 + json.dumps(REV_SERVICE),
                 content=body(REV_SERVICE),
@@ -635,17 +622,21 @@ CASES = {
             Sent(
                 "Find Rev.io service products",
                 "GET",
-                "https://rev.example.test/api/v1/ServiceProducts?search.service_id=812",
-                [ACCEPT, ("Authorization", REV_BASIC)],
-                "GET /api/v1/ServiceProducts?search.service_id=812\nAccept: application/json",
+                "https://rev.example.test/api/v1/ServiceProducts?search.service_id=812"
+                "&page_size=500",
+                [ACCEPT, REV_KEY, ("Authorization", REV_BASIC)],
+                "GET /api/v1/ServiceProducts?search.service_id=812&page_size=500\n"
+                f"{REV_KEY_AUDIT}Accept: application/json",
                 answer={
                     "json": {
+                        "ok": True,
+                        "has_more": False,
+                        "record_count": 3,
                         "records": [
                             {"service_product_id": 9901, "service_id": 812, "product_id": 55},
                             {"service_product_id": 9902, "service_id": 812, "product_id": 56},
                             {"service_product_id": 9999, "service_id": 813, "product_id": 57},
                         ],
-                        "ok": True,
                     }
                 },
             ),
@@ -671,12 +662,13 @@ CASES = {
                 "https://rev.example.test/api/v1/ServiceProducts",
                 [
                     ACCEPT,
+                    REV_KEY,
                     ("Idempotency-Key", "pondops-77-rev_products-55"),
                     JSON,
                     length(body(REV_PRODUCT)),
                     ("Authorization", REV_BASIC),
                 ],
-                "POST /api/v1/ServiceProducts\nAccept: application/json\n"
+                f"POST /api/v1/ServiceProducts\n{REV_KEY_AUDIT}Accept: application/json\n"
                 "Idempotency-Key: pondops-77-rev_products-55\nContent-Type: application/json\n\n"
                 + json.dumps(REV_PRODUCT),
                 content=body(REV_PRODUCT),

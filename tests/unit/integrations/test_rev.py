@@ -1,7 +1,7 @@
-"""Rev.io request parsing, client and steps against docs/carriers/rev.md: what the client reads
-out of Rev's answers (``ok: false`` among them), and at-most-once creation of services and
-service products. The exact requests are test_clients.py; the HTTP mechanism (timeouts,
-Retry-After, audit records, …) is test_http.py."""
+"""Rev.io request parsing and steps against docs/carriers/rev.md: the legacy request, and
+at-most-once creation of services and service products. Every call on the wire, paging and
+every documented answer are test_rev_contract.py; the HTTP mechanism (timeouts, Retry-After,
+audit records, …) is test_http.py."""
 
 from __future__ import annotations
 
@@ -15,21 +15,26 @@ import pytest
 import responses
 
 from integrations.base import (
-    AuthenticationError,
     CallRecord,
     Credentials,
-    IntegrationError,
     PermanentError,
     Progress,
     Step,
     TransientError,
-    UpdateContext,
 )
 from integrations.rev import RevClient, RevProcessor
 from integrations.rev_request import RevProduct, RevServiceRequest
-from tests.unit.integrations.support import assert_fails_as, sent, sent_json
+from tests.unit.integrations.rev_support import (
+    ICCID,
+    MSISDN,
+    PASSWORD,
+    collection,
+    context,
+    product_record,
+    service_record,
+)
+from tests.unit.integrations.support import sent, sent_json
 
-PASSWORD = "rev-pass-Qw93kd"
 BASE_URL = "https://rev.example.test/api"
 SERVICES_URL = f"{BASE_URL}/v1/Services"
 SERVICE_PRODUCTS_URL = f"{BASE_URL}/v1/ServiceProducts"
@@ -41,9 +46,6 @@ CREDENTIALS = Credentials(
     username="api-user",
     secret=PASSWORD,
 )
-ICCID = "89148000000000000001"
-MSISDN = "2145550100"
-CARRIER_DAY = date(2026, 11, 22)
 
 
 @pytest.fixture
@@ -56,19 +58,6 @@ def processor(audit: list[CallRecord]) -> RevProcessor:
     return RevProcessor(credentials=CREDENTIALS, on_call=audit.append, timeouts=(1, 1))
 
 
-def context(**overrides: Any) -> UpdateContext:
-    values: dict[str, Any] = {
-        "device_change_id": 77,
-        "bulk_change_id": 5,
-        "iccid": ICCID,
-        "msisdn": MSISDN,
-        "target_status": "ACTIVE",
-        "today": CARRIER_DAY,
-    }
-    values.update(overrides)
-    return UpdateContext(**values)
-
-
 def rev_request(**overrides: Any) -> RevServiceRequest:
     values: dict[str, Any] = {
         "customer_id": 42,
@@ -78,23 +67,6 @@ def rev_request(**overrides: Any) -> RevServiceRequest:
     }
     values.update(overrides)
     return RevServiceRequest(**values)
-
-
-def service_record(service_id: int = 812, number: str = MSISDN, customer_id: int = 42) -> dict:
-    return {
-        "service_id": service_id,
-        "number": number,
-        "customer_id": customer_id,
-        "service_type_id": 7,
-    }
-
-
-def product_record(service_product_id: int, product_id: int, service_id: int = 812) -> dict:
-    return {
-        "service_product_id": service_product_id,
-        "service_id": service_id,
-        "product_id": product_id,
-    }
 
 
 # --- RevServiceRequest -----------------------------------------------------------------------
@@ -301,127 +273,7 @@ def test_to_legacy_round_trips_through_json(original: RevServiceRequest) -> None
     assert RevServiceRequest.from_legacy(legacy) == original
 
 
-# --- Client: lookups -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "records",
-    [
-        pytest.param([], id="none"),
-        pytest.param([service_record(number="2145550199")], id="other-number"),
-        pytest.param([service_record(customer_id=41)], id="other-customer"),
-        pytest.param([service_record(number=MSISDN + "0")], id="longer-number"),
-    ],
-)
-def test_find_service_returns_none_without_a_record_for_this_number_and_customer(
-    client: RevClient, mocked: responses.RequestsMock, records: list[dict]
-) -> None:
-    mocked.get(SERVICES_URL, json={"records": records, "total_count": len(records), "ok": True})
-
-    assert client.find_service(number=MSISDN, customer_id=42) is None
-
-
-# --- Client: errors --------------------------------------------------------------------------
-
-
-def create_service(client: RevClient) -> int:
-    return client.create_service(
-        customer_id=42,
-        service_type_id=7,
-        number=MSISDN,
-        number2=ICCID,
-        activated_date=CARRIER_DAY,
-        idempotency_key="k",
-    )
-
-
-@pytest.mark.parametrize(
-    ("reply", "error_type", "message"),
-    [
-        pytest.param(
-            {"status": 404, "json": {"ok": False, "message": "Customer 42 not found"}},
-            PermanentError,
-            "HTTP 404 from Rev.io: Customer 42 not found",
-            id="404",
-        ),
-        pytest.param(
-            {"status": 400, "json": {"ok": False, "message": "service_type_id is invalid"}},
-            PermanentError,
-            "HTTP 400 from Rev.io: service_type_id is invalid",
-            id="400",
-        ),
-        pytest.param(
-            {"status": 201, "json": {"ok": False, "message": "Customer 42 is closed"}},
-            PermanentError,
-            "HTTP 201 from Rev.io: Customer 42 is closed",
-            id="2xx-ok-false",
-        ),
-        pytest.param(
-            {"status": 200, "json": {"ok": False}},
-            PermanentError,
-            "HTTP 200 from Rev.io: request refused (ok: false)",
-            id="2xx-ok-false-no-message",
-        ),
-        pytest.param(
-            {"status": 201, "json": {"ok": True}},
-            PermanentError,
-            "HTTP 201 from Rev.io: expected an integer 'id', got something else",
-            id="2xx-without-id",
-        ),
-        pytest.param(
-            {"status": 503, "json": {"ok": False, "message": "maintenance"}},
-            TransientError,
-            "HTTP 503 from Rev.io: maintenance",
-            id="503",
-        ),
-    ],
-)
-def test_error_responses_become_our_error_types(
-    client: RevClient,
-    mocked: responses.RequestsMock,
-    audit: list[CallRecord],
-    reply: dict[str, Any],
-    error_type: type[IntegrationError],
-    message: str,
-) -> None:
-    mocked.post(SERVICES_URL, **reply)
-
-    assert_fails_as(
-        lambda: create_service(client),
-        error_type=error_type,
-        message=message,
-        audit=audit,
-        status=reply["status"],
-    )
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param({"ok": True}, id="no-records"),
-        pytest.param({"records": {"service_id": 812}, "ok": True}, id="records-not-list"),
-        pytest.param({"records": [{"number": MSISDN}], "ok": True}, id="no-service-id"),
-        pytest.param([service_record()], id="bare-list"),
-    ],
-)
-def test_a_lookup_answer_of_the_wrong_shape_is_an_error_not_nothing_found(
-    client: RevClient, mocked: responses.RequestsMock, body: Any
-) -> None:
-    mocked.get(SERVICES_URL, json=body)
-
-    with pytest.raises(PermanentError, match=re.escape("HTTP 200 from Rev.io: expected")):
-        client.find_service(number=MSISDN, customer_id=42)
-
-
-def test_a_password_echoed_in_an_ok_false_message_is_redacted(
-    client: RevClient, mocked: responses.RequestsMock
-) -> None:
-    mocked.post(SERVICES_URL, status=200, json={"ok": False, "message": f"bad {PASSWORD}"})
-
-    with pytest.raises(PermanentError) as raised:
-        create_service(client)
-
-    assert raised.value.message == "HTTP 200 from Rev.io: bad [REDACTED]"
+# --- Client -------------------------------------------------------------------------------
 
 
 def test_ok_false_on_a_lookup_is_a_permanent_error(
@@ -435,27 +287,13 @@ def test_ok_false_on_a_lookup_is_a_permanent_error(
         client.find_service(number=MSISDN, customer_id=42)
 
 
-def test_rejected_credentials_are_an_authentication_error_naming_the_client(
-    client: RevClient, mocked: responses.RequestsMock
-) -> None:
-    mocked.get(SERVICES_URL, status=401, json={"ok": False, "message": "Unauthorized"})
-
-    with pytest.raises(AuthenticationError) as raised:
-        client.find_service(number=MSISDN, customer_id=42)
-
-    assert raised.value.message == (
-        "Rev.io rejected the credentials for client acme (HTTP 401 from Rev.io: Unauthorized)"
-    )
-    assert PASSWORD not in str(raised.value)
-
-
 # --- Processor: the Rev service --------------------------------------------------------------
 
 
 def test_an_existing_service_is_recorded_without_creating_one(
     processor: RevProcessor, mocked: responses.RequestsMock, audit: list[CallRecord]
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": [service_record(812)], "ok": True})
+    mocked.get(SERVICES_URL, json=collection([service_record(812)]))
 
     result = processor.perform(Step.REV_SERVICE, context(), rev_request())
 
@@ -467,7 +305,7 @@ def test_an_existing_service_is_recorded_without_creating_one(
 def test_a_missing_service_is_created_once_with_the_carrier_day(
     processor: RevProcessor, mocked: responses.RequestsMock, audit: list[CallRecord]
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": [], "total_count": 0, "ok": True})
+    mocked.get(SERVICES_URL, json=collection([]))
     mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
 
     result = processor.perform(
@@ -477,7 +315,10 @@ def test_a_missing_service_is_created_once_with_the_carrier_day(
     )
 
     assert result.updates == {"rev_service_id": 812}
-    assert sent(mocked, 0).url == f"{SERVICES_URL}?search.number={MSISDN}&search.customer_id=42"
+    assert (
+        sent(mocked, 0).url
+        == f"{SERVICES_URL}?search.number={MSISDN}&search.customer_id=42&page_size=100"
+    )
     create = sent(mocked, 1)
     assert create.headers["Idempotency-Key"] == "pondops-77-rev_service"
     assert sent_json(create) == {
@@ -497,14 +338,17 @@ def test_a_missing_service_is_created_once_with_the_carrier_day(
 def test_a_device_without_msisdn_uses_its_iccid_as_number_and_today_without_a_carrier_day(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICES_URL, json=collection([]))
     mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
 
     processor.perform(
         Step.REV_SERVICE, context(msisdn="", today=None), rev_request(provider_id=None)
     )
 
-    assert sent(mocked, 0).url == f"{SERVICES_URL}?search.number={ICCID}&search.customer_id=42"
+    assert (
+        sent(mocked, 0).url
+        == f"{SERVICES_URL}?search.number={ICCID}&search.customer_id=42&page_size=100"
+    )
     body = sent_json(sent(mocked, 1))
     assert (body["number"], body["number2"]) == (ICCID, ICCID)
     assert body["provider_id"] is None
@@ -514,7 +358,7 @@ def test_a_device_without_msisdn_uses_its_iccid_as_number_and_today_without_a_ca
 def test_the_request_dates_win_and_a_prorated_service_sends_its_effective_date(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICES_URL, json=collection([]))
     mocked.post(SERVICES_URL, status=201, json={"ok": True, "id": 812})
 
     processor.perform(
@@ -548,7 +392,7 @@ def test_a_recorded_service_id_is_returned_without_any_call(
 def test_a_failed_create_fails_the_step(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICES_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICES_URL, json=collection([]))
     mocked.post(SERVICES_URL, status=200, json={"ok": False, "message": "Customer 42 not found"})
 
     with pytest.raises(PermanentError, match="Customer 42 not found"):
@@ -567,7 +411,7 @@ THREE_PRODUCTS = (
 def test_only_missing_service_products_are_created(
     processor: RevProcessor, mocked: responses.RequestsMock, audit: list[CallRecord]
 ) -> None:
-    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [product_record(9901, 55)], "ok": True})
+    mocked.get(SERVICE_PRODUCTS_URL, json=collection([product_record(9901, 55)]))
     mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9902})
     mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9903})
 
@@ -580,7 +424,7 @@ def test_only_missing_service_products_are_created(
     assert result.step is Step.REV_PRODUCTS
     assert result.updates == {"rev_product_ids": {"55": 9901, "56": 9902, "57": 9903}}
     assert result.note == "2 of 3 service products created"
-    assert sent(mocked, 0).url == f"{SERVICE_PRODUCTS_URL}?search.service_id=812"
+    assert sent(mocked, 0).url == f"{SERVICE_PRODUCTS_URL}?search.service_id=812&page_size=500"
     creates = [sent(mocked, index) for index in (1, 2)]
     assert [sent_json(r) for r in creates] == [
         {
@@ -609,7 +453,7 @@ def test_only_missing_service_products_are_created(
 def test_recorded_service_products_are_neither_looked_up_nor_created_again(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICE_PRODUCTS_URL, json=collection([]))
     mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9903})
 
     result = processor.perform(
@@ -641,7 +485,7 @@ def test_all_service_products_recorded_means_no_call(
 def test_prorated_service_products_carry_the_effective_date(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICE_PRODUCTS_URL, json=collection([]))
     mocked.post(SERVICE_PRODUCTS_URL, status=201, json={"ok": True, "id": 9901})
 
     processor.perform(
@@ -684,7 +528,7 @@ def test_service_products_without_a_service_id_are_a_permanent_error(
 def test_a_failed_product_create_fails_the_step(
     processor: RevProcessor, mocked: responses.RequestsMock
 ) -> None:
-    mocked.get(SERVICE_PRODUCTS_URL, json={"records": [], "ok": True})
+    mocked.get(SERVICE_PRODUCTS_URL, json=collection([]))
     mocked.post(SERVICE_PRODUCTS_URL, status=503, body="")
 
     with pytest.raises(TransientError):
