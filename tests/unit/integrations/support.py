@@ -40,6 +40,22 @@ class RecordingThrottle:
         self.penalties.append(seconds)
 
 
+class FakeTime:
+    """A processor's CONFIRM clock and sleep (its seams): sleeping moves the clock on, nothing
+    waits, and the sleeps are recorded."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def sent(mocked: responses.RequestsMock, index: int) -> requests.PreparedRequest:
     """The ``index``-th request the client sent."""
     request = mocked.calls[index].request
