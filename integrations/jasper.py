@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Unpack
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -255,6 +255,18 @@ class JasperProcessor(StatusUpdateProcessor[JasperClient]):
         if credentials.account and credentials.account != name:
             label += f" ({credentials.account})"
         return label
+
+    @classmethod
+    def validate_base_url(cls, base_url: str) -> list[str]:
+        """``base_url`` is the REST host's origin: one that already holds the ``/rws/api/v1``
+        the client appends would double it."""
+        path = urlsplit(base_url.strip()).path.rstrip("/")
+        if path.lower().endswith("/" + API_ROOT):
+            return [
+                "Jasper's base_url is the REST host's origin (e.g. https://restapi3.jasper.com); "
+                f"leave out /{API_ROOT}, which PondOps appends"
+            ]
+        return []
 
     @classmethod
     def validate_options(cls, *, target_status: str, options: Mapping[str, str]) -> list[str]:

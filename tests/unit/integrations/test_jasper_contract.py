@@ -160,6 +160,24 @@ def test_the_client_appends_rws_api_v1_to_the_origin_trimming_one_slash(
     assert sent(mocked, 0).url == DEVICE_URL
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://restapi3.jasper.com/rws/api/v1", "https://rws-jpotest.jasper.com/rws/api/v1/"],
+)
+def test_a_base_url_holding_the_api_root_is_refused_when_the_row_is_saved(base_url: str) -> None:
+    assert JasperProcessor.validate_base_url(base_url) == [
+        "Jasper's base_url is the REST host's origin (e.g. https://restapi3.jasper.com); "
+        "leave out /rws/api/v1, which PondOps appends"
+    ]
+
+
+@pytest.mark.parametrize(
+    "base_url", ["https://restapi3.jasper.com", "https://rws-jpotest.jasper.com/", BASE_URL]
+)
+def test_an_origin_is_a_valid_base_url(base_url: str) -> None:
+    assert JasperProcessor.validate_base_url(base_url) == []
+
+
 @pytest.mark.parametrize("target", SETTABLE)
 def test_every_settable_status_is_sent_by_its_own_name(
     processor: JasperProcessor, mocked: responses.RequestsMock, target: str
