@@ -329,6 +329,52 @@ class SimulatorControl:
         body = {"iccid": iccid, "echo": echo, "times": times}
         return dict(self._call("POST", "/_sim/jasper/wrong_echo", body))
 
+    def jasper_unconfirmed(
+        self,
+        *,
+        iccid: str,
+        answer: str = "accepted",
+        reads: int | None = 0,
+        seconds: float = 0,
+        times: int = -1,
+    ) -> dict[str, Any]:
+        """Make the next ``times`` PUTs for ``iccid`` (-1: all) answer without confirming —
+        ``accepted`` (202 echoing the ICCID), ``accepted-empty`` (202, no body), ``no-echo``
+        (200 ``{}``) or ``empty`` (200, no body) — and keep the change hidden from the next
+        ``reads`` reads (``None``: until :meth:`jasper_settle`) and for ``seconds``."""
+        body = {
+            "iccid": iccid,
+            "answer": answer,
+            "reads": reads,
+            "seconds": seconds,
+            "times": times,
+        }
+        return dict(self._call("POST", "/_sim/jasper/unconfirmed", body))
+
+    def jasper_settle(self, iccid: str) -> dict[str, Any]:
+        """Apply the device's pending change now; returns the device as a read shows it."""
+        return dict(self._call("POST", f"/_sim/jasper/devices/{iccid}/settle"))
+
+    def jasper_tariff_limit(
+        self,
+        *,
+        op: str = "update_device",
+        iccid: str | None = None,
+        status: int = 429,
+        retry_after: str | int | None = None,
+        times: int = 1,
+    ) -> dict[str, Any]:
+        """Make the next ``times`` calls of ``op`` (for ``iccid``; ``None``: any) answer
+        ``40000029`` "Exceeding Tariff limits" with HTTP ``status`` (400 or 429)."""
+        body = {
+            "op": op,
+            "iccid": iccid,
+            "status": status,
+            "retry_after": retry_after,
+            "times": times,
+        }
+        return dict(self._call("POST", "/_sim/jasper/tariff_limit", body))
+
     # -- Teal -------------------------------------------------------------------------------
 
     @property

@@ -15,6 +15,7 @@ from django.utils import timezone
 from bulkchanges.consumer import SqsConsumer
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange, BulkChangeLog, Device, DeviceChange
+from integrations.base import Step, processor_class
 from integrations.simulators.control import SimulatorControl
 from tests.conftest import Queue, descriptions, drain
 from tests.fixtures.pipeline import (
@@ -108,7 +109,8 @@ def test_mixed_bulk_change_ends_processed_with_errors_with_the_right_devices_and
         assert done.attempts == (faults if device is flaky else 0)
         assert done.carrier_status_at is not None
         assert bool(done.carrier_request_id) is world.keeps_request_ids
-        assert (done.carrier_submitted_at is not None) is bool(world.confirm_rows)
+        submits = Step.SUBMIT in processor_class(world.integration).steps
+        assert (done.carrier_submitted_at is not None) is submits
         assert world.carrier_status(device) == world.target_state
         assert world.inventory_status(device) == world.target_state
         calls = faults + 1 if device is flaky else 1
@@ -141,7 +143,11 @@ def test_mixed_bulk_change_ends_processed_with_errors_with_the_right_devices_and
     ("world", "retry_after", "message", "request_id_kept"),
     [
         pytest.param(
-            "jasper", 3, "HTTP 429 from Jasper: Rate Limit Exceeded (40000029)", False, id="jasper"
+            "jasper",
+            3,
+            "HTTP 429 from Jasper: Exceeding Tariff limits (40000029)",
+            False,
+            id="jasper",
         ),
         pytest.param(
             "telegence",
@@ -206,8 +212,8 @@ def test_429_with_retry_after_schedules_the_retry_at_least_that_long_later(
             "jasper",
             "secret",
             "jasper-wrong-key-0d5a93",
-            f"Jasper rejected the credentials of {JasperWorld.ACCOUNT_LABEL} "
-            "(HTTP 401 from Jasper: Invalid credentials (10000001))",
+            f"Jasper rejected the credentials of {JasperWorld.ACCOUNT_LABEL} (the API key may "
+            "have expired) (HTTP 401 from Jasper: Invalid credentials (10000001))",
             [JasperWorld.update_row, OUTCOME],
             set(),  # Basic auth: the request row shows no credentials at all
             1,

@@ -427,7 +427,7 @@ def test_a_fault_for_an_op_the_carrier_does_not_have_is_refused(
             "Rate limit of 10 requests/s exceeded for distributor 1234",
             id="pond",
         ),
-        pytest.param("jasper", 5, 20, "40000029", "Rate Limit Exceeded", id="jasper"),
+        pytest.param("jasper", 5, 20, "40000029", "Exceeding Tariff limits", id="jasper"),
     ],
     indirect=["carrier"],
 )

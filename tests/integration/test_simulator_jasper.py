@@ -2,8 +2,9 @@
 
 These tests are its specification: what a client sees on the wire (Basic auth, the device read,
 the status PUT and its echo, Jasper's error bodies, transitions) and what the
-``/_sim`` control API lets a test arrange (accounts, devices, the wrong-echo fault) and observe
-(counters per op and ICCID, the request log). What it does like every carrier's simulator
+``/_sim`` control API lets a test arrange (accounts, devices, unconfirmed answers and changes
+reads show late, 40000029, the wrong-echo fault) and observe (counters per op and ICCID, the
+request log). What it does like every carrier's simulator
 (refused credentials, HTML faults, the rate limit) is in test_simulator_common.py.
 """
 
@@ -100,15 +101,26 @@ def test_put_status_echoes_the_iccid_and_changes_the_device(
 
 
 @pytest.mark.parametrize("target", SETTABLE)
-def test_every_settable_status_can_be_set_from_activated(jasper: Jasper, target: str) -> None:
+def test_every_settable_status_can_be_set_from_inventory(
+    jasper: Jasper, simulator: SimulatorControl, target: str
+) -> None:
+    simulator.seed_jasper_devices(
+        username=USERNAME, devices=[{"iccid": ICCID, "status": "INVENTORY"}]
+    )
+
     response = jasper.change(ICCID, json={"status": target})
 
     assert (response.status_code, response.json()) == (200, {"iccid": ICCID})
     assert jasper.read(ICCID).json()["status"] == target
 
 
-def test_setting_the_status_a_device_already_has_is_accepted(jasper: Jasper) -> None:
-    response = jasper.change(ICCID, json={"status": "ACTIVATED"})
+@pytest.mark.parametrize("status", ["ACTIVATION_READY", "DEACTIVATED", "INVENTORY", "RETIRED"])
+def test_setting_the_status_a_device_already_has_is_accepted(
+    jasper: Jasper, simulator: SimulatorControl, status: str
+) -> None:
+    simulator.seed_jasper_devices(username=USERNAME, devices=[{"iccid": ICCID, "status": status}])
+
+    response = jasper.change(ICCID, json={"status": status})
 
     assert (response.status_code, response.json()) == (200, {"iccid": ICCID})
 
@@ -157,6 +169,27 @@ def test_purged_and_replaced_devices_are_final_too(
 
     assert assert_jasper_error(response, 400, "10000024") == "Invalid status change"
     assert jasper.read(ICCID).json()["status"] == final
+
+
+def test_activating_an_activated_sim_is_refused_400_10030000(
+    jasper: Jasper, simulator: SimulatorControl
+) -> None:
+    response = jasper.change(ICCID, json={"status": "ACTIVATED"})
+
+    message = assert_jasper_error(response, 400, "10030000")
+    assert message == "Cannot activate a SIM which is already activated"
+    assert simulator.jasper_device(ICCID)["status"] == "ACTIVATED"
+
+
+@pytest.mark.parametrize("target", ["ACTIVATION_READY", "TEST_READY"])
+def test_an_activated_sim_cannot_go_back_to_pre_activation_400_10000029(
+    jasper: Jasper, simulator: SimulatorControl, target: str
+) -> None:
+    response = jasper.change(ICCID, json={"status": target})
+
+    message = assert_jasper_error(response, 400, "10000029")
+    assert message == "This SIM may not be moved back to a Pre Activation status"
+    assert simulator.jasper_device(ICCID)["status"] == "ACTIVATED"
 
 
 @pytest.mark.parametrize(
@@ -250,6 +283,161 @@ def test_a_wrong_echo_that_cannot_be_honoured_is_refused(
         simulator.jasper_wrong_echo(iccid=ICCID, **arrangement)
 
 
+# -- unconfirmed answers: 202, no echo, a change reads do not show yet ----------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "body"),
+    [
+        pytest.param("accepted", 202, {"iccid": ICCID}, id="accepted"),
+        pytest.param("accepted-empty", 202, None, id="accepted-empty"),
+        pytest.param("no-echo", 200, {}, id="no-echo"),
+        pytest.param("empty", 200, None, id="empty"),
+    ],
+)
+def test_an_unconfirmed_answer_is_as_arranged_and_the_first_read_shows_the_change(
+    jasper: Jasper,
+    simulator: SimulatorControl,
+    answer: str,
+    status: int,
+    body: dict[str, str] | None,
+) -> None:
+    arranged = simulator.jasper_unconfirmed(iccid=ICCID, answer=answer)
+
+    response = jasper.change(ICCID, json={"status": "DEACTIVATED"})
+
+    assert arranged == {"iccid": ICCID, "answer": answer, "reads": 0, "seconds": 0, "times": -1}
+    assert response.status_code == status
+    assert (response.json() if response.content else None) == body
+    assert simulator.jasper_device(ICCID)["pending"] == {"status": "DEACTIVATED", "reads_left": 0}
+    assert jasper.read(ICCID).json()["status"] == "DEACTIVATED"
+    assert simulator.jasper_device(ICCID)["pending"] is None
+
+
+def test_a_pending_change_shows_after_the_arranged_number_of_reads(
+    jasper: Jasper, simulator: SimulatorControl
+) -> None:
+    simulator.jasper_unconfirmed(iccid=ICCID, reads=2)
+    jasper.change(ICCID, json={"status": "DEACTIVATED"})
+
+    shown = [jasper.read(ICCID).json()["status"] for _ in range(4)]
+
+    assert shown == ["ACTIVATED", "ACTIVATED", "DEACTIVATED", "DEACTIVATED"]
+    assert simulator.jasper_device(SECOND)["status"] == "ACTIVATION_READY"
+
+
+def test_a_pending_change_shows_only_once_its_seconds_have_passed(
+    jasper: Jasper, simulator: SimulatorControl
+) -> None:
+    simulator.jasper_unconfirmed(iccid=ICCID, seconds=0.3)
+    jasper.change(ICCID, json={"status": "RETIRED"})
+
+    assert jasper.read(ICCID).json()["status"] == "ACTIVATED"
+    time.sleep(0.3)
+    assert jasper.read(ICCID).json()["status"] == "RETIRED"
+
+
+def test_a_change_arranged_never_to_show_shows_once_settled(
+    jasper: Jasper, simulator: SimulatorControl
+) -> None:
+    simulator.jasper_unconfirmed(iccid=ICCID, reads=None)
+    jasper.change(ICCID, json={"status": "INVENTORY"})
+
+    shown = [jasper.read(ICCID).json()["status"] for _ in range(3)]
+    pending = simulator.jasper_device(ICCID)["pending"]
+    settled = simulator.jasper_settle(ICCID)
+
+    assert shown == ["ACTIVATED"] * 3
+    assert pending == {"status": "INVENTORY", "reads_left": None}
+    assert settled["status"] == "INVENTORY"
+    assert jasper.read(ICCID).json()["status"] == "INVENTORY"
+
+
+def test_unconfirmed_answers_can_be_limited_and_a_confirmed_put_supersedes_a_pending_one(
+    jasper: Jasper, simulator: SimulatorControl
+) -> None:
+    simulator.jasper_unconfirmed(iccid=ICCID, reads=None, times=1)
+
+    first = jasper.change(ICCID, json={"status": "INVENTORY"})
+    second = jasper.change(ICCID, json={"status": "DEACTIVATED"})
+
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert simulator.jasper_device(ICCID)["pending"] is None
+    assert jasper.read(ICCID).json()["status"] == "DEACTIVATED"
+
+
+def test_an_unconfirmed_put_is_still_checked_before_it_is_accepted(
+    jasper: Jasper, simulator: SimulatorControl
+) -> None:
+    simulator.jasper_unconfirmed(iccid=ICCID)
+
+    refused = jasper.change(ICCID, json={"status": "TEST_READY"})
+
+    assert_jasper_error(refused, 400, "10000029")
+    assert simulator.jasper_device(ICCID)["pending"] is None
+
+
+@pytest.mark.parametrize(
+    "arrangement",
+    [
+        pytest.param({"answer": "maybe"}, id="unknown-answer"),
+        pytest.param({"reads": -1}, id="negative-reads"),
+        pytest.param({"seconds": -1}, id="negative-seconds"),
+        pytest.param({"times": 0}, id="zero-times"),
+    ],
+)
+def test_an_unconfirmed_arrangement_that_cannot_be_honoured_is_refused(
+    simulator: SimulatorControl, arrangement: dict[str, Any]
+) -> None:
+    with pytest.raises(SimulatorControlError, match="400"):
+        simulator.jasper_unconfirmed(iccid=ICCID, **arrangement)
+
+
+# -- 40000029, the calls-per-second limit --------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 429])
+def test_a_tariff_limit_answers_40000029_with_the_arranged_status_then_calls_pass(
+    jasper: Jasper, simulator: SimulatorControl, status: int
+) -> None:
+    simulator.jasper_tariff_limit(iccid=ICCID, status=status, retry_after=2)
+
+    limited = jasper.change(ICCID, json={"status": "DEACTIVATED"})
+    passed = jasper.change(ICCID, json={"status": "DEACTIVATED"})
+
+    assert assert_jasper_error(limited, status, "40000029") == "Exceeding Tariff limits"
+    assert limited.headers["Retry-After"] == "2"
+    assert passed.status_code == 200
+    assert simulator.call_count("jasper", "update_device", ICCID) == 2
+
+
+def test_a_tariff_limit_on_reads_leaves_puts_alone(
+    jasper: Jasper, simulator: SimulatorControl
+) -> None:
+    simulator.jasper_tariff_limit(op="get_device", status=400, times=2)
+
+    reads = [jasper.read(ICCID).status_code for _ in range(3)]
+    put = jasper.change(SECOND, json={"status": "ACTIVATED"})
+
+    assert reads == [400, 400, 200]
+    assert "Retry-After" not in jasper.read(SECOND).headers
+    assert put.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "arrangement",
+    [
+        pytest.param({"status": 503}, id="not-400-or-429"),
+        pytest.param({"op": "delete_device"}, id="unknown-op"),
+    ],
+)
+def test_a_tariff_limit_that_cannot_be_honoured_is_refused(
+    simulator: SimulatorControl, arrangement: dict[str, Any]
+) -> None:
+    with pytest.raises(SimulatorControlError, match="400"):
+        simulator.jasper_tariff_limit(**arrangement)
+
+
 # -- generic faults ------------------------------------------------------------------------
 
 
@@ -264,7 +452,7 @@ def test_status_fault_answers_with_jasper_error_body_and_retry_after(
 
     assert assert_jasper_error(unavailable, 503, "50300000").startswith("Simulated fault: 503")
     assert unavailable.headers["Retry-After"] == "30"
-    assert assert_jasper_error(limited, 429, "40000029") == "Rate Limit Exceeded"
+    assert assert_jasper_error(limited, 429, "40000029") == "Exceeding Tariff limits"
     assert limited.headers["Retry-After"] == "7"
     assert simulator.jasper_device(ICCID)["status"] == "ACTIVATED"
 
@@ -295,15 +483,15 @@ def test_request_log_shows_what_the_client_sent_without_the_key(
 ) -> None:
     jasper.change(
         ICCID,
-        json={"status": "TEST_READY"},
-        headers={"Idempotency-Key": "pondops-7-carrier_status"},
+        json={"status": "DEACTIVATED"},
+        headers={"Idempotency-Key": "pondops-7-submit"},
     )
 
     (entry,) = simulator.requests(carrier="jasper")
     assert (entry["method"], entry["op"], entry["key"]) == ("PUT", "update_device", ICCID)
     assert entry["carrier_path"] == f"/rws/api/v1/devices/{ICCID}"
-    assert entry["body"] == {"status": "TEST_READY"}
-    assert entry["idempotency_key"] == "pondops-7-carrier_status"
+    assert entry["body"] == {"status": "DEACTIVATED"}
+    assert entry["idempotency_key"] == "pondops-7-submit"
     assert entry["status"] == 200
     assert entry["headers"]["authorization"] == "[redacted]"
     assert API_KEY not in str(entry)
@@ -331,10 +519,12 @@ def test_seeded_devices_default_to_activated(simulator: SimulatorControl) -> Non
     assert simulator.jasper_device("8901")["status"] == "ACTIVATED"
 
 
-def test_reset_forgets_jasper_accounts_devices_and_wrong_echoes(
+def test_reset_forgets_jasper_accounts_devices_and_knobs(
     jasper: Jasper, simulator: SimulatorControl
 ) -> None:
     simulator.jasper_wrong_echo(iccid=ICCID)
+    simulator.jasper_unconfirmed(iccid=ICCID)
+    simulator.jasper_tariff_limit(iccid=ICCID, times=-1)
     jasper.read(ICCID)
 
     simulator.reset()

@@ -41,11 +41,11 @@ class RecordingThrottle:
 
 
 class FakeTime:
-    """An asynchronous processor's poll seams (``clock``, ``sleep``): the clock moves only when
-    the processor sleeps, instantly."""
+    """An asynchronous processor's poll seams (``clock``, ``sleep``): sleeping moves the clock
+    on, nothing waits, and the sleeps are recorded."""
 
     def __init__(self) -> None:
-        self.now = 0.0
+        self.now = 1000.0
         self.sleeps: list[float] = []
 
     def clock(self) -> float:

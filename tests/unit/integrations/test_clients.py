@@ -320,8 +320,10 @@ CASES = {
     ),
     "jasper-set-status": Case(
         client_of(JASPER, JasperClient),
-        lambda client: client.set_status(
-            iccid=ICCID, status="DEACTIVATED", idempotency_key="pondops-9-carrier_status"
+        lambda client: (
+            client.set_status(
+                iccid=ICCID, status="DEACTIVATED", idempotency_key="pondops-9-submit"
+            ).confirmed
         ),
         (
             Sent(
@@ -330,18 +332,19 @@ CASES = {
                 JASPER_DEVICE,
                 [
                     ACCEPT,
-                    ("Idempotency-Key", "pondops-9-carrier_status"),
+                    ("Idempotency-Key", "pondops-9-submit"),
                     JSON,
                     length(body({"status": "DEACTIVATED"})),
                     ("Authorization", JASPER_BASIC),
                 ],
                 f"PUT /rws/api/v1/devices/{ICCID}\nAccept: application/json\n"
-                "Idempotency-Key: pondops-9-carrier_status\nContent-Type: application/json\n\n"
+                "Idempotency-Key: pondops-9-submit\nContent-Type: application/json\n\n"
                 '{"status": "DEACTIVATED"}',
                 content=body({"status": "DEACTIVATED"}),
                 answer={"json": {"iccid": ICCID}},
             ),
         ),
+        returns=True,
         carrier="Jasper",
     ),
     "telegence-read-line": Case(
