@@ -442,9 +442,11 @@ class StatusUpdateProcessor(ABC, Generic[ClientT]):
                 Step.CONFIRM, {"carrier_status_at": utc_now()}, note="reconciled by read"
             )
         deadline = self.confirm_deadline(context)
+        request_id = context.progress.carrier_request_id
+        what = f"request {request_id}" if request_id else f"the change of ICCID {context.iccid}"
         message = (
-            f"{self.display_name} did not confirm request {context.progress.carrier_request_id} "
-            f"within {describe_duration(deadline)}; check the carrier before retrying"
+            f"{self.display_name} did not confirm {what} within {describe_duration(deadline)}; "
+            "check the carrier before retrying"
         )
         raise PermanentError(f"{message}: {detail}" if detail else message)
 

@@ -103,6 +103,7 @@ class DeviceRun:
         self.cancelled = False
         self.recorded: str | None = None  # the status _finish wrote, when it won
         self.write_started = False  # this attempt recorded (or found) write_started_at
+        self.notes: list[str] = []  # what the steps said ("reconciled by read"), for the outcome
 
     # The outcome paths --------------------------------------------------------------------
 
@@ -197,7 +198,10 @@ class DeviceRun:
         self._update_inventory(request)
         if request.rev_service is not None:
             context = self._create_rev_service(request, context)
-        self._finish(Status.PROCESSED, outcome=f"{request.update_status} set")
+        outcome = f"{request.update_status} set"
+        if self.notes:
+            outcome += f" ({'; '.join(self.notes)})"
+        self._finish(Status.PROCESSED, outcome=outcome)
 
     # Steps --------------------------------------------------------------------------------
 
@@ -261,6 +265,8 @@ class DeviceRun:
             raise _LeaseLost
         for name, value in updates.items():
             setattr(self.device_change, name, value)
+        if result.note:
+            self.notes.append(result.note)
         return replace(context, progress=replace(context.progress, **result.updates))
 
     def _record_write_started(self, context: UpdateContext) -> None:
@@ -440,7 +446,7 @@ class DeviceRun:
         if deadline is not None:
             next_attempt_at = max(now, min(next_attempt_at, deadline))
         with transaction.atomic():
-            self._flush_calls(failed_call=pending.call)
+            self._flush_calls()  # the last check answered "pending": not a failed call
             won = transitions.device_change_wait(
                 device_change_id=self.device_change.pk,
                 token=self.token,

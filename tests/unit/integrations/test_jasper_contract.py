@@ -60,11 +60,6 @@ def device(status: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
 def processor(
     audit: list[CallRecord],
     throttle: RecordingThrottle,

@@ -469,7 +469,8 @@ def test_processor_declares_its_steps_statuses_descriptions_and_limits() -> None
     }
     assert PondProcessor.account_label(CREDENTIALS) == "POND distributor 4242"
     assert PondProcessor.canonical_status("suspended") == "SUSPENDED"
-    assert (PondProcessor.default_rate_limit, PondProcessor.default_max_concurrency) == (50.0, 4)
+    # POND publishes no limit: a new row starts at the base defaults.
+    assert (PondProcessor.default_rate_limit, PondProcessor.default_max_concurrency) == (10.0, 4)
 
 
 # --- Processor: step 1 -----------------------------------------------------------------------

@@ -410,7 +410,7 @@ def test_confirm_still_pending_when_the_budget_is_spent_waits_for_the_carrier(
 
     assert raised.value.message == f"waiting for Telegence: line {MSISDN} still shows Active"
     assert raised.value.call is audit[-1]
-    assert fake_time.now == pytest.approx(3)  # BULKCHANGE_CONFIRM_SECONDS
+    assert fake_time.now == pytest.approx(1003)  # BULKCHANGE_CONFIRM_SECONDS
     assert len(audit) == len(fake_time.sleeps) + 1
     assert all(call.request.method == "GET" for call in mocked.calls)  # never re-submits
 
