@@ -102,6 +102,7 @@ class DeviceRun:
         # saw it running before the first); checked before each next step.
         self.cancelled = False
         self.recorded: str | None = None  # the status _finish wrote, when it won
+        self.write_started = False  # this attempt recorded (or found) write_started_at
 
     # The outcome paths --------------------------------------------------------------------
 
@@ -183,8 +184,8 @@ class DeviceRun:
         for step in processor_cls.steps:
             if not context.progress.is_done(step):
                 self._check_cancelled()
-                if step in WRITE_STEPS and context.progress.write_started_at is None:
-                    context = self._record_write_started(context)
+                if step in WRITE_STEPS and not self.write_started:
+                    self._record_write_started(context)
                 if step is Step.CONFIRM:
                     context = replace(context, callbacks=self._callbacks(context))
                 result = processor.perform(step, context)
@@ -262,10 +263,14 @@ class DeviceRun:
             setattr(self.device_change, name, value)
         return replace(context, progress=replace(context.progress, **result.updates))
 
-    def _record_write_started(self, context: UpdateContext) -> UpdateContext:
-        """Mark, before the first carrier write, that the carrier may have our change from now
-        on (repeat safety; the cancel rule of docs/architecture.md §7)."""
-        return self._record(StepResult(Step.PREPARE, {"write_started_at": timezone.now()}), context)
+    def _record_write_started(self, context: UpdateContext) -> None:
+        """Mark, before this attempt's first carrier write, that the carrier may have our
+        change from now on (the cancel rule of docs/architecture.md §7). The context keeps the
+        value the attempt started with: a write started by an *earlier* attempt is what tells
+        the processor that an answer may have been lost (repeat safety)."""
+        self.write_started = True
+        if context.progress.write_started_at is None:
+            self._record(StepResult(Step.PREPARE, {"write_started_at": timezone.now()}), context)
 
     def _with_deadline(self, result: StepResult, deadline: timedelta) -> StepResult:
         """SUBMIT's result with the confirm deadline (the carrier's figure, time-scaled)."""
