@@ -74,8 +74,8 @@ def world(
         pytest.param(
             "thingspace",
             1,
-            f"HTTP 404 from ThingSpace: Device {{key}} not found in account {TS_ACCOUNT}"
-            " (REQUEST_FAILED.NotFound)",
+            f"HTTP 400 from ThingSpace: Device {{key}} not found in account {TS_ACCOUNT}"
+            " (UnifiedWebService.REQUEST_FAILED.DeviceNotFound)",
             "HTTP 503 from ThingSpace: Simulated fault: 503 Service Unavailable"
             " (REQUEST_FAILED.UnexpectedError)",
             id="thingspace",
@@ -121,8 +121,7 @@ def test_mixed_bulk_change_ends_processed_with_errors_with_the_right_devices_and
     assert world.calls(world.update_op, world.key(unknown)) == 1
     assert not Device.objects.filter(iccid=unknown.iccid).exists()
     retried = device_change(bulk_change, flaky)
-    retries = [world.update_row, RETRY] * faults
-    assert descriptions(bulk_change, retried) == [*retries, *world.change_rows]
+    assert descriptions(bulk_change, retried) == world.retried_change_rows(faults)
     assert retried.last_error == ""
     retry_errors = BulkChangeLog.objects.filter(
         device_change=retried, log_entry_description=RETRY

@@ -16,7 +16,7 @@ from bulkchanges.models import IntegrationAuthentication
 from integrations.simulators.control import SimulatorControl
 from integrations.thingspace import ThingSpaceClient, iccid_id
 from tests.conftest import wait_for
-from tests.fixtures.callback_listener import CallbackListener, callback_listener  # noqa: F401
+from tests.fixtures.callback_listener import CallbackListener
 from tests.fixtures.pipeline import ThingSpaceWorld
 
 pytestmark = pytest.mark.django_db(transaction=True)

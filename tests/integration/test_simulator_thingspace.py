@@ -21,7 +21,7 @@ import requests
 
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 from tests.conftest import wait_for
-from tests.fixtures.callback_listener import CallbackListener, callback_listener  # noqa: F401
+from tests.fixtures.callback_listener import CallbackListener
 from tests.fixtures.simulator_http import Caller, assert_thingspace_error
 
 ACCOUNT = "0000123456-00001"
