@@ -116,12 +116,8 @@ def carrier_callback_register(
     try:
         registered = _carrier_service_url(client)
         if registered is not None and not _same_url(registered, url):
-            _record(credentials, registration=Registration.NOT_OURS, registered_at=None)
-            return CallbackRegistrationResult(
-                credentials.pk,
-                Registration.NOT_OURS,
-                f"{_label(credentials)}: CarrierService is registered to another URL; not "
-                "replaced — this account's changes are confirmed by polling only",
+            return _not_ours(
+                credentials, "not replaced — this account's changes are confirmed by polling only"
             )
         client.register_callback(url=url, username=username, password=password)
     except IntegrationError as error:
@@ -156,13 +152,7 @@ def carrier_callback_deregister(
         registered = _carrier_service_url(client)
         ours = plain.callback_url
         if registered is not None and not (ours and _same_url(registered, ours)):
-            _record(credentials, registration=Registration.NOT_OURS, registered_at=None)
-            return CallbackRegistrationResult(
-                credentials.pk,
-                Registration.NOT_OURS,
-                f"{_label(credentials)}: CarrierService is registered to another URL; left "
-                "in place",
-            )
+            return _not_ours(credentials, "left in place")
         if registered is not None:
             client.deregister_callback()
     except IntegrationError as error:
@@ -174,6 +164,16 @@ def carrier_callback_deregister(
     verb = "deregistered" if registered is not None else "was not registered"
     return CallbackRegistrationResult(
         credentials.pk, Registration.NONE, f"{_label(credentials)}: CarrierService {verb}"
+    )
+
+
+def _not_ours(credentials: IntegrationAuthentication, outcome: str) -> CallbackRegistrationResult:
+    """Another system's listener holds CarrierService: mark the row, touch nothing at Verizon."""
+    _record(credentials, registration=Registration.NOT_OURS, registered_at=None)
+    return CallbackRegistrationResult(
+        credentials.pk,
+        Registration.NOT_OURS,
+        f"{_label(credentials)}: CarrierService is registered to another URL; {outcome}",
     )
 
 

@@ -259,16 +259,7 @@ class ThingSpaceSimulator(CarrierSimulator):
 
     def _register_callback(self, call: Call) -> SimResponse:
         account_name = _path_account(call)
-        payload = call.request.json_object()
-        listener = Listener(
-            account_name=account_name,
-            service_name=required_str(payload, "name"),
-            url=required_str(payload, "url"),
-            username=optional_text(payload, "username") or "",
-            password=optional_text(payload, "password") or "",
-        )
-        with self._state:
-            self._callbacks.register(listener)
+        listener = self._register(call.request.json_object(), account_name, name_field="name")
         return json_response(
             200, {"accountName": account_name, "serviceName": listener.service_name}
         )
@@ -462,16 +453,24 @@ class ThingSpaceSimulator(CarrierSimulator):
         """Register a listener as another system would (``account_name``, ``service_name``,
         ``url``, optional ``username``/``password``)."""
         payload = call.request.json_object()
+        account_name = required_str(payload, "account_name")
+        listener = self._register(payload, account_name, name_field="service_name")
+        return json_response(201, listener.as_json())
+
+    def _register(
+        self, payload: Mapping[str, Any], account_name: str, *, name_field: str
+    ) -> Listener:
+        """Register (or replace) the listener ``payload`` describes."""
         listener = Listener(
-            account_name=required_str(payload, "account_name"),
-            service_name=required_str(payload, "service_name"),
+            account_name=account_name,
+            service_name=required_str(payload, name_field),
             url=required_str(payload, "url"),
             username=optional_text(payload, "username") or "",
             password=optional_text(payload, "password") or "",
         )
         with self._state:
             self._callbacks.register(listener)
-        return json_response(201, listener.as_json())
+        return listener
 
     def _expire_tokens(self, call: Call) -> SimResponse:
         """Revoke ``kind`` tokens (all, access, session) now, or once ``after_requests`` more

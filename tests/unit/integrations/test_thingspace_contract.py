@@ -351,13 +351,13 @@ def test_activations_are_held_to_100_a_minute_per_account(
 ) -> None:
     now = [6000.0 + 30]
     sleeps: list[float] = []
-    client.wall_clock = lambda: now[0]  # type: ignore[method-assign]
+    client.wall_clock = lambda: now[0]
 
     def sleep(seconds: float) -> None:
         sleeps.append(seconds)
         now[0] += seconds
 
-    client.sleep = sleep  # type: ignore[method-assign]
+    client.sleep = sleep
     store.set("thingspace:9:activations", (100, 100), ttl=120)  # minute 100: all 100 used
     mocked.post(action_url("activate"), json={"requestId": REQUEST_ID})
 
