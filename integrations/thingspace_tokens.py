@@ -5,20 +5,30 @@ Wire contract: ``docs/carriers/thingspace.md``. A login is two calls — an OAut
 key/secret), then a UWS session (username/password) — whose tokens every later call sends. Both
 live in the shared :class:`~integrations.base.TokenStore` (per credentials row, until shortly
 before they expire) and are fetched under the store's lock, re-checked inside it, so N workers
-log in once. A 401 on a later call drops both and logs in again, once; a 401 after that is
-permanent. Two consecutive failed logins for a credentials row stop all login attempts for it
-(Verizon locks the UWS user after five) until :func:`reset_login_failures` is called.
+log in once. A 401 on a later call drops both and logs in again, once; a 400 naming the session
+token (``…SessionToken.Expired|Format|Invalid``) drops the session only and opens a new one with
+the cached access token, once; the same answer after that is permanent. The session expires
+after 20 minutes of inactivity, so every successful call renews its cache entry. Two
+consecutive failed logins for a credentials row stop all login attempts for it (Verizon locks
+the UWS user after five) until :func:`reset_login_failures` is called.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Unpack
 
-from integrations.base.errors import AuthenticationError, PermanentError
+from integrations.base.audit import CallRecord
+from integrations.base.errors import (
+    AuthenticationError,
+    IntegrationError,
+    PermanentError,
+    TransientError,
+)
 from integrations.base.http import CarrierClient, HttpOptions, HttpResponse, unexpected_response
 from integrations.base.protocol import Credentials, MemoryTokenStore, TokenStore
 
@@ -31,7 +41,8 @@ REQUEST_OAUTH = "Get ThingSpace OAuth token"
 START_SESSION = "Start ThingSpace session"
 
 DEFAULT_TOKEN_SECONDS = 3600.0  # when the token response has no expires_in
-SESSION_SECONDS = 20 * 60.0  # docs/carriers/thingspace.md: a session token is valid 20 minutes
+SESSION_SECONDS = 20 * 60.0  # a session expires after 20 minutes of inactivity (sliding)
+SESSION_TOKEN_CODES = ("SessionToken.Expired", "SessionToken.Format", "SessionToken.Invalid")
 SAFETY_MARGIN_SECONDS = 60.0  # tokens are dropped this long (at most 10 %) before they expire
 MAX_LOGIN_FAILURES = 2  # consecutive failed logins before we stop trying (Verizon locks at 5)
 LOGIN_FAILURES_TTL = 24 * 3600.0
@@ -59,6 +70,26 @@ def reset_login_failures(token_store: TokenStore, credentials: Credentials) -> N
     """
     for name in ("login_failures", "access_token", "session_token"):
         token_store.delete(_key(credentials, name))
+
+
+def error_code(call: CallRecord | None) -> str:
+    """The ``errorCode`` of a ThingSpace error answer (``""`` when the body has none): Verizon
+    keeps its codes stable, not its messages, so answers are classified by code."""
+    if call is None:
+        return ""
+    try:
+        body = json.loads(call.response_text)
+    except ValueError:
+        return ""
+    code = body.get("errorCode") if isinstance(body, dict) else None
+    return code.strip() if isinstance(code, str) else ""
+
+
+def is_session_token_error(error: IntegrationError) -> bool:
+    """A 400 whose ``errorCode`` names the session token (``UnifiedWebService.REQUEST_FAILED.
+    SessionToken.Expired``, ``….Format``, ``….Invalid``): open a new session and repeat once."""
+    status = error.call.response_status if error.call is not None else None
+    return status == 400 and error_code(error.call).endswith(SESSION_TOKEN_CODES)
 
 
 def _token_ttl(seconds: float) -> float:
@@ -111,17 +142,29 @@ class ThingSpaceTokenClient(CarrierClient):
         json_body: Any = None,
         idempotency_key: str = "",
     ) -> HttpResponse:
-        """One data call with both tokens; after a 401, log in again (both) and repeat once."""
+        """One data call with both tokens. After a 401, log in again (both tokens) and repeat
+        once; after a 400 naming the session token, open a new session (the access token kept)
+        and repeat once; the same answer again is permanent. A successful call renews the
+        session's cache entry (its 20 minutes of inactivity start again); 5xx is transient."""
 
         def send(tokens: Tokens) -> HttpResponse:
-            return self._call(
-                method,
-                path,
-                description,
-                auth_headers=tokens.headers(),
-                json_body=json_body,
-                idempotency_key=idempotency_key,
-            )
+            try:
+                response = self._call(
+                    method,
+                    path,
+                    description,
+                    auth_headers=tokens.headers(),
+                    headers={"Content-Type": "application/json"},
+                    json_body=json_body,
+                    idempotency_key=idempotency_key,
+                )
+            except PermanentError as exc:
+                status = exc.call.response_status if exc.call is not None else None
+                if status is not None and status >= 500:  # every 5xx is transient here
+                    raise TransientError(exc.message, call=exc.call) from exc
+                raise
+            self._renew_session(tokens)
+            return response
 
         tokens = self.tokens()
         try:
@@ -130,7 +173,18 @@ class ThingSpaceTokenClient(CarrierClient):
             if exc.call is None or exc.call.response_status != 401:
                 raise  # 403: this account may not do this; logging in again will not help
             tokens = self._log_in_again(stale=tokens)
-        return send(tokens)
+        except PermanentError as exc:
+            if not is_session_token_error(exc):
+                raise
+            tokens = self._new_session(stale=tokens)
+        try:
+            return send(tokens)
+        except PermanentError as exc:
+            if is_session_token_error(exc):
+                raise AuthenticationError(
+                    f"{self.auth_failure(self.credentials)} ({exc.message})", call=exc.call
+                ) from exc
+            raise
 
     def tokens(self) -> Tokens:
         """Both tokens: from the shared store, or by logging in (once, under the lock)."""
@@ -153,6 +207,24 @@ class ThingSpaceTokenClient(CarrierClient):
             self.token_store.delete(_key(self.credentials, "access_token"))
             self.token_store.delete(_key(self.credentials, "session_token"))
             return self._log_in()
+
+    def _new_session(self, *, stale: Tokens) -> Tokens:
+        """After a session-token error: drop the session only and open a new one with the
+        cached access token (a full login if that is refused) — unless another worker already
+        replaced it, in which case use theirs."""
+        with self._login_lock():
+            cached = self._cached_tokens()
+            if cached is not None and cached != stale:
+                return cached
+            self.token_store.delete(_key(self.credentials, "session_token"))
+            return self._log_in()
+
+    def _renew_session(self, tokens: Tokens) -> None:
+        """A call succeeded with this session: ThingSpace extends it by 20 minutes from now, so
+        the cache does too — unless another worker has replaced it meanwhile."""
+        key = _key(self.credentials, "session_token")
+        if self.token_store.get(key) in (None, tokens.session_token):
+            self.token_store.set(key, tokens.session_token, ttl=_token_ttl(SESSION_SECONDS))
 
     def _cached_tokens(self) -> Tokens | None:
         access_token = self.token_store.get(_key(self.credentials, "access_token"))
@@ -220,7 +292,8 @@ class ThingSpaceTokenClient(CarrierClient):
         return access_token, DEFAULT_TOKEN_SECONDS
 
     def _start_session(self, access_token: str) -> str:
-        """A new UWS session token (cached for its 20 minutes, less the safety margin)."""
+        """A new UWS session token (cached for its 20 minutes of inactivity, less the safety
+        margin; each successful call renews it)."""
         response = self._login_call(
             LOGIN_PATH,
             START_SESSION,

@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from bulkchanges.errors import ApplicationError
 from bulkchanges.models import Device, DeviceStatus, IntegrationAuthentication, Tenant
+from bulkchanges.services.callback_registration import carrier_callback_register
 from integrations.base import Integration, default_limits
 
 SECRET_FIELDS = ("secret", "secret_2")
@@ -117,6 +120,25 @@ class IntegrationAuthenticationAdmin(admin.ModelAdmin):
     list_filter = ("integration", "writes_enabled", "is_active")
     list_select_related = ("tenant",)
     search_fields = ("account", "username", "tenant__name")
+    actions = ("register_thingspace_callback",)
+
+    @admin.action(description="Register ThingSpace callback", permissions=("change",))
+    def register_thingspace_callback(
+        self, request: HttpRequest, queryset: QuerySet[IntegrationAuthentication]
+    ) -> None:
+        """Register CarrierService for each selected ThingSpace row (the same service as
+        ``manage.py register_carrier_callbacks``)."""
+        for credentials in queryset.order_by("pk"):
+            try:
+                result = carrier_callback_register(credentials=credentials)
+            except ApplicationError as error:
+                self.message_user(request, str(error), level=messages.ERROR)
+                continue
+            registered = (
+                result.registration == IntegrationAuthentication.CallbackRegistration.REGISTERED
+            )
+            level = messages.SUCCESS if registered else messages.WARNING
+            self.message_user(request, result.message, level=level)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         """A view-only page renders fields as text: there the secrets are replaced by whether

@@ -476,8 +476,9 @@ class SimulatorControl:
     def seed_thingspace_devices(
         self, *, account_name: str, devices: Iterable[Mapping[str, Any]]
     ) -> int:
-        """Create or replace an account's devices (``{"iccid", "state"?, "service_plan"?}``,
-        state active, suspended, deactivated or preactive, default active); returns the count."""
+        """Create or replace an account's devices (``{"iccid", "state"?, "imei"?,
+        "service_plan"?}``, state active, suspended, deactivated or preactive, default active;
+        a device seeded again keeps its requests); returns the count."""
         body = {"account_name": account_name, "devices": [dict(device) for device in devices]}
         return int(self._call("POST", "/_sim/thingspace/devices", body)["seeded"])
 
@@ -500,6 +501,27 @@ class SimulatorControl:
         body = {"kind": kind, "after_requests": after_requests}
         return dict(self._call("POST", "/_sim/thingspace/tokens/expire", body))
 
-    def fail_thingspace_requests(self, *, iccid: str, error: str | None) -> None:
-        """Requests completing for ``iccid`` end Failed with ``error`` (``None``: stop)."""
-        self._call("POST", "/_sim/thingspace/failures", {"iccid": iccid, "error": error})
+    def set_thingspace_config(self, **knobs: Any) -> dict[str, Any]:
+        """Set any of ``completion_delay_ms`` (``None``: never), ``session_inactivity_seconds``,
+        ``callback_retry_seconds``, ``callback_attempts``; answers them all."""
+        return dict(self._call("POST", "/_sim/thingspace/config", knobs))
+
+    def fail_thingspace_requests(
+        self, *, iccid: str, error: str | None, faultcode: str | None = None
+    ) -> None:
+        """Requests completing for ``iccid`` end Failed with the fault ``error`` (its
+        faultstring) and ``faultcode`` (``error=None``: stop)."""
+        body = {"iccid": iccid, "error": error, "faultcode": faultcode}
+        self._call("POST", "/_sim/thingspace/failures", body)
+
+    def thingspace_callbacks(self) -> dict[str, Any]:
+        """``listeners`` (accountName, serviceName, url) and ``deliveries`` (requestId, url,
+        status, attempts, statuses, acknowledged, finished)."""
+        return dict(self._call("GET", "/_sim/thingspace/callbacks"))
+
+    def add_thingspace_callback(
+        self, *, account_name: str, url: str, service_name: str = "CarrierService"
+    ) -> None:
+        """Register a listener as another system would."""
+        body = {"account_name": account_name, "service_name": service_name, "url": url}
+        self._call("POST", "/_sim/thingspace/callbacks", body)

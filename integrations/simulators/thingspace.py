@@ -11,17 +11,32 @@ Client base_url: ``http://127.0.0.1:{port}/thingspace``.
   (``Authorization: Bearer`` and ``VZ-M2M-Token``), else 401. Lifetimes, the UWS lock and
   revocation (``/_sim/thingspace/tokens/expire``, to force a 401 mid-run) are
   :mod:`.thingspace_auth`'s.
+- **Reads.** ``POST /api/m2m/v1/devices/actions/list`` answers the device (ICCID, IMEI,
+  state), or an empty ``devices`` list when the account has no such device.
 - **Changes are asynchronous.** ``POST /api/m2m/v1/devices/actions/{action}`` (suspend,
-  restore, deactivate, activate) answers 202 with a ``requestId``, polled at
-  ``GET /api/m2m/v1/accounts/{account_name}/requests/{request_id}/status``; how a request
-  stays ``Pending`` and then succeeds or fails is :mod:`.thingspace_actions`'s. An unknown
-  device is 404 at once.
-- **Errors** carry ``{"errorCode", "errorMessage"}``. Rate limits are per account. The
+  restore, deactivate, activate; one device a request) answers 202 with a ``requestId``,
+  polled at ``GET /api/m2m/v1/accounts/{account_name}/requests/{request_id}/status`` (only
+  ``{requestId, status}``; an unknown request id is 400); how a request stays ``Pending`` and
+  then succeeds or fails is :mod:`.thingspace_actions`'s. Activate needs ``servicePlan``, a
+  5-digit ``mdnZipCode`` and the IMEI paired with the ICCID (or a ``skuNumber``); an active
+  device answers 400 ``DeviceAlreadyActive``; an unknown device is 400 ``DeviceNotFound``.
+- **Callbacks.** ``GET/POST /api/m2m/v1/callbacks/{account_name}`` and
+  ``DELETE /api/m2m/v1/callbacks/{account_name}/name/{service_name}`` keep the account's
+  listeners; completed requests are reported to its ``CarrierService`` listener
+  (:mod:`.thingspace_callbacks`).
+- **Errors** carry ``{"errorCode", "errorMessage"}``, codes namespaced like Verizon's
+  (``UnifiedWebService.REQUEST_FAILED.DeviceNotFound``). Rate limits are per account. The
   simulator does not de-duplicate on ``Idempotency-Key``: every submit creates a request.
+
+Time knobs (``POST /_sim/thingspace/config``): ``completion_delay_ms`` (how long requests stay
+Pending), ``session_inactivity_seconds`` (20 minutes), ``callback_retry_seconds`` (300) and
+``callback_attempts`` (4).
 """
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
@@ -40,18 +55,30 @@ from .payloads import (
 )
 from .ratelimit import bucket_for
 from .routing import Call, Route
-from .thingspace_actions import ACTIVE, STATES, TRANSITIONS, Device, DeviceActions
+from .thingspace_actions import (
+    ACTIVE,
+    INJECTED_FAULT,
+    STATES,
+    TRANSITIONS,
+    Device,
+    DeviceActions,
+    Fault,
+)
 from .thingspace_auth import (
     DEFAULT_TOKEN_SECONDS,
-    SESSION_SECONDS,
+    ERROR_CODES,
     TOKEN_KINDS,
+    ErrorCode,
     ThingSpaceAccount,
     ThingSpaceLogins,
 )
+from .thingspace_callbacks import CallbackSender, Listener
 
 OAUTH_PATH = "/api/ts/v1/oauth2/token"
 LOGIN_PATH = "/api/m2m/v1/session/login"
 ACTIONS_PATH = "/api/m2m/v1/devices/actions"
+CALLBACKS_PATH = "/api/m2m/v1/callbacks/{account_name}"
+_ZIP_CODE = re.compile(r"\d{5}")
 
 DEFAULT_RATE_LIMIT = 50.0
 
@@ -72,8 +99,22 @@ class ThingSpaceSimulator(CarrierSimulator):
     prefix = "/thingspace"
 
     def reset(self) -> None:
-        self._logins = ThingSpaceLogins()
-        self._actions = DeviceActions()
+        if not hasattr(self, "_state"):
+            # The state lock: the callback sender's thread takes it, never the core's lock.
+            self._state = threading.RLock()
+            self._callbacks = CallbackSender(
+                lock=self._state, settle=self._settle, next_due=self._next_due
+            )
+        with self._state:
+            self._logins = ThingSpaceLogins()
+            self._actions = DeviceActions(on_complete=self._callbacks.request_completed)
+            self._callbacks.reset()
+
+    def _settle(self) -> None:
+        self._actions.settle()
+
+    def _next_due(self) -> float | None:
+        return self._actions.next_due()
 
     # -- contract ---------------------------------------------------------------------------
 
@@ -97,6 +138,14 @@ class ThingSpaceSimulator(CarrierSimulator):
                 op="request_status",
                 key=self._request_key,
             ),
+            Route("GET", CALLBACKS_PATH, self._list_callbacks, op="list_callbacks"),
+            Route("POST", CALLBACKS_PATH, self._register_callback, op="register_callback"),
+            Route(
+                "DELETE",
+                CALLBACKS_PATH + "/name/{service_name}",
+                self._deregister_callback,
+                op="deregister_callback",
+            ),
         ]
 
     def authenticate(self, call: Call) -> Account:
@@ -118,7 +167,11 @@ class ThingSpaceSimulator(CarrierSimulator):
         code: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> SimResponse:
-        body = {"errorCode": CODES_BY_STATUS.get(status, DEFAULT_CODE), "errorMessage": message}
+        name = ERROR_CODES.get(code) if code is not None else None
+        body = {
+            "errorCode": name or CODES_BY_STATUS.get(status, DEFAULT_CODE),
+            "errorMessage": message,
+        }
         return json_response(status, body, headers)
 
     def _issue_token(self, call: Call) -> SimResponse:
@@ -126,15 +179,10 @@ class ThingSpaceSimulator(CarrierSimulator):
         form = parse_qs(call.request.body.decode("utf-8", errors="replace"))
         if form.get("grant_type") != ["client_credentials"]:
             raise CarrierError(400, "grant_type must be client_credentials")
-        token = self._logins.issue_access_token(account)
+        token, seconds = self._logins.issue_access_token(account)
         return json_response(
             200,
-            {
-                "access_token": token,
-                "token_type": "bearer",
-                "expires_in": account.token_seconds,
-                "scope": "m2m",
-            },
+            {"access_token": token, "token_type": "bearer", "expires_in": seconds, "scope": "m2m"},
         )
 
     def _log_in(self, call: Call) -> SimResponse:
@@ -145,55 +193,96 @@ class ThingSpaceSimulator(CarrierSimulator):
             username=required_str(payload, "username"),
             password=required_str(payload, "password"),
         )
-        return json_response(200, {"sessionToken": token, "expiresIn": SESSION_SECONDS})
+        return json_response(200, {"sessionToken": token})
 
     def _list(self, call: Call) -> SimResponse:
-        self._actions.settle()
         account = _account(call)
         payload = call.request.json_object()
         _check_account_name(account, payload)
-        device = self._device(account, _device_id(required(payload, "deviceId")))
-        return json_response(200, {"devices": [device.as_json()], "hasMoreData": False})
+        iccid = _device_id(required(payload, "deviceId"))
+        with self._state:
+            self._actions.settle()
+            device = self._actions.devices.get(iccid)
+            if device is None or device.account_name != account.account_name:
+                return json_response(200, {"hasMoreData": False, "devices": []})
+            return json_response(200, {"hasMoreData": False, "devices": [device.as_json()]})
 
     def _submit(self, call: Call) -> SimResponse:
-        self._actions.settle()
         account = _account(call)
         action = call.params["action"]
         if action not in TRANSITIONS:
-            raise CarrierError(400, f"Unknown action {action!r}")
+            raise CarrierError(400, f"Unknown action {action!r}", code=ErrorCode.INPUT_INVALID)
         payload = call.request.json_object()
         _check_account_name(account, payload)
         entries = required(payload, "devices")
-        if not isinstance(entries, list) or not entries:
-            raise InvalidPayload("devices must be a non-empty list")
-        iccids = [_device_id(_first_device_id(entry)) for entry in entries]
-        devices = [self._device(account, iccid) for iccid in iccids]
-        request = self._actions.submit(
-            account_name=account.account_name,
-            action=action,
-            devices=devices,
-            fields=_action_fields(action, payload),
-        )
+        if not isinstance(entries, list) or len(entries) != 1:
+            raise _input_invalid(
+                "devices must list exactly one device (the request status works only for "
+                "single-device requests)"
+            )
+        device_ids = _device_ids(entries[0])
+        iccid = device_ids.get("iccid")
+        if not iccid:
+            raise _input_invalid("each device needs an iccid device id")
+        with self._state:
+            self._actions.settle()
+            device = self._device(account, iccid)
+            fields = _action_fields(action, payload, device, device_ids)
+            request = self._actions.submit(
+                account_name=account.account_name, action=action, device=device, fields=fields
+            )
+            self._callbacks.wake()
         return json_response(202, {"requestId": request.request_id})
 
     def _request_status(self, call: Call) -> SimResponse:
-        self._actions.settle()
         account = _account(call)
         if call.params["account_name"] != account.account_name:
             raise CarrierError(
                 403, f"Session is not authorized for account {call.params['account_name']}"
             )
-        request = self._actions.requests.get(call.params["request_id"])
-        if request is None or request.account_name != account.account_name:
-            raise CarrierError(404, f"Request {call.params['request_id']} not found")
-        return json_response(200, request.as_json())
+        with self._state:
+            self._actions.settle()
+            request = self._actions.requests.get(call.params["request_id"])
+            if request is None or request.account_name != account.account_name:
+                raise CarrierError(
+                    400,
+                    f"Request {call.params['request_id']} not found",
+                    code=ErrorCode.REQUEST_NOT_FOUND,
+                )
+            return json_response(200, request.as_json())
+
+    def _list_callbacks(self, call: Call) -> SimResponse:
+        account_name = _path_account(call)
+        with self._state:
+            listeners = self._callbacks.listed(account_name)
+        return json_response(200, [listener.as_json() for listener in listeners])
+
+    def _register_callback(self, call: Call) -> SimResponse:
+        account_name = _path_account(call)
+        listener = self._register(call.request.json_object(), account_name, name_field="name")
+        return json_response(
+            200, {"accountName": account_name, "serviceName": listener.service_name}
+        )
+
+    def _deregister_callback(self, call: Call) -> SimResponse:
+        account_name = _path_account(call)
+        service_name = call.params["service_name"]
+        with self._state:
+            removed = self._callbacks.deregister(account_name, service_name)
+        if removed is None:
+            raise _input_invalid(f"No {service_name} callback registered for {account_name}")
+        return json_response(200, {"accountName": account_name, "serviceName": service_name})
 
     # -- state ------------------------------------------------------------------------------
 
     def _device(self, account: ThingSpaceAccount, iccid: str) -> Device:
         device = self._actions.devices.get(iccid)
         if device is None or device.account_name != account.account_name:
-            raise CarrierError(404, f"Device {iccid} not found in account {account.account_name}")
+            raise CarrierError(
+                400,
+                f"Device {iccid} not found in account {account.account_name}",
+                code=ErrorCode.DEVICE_NOT_FOUND,
+            )
         return device
 
     # -- counter keys -----------------------------------------------------------------------
@@ -209,7 +298,7 @@ class ThingSpaceSimulator(CarrierSimulator):
     def _request_key(self, call: Call) -> str:
         """Request-status calls are counted under the request's (first) ICCID."""
         request = self._actions.requests.get(call.params["request_id"])
-        return request.iccids[0] if request is not None else call.params["request_id"]
+        return request.iccid if request is not None else call.params["request_id"]
 
     # -- admin ------------------------------------------------------------------------------
 
@@ -222,6 +311,8 @@ class ThingSpaceSimulator(CarrierSimulator):
             Route("POST", "/config", self._update_config),
             Route("POST", "/tokens/expire", self._expire_tokens),
             Route("POST", "/failures", self._set_failure),
+            Route("GET", "/callbacks", self._show_callbacks),
+            Route("POST", "/callbacks", self._add_callback),
         ]
 
     def _add_account(self, call: Call) -> SimResponse:
@@ -261,55 +352,125 @@ class ThingSpaceSimulator(CarrierSimulator):
                     iccid=required_str(entry, "iccid"),
                     account_name=account_name,
                     state=one_of(entry, "state", STATES) if "state" in entry else ACTIVE,
+                    imei=str(entry.get("imei") or ""),
                     service_plan=str(entry.get("service_plan") or ""),
                 )
             )
-        for device in devices:
-            self._actions.devices[device.iccid] = device
+        with self._state:
+            for device in devices:
+                old = self._actions.devices.get(device.iccid)
+                if old is not None:  # re-seeding changes the state, not the history
+                    device.request_ids = old.request_ids
+                self._actions.devices[device.iccid] = device
         return json_response(201, {"seeded": len(devices)})
 
     def _show_device(self, call: Call) -> SimResponse:
-        self._actions.settle()
-        device = self._actions.devices.get(call.params["iccid"])
-        if device is None:
-            raise AdminError(404, f"no device {call.params['iccid']}")
-        requests = [self._actions.requests[request_id] for request_id in device.request_ids]
-        return json_response(
-            200,
-            {
-                "iccid": device.iccid,
-                "account_name": device.account_name,
-                "state": device.state,
-                "service_plan": device.service_plan,
-                "mdn_zip_code": device.mdn_zip_code,
-                "requests": [
-                    {
-                        "requestId": request.request_id,
-                        "action": request.action,
-                        "fields": request.fields,
-                        "status": request.status,
-                        "error": request.errors.get(device.iccid),
-                    }
-                    for request in requests
-                ],
-            },
-        )
+        with self._state:
+            self._actions.settle()
+            device = self._actions.devices.get(call.params["iccid"])
+            if device is None:
+                raise AdminError(404, f"no device {call.params['iccid']}")
+            requests = [self._actions.requests[request_id] for request_id in device.request_ids]
+            return json_response(
+                200,
+                {
+                    "iccid": device.iccid,
+                    "account_name": device.account_name,
+                    "state": device.state,
+                    "imei": device.imei,
+                    "service_plan": device.service_plan,
+                    "mdn_zip_code": device.mdn_zip_code,
+                    "requests": [
+                        {
+                            "requestId": request.request_id,
+                            "action": request.action,
+                            "fields": request.fields,
+                            "status": request.status,
+                            "error": request.fault.faultstring if request.fault else None,
+                        }
+                        for request in requests
+                    ],
+                },
+            )
 
     def _show_config(self, call: Call) -> SimResponse:
-        return json_response(200, {"completion_delay_ms": self._actions.completion_delay_ms})
+        with self._state:
+            return json_response(
+                200,
+                {
+                    "completion_delay_ms": self._actions.completion_delay_ms,
+                    "session_inactivity_seconds": self._logins.session_inactivity_seconds,
+                    "callback_retry_seconds": self._callbacks.retry_seconds,
+                    "callback_attempts": self._callbacks.max_attempts,
+                },
+            )
 
     def _update_config(self, call: Call) -> SimResponse:
-        """``completion_delay_ms``: how long requests stay Pending; ``null`` = forever."""
+        """``completion_delay_ms``: how long requests stay Pending (``null`` = forever);
+        ``session_inactivity_seconds``: a session's idle lifetime; ``callback_retry_seconds``
+        and ``callback_attempts``: how unacknowledged callbacks are sent again. Each optional."""
         payload = call.request.json_object()
-        if "completion_delay_ms" not in payload:
-            raise InvalidPayload("completion_delay_ms is required (null: never complete)")
-        delay = payload["completion_delay_ms"]
-        if delay is not None and (
-            isinstance(delay, bool) or not isinstance(delay, int) or delay < 0
-        ):
-            raise InvalidPayload("completion_delay_ms must be a non-negative integer or null")
-        self._actions.completion_delay_ms = delay
+        knobs = ("completion_delay_ms", "session_inactivity_seconds", "callback_retry_seconds")
+        if not set(payload) & {*knobs, "callback_attempts"}:
+            raise InvalidPayload(f"give one of {', '.join(knobs)}, callback_attempts")
+        with self._state:
+            if "completion_delay_ms" in payload:
+                delay = payload["completion_delay_ms"]
+                if delay is not None and (
+                    isinstance(delay, bool) or not isinstance(delay, int) or delay < 0
+                ):
+                    raise InvalidPayload(
+                        "completion_delay_ms must be a non-negative integer or null"
+                    )
+                self._actions.completion_delay_ms = delay
+            if "session_inactivity_seconds" in payload:
+                seconds = _positive_number(payload, "session_inactivity_seconds")
+                self._logins.session_inactivity_seconds = seconds
+            if "callback_retry_seconds" in payload:
+                self._callbacks.retry_seconds = _positive_number(payload, "callback_retry_seconds")
+            if "callback_attempts" in payload:
+                attempts = optional_int(payload, "callback_attempts")
+                if attempts is None or attempts < 1:
+                    raise InvalidPayload("callback_attempts must be at least 1")
+                self._callbacks.max_attempts = attempts
+            self._callbacks.wake()
         return self._show_config(call)
+
+    def _show_callbacks(self, call: Call) -> SimResponse:
+        """Every listener (credentials left out) and every callback delivery so far."""
+        with self._state:
+            return json_response(
+                200,
+                {
+                    "listeners": [
+                        listener.as_json() for listener in self._callbacks.listeners.values()
+                    ],
+                    "deliveries": [d.as_json() for d in self._callbacks.deliveries],
+                },
+            )
+
+    def _add_callback(self, call: Call) -> SimResponse:
+        """Register a listener as another system would (``account_name``, ``service_name``,
+        ``url``, optional ``username``/``password``)."""
+        payload = call.request.json_object()
+        account_name = required_str(payload, "account_name")
+        listener = self._register(payload, account_name, name_field="service_name")
+        return json_response(201, listener.as_json())
+
+    def _register(
+        self, payload: Mapping[str, Any], account_name: str, *, name_field: str
+    ) -> Listener:
+        """Register (or replace) the listener ``payload`` describes."""
+        listener = Listener(
+            account_name=account_name,
+            service_name=required_str(payload, name_field),
+            url=required_str(payload, "url"),
+            username=optional_text(payload, "username") or "",
+            password=optional_text(payload, "password") or "",
+        )
+        with self._state:
+            self._callbacks.register(listener)
+        return listener
 
     def _expire_tokens(self, call: Call) -> SimResponse:
         """Revoke ``kind`` tokens (all, access, session) now, or once ``after_requests`` more
@@ -325,15 +486,18 @@ class ThingSpaceSimulator(CarrierSimulator):
         return json_response(200, {"revoked": self._logins.revoke_now(kind), "after_requests": 0})
 
     def _set_failure(self, call: Call) -> SimResponse:
-        """Requests completing for ``iccid`` fail with ``error``; ``error: null`` stops that."""
+        """Requests completing for ``iccid`` fail with the fault ``error`` (its faultstring)
+        and ``faultcode`` (optional); ``error: null`` stops that."""
         payload = call.request.json_object()
         iccid = required_str(payload, "iccid")
         error = optional_text(payload, "error")
-        if error is None:
-            self._actions.failures.pop(iccid, None)
-        else:
-            self._actions.failures[iccid] = error
-        return json_response(200, {"iccid": iccid, "error": error})
+        faultcode = optional_text(payload, "faultcode") or INJECTED_FAULT
+        with self._state:
+            if error is None:
+                self._actions.failures.pop(iccid, None)
+            else:
+                self._actions.failures[iccid] = Fault(faultcode, error)
+        return json_response(200, {"iccid": iccid, "error": error, "faultcode": faultcode})
 
 
 def _account(call: Call) -> ThingSpaceAccount:
@@ -347,36 +511,83 @@ def _check_account_name(account: ThingSpaceAccount, payload: Mapping[str, Any]) 
         raise CarrierError(403, f"Session is not authorized for account {account_name}")
 
 
+def _input_invalid(message: str) -> CarrierError:
+    return CarrierError(400, message, code=ErrorCode.INPUT_INVALID)
+
+
+def _path_account(call: Call) -> str:
+    """The account name in the path, which must be the session's."""
+    account = _account(call)
+    if call.params["account_name"] != account.account_name:
+        raise CarrierError(
+            403, f"Session is not authorized for account {call.params['account_name']}"
+        )
+    return account.account_name
+
+
+def _positive_number(payload: Mapping[str, Any], name: str) -> float:
+    value = payload.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise InvalidPayload(f"{name} must be a positive number")
+    return float(value)
+
+
 def _device_id(value: Any) -> str:
-    """The ICCID of a ``{"kind": "iccid", "id": ...}`` device id (the only kind simulated)."""
+    """The ICCID of a ``{"kind": "iccid", "id": ...}`` device id (kind in any case)."""
     if not isinstance(value, dict):
         raise InvalidPayload("a device id must be an object with kind and id")
-    if value.get("kind") != "iccid":
+    if str(value.get("kind") or "").lower() != "iccid":
         raise InvalidPayload("device id kind must be 'iccid'")
     return required_str(value, "id")
 
 
-def _first_device_id(entry: Any) -> Any:
+def _device_ids(entry: Any) -> dict[str, str]:
+    """A device entry's ids by kind (lower case)."""
     device_ids = entry.get("deviceIds") if isinstance(entry, dict) else None
     if not isinstance(device_ids, list) or not device_ids:
         raise InvalidPayload("each device needs a non-empty deviceIds list")
-    return device_ids[0]
+    found: dict[str, str] = {}
+    for value in device_ids:
+        if not isinstance(value, dict):
+            raise InvalidPayload("a device id must be an object with kind and id")
+        found[str(value.get("kind") or "").lower()] = required_str(value, "id")
+    return found
 
 
-def _action_fields(action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The action's own body fields, checked: deactivate needs reasonCode and etfWaiver,
-    activate needs servicePlan and mdnZipCode."""
+def _action_fields(
+    action: str, payload: Mapping[str, Any], device: Device, device_ids: Mapping[str, str]
+) -> dict[str, Any]:
+    """The action's own body fields, checked: deactivate needs reasonCode and etfWaiver;
+    activate needs servicePlan, a 5-digit mdnZipCode and the IMEI with the ICCID (or a
+    skuNumber), and refuses an active device (DeviceAlreadyActive)."""
     if action == "deactivate":
         etf_waiver = required(payload, "etfWaiver")
         if not isinstance(etf_waiver, bool):
-            raise InvalidPayload("etfWaiver must be true or false")
+            raise _input_invalid("etfWaiver must be true or false")
         return {"reasonCode": required_str(payload, "reasonCode"), "etfWaiver": etf_waiver}
-    if action == "activate":
-        return {
-            "servicePlan": required_str(payload, "servicePlan"),
-            "mdnZipCode": required_str(payload, "mdnZipCode"),
-        }
-    return {}
+    if action != "activate":
+        return {}
+    fields: dict[str, Any] = {
+        "servicePlan": required_str(payload, "servicePlan"),
+        "mdnZipCode": required_str(payload, "mdnZipCode"),
+    }
+    if not _ZIP_CODE.fullmatch(str(fields["mdnZipCode"])):
+        raise _input_invalid("mdnZipCode must be a 5-digit ZIP code")
+    imei = device_ids.get("imei")
+    sku_number = payload.get("skuNumber")
+    if imei:
+        if device.imei and imei != device.imei:
+            raise _input_invalid(f"IMEI {imei} is not paired with ICCID {device.iccid}")
+        fields["imei"] = imei
+    elif isinstance(sku_number, str) and sku_number:
+        fields["skuNumber"] = sku_number
+    else:
+        raise _input_invalid("activate needs the device's IMEI with its ICCID, or a skuNumber")
+    if device.state == ACTIVE:
+        raise CarrierError(
+            400, f"Device {device.iccid} is already active", code=ErrorCode.DEVICE_ALREADY_ACTIVE
+        )
+    return fields
 
 
 def _listed_iccid(call: Call) -> str | None:
@@ -385,8 +596,8 @@ def _listed_iccid(call: Call) -> str | None:
 
 
 def _submitted_iccid(call: Call) -> str | None:
-    """Submits are counted under the (first) ICCID they name."""
+    """Submits are counted under the ICCID they name."""
     try:
-        return _device_id(_first_device_id(call.request.json_object()["devices"][0]))
+        return _device_ids(call.request.json_object()["devices"][0]).get("iccid")
     except (KeyError, IndexError, TypeError):
         return None

@@ -1,9 +1,14 @@
 """ThingSpace's two-token login, as ``docs/carriers/thingspace.md`` describes it.
 
 An account's client key and secret (HTTP Basic) buy an OAuth access token that lives the
-account's ``token_seconds``; that Bearer token plus the UWS username and password buy a
-session token that lives 20 minutes. Five consecutive wrong passwords lock the UWS user until
-the account is added again. A test can revoke tokens now, or after N more device calls.
+account's ``token_seconds`` from its first issue — asking again within that time answers the
+same token; that Bearer token plus the UWS username and password buy a session token that
+expires after ``session_inactivity_seconds`` (20 minutes) without a call: every call made with
+it extends it. An expired (or revoked) session is answered 400
+``UnifiedWebService.REQUEST_FAILED.SessionToken.Expired``, an unknown one 400
+``….SessionToken.Invalid``, a missing one 400 ``….SessionToken.Format``. Five consecutive wrong
+passwords lock the UWS user until the account is added again. A test can revoke tokens now, or
+after N more device calls.
 
 :class:`ThingSpaceLogins` holds the accounts and every token issued to them; the simulator's
 routes turn its answers (and its :class:`~.carrier.CarrierError` 401s) into HTTP.
@@ -14,13 +19,39 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import IntEnum
 
 from .carrier import Account, CarrierError
 from .messages import SimRequest
 
 DEFAULT_TOKEN_SECONDS = 3600
-SESSION_SECONDS = 20 * 60
+SESSION_SECONDS = 20 * 60  # inactivity before a session expires (a knob: config)
+
+
+class ErrorCode(IntEnum):
+    """ThingSpace's namespaced ``errorCode`` strings, as ints riding on CarrierError's
+    ``code`` (:data:`ERROR_CODES` spells them)."""
+
+    SESSION_EXPIRED = 1
+    SESSION_INVALID = 2
+    SESSION_FORMAT = 3
+    DEVICE_NOT_FOUND = 4
+    DEVICE_ALREADY_ACTIVE = 5
+    INPUT_INVALID = 6
+    REQUEST_NOT_FOUND = 7
+
+
+ERROR_CODES: Mapping[int, str] = {
+    ErrorCode.SESSION_EXPIRED: "UnifiedWebService.REQUEST_FAILED.SessionToken.Expired",
+    ErrorCode.SESSION_INVALID: "UnifiedWebService.REQUEST_FAILED.SessionToken.Invalid",
+    ErrorCode.SESSION_FORMAT: "UnifiedWebService.INPUT_INVALID.SessionToken.Format",
+    ErrorCode.DEVICE_NOT_FOUND: "UnifiedWebService.REQUEST_FAILED.DeviceNotFound",
+    ErrorCode.DEVICE_ALREADY_ACTIVE: "UnifiedWebService.REQUEST_FAILED.DeviceAlreadyActive",
+    ErrorCode.INPUT_INVALID: "REQUEST_FAILED.BadRequest",  # as the core answers bad payloads
+    ErrorCode.REQUEST_NOT_FOUND: "UnifiedWebService.REQUEST_FAILED.RequestNotFound",
+}
 LOCK_AFTER_FAILED_LOGINS = 5
 TOKEN_KINDS = ("all", "access", "session")
 
@@ -56,6 +87,8 @@ class ThingSpaceLogins:
         self.accounts: dict[str, ThingSpaceAccount] = {}
         self._access_tokens: dict[str, Token] = {}
         self._sessions: dict[str, Token] = {}
+        self._expired_sessions: set[str] = set()
+        self.session_inactivity_seconds: float = SESSION_SECONDS
         self._revoke: tuple[str, int] | None = None  # (kind, device calls left before it)
 
     def account_by_key(self, client_key: str) -> ThingSpaceAccount | None:
@@ -84,17 +117,45 @@ class ThingSpaceLogins:
         if access is None:
             raise CarrierError(401, "Invalid or expired access token")
         if needs_session:
-            session = _valid(self._sessions, request.header("VZ-M2M-Token"), now)
-            if session is None or session.account_name != access.account_name:
-                raise CarrierError(401, "Invalid or expired session token (VZ-M2M-Token)")
+            self._check_session(request.header("VZ-M2M-Token"), access.account_name, now)
         return self.accounts[access.account_name]
 
-    def issue_access_token(self, account: ThingSpaceAccount) -> str:
-        token = f"ts-access-{uuid.uuid4().hex}"
-        self._access_tokens[token] = Token(
-            account.account_name, time.monotonic() + account.token_seconds
-        )
-        return token
+    def _check_session(self, value: str | None, account_name: str, now: float) -> None:
+        """The session must be this account's and active; using it extends it (sliding)."""
+        if not value:
+            raise CarrierError(
+                400, code=ErrorCode.SESSION_FORMAT, message="VZ-M2M-Token header is missing"
+            )
+        session = self._sessions.get(value)
+        if session is not None and session.expires_at <= now:
+            del self._sessions[value]
+            self._expired_sessions.add(value)
+            session = None
+        if session is None:
+            if value in self._expired_sessions:
+                raise CarrierError(
+                    400, code=ErrorCode.SESSION_EXPIRED, message="Session token expired"
+                )
+            raise CarrierError(
+                400, code=ErrorCode.SESSION_INVALID, message="Session token is not valid"
+            )
+        if session.account_name != account_name:
+            raise CarrierError(
+                400, code=ErrorCode.SESSION_INVALID, message="Session token is not valid"
+            )
+        session.expires_at = now + self.session_inactivity_seconds
+
+    def issue_access_token(self, account: ThingSpaceAccount) -> tuple[str, int]:
+        """The account's access token and its remaining seconds: the one issued within its
+        lifetime if there is one (ThingSpace answers the same token within the hour), else a
+        new one."""
+        now = time.monotonic()
+        for value, token in self._access_tokens.items():
+            if token.account_name == account.account_name and token.expires_at > now:
+                return value, max(1, int(token.expires_at - now))
+        value = f"ts-access-{uuid.uuid4().hex}"
+        self._access_tokens[value] = Token(account.account_name, now + account.token_seconds)
+        return value, account.token_seconds
 
     def open_session(self, account: ThingSpaceAccount, *, username: str, password: str) -> str:
         """A session token for the account's UWS user; a wrong username or password counts
@@ -109,7 +170,9 @@ class ThingSpaceLogins:
             raise CarrierError(401, f"Invalid username or password for {username}")
         account.failed_logins = 0
         token = f"ts-session-{uuid.uuid4().hex}"
-        self._sessions[token] = Token(account.account_name, time.monotonic() + SESSION_SECONDS)
+        self._sessions[token] = Token(
+            account.account_name, time.monotonic() + self.session_inactivity_seconds
+        )
         return token
 
     def revoke_now(self, kind: str) -> int:
@@ -122,6 +185,7 @@ class ThingSpaceLogins:
             self._access_tokens.clear()
         if kind in ("all", "session"):
             revoked += len(self._sessions)
+            self._expired_sessions.update(self._sessions)  # answered as expired from now on
             self._sessions.clear()
         return revoked
 

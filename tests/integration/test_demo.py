@@ -73,7 +73,8 @@ def _carrier_status(credentials: Credentials, integration: str, device: DeviceRe
     if integration == "POND":
         return POND_SERVICES[PondClient(credentials=credentials).read_sim(iccid=device.iccid).data]
     if integration == "THINGSPACE":
-        return ThingSpaceClient(credentials=credentials).device_state(iccid=device.iccid)
+        found = ThingSpaceClient(credentials=credentials).read_device(iccid=device.iccid)
+        return found.state if found is not None else ""
     if integration == "JASPER":
         return str(JasperClient(credentials=credentials).get_device(iccid=device.iccid)["status"])
     if integration == "TELEGENCE":

@@ -463,9 +463,9 @@ CASES = {
         returns={"eid": EID, "status": "online"},
         carrier="Teal",
     ),
-    "thingspace-login-then-device-state": Case(
+    "thingspace-login-then-read-device": Case(
         client_of(THINGSPACE, ThingSpaceClient),
-        lambda client: client.device_state(iccid=ICCID),
+        lambda client: client.read_device(iccid=ICCID),
         (
             Sent(
                 "Get ThingSpace OAuth token",
@@ -511,13 +511,15 @@ CASES = {
                 answer={"json": {"devices": []}},
             ),
         ),
-        returns="",
+        returns=None,
         carrier="ThingSpace",
     ),
     "thingspace-submit-action": Case(
         thingspace_with_tokens,
         lambda client: client.submit_action(
-            action="suspend", iccid=ICCID, idempotency_key="pondops-77-submit"
+            action="suspend",
+            device_ids=[{"kind": "iccid", "id": ICCID}],
+            idempotency_key="pondops-77-submit",
         ),
         (
             Sent(
@@ -527,13 +529,13 @@ CASES = {
                 [
                     ACCEPT,
                     *TS_TOKENS,
-                    ("Idempotency-Key", "pondops-77-submit"),
                     JSON,
+                    ("Idempotency-Key", "pondops-77-submit"),
                     length(body(TS_SUSPEND)),
                 ],
                 "POST /api/m2m/v1/devices/actions/suspend\nAuthorization: [REDACTED]\n"
                 "VZ-M2M-Token: [REDACTED]\nAccept: application/json\n"
-                "Idempotency-Key: pondops-77-submit\nContent-Type: application/json\n\n"
+                "Content-Type: application/json\nIdempotency-Key: pondops-77-submit\n\n"
                 + json.dumps(TS_SUSPEND),
                 content=body(TS_SUSPEND),
                 answer={"status": 202, "json": {"requestId": REQUEST_ID}},
@@ -544,15 +546,16 @@ CASES = {
     ),
     "thingspace-request-status": Case(
         thingspace_with_tokens,
-        lambda client: client.request_status(request_id=REQUEST_ID, iccid=ICCID).status,
+        lambda client: client.request_status(request_id=REQUEST_ID).status,
         (
             Sent(
                 "Check ThingSpace request status",
                 "GET",
                 TS_STATUS,
-                [ACCEPT, *TS_TOKENS],
+                [ACCEPT, *TS_TOKENS, JSON],
                 f"GET /api/m2m/v1/accounts/0000123456-00001/requests/{REQUEST_ID}/status\n"
-                "Authorization: [REDACTED]\nVZ-M2M-Token: [REDACTED]\nAccept: application/json",
+                "Authorization: [REDACTED]\nVZ-M2M-Token: [REDACTED]\nAccept: application/json\n"
+                "Content-Type: application/json",
                 answer={"json": {"requestId": REQUEST_ID, "status": "Pending"}},
             ),
         ),

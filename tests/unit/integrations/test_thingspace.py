@@ -9,7 +9,6 @@ import base64
 import json
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 import requests
 import responses
 
-from integrations import thingspace
 from integrations.base import (
     REDACTED,
     AuthenticationError,
@@ -30,7 +28,7 @@ from integrations.base import (
     TransientError,
     UpdateContext,
 )
-from integrations.thingspace import ThingSpaceClient, ThingSpaceProcessor
+from integrations.thingspace import ThingSpaceClient, ThingSpaceProcessor, iccid_id
 from integrations.thingspace_tokens import Tokens, reset_login_failures
 from tests.unit.integrations.support import RecordingThrottle, sent, sent_json
 
@@ -86,12 +84,14 @@ def device_list(state: str | None) -> dict[str, Any]:
     return {"devices": devices, "hasMoreData": False}
 
 
-def request_status(status: str, error: str | None = None) -> dict[str, Any]:
-    return {
-        "requestId": REQUEST_ID,
-        "status": status,
-        "devices": [{"id": ICCID, "kind": "iccid", "error": error}],
-    }
+def request_status(status: str) -> dict[str, Any]:
+    return {"requestId": REQUEST_ID, "status": status}
+
+
+def read_state(client: ThingSpaceClient) -> str:
+    """The device's state as read ("" when the account has no such device)."""
+    device = client.read_device(iccid=ICCID)
+    return device.state if device is not None else ""
 
 
 class RecordingStore(MemoryTokenStore):
@@ -104,21 +104,6 @@ class RecordingStore(MemoryTokenStore):
     def set(self, key: str, value: Any, *, ttl: float) -> None:
         self.ttls[key] = ttl
         super().set(key, value, ttl=ttl)
-
-
-@dataclass
-class FakeClock:
-    """Replaces the confirm polling's clock and sleep: sleeping advances the clock."""
-
-    now: float = 1000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
@@ -144,14 +129,6 @@ def processor(audit: list[CallRecord], store: RecordingStore) -> ThingSpaceProce
     return ThingSpaceProcessor(
         credentials=CREDENTIALS, on_call=audit.append, timeouts=(1, 1), token_store=store
     )
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(thingspace, "_monotonic", fake.monotonic)
-    monkeypatch.setattr(thingspace, "_sleep", fake.sleep)
-    return fake
 
 
 def context(target: str, **overrides: Any) -> UpdateContext:
@@ -223,8 +200,8 @@ def test_both_tokens_are_cached_until_shortly_before_they_expire(
     mocked.post(LIST_URL, json=device_list("active"))
     mocked.post(LIST_URL, json=device_list("active"))
 
-    client.device_state(iccid=ICCID)
-    client.device_state(iccid=ICCID)
+    read_state(client)
+    read_state(client)
 
     assert len(mocked.calls) == 4  # one login for both calls
     assert store.get(ACCESS_KEY) == "access-1"
@@ -245,7 +222,7 @@ def test_clients_sharing_a_token_store_log_in_once(
     ]
 
     for worker in workers:
-        worker.device_state(iccid=ICCID)
+        read_state(worker)
 
     assert sent_urls(mocked) == [TOKEN_URL, LOGIN_URL, LIST_URL, LIST_URL]
 
@@ -266,7 +243,7 @@ def test_concurrent_clients_wait_for_one_login_under_the_lock(
         try:
             ThingSpaceClient(
                 credentials=CREDENTIALS, timeouts=(1, 1), token_store=store
-            ).device_state(iccid=ICCID)
+            ).read_device(iccid=ICCID)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -288,7 +265,7 @@ def test_when_only_the_session_expired_the_cached_access_token_opens_a_new_one(
     mocked.post(LOGIN_URL, json={"sessionToken": "session-2"})
     mocked.post(LIST_URL, json=device_list("active"))
 
-    client.device_state(iccid=ICCID)
+    read_state(client)
 
     assert sent_urls(mocked) == [LOGIN_URL, LIST_URL]
     assert sent(mocked, 0).headers["Authorization"] == "Bearer access-0"
@@ -303,7 +280,7 @@ def test_a_cached_access_token_refused_at_login_is_replaced_without_counting_a_f
     expect_login(mocked, number=2)
     mocked.post(LIST_URL, json=device_list("active"))
 
-    client.device_state(iccid=ICCID)
+    read_state(client)
 
     assert sent_urls(mocked) == [LOGIN_URL, TOKEN_URL, LOGIN_URL, LIST_URL]
     assert_data_headers(sent(mocked, 3), 2)
@@ -324,7 +301,7 @@ def test_a_401_drops_both_tokens_logs_in_again_and_repeats_the_call_once(
     expect_login(mocked, number=2)
     mocked.post(LIST_URL, json=device_list("suspended"))
 
-    assert client.device_state(iccid=ICCID) == "suspended"
+    assert read_state(client) == "suspended"
 
     assert sent_urls(mocked) == [LIST_URL, TOKEN_URL, LOGIN_URL, LIST_URL]
     assert_data_headers(sent(mocked, 0), 0)
@@ -343,7 +320,7 @@ def test_a_second_401_is_permanent_and_names_the_account(
     mocked.post(LIST_URL, status=401, json=ts_error("Session expired"))
 
     with pytest.raises(AuthenticationError) as raised:
-        client.device_state(iccid=ICCID)
+        read_state(client)
 
     assert raised.value.message == (
         f"ThingSpace rejected the session for ThingSpace account {ACCOUNT} "
@@ -360,7 +337,7 @@ def test_a_403_on_a_device_call_is_permanent_without_logging_in_again(
     mocked.post(LIST_URL, status=403, json=ts_error("Not authorized for this account"))
 
     with pytest.raises(AuthenticationError, match=f"ThingSpace account {ACCOUNT}"):
-        client.device_state(iccid=ICCID)
+        read_state(client)
 
     assert sent_urls(mocked) == [LIST_URL]
 
@@ -379,7 +356,7 @@ def test_after_a_401_tokens_another_worker_already_replaced_are_used_as_they_are
     mocked.add_callback(responses.POST, LIST_URL, callback=refused_while_another_worker_logs_in)
     mocked.post(LIST_URL, json=device_list("active"))
 
-    client.device_state(iccid=ICCID)
+    read_state(client)
 
     assert sent_urls(mocked) == [LIST_URL, LIST_URL]  # no login of our own
     assert_data_headers(sent(mocked, 1), 5)
@@ -431,7 +408,7 @@ def test_rejected_credentials_are_an_authentication_error_naming_the_account(
     mocked.post(url, status=status, json=ts_error("Invalid client key or secret"))
 
     with pytest.raises(AuthenticationError) as raised:
-        client.device_state(iccid=ICCID)
+        read_state(client)
 
     assert raised.value.message == message
     assert store.get(FAILURES_KEY) == 1
@@ -447,7 +424,7 @@ def test_secrets_echoed_in_a_login_error_stay_out_of_the_message_and_audit(
     mocked.post(LOGIN_URL, status=401, json=ts_error(echo))
 
     with pytest.raises(AuthenticationError) as raised:
-        client.device_state(iccid=ICCID)
+        read_state(client)
 
     assert f"ThingSpace account {ACCOUNT}" in raised.value.message
     assert f"Invalid password {REDACTED}" in raised.value.message
@@ -463,10 +440,10 @@ def test_after_two_consecutive_login_failures_no_login_call_is_made(
 
     for _ in range(2):
         with pytest.raises(AuthenticationError, match="rejected the UWS user"):
-            client.device_state(iccid=ICCID)
+            read_state(client)
     for _ in range(3):
         with pytest.raises(AuthenticationError) as raised:
-            client.device_state(iccid=ICCID)
+            read_state(client)
         assert raised.value.message == LOCKOUT
         assert raised.value.call is None
 
@@ -482,9 +459,9 @@ def test_a_successful_login_resets_the_failure_count(
     mocked.post(LIST_URL, json=device_list("active"))
 
     with pytest.raises(AuthenticationError):
-        client.device_state(iccid=ICCID)
+        read_state(client)
     assert store.get(FAILURES_KEY) == 1
-    client.device_state(iccid=ICCID)
+    read_state(client)
 
     assert store.get(FAILURES_KEY) is None
 
@@ -494,14 +471,14 @@ def test_reset_login_failures_lets_a_locked_out_account_log_in_again(
 ) -> None:
     store.set(FAILURES_KEY, 2, ttl=3600)
     with pytest.raises(AuthenticationError, match=LOCKOUT):
-        client.device_state(iccid=ICCID)
+        read_state(client)
     assert len(mocked.calls) == 0
 
     reset_login_failures(store, CREDENTIALS)
     expect_login(mocked)
     mocked.post(LIST_URL, json=device_list("active"))
 
-    assert client.device_state(iccid=ICCID) == "active"
+    assert read_state(client) == "active"
 
 
 def test_reset_login_failures_also_forgets_tokens_of_the_old_credentials(
@@ -531,7 +508,7 @@ def test_a_login_call_failing_transiently_is_no_login_failure(
     mocked.post(url, status=status, json=ts_error("Try again later"))
 
     with pytest.raises(TransientError):
-        client.device_state(iccid=ICCID)
+        read_state(client)
 
     assert store.get(FAILURES_KEY) is None
 
@@ -556,7 +533,7 @@ def test_a_login_answer_without_its_token_is_a_permanent_error(
     mocked.post(url, json=body)
 
     with pytest.raises(PermanentError) as raised:
-        client.device_state(iccid=ICCID)
+        read_state(client)
 
     assert raised.value.message == (
         f"HTTP 200 from ThingSpace: expected {expected}, got something else"
@@ -587,7 +564,10 @@ def test_submit_action_posts_each_action_with_its_fields(
     mocked.post(action_url(action), status=202, json={"requestId": REQUEST_ID})
 
     request_id = client.submit_action(
-        action=action, iccid=ICCID, idempotency_key="pondops-1-submit", fields=fields
+        action=action,
+        device_ids=[iccid_id(ICCID)],
+        idempotency_key="pondops-1-submit",
+        fields=fields,
     )
 
     assert request_id == REQUEST_ID
@@ -603,7 +583,7 @@ def test_an_unknown_action_is_refused_without_a_call(
     client: ThingSpaceClient, mocked: responses.RequestsMock
 ) -> None:
     with pytest.raises(PermanentError, match="ThingSpace has no action 'delete'"):
-        client.submit_action(action="delete", iccid=ICCID, idempotency_key="k")
+        client.submit_action(action="delete", device_ids=[iccid_id(ICCID)], idempotency_key="k")
 
     assert len(mocked.calls) == 0
 
@@ -614,31 +594,9 @@ def test_request_status_reads_a_pending_request(
     seed_tokens(store)
     mocked.get(STATUS_URL, json=request_status("Pending"))
 
-    status = client.request_status(request_id=REQUEST_ID, iccid=ICCID)
+    status = client.request_status(request_id=REQUEST_ID)
 
-    assert (status.status, status.succeeded, status.failed, status.error) == (
-        "Pending",
-        False,
-        False,
-        "",
-    )
-
-
-def test_a_failed_request_reports_this_devices_error(
-    client: ThingSpaceClient, mocked: responses.RequestsMock, store: RecordingStore
-) -> None:
-    seed_tokens(store)
-    body = request_status("Failed")
-    body["devices"] = [
-        {"id": "89148000000000000999", "kind": "iccid", "error": "someone else's error"},
-        {"id": ICCID, "kind": "iccid", "error": "Device is deactivated"},
-    ]
-    mocked.get(STATUS_URL, json=body)
-
-    status = client.request_status(request_id=REQUEST_ID, iccid=ICCID)
-
-    assert (status.failed, status.error) == (True, "Device is deactivated")
-    assert status.call is not None and status.call.description == "Check ThingSpace request status"
+    assert (status.status, status.succeeded, status.failed) == ("Pending", False, False)
 
 
 # --- Device calls: error shapes --------------------------------------------------------------
@@ -683,7 +641,7 @@ def test_error_responses_become_our_error_types_with_readable_messages(
     mocked.post(action_url("suspend"), status=status, **kwargs)
 
     with pytest.raises(error_type) as raised:
-        client.submit_action(action="suspend", iccid=ICCID, idempotency_key="k")
+        client.submit_action(action="suspend", device_ids=[iccid_id(ICCID)], idempotency_key="k")
 
     assert isinstance(raised.value, PermanentError | TransientError)
     assert raised.value.message == message
@@ -719,11 +677,13 @@ def test_answers_of_the_wrong_shape_are_permanent_errors(
 
     with pytest.raises(PermanentError) as raised:
         if url == LIST_URL:
-            client.device_state(iccid=ICCID)
+            read_state(client)
         elif url == STATUS_URL:
-            client.request_status(request_id=REQUEST_ID, iccid=ICCID)
+            client.request_status(request_id=REQUEST_ID)
         else:
-            client.submit_action(action="suspend", iccid=ICCID, idempotency_key="k")
+            client.submit_action(
+                action="suspend", device_ids=[iccid_id(ICCID)], idempotency_key="k"
+            )
 
     assert raised.value.message == (
         f"HTTP 200 from ThingSpace: expected {expected}, got something else"
@@ -742,9 +702,11 @@ def test_tokens_and_secrets_never_reach_the_audit_records(
     mocked.post(action_url("suspend"), status=202, json={"requestId": REQUEST_ID})
     mocked.get(STATUS_URL, json=request_status("Success"))
 
-    client.device_state(iccid=ICCID)
-    client.submit_action(action="suspend", iccid=ICCID, idempotency_key="pondops-77-submit")
-    client.request_status(request_id=REQUEST_ID, iccid=ICCID)
+    read_state(client)
+    client.submit_action(
+        action="suspend", device_ids=[iccid_id(ICCID)], idempotency_key="pondops-77-submit"
+    )
+    client.request_status(request_id=REQUEST_ID)
 
     assert len(audit) == 5
     basic = base64.b64encode(f"{CLIENT_KEY}:{CLIENT_SECRET}".encode()).decode()
@@ -847,300 +809,6 @@ def test_check_identifiers_needs_only_an_iccid(
     assert len(mocked.calls) == 0
 
 
-# --- Processor: SUBMIT -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("target", "options", "action", "fields"),
-    [
-        pytest.param("suspended", {}, "suspend", {}, id="suspend"),
-        pytest.param(
-            "deactivated", {}, "deactivate", {"reasonCode": "FF", "etfWaiver": True}, id="deact"
-        ),
-        pytest.param(
-            "deactivated",
-            {"reason_code": "CR", "etf_waiver": "no"},
-            "deactivate",
-            {"reasonCode": "CR", "etfWaiver": False},
-            id="deactivate-with-options",
-        ),
-    ],
-)
-def test_submit_posts_the_targets_action_and_stores_the_request_id(
-    processor: ThingSpaceProcessor,
-    mocked: responses.RequestsMock,
-    store: RecordingStore,
-    target: str,
-    options: dict[str, str],
-    action: str,
-    fields: dict[str, Any],
-) -> None:
-    seed_tokens(store)
-    mocked.post(action_url(action), status=202, json={"requestId": REQUEST_ID})
-    before = datetime.now(UTC)
-
-    result = processor.perform(Step.SUBMIT, context(target, options=options))
-
-    assert result.step is Step.SUBMIT
-    assert result.updates["carrier_request_id"] == REQUEST_ID
-    assert before <= result.updates["carrier_submitted_at"] <= datetime.now(UTC)
-    assert set(result.updates) == {"carrier_request_id", "carrier_submitted_at"}
-    assert result.note == f"{action} request {REQUEST_ID}"
-    request = sent(mocked, 0)
-    assert request.headers["Idempotency-Key"] == "pondops-77-submit"
-    assert sent_json(request) == {
-        "accountName": ACCOUNT,
-        "devices": [{"deviceIds": [{"kind": "iccid", "id": ICCID}]}],
-        **fields,
-    }
-
-
-ACTIVATION = {"service_plan": "M2M-5GB", "mdn_zip_code": "10001"}
-
-
-@pytest.mark.parametrize(
-    ("state", "action", "fields"),
-    [
-        pytest.param("suspended", "restore", {}, id="suspended-restores"),
-        pytest.param("Suspend", "restore", {}, id="live-api-suspend-restores"),
-        pytest.param(
-            "deactivated",
-            "activate",
-            {"servicePlan": "M2M-5GB", "mdnZipCode": "10001"},
-            id="deactivated-activates",
-        ),
-        pytest.param(
-            "pre-active",
-            "activate",
-            {"servicePlan": "M2M-5GB", "mdnZipCode": "10001"},
-            id="preactive-activates",
-        ),
-    ],
-)
-def test_active_restores_a_suspended_line_and_activates_any_other(
-    processor: ThingSpaceProcessor,
-    mocked: responses.RequestsMock,
-    store: RecordingStore,
-    audit: list[CallRecord],
-    state: str,
-    action: str,
-    fields: dict[str, Any],
-) -> None:
-    seed_tokens(store)
-    mocked.post(LIST_URL, json=device_list(state))
-    mocked.post(action_url(action), status=202, json={"requestId": REQUEST_ID})
-
-    result = processor.perform(Step.SUBMIT, context("active", options=ACTIVATION))
-
-    assert result.updates["carrier_request_id"] == REQUEST_ID
-    assert sent(mocked, 1).url == action_url(action)
-    assert sent_json(sent(mocked, 1)) == {
-        "accountName": ACCOUNT,
-        "devices": [{"deviceIds": [{"kind": "iccid", "id": ICCID}]}],
-        **fields,
-    }
-    assert [call.description for call in audit] == [
-        "Read ThingSpace device",
-        "Submit ThingSpace status change",
-    ]
-
-
-def test_active_on_a_line_already_active_submits_nothing_and_completes_confirm_too(
-    processor: ThingSpaceProcessor, mocked: responses.RequestsMock, store: RecordingStore
-) -> None:
-    seed_tokens(store)
-    mocked.post(LIST_URL, json=device_list("active"))
-
-    result = processor.perform(Step.SUBMIT, context("active", options=ACTIVATION))
-
-    assert set(result.updates) == {"carrier_submitted_at", "carrier_status_at"}
-    assert result.note == "already active at ThingSpace; nothing submitted"
-    progress = Progress(**result.updates)
-    assert progress.is_done(Step.SUBMIT) and progress.is_done(Step.CONFIRM)
-    assert sent_urls(mocked) == [LIST_URL]
-
-
-def test_activation_without_plan_and_zip_fails_before_submitting(
-    processor: ThingSpaceProcessor, mocked: responses.RequestsMock, store: RecordingStore
-) -> None:
-    seed_tokens(store)
-    mocked.post(LIST_URL, json=device_list("deactivated"))
-
-    with pytest.raises(PermanentError) as raised:
-        processor.perform(Step.SUBMIT, context("active", options={"service_plan": "M2M-5GB"}))
-
-    assert raised.value.message == (
-        "ThingSpace activation needs service_plan and mdn_zip_code, and the request lacks "
-        "mdn_zip_code"
-    )
-    assert sent_urls(mocked) == [LIST_URL]
-
-
-def test_an_unknown_device_fails_the_submit_permanently(
-    processor: ThingSpaceProcessor, mocked: responses.RequestsMock, store: RecordingStore
-) -> None:
-    seed_tokens(store)
-    mocked.post(action_url("suspend"), status=404, json=ts_error(f"Device {ICCID} not found"))
-
-    with pytest.raises(PermanentError, match=f"HTTP 404 from ThingSpace: Device {ICCID}"):
-        processor.perform(Step.SUBMIT, context("suspended"))
-
-
-def test_an_unknown_target_is_refused_without_a_call(
-    processor: ThingSpaceProcessor, mocked: responses.RequestsMock
-) -> None:
-    with pytest.raises(PermanentError, match="ThingSpace cannot set status 'DELETED'"):
-        processor.perform(Step.SUBMIT, context("DELETED"))
-
-    assert len(mocked.calls) == 0
-
-
-def test_steps_thingspace_does_not_have_are_refused(processor: ThingSpaceProcessor) -> None:
-    with pytest.raises(PermanentError, match="ThingSpace has no step"):
-        processor.perform(Step.CARRIER_STATUS, context("active"))
-
-
-# --- Processor: CONFIRM ----------------------------------------------------------------------
-
-
-def test_confirm_polls_with_doubling_back_off_until_success(
-    processor: ThingSpaceProcessor,
-    mocked: responses.RequestsMock,
-    store: RecordingStore,
-    clock: FakeClock,
-    settings: Any,
-) -> None:
-    settings.BULKCHANGE_CONFIRM_SECONDS = 30
-    seed_tokens(store)
-    for _ in range(3):
-        mocked.get(STATUS_URL, json=request_status("Pending"))
-    mocked.get(STATUS_URL, json=request_status("Success"))
-    before = datetime.now(UTC)
-
-    result = processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
-
-    assert result.step is Step.CONFIRM
-    assert set(result.updates) == {"carrier_status_at"}
-    assert result.updates["carrier_status_at"] >= before
-    assert clock.sleeps == [0.2, 0.4, 0.8]
-    assert len(mocked.calls) == 4
-
-
-def test_confirm_holds_a_concurrency_slot_per_poll_never_across_the_wait(
-    audit: list[CallRecord],
-    store: RecordingStore,
-    throttle: RecordingThrottle,
-    mocked: responses.RequestsMock,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
-    settings: Any,
-) -> None:
-    settings.BULKCHANGE_CONFIRM_SECONDS = 30
-    seed_tokens(store)
-    processor = ThingSpaceProcessor(
-        credentials=CREDENTIALS,
-        on_call=audit.append,
-        throttle=throttle,
-        timeouts=(1, 1),
-        token_store=store,
-    )
-    held_while_waiting: list[int] = []
-
-    def sleep(seconds: float) -> None:
-        held_while_waiting.append(throttle.holding)
-        clock.sleep(seconds)
-
-    monkeypatch.setattr(thingspace, "_sleep", sleep)
-    for _ in range(2):
-        mocked.get(STATUS_URL, json=request_status("Pending"))
-    mocked.get(STATUS_URL, json=request_status("Success"))
-
-    processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
-
-    assert throttle.acquired == 3  # one slot per poll
-    assert held_while_waiting == [0, 0]  # the carrier's concurrent calls are free meanwhile
-
-
-def test_confirm_back_off_is_capped_at_two_seconds(
-    processor: ThingSpaceProcessor,
-    mocked: responses.RequestsMock,
-    store: RecordingStore,
-    clock: FakeClock,
-    settings: Any,
-) -> None:
-    settings.BULKCHANGE_CONFIRM_SECONDS = 30
-    seed_tokens(store)
-    for _ in range(7):
-        mocked.get(STATUS_URL, json=request_status("Pending"))
-    mocked.get(STATUS_URL, json=request_status("Success"))
-
-    processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
-
-    assert clock.sleeps == [0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]
-
-
-def test_a_request_still_pending_after_the_budget_is_transient_and_names_the_request(
-    processor: ThingSpaceProcessor,
-    mocked: responses.RequestsMock,
-    store: RecordingStore,
-    clock: FakeClock,
-    settings: Any,
-) -> None:
-    settings.BULKCHANGE_CONFIRM_SECONDS = 1
-    seed_tokens(store)
-    mocked.get(STATUS_URL, json=request_status("Pending"))
-
-    with pytest.raises(TransientError) as raised:
-        processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
-
-    assert raised.value.message == f"ThingSpace request {REQUEST_ID} still pending after 1s"
-    assert clock.sleeps == pytest.approx([0.2, 0.4, 0.4])  # the last ends at the deadline
-    assert len(mocked.calls) == 4  # polls at 0, 0.2, 0.6 and 1.0 s; never a submit
-    assert raised.value.call is not None
-
-
-def test_a_failed_request_is_permanent_with_the_devices_error(
-    processor: ThingSpaceProcessor,
-    mocked: responses.RequestsMock,
-    store: RecordingStore,
-    clock: FakeClock,
-) -> None:
-    seed_tokens(store)
-    mocked.get(STATUS_URL, json=request_status("Pending"))
-    mocked.get(STATUS_URL, json=request_status("Failed", "Device is deactivated; cannot suspend"))
-
-    with pytest.raises(PermanentError) as raised:
-        processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
-
-    assert raised.value.message == (
-        f"ThingSpace request {REQUEST_ID} failed: Device is deactivated; cannot suspend"
-    )
-    assert raised.value.call is not None and raised.value.call.response_status == 200
-
-
-def test_a_failed_request_without_an_error_text_still_says_it_failed(
-    processor: ThingSpaceProcessor, mocked: responses.RequestsMock, store: RecordingStore
-) -> None:
-    seed_tokens(store)
-    mocked.get(STATUS_URL, json=request_status("Failed"))
-
-    with pytest.raises(PermanentError) as raised:
-        processor.perform(Step.CONFIRM, context("suspended", progress=submitted()))
-
-    assert (
-        raised.value.message == f"ThingSpace request {REQUEST_ID} failed: ThingSpace gave no reason"
-    )
-
-
-def test_confirm_without_a_stored_request_id_is_a_permanent_error(
-    processor: ThingSpaceProcessor, mocked: responses.RequestsMock
-) -> None:
-    with pytest.raises(PermanentError, match="no ThingSpace request to confirm"):
-        processor.perform(Step.CONFIRM, context("suspended"))
-
-    assert len(mocked.calls) == 0
-
-
 # --- Processor: read_status ------------------------------------------------------------------
 
 
@@ -1156,7 +824,6 @@ def test_confirm_without_a_stored_request_id_is_a_permanent_error(
         ("pre-active", None),
         ("pending activation", None),
         ("", None),
-        (None, None),  # ThingSpace lists no device
     ],
 )
 def test_read_status_maps_the_device_state_to_a_target(
@@ -1174,14 +841,18 @@ def test_read_status_maps_the_device_state_to_a_target(
     assert [call.description for call in audit] == ["Read ThingSpace device"]
 
 
-def test_read_status_of_an_unknown_device_is_a_permanent_error(
+def test_read_status_of_a_device_not_on_the_account_is_a_permanent_error(
     processor: ThingSpaceProcessor, mocked: responses.RequestsMock, store: RecordingStore
 ) -> None:
     seed_tokens(store)
-    mocked.post(LIST_URL, status=404, json=ts_error(f"Device {ICCID} not found"))
+    mocked.post(LIST_URL, json=device_list(None))  # an empty devices list
 
-    with pytest.raises(PermanentError, match="HTTP 404 from ThingSpace"):
+    with pytest.raises(PermanentError) as raised:
         processor.read_status(context("active"))
+
+    assert raised.value.message == (
+        f"ThingSpace has no device with ICCID {ICCID} on account {ACCOUNT}"
+    )
 
 
 def test_tokens_send_bearer_and_session_headers() -> None:
