@@ -308,15 +308,19 @@ class SimulatorControl:
         operation_error: str | None = None,
         generic_errors: int = 0,
         generic_error_status: int = 400,
+        stuck: str | None = None,
     ) -> None:
         """Make every change of ``eid`` report ``entry_error`` in its entry (the eSIM is left
         unchanged) or fail with ``operation_error`` (``None`` clears either); make the next
-        ``generic_errors`` calls naming it answer GENERIC_ERROR with ``generic_error_status``."""
+        ``generic_errors`` calls naming it answer GENERIC_ERROR with ``generic_error_status``;
+        with ``stuck`` ("applied" or "unapplied") its changes never report a result, the eSIM
+        changed at completion time or left as it was."""
         body = {
             "entry_error": entry_error,
             "operation_error": operation_error,
             "generic_errors": generic_errors,
             "generic_error_status": generic_error_status,
+            "stuck": stuck,
         }
         self._call("POST", f"/_sim/teal/esims/{eid}/errors", body)
 

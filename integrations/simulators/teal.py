@@ -51,6 +51,7 @@ from .teal_operations import (
     NEVER,
     ONLINE,
     READ,
+    STUCK_STATES,
     EsimOperations,
     TealEsim,
     TealOperation,
@@ -313,6 +314,7 @@ class TealSimulator(CarrierSimulator):
                     "entry_error": esim.entry_error,
                     "operation_error": esim.operation_error,
                     "generic_errors": esim.generic_errors,
+                    "stuck": esim.stuck,
                 },
             )
 
@@ -327,6 +329,10 @@ class TealSimulator(CarrierSimulator):
             if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status < 600:
                 raise InvalidPayload("generic_error_status must be an HTTP status (200-599)")
             esim.generic_error_status = status
+            stuck = payload.get("stuck")
+            if stuck is not None and stuck not in STUCK_STATES:
+                raise InvalidPayload(f"stuck must be one of {STUCK_STATES} or null")
+            esim.stuck = stuck
             return json_response(
                 200,
                 {
@@ -334,6 +340,7 @@ class TealSimulator(CarrierSimulator):
                     "operation_error": esim.operation_error,
                     "generic_errors": esim.generic_errors,
                     "generic_error_status": esim.generic_error_status,
+                    "stuck": esim.stuck,
                 },
             )
 

@@ -27,6 +27,8 @@ STATE_AFTER = {"enable": ONLINE, "disable": STOPPED}
 READ = "info"  # the action of an esims/info read
 NEVER = "never"
 CALLBACK_METHODS = ("GET", "POST")
+STUCK_APPLIED = "applied"
+STUCK_STATES = (STUCK_APPLIED, "unapplied")
 
 
 @dataclass
@@ -41,6 +43,9 @@ class TealEsim:
     operation_error: str | None = None  # fails every change of this eSIM
     generic_errors: int = 0  # the next N calls naming this eSIM answer GENERIC_ERROR
     generic_error_status: int = 400
+    # Changes of this eSIM never report a result (their operation-result answers 102 for ever):
+    # "applied" changes the eSIM all the same at completion time, "unapplied" leaves it.
+    stuck: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The admin view (lower-case ``status`` as seeded)."""
@@ -75,6 +80,7 @@ class TealOperation:
     created_at: float
     callback_url: str
     done: bool = False
+    stuck: bool = False  # completion time passed, but its result is never reported
     success: bool = True
     message: str | None = None
     entries: list[dict[str, Any]] = field(default_factory=list)
@@ -96,7 +102,7 @@ class TealOperation:
             "requestId": self.request_id,
             "action": self.action,
             "eids": list(self.eids),
-            "status": "DONE" if self.done else "RUNNING",
+            "status": "DONE" if self.done else "STUCK" if self.stuck else "RUNNING",
             "result": self.result_json() if self.done else None,
             "callbackUrl": self.callback_url,
             "submissions": self.submissions,
@@ -178,7 +184,7 @@ class EsimOperations:
     def seconds_to_next_completion(self) -> float | None:
         """When the next running operation completes (None: none will, as things stand)."""
         delay = self.config.completion_seconds
-        running = [op.created_at for op in self.operations.values() if not op.done]
+        running = [op.created_at for op in self.operations.values() if not (op.done or op.stuck)]
         if delay is None or not running:
             return None
         return max(0.0, min(running) + delay - self._clock())
@@ -190,13 +196,23 @@ class EsimOperations:
     def settle(self, operation: TealOperation) -> None:
         """Complete a running operation once its delay has passed (under the current config)."""
         delay = self.config.completion_seconds
-        if operation.done or delay is None or self._clock() - operation.created_at < delay:
+        if operation.done or operation.stuck or delay is None:
+            return
+        if self._clock() - operation.created_at < delay:
             return
         esims = [self.esims[eid] for eid in operation.eids if eid in self.esims]
-        operation.done = True
         if operation.action == READ:
+            operation.done = True
             operation.entries = [esim.as_info() for esim in esims]
             return
+        stuck = next((e.stuck for e in esims if e.stuck), None)
+        if stuck is not None:
+            operation.stuck = True
+            if stuck == STUCK_APPLIED:
+                for esim in esims:
+                    _apply(esim, operation.action)
+            return
+        operation.done = True
         failure = next((e.operation_error for e in esims if e.operation_error), None)
         if failure is not None:
             operation.success = False
@@ -205,8 +221,7 @@ class EsimOperations:
             return
         for esim in esims:
             if esim.entry_error is None:
-                esim.status = STATE_AFTER[operation.action]
-                esim.suspended = operation.action == "disable"
+                _apply(esim, operation.action)
             operation.entries.append(_entry(esim.eid, esim.entry_error))
 
     def take_signals(self) -> list[TealOperation]:
@@ -217,6 +232,11 @@ class EsimOperations:
             if not self.config.callbacks:
                 operation.callback = {"sent": False, "error": "callbacks are switched off"}
         return taken if self.config.callbacks else []
+
+
+def _apply(esim: TealEsim, action: str) -> None:
+    esim.status = STATE_AFTER[action]
+    esim.suspended = action == "disable"
 
 
 def _entry(eid: str, error: str | None) -> dict[str, Any]:
