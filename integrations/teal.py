@@ -165,7 +165,7 @@ class TealClient(CarrierClient):
         """Queue enabling or disabling one eSIM under our ``request_id``; Teal answers
         ``{"success": true, "link": …}`` at once (the link is informational: we build the
         operation-result URL ourselves)."""
-        response = self._call(
+        response = self._teal_call(
             "POST",
             f"{API_ROOT}/esims/{action}",
             CHANGE_STATE,
@@ -177,7 +177,7 @@ class TealClient(CarrierClient):
     def request_info(self, *, eid: str, request_id: str, callback_url: str) -> CallRecord:
         """Queue a read of one eSIM under ``request_id``; its fields come from
         :meth:`operation_result` once done."""
-        response = self._call(
+        response = self._teal_call(
             "GET",
             f"{API_ROOT}/esims/info",
             REQUEST_INFO,
@@ -198,7 +198,7 @@ class TealClient(CarrierClient):
         ``success``, ``message`` and each EID's entry. A 4xx other than 401/403/429 raises
         :class:`RequestUnknown` (the operation was never queued)."""
         try:
-            response = self._call(
+            response = self._teal_call(
                 "GET",
                 f"{API_ROOT}/operation-result",
                 READ_OPERATION,
@@ -247,32 +247,15 @@ class TealClient(CarrierClient):
             raise PermanentError(message, call=response.call)
         raise unexpected_response(CARRIER, "a success flag", response.call)
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        description: str,
-        *,
-        idempotency_key: str = "",
-        headers: Mapping[str, str] | None = None,
-        auth_headers: Mapping[str, str] | None = None,
-        auth_failure: str | None = None,
-        **payload: Unpack[Payload],
+    def _teal_call(
+        self, method: str, path: str, description: str, **payload: Unpack[Payload]
     ) -> HttpResponse:
-        """The shared call, with Teal's ``errorCode`` deciding the error type where it names
-        one: GENERIC_ERROR transient, UNAUTHORIZED an authentication error, the other codes
-        permanent (a 429 stays transient); without a code the HTTP status decides."""
+        """One call through the shared mechanism, with Teal's ``errorCode`` deciding the error
+        type where it names one: GENERIC_ERROR transient, UNAUTHORIZED an authentication
+        error, the other codes permanent (a 429 stays transient); without a code the HTTP
+        status decides."""
         try:
-            return super()._call(
-                method,
-                path,
-                description,
-                idempotency_key=idempotency_key,
-                headers=headers,
-                auth_headers=auth_headers,
-                auth_failure=auth_failure,
-                **payload,
-            )
+            return self._call(method, path, description, **payload)
         except IntegrationError as error:
             raise self._classified(error) from error
 

@@ -36,7 +36,7 @@ from bulkchanges.types import DeviceRef
 from integrations.rev_request import RevProduct, RevServiceRequest
 from integrations.simulators.control import SimulatorControl
 
-pytest_plugins = ["tests.fixtures.simulators"]
+pytest_plugins = ["tests.fixtures.simulators", "tests.fixtures.callbacks"]
 
 ROOT = Path(__file__).resolve().parent.parent
 POND_KEY = "pond-secret-key-7f3a9c"

@@ -11,9 +11,7 @@ credentials, the rate limit) is in test_simulator_common.py.
 
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace as dc_replace
@@ -26,6 +24,7 @@ from integrations.base import Credentials, UpdateContext
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 from integrations.teal import TealClient, TealProcessor
 from tests.conftest import wait_for
+from tests.fixtures.callbacks import CallbackListener
 from tests.fixtures.simulator_http import Caller, assert_teal_error
 
 API_KEY = "teal-key-acme"
@@ -37,41 +36,7 @@ EID_2 = "89049032000000000000000000000002"
 OTHER_ACCOUNT_EID = "89049032000000000000000000000099"
 ICCID = "89148000000000000001"
 NOBODY_LISTENS = "http://127.0.0.1:9/callbacks/?token=t0k"
-
-
-class Listener:
-    """A loopback HTTP server recording each request's method, target and body."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, str, bytes]] = []
-        received = self.received
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                received.append((self.command, self.path, body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/carriers/teal/callbacks/7/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    server = Listener()
-    try:
-        yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
+LISTENER_PATH = "{}/carriers/teal/callbacks/7/"
 
 
 class Teal(Caller):
@@ -423,11 +388,16 @@ def test_a_503_fault_on_one_eids_submit_creates_no_operation(
 
 @pytest.mark.parametrize(("method", "body"), [("GET", b""), ("POST", b'{"requestId": "%s"}')])
 def test_on_completion_teal_calls_the_callback_url_with_the_request_id_appended(
-    teal: Teal, simulator: SimulatorControl, listener: Listener, method: str, body: bytes
+    teal: Teal, simulator: SimulatorControl, listener: CallbackListener, method: str, body: bytes
 ) -> None:
     simulator.configure_teal(completion_seconds=0.2, callback_method=method)
     request_id = uuid.uuid4().hex
-    teal.submit("enable", [EID], request_id, callback_url=listener.url + "?token=s3cr3t")
+    teal.submit(
+        "enable",
+        [EID],
+        request_id,
+        callback_url=LISTENER_PATH.format(listener.origin) + "?token=s3cr3t",
+    )
 
     wait_for(lambda: listener.received, timeout=5, message="the callback")
 
@@ -445,17 +415,17 @@ def test_on_completion_teal_calls_the_callback_url_with_the_request_id_appended(
     )
     assert operation["callback"] == {
         "method": method,
-        "url": f"{listener.url}?token=[REDACTED]&requestId={request_id}",
+        "url": f"{LISTENER_PATH.format(listener.origin)}?token=[REDACTED]&requestId={request_id}",
         "sent": True,
         "status": 200,
     }
 
 
 def test_reads_are_signalled_too_and_a_url_without_a_query_gets_one(
-    teal: Teal, simulator: SimulatorControl, listener: Listener
+    teal: Teal, simulator: SimulatorControl, listener: CallbackListener
 ) -> None:
     request_id = uuid.uuid4().hex
-    teal.info(EID, request_id, callback_url=listener.url)
+    teal.info(EID, request_id, callback_url=LISTENER_PATH.format(listener.origin))
 
     wait_for(lambda: listener.received, timeout=5, message="the callback")
 
@@ -484,10 +454,10 @@ def test_a_callback_that_cannot_be_delivered_is_recorded_as_not_sent(
 
 
 def test_callbacks_can_be_switched_off(
-    teal: Teal, simulator: SimulatorControl, listener: Listener
+    teal: Teal, simulator: SimulatorControl, listener: CallbackListener
 ) -> None:
     simulator.configure_teal(callbacks=False)
-    teal.submit("enable", [EID], callback_url=listener.url)
+    teal.submit("enable", [EID], callback_url=LISTENER_PATH.format(listener.origin))
 
     [operation] = wait_for(
         lambda: [op for op in simulator.teal_operations() if op["callback"]],

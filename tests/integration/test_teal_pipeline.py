@@ -11,24 +11,22 @@ in test_carrier_pipeline.py.
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bulkchanges.consumer import SqsConsumer
 from bulkchanges.models import BulkChange, DeviceChange
 from bulkchanges.types import DeviceRef
 from integrations.simulators.control import SimulatorControl
 from tests.conftest import Queue, descriptions, drain, iccids, wait_for
+from tests.fixtures.callbacks import CallbackListener
 from tests.fixtures.pipeline import (
     OUTCOME,
     RETRY,
     TealWorld,
     device_change,
+    run_until,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,20 +68,6 @@ def submitted_request_ids(simulator: SimulatorControl, op: str, eid: str) -> lis
     ]
 
 
-def run_until_waiting(bulk_change: BulkChange) -> DeviceChange:
-    """Poll the queue (workers run inline) until a device of the bulk change awaits Teal."""
-    consumer = SqsConsumer(wait_seconds=1)
-
-    def waiting() -> DeviceChange | None:
-        consumer.poll_once()
-        return DeviceChange.objects.filter(
-            bulk_change=bulk_change, status=DeviceChange.Status.AWAITING_CARRIER
-        ).first()
-
-    found: DeviceChange = wait_for(waiting, timeout=30, interval=0, message="awaiting carrier")
-    return found
-
-
 def test_a_running_operation_waits_without_spending_retries_until_polling_confirms_it(
     world: TealWorld, sqs_queue: Queue, inline_workers: None, waiting_fast: None
 ) -> None:
@@ -92,7 +76,7 @@ def test_a_running_operation_waits_without_spending_retries_until_polling_confir
     world.simulator.configure_teal(completion_seconds=2.5)
     bulk_change = world.create([device], status="disabled")
 
-    waiting = run_until_waiting(bulk_change)
+    waiting = run_until(bulk_change, DeviceChange.Status.AWAITING_CARRIER)
 
     assert waiting.attempts == 0
     assert waiting.carrier_waits == 1
@@ -299,49 +283,6 @@ def test_without_a_callback_url_every_device_fails_before_any_call(
     assert world.calls() == 0
 
 
-class CallbackListener:
-    """A loopback HTTP server standing in for our receiver: records each request's method and
-    target, answers 200 {"received": true}."""
-
-    def __init__(self) -> None:
-        received: list[tuple[str, str]] = []
-        self.received = received
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                received.append((self.command, self.path))
-                body = b'{"received": true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def listener() -> Iterator[CallbackListener]:
-    server = CallbackListener()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def test_teal_signals_our_callback_url_with_the_token_and_its_request_id(
     world: TealWorld,
     sqs_queue: Queue,
@@ -367,5 +308,6 @@ def test_teal_signals_our_callback_url_with_the_token_and_its_request_id(
             "GET",
             f"/carriers/teal/callbacks/{row.pk}/?token={row.callback_token}"
             f"&requestId={change.carrier_request_id}",
+            b"",
         )
     ]
