@@ -18,8 +18,9 @@ the result is ready; the result itself is fetched with ``operation-result``.
 
 Teal answers a running operation with a bare **HTTP 102 Processing**. A server that sends an
 interim 1xx sends its final answer on the same connection afterwards, which ``http.client``
-would read as the answer to our *next* request on that connection: the client closes the
-session's pooled connections after every 102 (:meth:`TealClient.operation_result`).
+would read as the answer to our *next* request on that connection: operation-result goes over
+connections of the client's own, closed after every answer (:meth:`TealClient.operation_result`),
+so no other request — of this device or of another worker thread — ever reads that answer.
 
 Teal's error body is ``{"success": false, "errorCode": …, "message": …}``. ``GENERIC_ERROR`` is
 transient whatever the HTTP status; the other documented codes are permanent (``UNAUTHORIZED``
@@ -44,7 +45,15 @@ from integrations.base.errors import (
     PermanentError,
     TransientError,
 )
-from integrations.base.http import CarrierClient, HttpResponse, Payload, unexpected_response
+from integrations.base.http import (
+    CarrierClient,
+    CarrierHttp,
+    HttpOptions,
+    HttpResponse,
+    Payload,
+    http_session,
+    unexpected_response,
+)
 from integrations.base.protocol import (
     CallbackAuth,
     CallbackEvent,
@@ -146,11 +155,27 @@ class TealClient(CarrierClient):
     """Teal's eSIM API: ``ApiKey``/``ApiSecret`` headers on every call, no token.
 
     Every method makes exactly one HTTP call and raises our error types, with Teal's error codes
-    deciding transient or permanent (:meth:`_call`). The ApiSecret and the callback token are
+    deciding transient or permanent (:meth:`_teal_call`). The ApiSecret and the callback token are
     credentials secrets, so :class:`CarrierHttp` replaces them in every audit text.
     """
 
     carrier = CARRIER
+
+    def __init__(self, *, credentials: Credentials, **options: Unpack[HttpOptions]) -> None:
+        super().__init__(credentials=credentials, **options)
+        # operation-result goes over connections of its own, closed after every answer: a 102's
+        # final answer follows on its connection, and a pooled connection shared with other
+        # calls (or with the other worker threads of these credentials, which share the
+        # session) could be handed to another request before it is closed.
+        self.results_http = CarrierHttp(
+            carrier=self.carrier,
+            credentials=credentials,
+            auth_failure=self.auth_failure(credentials),
+            session=http_session(pool_size=1),
+            throttle=options.get("throttle"),
+            on_call=options.get("on_call"),
+            timeouts=options.get("timeouts"),
+        )
 
     @classmethod
     def auth_failure(cls, credentials: Credentials) -> str:
@@ -193,8 +218,9 @@ class TealClient(CarrierClient):
     def operation_result(self, *, request_id: str) -> OperationResult:
         """The result of the operation queued under ``request_id``.
 
-        HTTP 102 (no body) → not done; the session's pooled connections are closed after it
-        (see the module docstring), so the next call opens a fresh connection. 200 → done, with
+        Made over :attr:`results_http`, whose pooled connections are closed after every answer:
+        after an HTTP 102 (no body; not done) the final answer follows on that connection (see
+        the module docstring), so the next call opens a fresh one. 200 → done, with
         ``success``, ``message`` and each EID's entry. A 4xx other than 401/403/429 raises
         :class:`RequestUnknown` (the operation was never queued)."""
         try:
@@ -202,6 +228,7 @@ class TealClient(CarrierClient):
                 "GET",
                 f"{API_ROOT}/operation-result",
                 READ_OPERATION,
+                http=self.results_http,
                 params={"requestId": request_id},
             )
         except PermanentError as error:
@@ -209,8 +236,9 @@ class TealClient(CarrierClient):
             if isinstance(error, AuthenticationError) or status is None or status >= 500:
                 raise
             raise RequestUnknown(error.message, call=error.call) from error
+        finally:
+            self.results_http.session.close()  # a 102's final answer must reach no request
         if response.status < 200:
-            self.http.session.close()  # the final answer must not reach our next request
             return OperationResult(request_id, done=False, call=response.call)
         body = self._json_object(response)
         try:
@@ -248,14 +276,24 @@ class TealClient(CarrierClient):
         raise unexpected_response(CARRIER, "a success flag", response.call)
 
     def _teal_call(
-        self, method: str, path: str, description: str, **payload: Unpack[Payload]
+        self,
+        method: str,
+        path: str,
+        description: str,
+        *,
+        http: CarrierHttp | None = None,
+        **payload: Unpack[Payload],
     ) -> HttpResponse:
-        """One call through the shared mechanism, with Teal's ``errorCode`` deciding the error
-        type where it names one: GENERIC_ERROR transient, UNAUTHORIZED an authentication
-        error, the other codes permanent (a 429 stays transient); without a code the HTTP
-        status decides."""
+        """One call through the shared mechanism (``http``: another :class:`CarrierHttp` of
+        this client, with the same headers), with Teal's ``errorCode`` deciding the error type
+        where it names one: GENERIC_ERROR transient, UNAUTHORIZED an authentication error, the
+        other codes permanent (a 429 stays transient); without a code the HTTP status
+        decides."""
         try:
-            return self._call(method, path, description, **payload)
+            if http is None:
+                return self._call(method, path, description, **payload)
+            headers = {**self.auth_headers(), "Accept": "application/json"}
+            return http.request(method, path, description=description, headers=headers, **payload)
         except IntegrationError as error:
             raise self._classified(error) from error
 

@@ -192,7 +192,7 @@ def test_a_client_that_keeps_the_connection_after_a_102_reads_the_stale_final_an
     request_id = uuid.uuid4().hex
     teal.submit("enable", [EID], request_id)
     careless = TealClient(credentials=credentials(simulator))
-    careless.http.session.close = lambda: None  # type: ignore[method-assign]
+    careless.results_http.session.close = lambda: None  # type: ignore[method-assign]
 
     first = careless.operation_result(request_id=request_id)
     second = careless.operation_result(request_id=request_id)

@@ -286,11 +286,12 @@ def test_429_is_transient_honouring_retry_after(
 # --- operation-result's answers --------------------------------------------------------------
 
 
-def test_http_102_is_still_running_and_closes_the_sessions_pooled_connections(
+def test_http_102_is_still_running_and_its_connection_is_closed_and_never_shared(
     mocked: responses.RequestsMock, audit: list[CallRecord]
 ) -> None:
-    session = ClosingSession(mocked)
-    client = TealClient(credentials=CREDENTIALS, session=session, on_call=audit.append)
+    shared = ClosingSession(mocked)
+    client = TealClient(credentials=CREDENTIALS, session=shared, on_call=audit.append)
+    own = client.results_http.session = ClosingSession(mocked)
     mocked.get(RESULT_URL, status=102, body="")
     mocked.get(RESULT_URL, json=done(entry()))
 
@@ -300,7 +301,10 @@ def test_http_102_is_still_running_and_closes_the_sessions_pooled_connections(
     assert (first.done, first.entries) == (False, ())
     assert first.call.response_status == 102
     assert second.done and second.success
-    assert session.closed_after == [1]  # after the 102 only
+    assert [call.description for call in audit] == ["Read Teal operation result"] * 2
+    # Over connections no other call or thread shares, closed after every answer.
+    assert own.closed_after == [1, 2]
+    assert shared.closed_after == []
 
 
 def test_a_done_operation_reads_success_message_and_each_entry(
