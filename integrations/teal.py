@@ -1,45 +1,69 @@
 """Teal (eSIM connectivity API): client and status-update processor.
 
 Wire contract: ``docs/carriers/teal.md``. Teal addresses a device by its EID, so a device without
-one fails before any call. Changing state is asynchronous and the request is named by *us*:
+one fails before any call. **Every operation is asynchronous, reads included**: a call only
+queues the operation under *our* ``requestId`` and names the ``callbackUrl`` Teal signals when
+the result is ready; the result itself is fetched with ``operation-result``.
 
-1. :data:`Step.PREPARE` draws our ``requestId`` (a UUID4) — no call; the worker stores it on the
-   device change before anything is sent, so every (re)submission of this change carries it
-   and Teal recognises a repeat instead of starting a second operation;
-2. :data:`Step.SUBMIT` posts ``/esims/enable`` or ``/esims/disable`` with that ``requestId``;
-3. :data:`Step.CONFIRM` polls ``/operations/{requestId}`` with a short back-off, for at most
-   :func:`~integrations.base.confirm_budget_seconds`. Still running then is a
-   :class:`TransientError`: the retry resumes here and polls again, never re-submitting.
+1. :data:`Step.PREPARE` draws our ``requestId`` (``uuid4().hex``) — no call; the worker stores
+   it on the device change before anything is sent;
+2. :data:`Step.SUBMIT` posts ``/esims/enable`` or ``/esims/disable`` under that ``requestId``.
+   Teal documents no de-duplication, so a SUBMIT whose answer may have been lost first asks
+   ``operation-result`` whether Teal knows the id (then it goes on to CONFIRM) and submits
+   again, under the same id, only when Teal does not;
+3. :data:`Step.CONFIRM` polls ``operation-result`` within the confirm budget; still running
+   (HTTP 102) → :class:`CarrierPending`, and the device waits on the waiting schedule until the
+   30-minute confirm deadline, past which a read decides. Teal's callbacks are only a signal
+   that makes the device due: they never decide the outcome.
 
-Teal may answer a poll with HTTP 102 instead of ``PROCESSING``; that counts as still running,
-and the session's pooled connections are closed afterwards, because a server that sends an
-interim 1xx goes on to send the final answer on the same connection, which ``http.client`` would
-otherwise read as the answer to our *next* request.
+Teal answers a running operation with a bare **HTTP 102 Processing**. A server that sends an
+interim 1xx sends its final answer on the same connection afterwards, which ``http.client``
+would read as the answer to our *next* request on that connection: operation-result goes over
+connections of the client's own, closed after every answer (:meth:`TealClient.operation_result`),
+so no other request — of this device or of another worker thread — ever reads that answer.
 
-Teal's error body is ``{"errorCode": …, "message": …}``; the shared readable message reads
-"HTTP 404 from Teal: eSIM … not found (ESIM_NOT_FOUND)".
+Teal's error body is ``{"success": false, "errorCode": …, "message": …}``. ``GENERIC_ERROR`` is
+transient whatever the HTTP status; the other documented codes are permanent (``UNAUTHORIZED``
+names the account, like a 401/403); without a code the HTTP status decides (README).
 """
 
 from __future__ import annotations
 
-import time
+import hmac
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, cast
-from urllib.parse import quote
+from datetime import timedelta
+from typing import Any, ClassVar, Literal, Unpack, cast
 
 from integrations.base.audit import CallRecord
-from integrations.base.errors import PermanentError, TransientError
-from integrations.base.http import CarrierClient, unexpected_response
+from integrations.base.errors import (
+    AuthenticationError,
+    CallbackRejected,
+    IntegrationError,
+    PermanentError,
+    TransientError,
+)
+from integrations.base.http import (
+    CarrierClient,
+    CarrierHttp,
+    HttpOptions,
+    HttpResponse,
+    Payload,
+    http_session,
+    unexpected_response,
+)
 from integrations.base.protocol import (
+    CallbackAuth,
+    CallbackEvent,
+    CallbackOutcome,
     Credentials,
     StatusMapping,
     StatusUpdateProcessor,
     Step,
     StepResult,
     UpdateContext,
-    confirm_budget_seconds,
     utc_now,
 )
 from integrations.base.registry import Integration
@@ -49,30 +73,35 @@ API_ROOT = "api/v1"
 
 Action = Literal["enable", "disable"]
 
-# Targets a bulk change can set (docs/carriers/README.md) and the eSIM states Teal reports.
+# Targets a bulk change can set (docs/carriers/teal.md) and the eSIM states Teal reports.
 ENABLED = "enabled"
 DISABLED = "disabled"
 ONLINE = "online"
 WAITING = "waiting"
 STOPPED = "stopped"
-TARGET_OF_STATE: Mapping[str, str] = {ONLINE: ENABLED, WAITING: ENABLED, STOPPED: DISABLED}
+# ``deviceStatus`` of a read's entry → target (``suspended: true`` is disabled whatever it says).
+TARGET_OF_DEVICE_STATUS: Mapping[str, str] = {
+    "ONLINE": ENABLED,
+    "WAITING": ENABLED,
+    "STOPPED": DISABLED,
+}
 
-# Operation statuses (GET /operations/{requestId}).
-QUEUED = "QUEUED"
-PROCESSING = "PROCESSING"
-COMPLETED = "COMPLETED"
-FAILED = "FAILED"
-RUNNING = frozenset({QUEUED, PROCESSING})
-OPERATION_STATUSES = RUNNING | {COMPLETED, FAILED}
+# Teal's error codes: GENERIC_ERROR is worth a retry, the others never are.
+TRANSIENT_CODES = frozenset({"GENERIC_ERROR"})
+PERMANENT_CODES = frozenset(
+    {"UNAUTHORIZED", "ESIM_NOT_FOUND", "VALIDATION_ERROR", "FLOW_RESTRICTED_ERROR"}
+)
 
-# CONFIRM polls at once, then after 0.25 s, 0.5 s, 1 s, 2 s, 2 s, … until the budget is spent.
-FIRST_POLL_DELAY = 0.25
-MAX_POLL_DELAY = 2.0
+CONFIRM_DEADLINE = timedelta(minutes=30)  # twice Teal's published 15-minute maximum
 
 CHANGE_STATE = "Change Teal eSIM state"
-READ_OPERATION = "Read Teal operation"
-READ_ESIM = "Read Teal eSIM"
+READ_OPERATION = "Read Teal operation result"
+REQUEST_INFO = "Request Teal eSIM info"
 PREPARE_REQUEST = "Prepare Teal request id"  # no call: our requestId, stored before the submit
+
+NO_CALLBACK_URL = (
+    "Teal requires a callbackUrl; set CARRIER_CALLBACK_BASE_URL or the account's callback URL"
+)
 
 
 def missing_eid_message(iccid: str) -> str:
@@ -85,46 +114,68 @@ def account_label(credentials: Credentials) -> str:
     return f"Teal account {credentials.account or credentials.username}"
 
 
+def new_request_id() -> str:
+    """A fresh requestId: 32 lowercase hex characters (Teal asks for "a unique UUID,
+    preferably 32 alphanumeric characters")."""
+    return uuid.uuid4().hex
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One EID's outcome inside an operation; ``error`` is None when it succeeded."""
+    """One EID's part of a done operation: ``success`` with Teal's ``errorMessage``, and for a
+    read the eSIM's fields (``deviceStatus``, ``suspended``, …) in ``fields``."""
 
     eid: str
-    status: str
-    error: str | None
+    success: bool
+    error_message: str
+    fields: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
-class Operation:
-    """An operation as ``GET /operations/{requestId}`` reports it.
-
-    ``interim`` is True when Teal answered HTTP 1xx (102 Processing): no body, still running.
-    """
+class OperationResult:
+    """What ``operation-result`` answered: ``done`` False for HTTP 102 (still running)."""
 
     request_id: str
-    status: str
-    entries: tuple[Entry, ...]
-    message: str
+    done: bool
     call: CallRecord
-    interim: bool = False
-
-    @property
-    def running(self) -> bool:
-        return self.interim or self.status in RUNNING
+    success: bool = False
+    message: str = ""
+    entries: tuple[Entry, ...] = ()
 
     def entry_for(self, eid: str) -> Entry | None:
         return next((entry for entry in self.entries if entry.eid == eid), None)
 
 
+class RequestUnknown(PermanentError):
+    """``operation-result`` answered 4xx: Teal does not know the requestId, so the operation was
+    never queued (docs/carriers/teal.md, repeat safety)."""
+
+
 class TealClient(CarrierClient):
     """Teal's eSIM API: ``ApiKey``/``ApiSecret`` headers on every call, no token.
 
-    Every method makes exactly one HTTP call and raises our error types (see
-    :class:`CarrierHttp`, whose readable message carries Teal's ``errorCode``). The ApiSecret is a
-    credentials secret, so :class:`CarrierHttp` replaces its value in every audit text.
+    Every method makes exactly one HTTP call and raises our error types, with Teal's error codes
+    deciding transient or permanent (:meth:`_teal_call`). The ApiSecret and the callback token are
+    credentials secrets, so :class:`CarrierHttp` replaces them in every audit text.
     """
 
     carrier = CARRIER
+
+    def __init__(self, *, credentials: Credentials, **options: Unpack[HttpOptions]) -> None:
+        super().__init__(credentials=credentials, **options)
+        # operation-result goes over connections of its own, closed after every answer: a 102's
+        # final answer follows on its connection, and a pooled connection shared with other
+        # calls (or with the other worker threads of these credentials, which share the
+        # session) could be handed to another request before it is closed.
+        self.results_http = CarrierHttp(
+            carrier=self.carrier,
+            credentials=credentials,
+            auth_failure=self.auth_failure(credentials),
+            session=http_session(pool_size=1),
+            throttle=options.get("throttle"),
+            on_call=options.get("on_call"),
+            timeouts=options.get("timeouts"),
+        )
 
     @classmethod
     def auth_failure(cls, credentials: Credentials) -> str:
@@ -134,84 +185,167 @@ class TealClient(CarrierClient):
         return {"ApiKey": self.credentials.username, "ApiSecret": self.credentials.secret}
 
     def change_state(
-        self,
-        *,
-        action: Action,
-        eid: str,
-        carrier_request_id: str,
-        idempotency_key: str,
-        callback_url: str = "",
-    ) -> str:
-        """Ask Teal to enable or disable one eSIM under our ``requestId`` (202, QUEUED).
-
-        Sending the same ``carrier_request_id`` again does not start a second operation.
-        Returns the status Teal answered (``QUEUED`` for a new operation)."""
-        response = self._call(
+        self, *, action: Action, eid: str, request_id: str, callback_url: str
+    ) -> CallRecord:
+        """Queue enabling or disabling one eSIM under our ``request_id``; Teal answers
+        ``{"success": true, "link": …}`` at once (the link is informational: we build the
+        operation-result URL ourselves)."""
+        response = self._teal_call(
             "POST",
             f"{API_ROOT}/esims/{action}",
             CHANGE_STATE,
-            params={"requestId": carrier_request_id, "callbackUrl": callback_url},
+            params={"requestId": request_id, "callbackUrl": callback_url},
             json_body={"entries": [eid]},
-            idempotency_key=idempotency_key,
         )
-        body = response.body if isinstance(response.body, dict) else {}
-        answered = body.get("requestId")
-        if answered not in (None, "", carrier_request_id):
-            raise PermanentError(
-                f"HTTP {response.status} from Teal: answered requestId {answered!s:.100} "
-                f"for our request {carrier_request_id}",
-                call=response.call,
-            )
-        return str(body.get("status") or "")
+        return self._accepted(response)
 
-    def read_operation(self, *, carrier_request_id: str) -> Operation:
-        """The operation's status and, once COMPLETED, each EID's entry. An HTTP 1xx answer is
-        "still running"; the session's pooled connections are dropped after it (see module
-        docstring)."""
-        response = self._call(
-            "GET", f"{API_ROOT}/operations/{quote(carrier_request_id, safe='')}", READ_OPERATION
+    def request_info(self, *, eid: str, request_id: str, callback_url: str) -> CallRecord:
+        """Queue a read of one eSIM under ``request_id``; its fields come from
+        :meth:`operation_result` once done."""
+        response = self._teal_call(
+            "GET",
+            f"{API_ROOT}/esims/info",
+            REQUEST_INFO,
+            params={
+                "eid": eid,
+                "limit": 1,
+                "requestId": request_id,
+                "callbackUrl": callback_url,
+            },
         )
-        if response.status < 200:
-            self.http.session.close()  # next poll on a fresh connection; the session reopens
-            return Operation(carrier_request_id, PROCESSING, (), "", response.call, interim=True)
-        body = response.body
-        if not isinstance(body, dict) or body.get("status") not in OPERATION_STATUSES:
-            raise unexpected_response(
-                "Teal",
-                f"an operation status ({', '.join(sorted(OPERATION_STATUSES))})",
-                response.call,
-            )
+        return self._accepted(response)
+
+    def operation_result(self, *, request_id: str) -> OperationResult:
+        """The result of the operation queued under ``request_id``.
+
+        Made over :attr:`results_http`, whose pooled connections are closed after every answer:
+        after an HTTP 102 (no body; not done) the final answer follows on that connection (see
+        the module docstring), so the next call opens a fresh one. 200 → done, with
+        ``success``, ``message`` and each EID's entry. A 4xx other than 401/403/429 raises
+        :class:`RequestUnknown` (the operation was never queued)."""
         try:
-            entries = tuple(
-                Entry(
-                    eid=str(item["eid"]),
-                    status=str(item.get("status") or ""),
-                    error=None if item.get("error") in (None, "") else str(item["error"]),
-                )
-                for item in body.get("entries") or ()
+            response = self._teal_call(
+                "GET",
+                f"{API_ROOT}/operation-result",
+                READ_OPERATION,
+                http=self.results_http,
+                params={"requestId": request_id},
             )
+        except PermanentError as error:
+            status = error.call.response_status if error.call is not None else None
+            if isinstance(error, AuthenticationError) or status is None or status >= 500:
+                raise
+            raise RequestUnknown(error.message, call=error.call) from error
+        finally:
+            self.results_http.session.close()  # a 102's final answer must reach no request
+        if response.status < 200:
+            return OperationResult(request_id, done=False, call=response.call)
+        body = self._json_object(response)
+        try:
+            entries = tuple(_entry(item) for item in body.get("entries") or ())
         except (TypeError, KeyError, AttributeError) as exc:
-            raise unexpected_response(
-                "Teal", "operation entries with an eid", response.call
-            ) from exc
-        return Operation(
-            request_id=str(body.get("requestId") or carrier_request_id),
-            status=str(body["status"]),
-            entries=entries,
-            message=str(body.get("message") or ""),
+            raise unexpected_response(CARRIER, "entries with an eid", response.call) from exc
+        if not isinstance(body.get("success"), bool):
+            raise unexpected_response(CARRIER, "a success flag", response.call)
+        return OperationResult(
+            request_id,
+            done=True,
             call=response.call,
+            success=body["success"],
+            message=_message(body),
+            entries=entries,
         )
 
-    def read_esim(self, *, eid: str) -> dict[str, Any]:
-        """The eSIM's ``eid``, ``iccid``, ``status`` (online/waiting/stopped) and ``plan``."""
-        return self._json_object(
-            self._call("GET", f"{API_ROOT}/esims/{quote(eid, safe='')}", READ_ESIM)
-        )
+    # -- what every Teal call shares ---------------------------------------------------------
+
+    def _accepted(self, response: HttpResponse) -> CallRecord:
+        """An operation call's answer: ``success: true`` (queued). ``success: false`` is
+        Teal's refusal, permanent with its message (transient for GENERIC_ERROR)."""
+        body = self._json_object(response)
+        if body.get("success") is True:
+            return response.call
+        if body.get("success") is False:
+            code = str(body.get("errorCode") or "").strip()
+            detail = _message(body) or "no message"
+            if code and code not in detail:
+                detail = f"{detail} ({code})"
+            message = f"HTTP {response.status} from Teal: {detail}"
+            if code in TRANSIENT_CODES:
+                raise TransientError(message, call=response.call)
+            raise PermanentError(message, call=response.call)
+        raise unexpected_response(CARRIER, "a success flag", response.call)
+
+    def _teal_call(
+        self,
+        method: str,
+        path: str,
+        description: str,
+        *,
+        http: CarrierHttp | None = None,
+        **payload: Unpack[Payload],
+    ) -> HttpResponse:
+        """One call through the shared mechanism (``http``: another :class:`CarrierHttp` of
+        this client, with the same headers), with Teal's ``errorCode`` deciding the error type
+        where it names one: GENERIC_ERROR transient, UNAUTHORIZED an authentication error, the
+        other codes permanent (a 429 stays transient); without a code the HTTP status
+        decides."""
+        try:
+            if http is None:
+                return self._call(method, path, description, **payload)
+            headers = {**self.auth_headers(), "Accept": "application/json"}
+            return http.request(method, path, description=description, headers=headers, **payload)
+        except IntegrationError as error:
+            raise self._classified(error) from error
+
+    def _classified(self, error: IntegrationError) -> IntegrationError:
+        call = error.call
+        if call is None or call.response_status is None or call.response_status == 429:
+            return error
+        code = _error_code(call.response_text)
+        if code in TRANSIENT_CODES and not isinstance(error, TransientError):
+            return TransientError(error.message, call=call)
+        if code == "UNAUTHORIZED" and not isinstance(error, AuthenticationError):
+            return AuthenticationError(
+                f"{self.auth_failure(self.credentials)} ({error.message})", call=call
+            )
+        if code in PERMANENT_CODES and isinstance(error, TransientError):
+            return PermanentError(error.message, call=call)
+        return error
+
+
+def _error_code(response_text: str) -> str:
+    """The ``errorCode`` of an error body ("" when there is none or the body is not JSON)."""
+    try:
+        body = json.loads(response_text)
+    except ValueError:
+        return ""
+    return str(body.get("errorCode") or "").strip() if isinstance(body, dict) else ""
+
+
+def _message(body: Mapping[str, Any]) -> str:
+    """Teal's text: ``message``, else ``errorMessage``."""
+    return str(body.get("message") or body.get("errorMessage") or "").strip()
+
+
+def _entry(item: Mapping[str, Any]) -> Entry:
+    return Entry(
+        eid=str(item["eid"]),
+        success=item.get("success") is not False,
+        error_message=str(item.get("errorMessage") or "").strip(),
+        fields=dict(item),
+    )
+
+
+def esim_target(fields: Mapping[str, Any]) -> str | None:
+    """A read's entry as a target: ``suspended`` or STOPPED → disabled, ONLINE or WAITING (not
+    suspended) → enabled, anything else unknown (None)."""
+    if fields.get("suspended") is True:
+        return DISABLED
+    return TARGET_OF_DEVICE_STATUS.get(str(fields.get("deviceStatus") or "").strip().upper())
 
 
 class TealProcessor(StatusUpdateProcessor[TealClient]):
-    """Teal status updates: prepare our requestId, submit, confirm. Resubmitting reuses the
-    stored requestId (Teal drops the repeat); confirming never resubmits."""
+    """Teal status updates: prepare our requestId, submit, confirm by ``operation-result``."""
 
     integration = Integration.TEAL
     display_name = "Teal"
@@ -227,96 +361,168 @@ class TealProcessor(StatusUpdateProcessor[TealClient]):
         ENABLED: StatusMapping(ENABLED, "enable", ONLINE),
         DISABLED: StatusMapping(DISABLED, "disable", STOPPED),
     }
-
-    @staticmethod
-    def sleep(seconds: float) -> None:
-        """Wait between CONFIRM polls (a seam: tests replace it to run the back-off fast)."""
-        time.sleep(seconds)
-
-    @staticmethod
-    def clock() -> float:
-        """The CONFIRM budget's clock (a seam, like :meth:`sleep`)."""
-        return time.monotonic()
+    default_rate_limit = 1000 / 60  # Teal's published 1,000 calls a minute per account
+    callback_auth = CallbackAuth.URL_TOKEN
+    callback_methods = frozenset({"GET", "POST"})
 
     @classmethod
     def account_label(cls, credentials: Credentials) -> str:
         return account_label(credentials)
 
+    @classmethod
+    def parse_callback(
+        cls, *, credentials: Credentials, method: str, query: Mapping[str, str], body: bytes
+    ) -> list[CallbackEvent]:
+        """Teal's callback: the URL we sent with ``requestId`` appended. The token in the URL
+        is the only check (Teal documents none); the body, if any, is ignored — the callback
+        is a signal, and CONFIRM reads the result itself."""
+        token = query.get("token", "")
+        expected = credentials.callback_token
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise CallbackRejected(401, "Teal callback with a wrong or missing token")
+        request_id = query.get("requestId", "").strip()
+        if not request_id:
+            raise CallbackRejected(400, "Teal callback without a requestId")
+        return [CallbackEvent(request_id=request_id, outcome=CallbackOutcome.SIGNAL)]
+
     def check_identifiers(self, context: UpdateContext) -> None:
         if not context.eid.strip():
             raise PermanentError(missing_eid_message(context.iccid))
+        if not self.credentials.callback_url:
+            raise PermanentError(NO_CALLBACK_URL)
+
+    def confirm_deadline(self, context: UpdateContext) -> timedelta:
+        return CONFIRM_DEADLINE
 
     def perform(self, step: Step, context: UpdateContext) -> StepResult:
-        """PREPARE draws our requestId (no call), SUBMIT sends the change under it, CONFIRM
-        polls the operation.
+        """PREPARE draws our requestId (no call), SUBMIT queues the change under it (after
+        asking whether Teal already has it, when an earlier answer may have been lost), CONFIRM
+        polls its result.
 
-        Raises PermanentError (unknown EID, Teal's per-device entry error, a FAILED operation,
-        bad credentials, an unknown target or step) or TransientError (timeouts, 429, 5xx, an
-        operation still running when the confirm budget is spent)."""
+        Raises PermanentError (unknown EID, Teal's refusal or per-device error, bad
+        credentials, an unknown target or step, no callback URL), TransientError (timeouts,
+        429, 5xx, GENERIC_ERROR) or, from CONFIRM, CarrierPending (still running)."""
         target = self._target(context)
         if step is Step.PREPARE:
-            request_id = context.progress.carrier_request_id or str(uuid.uuid4())
+            request_id = context.progress.carrier_request_id or new_request_id()
             return StepResult(step, {"carrier_request_id": request_id})
         request_id = context.progress.carrier_request_id
         if not request_id:
             raise PermanentError(f"Teal {step} needs the prepared requestId; none is recorded")
         action = cast(Action, self.statuses[target].carrier_value)
+        eid = self._eid(context)
         if step is Step.SUBMIT:
-            status = self.client.change_state(
-                action=action,
-                eid=self._eid(context),
-                carrier_request_id=request_id,
-                idempotency_key=context.idempotency_key(step),
-            )
-            note = f"Teal request {request_id} {status or 'accepted'}"
-            return StepResult(step, {"carrier_submitted_at": utc_now()}, note=note)
+            return self._submit(context, action=action, eid=eid, request_id=request_id)
         if step is Step.CONFIRM:
-            entry = self._confirm(action, self._eid(context), request_id)
-            return StepResult(
-                step, {"carrier_status_at": utc_now()}, note=f"eSIM {entry.eid} {entry.status}"
-            )
+            if self.deadline_passed(context):
+                return self.reconcile(context)
+            return self._confirm(context, action=action, eid=eid, request_id=request_id)
         raise self._unknown_step(step)
 
     def read_status(self, context: UpdateContext) -> str | None:
-        """``enabled`` for an online or waiting eSIM, ``disabled`` for a stopped one, else
-        None (the caller then calls the carrier anyway)."""
-        esim = self.client.read_esim(eid=self._eid(context))
-        return TARGET_OF_STATE.get(str(esim.get("status") or "").strip().lower())
+        """The eSIM's status as a target, by Teal's asynchronous read: ``esims/info`` under a new
+        requestId, then its result, polled within the confirm budget. None when the entry maps
+        to no target or the read is still running when the budget is spent (the skip check
+        then changes the eSIM anyway; reconciling then fails the device)."""
+        eid = self._eid(context)
+        request_id = new_request_id()
+        self.client.request_info(
+            eid=eid, request_id=request_id, callback_url=self.credentials.callback_url
+        )
+        result = self.poll(lambda: self._done(request_id))
+        if result is None:
+            return None
+        if not result.success:
+            raise PermanentError(
+                f"Teal could not read EID {eid}: {result.message or 'no message'}",
+                call=result.call,
+            )
+        if not result.entries:
+            raise PermanentError(
+                f"Teal read request {request_id} completed without an entry for EID {eid}",
+                call=result.call,
+            )
+        return esim_target(result.entries[0].fields)
 
-    def _confirm(self, action: Action, eid: str, request_id: str) -> Entry:
-        """Poll until the operation ends or the budget is spent (then TransientError, so the
-        retry confirms this same request again)."""
-        budget = confirm_budget_seconds()
-        deadline = self.clock() + budget
-        delay = FIRST_POLL_DELAY
-        while True:
-            operation = self.client.read_operation(carrier_request_id=request_id)
-            if not operation.running:
-                break
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                state = "HTTP 102" if operation.interim else operation.status
-                raise TransientError(
-                    f"Teal request {request_id} still running ({state}) after {budget:g} s; "
-                    "the retry confirms it again",
-                    call=operation.call,
-                )
-            self.sleep(min(delay, remaining))
-            delay = min(delay * 2, MAX_POLL_DELAY)
-        if operation.status == FAILED:
-            detail = operation.message or "no message"
-            raise PermanentError(f"Teal request {request_id} FAILED: {detail}", call=operation.call)
-        entry = operation.entry_for(eid)
+    def reconcile(self, context: UpdateContext, *, detail: str = "") -> StepResult:
+        """Past the confirm deadline the read decides: the eSIM in the target state → done;
+        otherwise ERROR "Teal did not complete request <id> within 30 minutes"."""
+        target = self._target(context)
+        current = self.read_status(context)
+        if current == target:
+            return StepResult(
+                Step.CONFIRM, {"carrier_status_at": utc_now()}, note="reconciled by read"
+            )
+        shown = f"eSIM {self._eid(context)} is {current}" if current else "status unknown"
+        raise PermanentError(
+            f"Teal did not complete request {context.progress.carrier_request_id} within "
+            f"30 minutes ({shown}); check the carrier before retrying"
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _submit(
+        self, context: UpdateContext, *, action: Action, eid: str, request_id: str
+    ) -> StepResult:
+        if context.progress.write_may_have_reached_carrier:
+            try:
+                known = self.client.operation_result(request_id=request_id)
+            except RequestUnknown:
+                pass  # never queued: submit again, under the same requestId
+            else:
+                state = "done" if known.done else "still running"
+                note = f"Teal already has request {request_id} ({state}); not submitted again"
+                return StepResult(Step.SUBMIT, {"carrier_submitted_at": utc_now()}, note=note)
+        self.client.change_state(
+            action=action,
+            eid=eid,
+            request_id=request_id,
+            callback_url=self.credentials.callback_url,
+        )
+        note = f"Teal request {request_id} queued"
+        return StepResult(Step.SUBMIT, {"carrier_submitted_at": utc_now()}, note=note)
+
+    def _confirm(
+        self, context: UpdateContext, *, action: Action, eid: str, request_id: str
+    ) -> StepResult:
+        """Poll within the budget; the entry for our EID decides. Callbacks are not read: a
+        callback only made this device due, the result is Teal's answer here."""
+        last: list[OperationResult] = []
+        try:
+            result = self.poll(lambda: self._done(request_id, seen=last))
+        except RequestUnknown as error:
+            raise PermanentError(
+                f"Teal does not know request {request_id}: it was never queued ({error.message})",
+                call=error.call,
+            ) from error
+        if result is None:
+            call = last[-1].call if last else None
+            raise self.pending(context, "still running (HTTP 102)", call=call)
+        entry = result.entry_for(eid)
+        if entry is not None and not entry.success:
+            reason = entry.error_message or result.message or "no message"
+            raise PermanentError(f"Teal could not {action} EID {eid}: {reason}", call=result.call)
+        if not result.success:
+            reason = result.message or "no message"
+            raise PermanentError(f"Teal request {request_id} failed: {reason}", call=result.call)
         if entry is None:
             raise PermanentError(
                 f"Teal request {request_id} completed without an entry for EID {eid}",
-                call=operation.call,
+                call=result.call,
             )
-        if entry.error is not None:
-            raise PermanentError(
-                f"Teal could not {action} EID {eid}: {entry.error}", call=operation.call
-            )
-        return entry
+        state = self.statuses[self._target(context)].post_update_status
+        return StepResult(
+            Step.CONFIRM, {"carrier_status_at": utc_now()}, note=f"eSIM {eid} {state}"
+        )
+
+    def _done(
+        self, request_id: str, *, seen: list[OperationResult] | None = None
+    ) -> OperationResult | None:
+        """One operation-result call: the result when done, None while it runs."""
+        result = self.client.operation_result(request_id=request_id)
+        if seen is not None:
+            seen.append(result)
+        return result if result.done else None
 
     def _eid(self, context: UpdateContext) -> str:
         self.check_identifiers(context)

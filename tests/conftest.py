@@ -40,6 +40,7 @@ pytest_plugins = [
     "tests.fixtures.simulators",
     "tests.fixtures.scripted_carrier",
     "tests.fixtures.callback_listener",
+    "tests.fixtures.callbacks",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -407,38 +407,65 @@ class SimulatorControl:
         return int(self._call("POST", "/_sim/teal/esims", body)["seeded"])
 
     def teal_esim(self, eid: str) -> dict[str, Any]:
-        """An eSIM as ``GET /esims/{eid}`` shows it, plus its ``account`` label and the errors
-        injected for it."""
+        """An eSIM as the simulator holds it (``eid``, ``iccid``, ``status`` online, waiting or
+        stopped, ``suspended``, ``plan``), plus its ``account`` label and the errors injected
+        for it."""
         return dict(self._call("GET", f"/_sim/teal/esims/{eid}"))
 
     def set_teal_errors(
-        self, eid: str, *, entry_error: str | None = None, operation_error: str | None = None
+        self,
+        eid: str,
+        *,
+        entry_error: str | None = None,
+        operation_error: str | None = None,
+        generic_errors: int = 0,
+        generic_error_status: int = 400,
+        stuck: str | None = None,
     ) -> None:
-        """Make every operation on ``eid`` report ``entry_error`` in its entry (the eSIM is left
-        unchanged) or end FAILED with ``operation_error``; ``None`` clears either."""
-        body = {"entry_error": entry_error, "operation_error": operation_error}
+        """Make every change of ``eid`` report ``entry_error`` in its entry (the eSIM is left
+        unchanged) or fail with ``operation_error`` (``None`` clears either); make the next
+        ``generic_errors`` calls naming it answer GENERIC_ERROR with ``generic_error_status``;
+        with ``stuck`` ("applied" or "unapplied") its changes never report a result, the eSIM
+        changed at completion time or left as it was."""
+        body = {
+            "entry_error": entry_error,
+            "operation_error": operation_error,
+            "generic_errors": generic_errors,
+            "generic_error_status": generic_error_status,
+            "stuck": stuck,
+        }
         self._call("POST", f"/_sim/teal/esims/{eid}/errors", body)
 
     def configure_teal(
         self,
         *,
         completion_seconds: float | str | None = None,
-        interim_polls: int | None = None,
+        callback_method: str | None = None,
+        callbacks: bool | None = None,
+        final_delay_seconds: float | None = None,
     ) -> dict[str, Any]:
         """Operations complete ``completion_seconds`` after they were created (``"never"``:
-        they stay PROCESSING; evaluated at each poll, so switching back completes waiting ones);
-        each operation's first ``interim_polls`` polls are answered with HTTP 102. Returns the
-        Teal config now in force (arguments left ``None`` are unchanged)."""
-        body: dict[str, Any] = {}
-        if completion_seconds is not None:
-            body["completion_seconds"] = completion_seconds
-        if interim_polls is not None:
-            body["interim_polls"] = interim_polls
+        they keep running; switching back completes waiting ones), then Teal invokes their
+        callbackUrl with ``callback_method`` (GET or POST) unless ``callbacks`` is false; after a
+        102 the final answer follows ``final_delay_seconds`` later on the same connection.
+        Returns the Teal config now in force (arguments left ``None`` are unchanged)."""
+        body: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("completion_seconds", completion_seconds),
+                ("callback_method", callback_method),
+                ("callbacks", callbacks),
+                ("final_delay_seconds", final_delay_seconds),
+            )
+            if value is not None
+        }
         return dict(self._call("POST", "/_sim/teal/config", body))
 
     def teal_operations(self) -> list[dict[str, Any]]:
-        """Every operation created: ``requestId``, ``status``, ``entries``, ``action``, ``eids``,
-        ``callbackUrl``, ``submissions`` (repeats of its requestId included) and ``polls``."""
+        """Every operation created: ``requestId``, ``action`` (enable, disable, info), ``eids``,
+        ``status`` (RUNNING, DONE), ``result``, ``callbackUrl``, ``submissions`` (repeats of its
+        requestId included), ``polls``, ``interim_answers`` (102s) and ``callback`` (how the
+        callback went, once sent)."""
         return list(self._call("GET", "/_sim/teal/operations")["operations"])
 
     # -- Verizon ThingSpace -----------------------------------------------------------------

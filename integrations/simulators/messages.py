@@ -76,12 +76,19 @@ class SimRequest:
 
 @dataclass(frozen=True)
 class SimResponse:
-    """A complete response; the server adds Content-Length and keeps the connection alive."""
+    """A complete response; the server adds Content-Length and keeps the connection alive.
+
+    An interim answer (``status`` 1xx, e.g. Teal's 102 Processing) with a ``final`` response is
+    written as a real HTTP interim response — status line and headers, no body — followed on
+    the same connection, ``final_delay_s`` later, by ``final``: what a client reading the 1xx
+    as its answer finds waiting on that connection for its next request."""
 
     status: int
     body: bytes = b""
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    final: SimResponse | None = None
+    final_delay_s: float = 0.0
 
 
 @dataclass(frozen=True)

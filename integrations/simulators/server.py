@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import sys
 import threading
+import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -231,6 +232,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _write(self, response: SimResponse) -> None:
+        if response.final is not None and 100 <= response.status < 200:
+            self._write_interim(response)
+            if self.close_connection:
+                return
+            time.sleep(response.final_delay_s)
+            response = response.final
         try:
             self.send_response(response.status)
             if response.content_type is not None:
@@ -244,5 +251,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.end_headers()
             if response.body and response.status not in BODYLESS_STATUSES:
                 self.wfile.write(response.body)
+        except _CLIENT_GONE:
+            self.close_connection = True
+
+    def _write_interim(self, response: SimResponse) -> None:
+        """A real 1xx interim response: status line and headers, no Content-Length, no body."""
+        try:
+            self.send_response_only(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
         except _CLIENT_GONE:
             self.close_connection = True

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,16 @@ def _carrier_status(credentials: Credentials, integration: str, device: DeviceRe
         return str(JasperClient(credentials=credentials).get_device(iccid=device.iccid)["status"])
     if integration == "TELEGENCE":
         return str(TelegenceClient(credentials=credentials).read_line(msisdn=device.msisdn).target)
-    return str(TealClient(credentials=credentials).read_esim(eid=device.eid)["status"])
+    teal = TealClient(credentials=credentials)
+    request_id = uuid.uuid4().hex  # Teal's read is asynchronous: queue it, wait for its result
+    teal.request_info(eid=device.eid, request_id=request_id, callback_url=credentials.callback_url)
+    result = wait_for(
+        lambda: (answer := teal.operation_result(request_id=request_id)).done and answer,
+        timeout=10,
+        interval=0.2,
+        message="Teal's read",
+    )
+    return str(result.entries[0].fields["deviceStatus"])
 
 
 def _base_url(simulator: SimulatorControl, integration: str) -> str:
@@ -181,6 +191,10 @@ def test_demo_seed_twice_keeps_the_rows_and_seeds_the_empty_simulator_again(
     assert second.credentials["THINGSPACE"].username
     for integration in ("JASPER", "TELEGENCE", "TEAL"):
         assert second.credentials[integration].username, integration
+    teal = second.credentials["TEAL"]
+    assert teal.own_callback_url == (
+        f"http://127.0.0.1:8000/carriers/teal/callbacks/{teal.pk}/?token={teal.callback_token}"
+    )
     for integration in CARRIERS:
         seeded = second.devices[integration]
         expected = INVENTORY_STATUS[integration]

@@ -1,14 +1,17 @@
 """The Teal simulator speaks docs/carriers/teal.md over real HTTP.
 
 These tests are the simulator's specification: what a client sees on the wire (ApiKey/ApiSecret
-headers, asynchronous operations named by our requestId, Teal's error body), and what the
-``/_sim`` control API lets a test arrange (completion delay, 102 answers, per-EID errors, rate
-limit) and observe (operations, counters, the request log). What it does like every carrier's
-simulator (refused credentials, the rate limit) is in test_simulator_common.py.
+headers, every operation asynchronous under the caller's requestId and callbackUrl, a real HTTP
+102 interim answer followed by a final answer on the same connection, Teal's error body), the
+callbacks it sends on completion, and what the ``/_sim`` control API lets a test arrange
+(completion delay, callback method, per-EID errors, GENERIC_ERROR, operations whose result never
+comes) and observe (operations, counters). What it does like every carrier's simulator (refused
+credentials, the rate limit) is in test_simulator_common.py.
 """
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace as dc_replace
@@ -19,8 +22,9 @@ import requests
 
 from integrations.base import Credentials, UpdateContext
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
-from integrations.teal import TealProcessor
+from integrations.teal import TealClient, TealProcessor
 from tests.conftest import wait_for
+from tests.fixtures.callbacks import CallbackListener
 from tests.fixtures.simulator_http import Caller, assert_teal_error
 
 API_KEY = "teal-key-acme"
@@ -31,19 +35,34 @@ EID = "89049032000000000000000000000001"
 EID_2 = "89049032000000000000000000000002"
 OTHER_ACCOUNT_EID = "89049032000000000000000000000099"
 ICCID = "89148000000000000001"
+NOBODY_LISTENS = "http://127.0.0.1:9/callbacks/?token=t0k"
+LISTENER_PATH = "{}/carriers/teal/callbacks/7/"
 
 
 class Teal(Caller):
     """A bare HTTP caller for Teal's API, as a client would hold it."""
 
     def submit(
-        self, action: str, eids: list[str], request_id: str | None = None, **kwargs: Any
+        self,
+        action: str,
+        eids: list[str],
+        request_id: str | None = None,
+        callback_url: str = NOBODY_LISTENS,
+        **kwargs: Any,
     ) -> requests.Response:
-        params = {"requestId": request_id or str(uuid.uuid4()), "callbackUrl": ""}
+        params = {"requestId": request_id or uuid.uuid4().hex, "callbackUrl": callback_url}
         return self.post(f"/esims/{action}", params=params, json={"entries": eids}, **kwargs)
 
-    def operation(self, request_id: str) -> requests.Response:
-        return self.get(f"/operations/{request_id}")
+    def info(
+        self, eid: str, request_id: str, callback_url: str = NOBODY_LISTENS
+    ) -> requests.Response:
+        params = {"eid": eid, "limit": 1, "requestId": request_id, "callbackUrl": callback_url}
+        return self.get("/esims/info", params=params)
+
+    def result(self, request_id: str) -> requests.Response:
+        """operation-result on a connection of its own (the 102's final answer stays there)."""
+        with self.fresh() as caller:
+            return caller.get("/operation-result", params={"requestId": request_id})
 
 
 @pytest.fixture
@@ -67,380 +86,444 @@ def teal(simulator: SimulatorControl) -> Iterator[Teal]:
         yield caller
 
 
-# -- authentication ---------------------------------------------------------------------------
+def credentials(simulator: SimulatorControl, callback_url: str = NOBODY_LISTENS) -> Credentials:
+    return Credentials(
+        integration_authentication_id=7,
+        integration="TEAL",
+        base_url=simulator.teal_base_url,
+        account="Acme fleet",
+        username=API_KEY,
+        secret=API_SECRET,
+        callback_url=callback_url,
+    )
 
 
-def test_missing_credential_headers_are_401(teal: Teal) -> None:
-    response = teal.session.get(f"{teal.root}/esims/{EID}", timeout=5)
-
-    assert_teal_error(response, 401, "UNAUTHORIZED")
+# -- operations -----------------------------------------------------------------------------
 
 
-# -- reading eSIMs ----------------------------------------------------------------------------
-
-
-def test_read_esim_shows_eid_iccid_status_and_plan(teal: Teal) -> None:
-    response = teal.request("GET", f"/esims/{EID}")
-
-    assert response.status_code == 200
-    assert response.json() == {
-        "eid": EID,
-        "iccid": ICCID,
-        "status": "stopped",
-        "plan": "global-1gb",
-    }
-
-
-@pytest.mark.parametrize("eid", [OTHER_ACCOUNT_EID, "89049032000000000000000000009999"])
-def test_an_esim_of_another_account_or_none_is_404_esim_not_found(teal: Teal, eid: str) -> None:
-    message = assert_teal_error(teal.request("GET", f"/esims/{eid}"), 404, "ESIM_NOT_FOUND")
-
-    assert eid in message
-
-
-# -- changing state ---------------------------------------------------------------------------
-
-
-def test_enable_is_accepted_queued_and_completes_online(
+def test_a_change_is_queued_at_once_and_its_result_is_200_with_entries_when_done(
     teal: Teal, simulator: SimulatorControl
 ) -> None:
-    request_id = str(uuid.uuid4())
-
+    request_id = uuid.uuid4().hex
     accepted = teal.submit("enable", [EID], request_id)
 
-    assert accepted.status_code == 202
-    assert accepted.json() == {"requestId": request_id, "status": "QUEUED"}
-    done = teal.operation(request_id)
-    assert done.status_code == 200
-    assert done.json() == {
-        "requestId": request_id,
-        "status": "COMPLETED",
-        "entries": [{"eid": EID, "status": "online", "error": None}],
+    assert accepted.status_code == 200
+    assert accepted.json() == {
+        "success": True,
+        "link": {
+            "operationResult": {
+                "href": f"{simulator.teal_base_url}/api/v1/operation-result?requestId={request_id}"
+            }
+        },
     }
-    assert teal.request("GET", f"/esims/{EID}").json()["status"] == "online"
+    result = teal.result(request_id)
+    assert result.status_code == 200
+    assert result.json() == {
+        "success": True,
+        "entries": [{"eid": EID, "success": True, "errorMessage": None}],
+    }
     assert simulator.teal_esim(EID)["status"] == "online"
+    assert simulator.teal_esim(EID)["suspended"] is False
 
 
-def test_disable_stops_an_online_esim(teal: Teal) -> None:
-    request_id = str(uuid.uuid4())
-    teal.submit("disable", [EID_2], request_id)
+def test_disable_stops_and_suspends_an_online_esim(teal: Teal, simulator: SimulatorControl) -> None:
+    teal.submit("disable", [EID_2])
 
-    assert teal.operation(request_id).json()["entries"] == [
-        {"eid": EID_2, "status": "stopped", "error": None}
-    ]
-    assert teal.request("GET", f"/esims/{EID_2}").json()["status"] == "stopped"
+    assert (simulator.teal_esim(EID_2)["status"], simulator.teal_esim(EID_2)["suspended"]) == (
+        "stopped",
+        True,
+    )
 
 
-def test_operations_run_for_the_configured_delay_then_complete(
+def test_a_read_is_an_operation_too_and_its_entry_describes_the_esim(
     teal: Teal, simulator: SimulatorControl
 ) -> None:
-    assert simulator.configure_teal(completion_seconds=0.3) == {
-        "completion_seconds": 0.3,
-        "interim_polls": 0,
-    }
-    request_id = str(uuid.uuid4())
-    teal.submit("enable", [EID], request_id)
+    request_id = uuid.uuid4().hex
+    assert teal.info(EID, request_id).json()["success"] is True
+    [entry] = teal.result(request_id).json()["entries"]
 
-    assert teal.operation(request_id).json() == {"requestId": request_id, "status": "PROCESSING"}
-    assert simulator.teal_esim(EID)["status"] == "stopped"
-    wait_for(
-        lambda: teal.operation(request_id).json()["status"] == "COMPLETED", timeout=5, interval=0.02
+    assert entry == {
+        "eid": EID,
+        "iccid": ICCID,
+        "deviceStatus": "STOPPED",
+        "active": False,
+        "suspended": False,
+        "planUuid": "plan-global-1gb",
+        "planName": "global-1gb",
+        "planChangeStatus": "SUCCESS",
+    }
+    [operation] = simulator.teal_operations()
+    assert (operation["action"], operation["status"]) == ("info", "DONE")
+
+
+def test_while_running_operation_result_is_a_real_102_then_a_final_answer_on_that_connection(
+    teal: Teal, simulator: SimulatorControl
+) -> None:
+    simulator.configure_teal(completion_seconds=30, final_delay_seconds=0)
+    request_id = uuid.uuid4().hex
+    teal.submit("enable", [EID], request_id)
+    host, port = simulator.teal_base_url.split("//")[1].split("/")[0].split(":")
+
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(
+            f"GET /teal/api/v1/operation-result?requestId={request_id} HTTP/1.1\r\n"
+            f"Host: {host}\r\nApiKey: {API_KEY}\r\nApiSecret: {API_SECRET}\r\n\r\n".encode()
+        )
+        answer = b""
+        while b'"entries":[]}' not in answer:
+            chunk = connection.recv(4096)
+            assert chunk, f"connection closed after {answer!r}"
+            answer += chunk
+
+    interim, final = answer.split(b"\r\n\r\n", 1)
+    assert interim == b"HTTP/1.1 102 Processing"  # no headers, no body
+    assert final.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert final.endswith(b'{"success":true,"entries":[]}')
+    [operation] = simulator.teal_operations()
+    assert (operation["status"], operation["interim_answers"]) == ("RUNNING", 1)
+
+
+def test_a_client_that_keeps_the_connection_after_a_102_reads_the_stale_final_answer(
+    teal: Teal, simulator: SimulatorControl
+) -> None:
+    """Why our client closes its pooled connections after a 102: the simulator makes a client
+    that does not fail visibly."""
+    simulator.configure_teal(completion_seconds=30, final_delay_seconds=0.3)
+    request_id = uuid.uuid4().hex
+    teal.submit("enable", [EID], request_id)
+    careless = TealClient(credentials=credentials(simulator))
+    careless.results_http.session.close = lambda: None  # type: ignore[method-assign]
+
+    first = careless.operation_result(request_id=request_id)
+    second = careless.operation_result(request_id=request_id)
+
+    assert first.done is False
+    assert (second.done, second.entries) == (True, ())  # the first request's final answer
+
+
+def test_our_client_reads_every_102_as_running_and_then_the_real_result(
+    teal: Teal, simulator: SimulatorControl
+) -> None:
+    simulator.configure_teal(completion_seconds=0.5, final_delay_seconds=0.3)
+    request_id = uuid.uuid4().hex
+    teal.submit("enable", [EID], request_id)
+    client = TealClient(credentials=credentials(simulator))
+
+    answers = [client.operation_result(request_id=request_id).done for _ in range(3)]
+    last = wait_for(
+        lambda: (result := client.operation_result(request_id=request_id)).done and result,
+        timeout=5,
+        interval=0.1,
+        message="done",
     )
-    assert simulator.teal_esim(EID)["status"] == "online"
+
+    assert answers == [False, False, False]
+    assert last.entry_for(EID) is not None
+    assert last.entry_for(EID).success  # not the stale final answers ("entries": [])
 
 
 def test_never_keeps_operations_running_until_the_config_changes(
     teal: Teal, simulator: SimulatorControl
 ) -> None:
-    simulator.configure_teal(completion_seconds="never")
-    request_id = str(uuid.uuid4())
+    simulator.configure_teal(completion_seconds="never", final_delay_seconds=0)
+    request_id = uuid.uuid4().hex
     teal.submit("enable", [EID], request_id)
-
-    assert [teal.operation(request_id).json()["status"] for _ in range(3)] == ["PROCESSING"] * 3
+    assert teal.result(request_id).status_code == 102
 
     simulator.configure_teal(completion_seconds=0)
-    assert teal.operation(request_id).json()["status"] == "COMPLETED"
+
+    assert teal.result(request_id).status_code == 200
+    assert simulator.teal_esim(EID)["status"] == "online"
 
 
-def test_the_first_n_polls_of_each_operation_are_answered_102(
+def test_a_request_id_used_again_starts_another_operation_and_is_counted(
     teal: Teal, simulator: SimulatorControl
 ) -> None:
-    simulator.configure_teal(interim_polls=2)
-    request_id = str(uuid.uuid4())
+    request_id = uuid.uuid4().hex
+    teal.submit("enable", [EID], request_id)
     teal.submit("enable", [EID], request_id)
 
-    answers = [teal.operation(request_id) for _ in range(3)]
-
-    assert [(a.status_code, a.content) for a in answers[:2]] == [(102, b""), (102, b"")]
-    assert answers[2].status_code == 200
-    assert answers[2].json()["status"] == "COMPLETED"
-    assert simulator.teal_operations()[0]["polls"] == 3
-
-
-def test_a_repeated_request_id_returns_the_same_operation(
-    teal: Teal, simulator: SimulatorControl
-) -> None:
-    simulator.configure_teal(completion_seconds="never")
-    request_id = str(uuid.uuid4())
-
-    first = teal.submit("enable", [EID], request_id)
-    again = teal.submit("enable", [EID], request_id)
-
-    assert (first.status_code, again.status_code) == (202, 202)
-    assert again.json() == first.json() == {"requestId": request_id, "status": "QUEUED"}
     [operation] = simulator.teal_operations()
-    assert (operation["requestId"], operation["submissions"]) == (request_id, 2)
-    assert simulator.call_count("teal", "enable", EID) == 2
+    assert operation["submissions"] == 2  # Teal documents no de-duplication
 
 
-def test_a_request_id_reused_for_another_request_is_409(teal: Teal) -> None:
-    request_id = str(uuid.uuid4())
-    teal.submit("enable", [EID], request_id)
-
-    response = teal.submit("disable", [EID], request_id)
-
-    message = assert_teal_error(response, 409, "FLOW_RESTRICTED_ERROR")
-    assert request_id in message
-
-
-def test_a_second_operation_on_a_busy_esim_is_409_flow_restricted(
+def test_a_second_change_of_a_busy_esim_is_409_flow_restricted(
     teal: Teal, simulator: SimulatorControl
 ) -> None:
-    simulator.configure_teal(completion_seconds="never")
-    first = str(uuid.uuid4())
+    simulator.configure_teal(completion_seconds=30)
+    first = uuid.uuid4().hex
     teal.submit("enable", [EID], first)
 
-    response = teal.submit("enable", [EID])
+    refused = teal.submit("disable", [EID])
 
-    message = assert_teal_error(response, 409, "FLOW_RESTRICTED_ERROR")
-    assert first in message
-    assert len(simulator.teal_operations()) == 1
+    message = assert_teal_error(refused, 409, "FLOW_RESTRICTED_ERROR")
+    assert message == f"eSIM {EID} has an operation in progress (requestId {first})"
+    assert teal.info(EID, uuid.uuid4().hex).status_code == 200  # a read is never blocked
 
 
 @pytest.mark.parametrize(
-    ("params", "body", "words"),
+    ("params", "message"),
     [
-        pytest.param({"callbackUrl": ""}, {"entries": [EID]}, "requestId", id="no-request-id"),
-        pytest.param(
-            {"requestId": "req-1", "callbackUrl": ""},
-            {"entries": [EID]},
-            "requestId must be a UUID",
-            id="request-id-not-a-uuid",
+        ({"callbackUrl": NOBODY_LISTENS}, "requestId must be 32 alphanumeric characters, not ''"),
+        (
+            {"requestId": str(uuid.UUID(int=1)), "callbackUrl": NOBODY_LISTENS},
+            "requestId must be 32 alphanumeric characters, not "
+            "'00000000-0000-0000-0000-000000000001'",
         ),
-        pytest.param(
-            {"requestId": str(uuid.uuid4())}, {"entries": [EID]}, "callbackUrl", id="no-callback"
-        ),
-        pytest.param(
-            {"requestId": str(uuid.uuid4()), "callbackUrl": ""},
-            {"entries": []},
-            "entries",
-            id="no-entries",
-        ),
-        pytest.param(
-            {"requestId": str(uuid.uuid4()), "callbackUrl": ""},
-            {"eids": [EID]},
-            "entries",
-            id="wrong-field",
-        ),
+        ({"requestId": "a" * 32}, "callbackUrl is required"),
+        ({"requestId": "a" * 32, "callbackUrl": ""}, "callbackUrl is required"),
     ],
 )
-def test_malformed_submissions_are_400_validation_errors(
-    teal: Teal, simulator: SimulatorControl, params: dict[str, str], body: Any, words: str
+@pytest.mark.parametrize("call", ["enable", "info"])
+def test_operations_without_a_valid_request_id_or_callback_url_are_400_validation_errors(
+    teal: Teal, simulator: SimulatorControl, params: dict[str, str], message: str, call: str
 ) -> None:
-    response = teal.request("POST", "/esims/enable", params=params, json=body)
+    if call == "enable":
+        response = teal.post("/esims/enable", params=params, json={"entries": [EID]})
+    else:
+        response = teal.get("/esims/info", params={"eid": EID, "limit": 1, **params})
 
-    assert words in assert_teal_error(response, 400, "VALIDATION_ERROR")
+    assert assert_teal_error(response, 400, "VALIDATION_ERROR") == message
     assert simulator.teal_operations() == []
 
 
-@pytest.mark.parametrize("eid", [OTHER_ACCOUNT_EID, "89049032000000000000000000009999"])
-def test_submitting_an_unknown_eid_is_404_and_creates_no_operation(
-    teal: Teal, simulator: SimulatorControl, eid: str
-) -> None:
-    response = teal.submit("enable", [eid])
-
-    assert_teal_error(response, 404, "ESIM_NOT_FOUND")
-    assert simulator.teal_operations() == []
+@pytest.mark.parametrize("eid", [OTHER_ACCOUNT_EID, "89049032000000000000000000000404"])
+def test_an_esim_of_another_account_or_none_is_404_esim_not_found(teal: Teal, eid: str) -> None:
+    assert_teal_error(teal.submit("enable", [eid]), 404, "ESIM_NOT_FOUND")
+    assert_teal_error(teal.info(eid, uuid.uuid4().hex), 404, "ESIM_NOT_FOUND")
 
 
-def test_an_injected_entry_error_fails_only_that_eid(
+def test_operation_result_of_an_unknown_or_other_accounts_request_id_is_404(
     teal: Teal, simulator: SimulatorControl
 ) -> None:
-    simulator.set_teal_errors(EID_2, entry_error="Profile is locked by the MNO")
-    request_id = str(uuid.uuid4())
-    teal.submit("disable", [EID, EID_2], request_id)
+    theirs = uuid.uuid4().hex
+    with Teal(teal.root, headers={"ApiKey": OTHER_KEY, "ApiSecret": OTHER_SECRET}) as other:
+        other.submit("enable", [OTHER_ACCOUNT_EID], theirs)
 
-    body = teal.operation(request_id).json()
+    for request_id in (theirs, uuid.uuid4().hex):
+        message = assert_teal_error(teal.result(request_id), 404, "VALIDATION_ERROR")
+        assert message == f"No operation found for requestId {request_id}"
+    assert_teal_error(teal.get("/operation-result"), 400, "VALIDATION_ERROR")
 
-    assert body["status"] == "COMPLETED"
-    assert body["entries"] == [
-        {"eid": EID, "status": "stopped", "error": None},
-        {"eid": EID_2, "status": "online", "error": "Profile is locked by the MNO"},
-    ]
-    assert simulator.teal_esim(EID_2)["status"] == "online"  # left unchanged
-    simulator.set_teal_errors(EID_2)
-    assert simulator.teal_esim(EID_2)["entry_error"] is None
+
+# -- injected errors --------------------------------------------------------------------------
+
+
+def test_an_injected_entry_error_fails_only_that_eids_entry(
+    teal: Teal, simulator: SimulatorControl
+) -> None:
+    simulator.set_teal_errors(EID, entry_error="Profile is locked")
+    request_id = uuid.uuid4().hex
+    teal.submit("enable", [EID, EID_2], request_id)
+
+    assert teal.result(request_id).json() == {
+        "success": True,
+        "entries": [
+            {"eid": EID, "success": False, "errorMessage": "Profile is locked"},
+            {"eid": EID_2, "success": True, "errorMessage": None},
+        ],
+    }
+    assert simulator.teal_esim(EID)["status"] == "stopped"
 
 
 def test_an_injected_operation_error_fails_the_operation_with_its_message(
     teal: Teal, simulator: SimulatorControl
 ) -> None:
-    simulator.set_teal_errors(EID, operation_error="Profile server unavailable")
-    request_id = str(uuid.uuid4())
+    simulator.set_teal_errors(EID, operation_error="Upstream MNO timeout")
+    request_id = uuid.uuid4().hex
     teal.submit("enable", [EID], request_id)
 
-    body = teal.operation(request_id).json()
-
-    assert (body["status"], body["message"]) == ("FAILED", "Profile server unavailable")
-    assert simulator.teal_esim(EID)["status"] == "stopped"
-
-
-def test_an_operation_of_another_account_or_none_is_404(
-    teal: Teal, simulator: SimulatorControl
-) -> None:
-    request_id = str(uuid.uuid4())
-    teal.submit("enable", [EID], request_id)
-    other = teal.request(
-        "GET",
-        f"/operations/{request_id}",
-        headers={"ApiKey": OTHER_KEY, "ApiSecret": OTHER_SECRET},
-    )
-
-    assert_teal_error(other, 404, "GENERIC_ERROR")
-    assert_teal_error(teal.operation(str(uuid.uuid4())), 404, "GENERIC_ERROR")
-
-
-# -- faults, counters, the request log --------------------------------------------------------
-
-
-def test_a_503_fault_on_one_eids_submit_is_counted_and_creates_no_operation(
-    teal: Teal, simulator: SimulatorControl
-) -> None:
-    simulator.add_fault("teal", "enable", key=EID, status=503, retry_after=2)
-    request_id = str(uuid.uuid4())
-
-    faulted = teal.submit("enable", [EID], request_id)
-    repeated = teal.submit("enable", [EID], request_id)
-
-    assert_teal_error(faulted, 503, "GENERIC_ERROR")
-    assert faulted.headers["Retry-After"] == "2"
-    assert repeated.status_code == 202
-    [operation] = simulator.teal_operations()
-    assert operation["submissions"] == 1
-    assert simulator.call_count("teal", "enable", EID) == 2
-    assert simulator.call_count("teal", "operation") == 0
-
-
-def test_html_and_empty_faults_answer_that_status(teal: Teal, simulator: SimulatorControl) -> None:
-    simulator.add_fault("teal", "operation", kind="html", status=502)
-    simulator.add_fault("teal", "read_esim", kind="empty", status=500)
-
-    html = teal.operation(str(uuid.uuid4()))
-    empty = teal.request("GET", f"/esims/{EID}")
-
-    assert html.status_code == 502
-    assert "<title>502 Bad Gateway</title>" in html.text
-    assert (empty.status_code, empty.content) == (500, b"")
-
-
-def test_calls_are_counted_by_op_and_eid_or_request_id(
-    teal: Teal, simulator: SimulatorControl
-) -> None:
-    request_id = str(uuid.uuid4())
-    teal.request("GET", f"/esims/{EID}")
-    teal.submit("enable", [EID], request_id)
-    teal.operation(request_id)
-    teal.operation(request_id)
-    teal.submit("disable", [EID_2])
-
-    assert simulator.calls()["teal"] == {
-        "read_esim": {EID: 1},
-        "enable": {EID: 1},
-        "operation": {request_id: 2},
-        "disable": {EID_2: 1},
+    assert teal.result(request_id).json() == {
+        "success": False,
+        "message": "Upstream MNO timeout",
+        "entries": [{"eid": EID, "success": False, "errorMessage": "Upstream MNO timeout"}],
     }
 
 
-def test_the_request_log_keeps_the_request_id_and_hides_the_secret(
+def test_generic_errors_answer_the_next_calls_naming_the_esim_with_the_given_status(
     teal: Teal, simulator: SimulatorControl
 ) -> None:
-    request_id = str(uuid.uuid4())
+    simulator.set_teal_errors(EID, generic_errors=2, generic_error_status=400)
+
+    first, second, third = (teal.submit("enable", [EID]) for _ in range(3))
+
+    for refused in (first, second):
+        message = assert_teal_error(refused, 400, "GENERIC_ERROR")
+        assert message == "An unexpected error occurred; please retry"
+    assert third.status_code == 200
+
+
+@pytest.mark.parametrize(("stuck", "state"), [("applied", "online"), ("unapplied", "stopped")])
+def test_a_stuck_esims_changes_never_report_a_result(
+    teal: Teal, simulator: SimulatorControl, stuck: str, state: str
+) -> None:
+    simulator.configure_teal(final_delay_seconds=0)
+    simulator.set_teal_errors(EID, stuck=stuck)
+    request_id = uuid.uuid4().hex
     teal.submit("enable", [EID], request_id)
 
-    [logged] = simulator.requests(carrier="teal", op="enable", key=EID)
-
-    assert logged["carrier_path"] == f"/api/v1/esims/enable?requestId={request_id}&callbackUrl="
-    assert logged["body"] == {"entries": [EID]}
-    assert logged["headers"]["apikey"] == API_KEY
-    assert logged["headers"]["apisecret"] == "[redacted]"
-    assert API_SECRET not in str(logged)
-
-
-# -- rate limit -------------------------------------------------------------------------------
+    assert teal.result(request_id).status_code == 102
+    assert simulator.teal_esim(EID)["status"] == state
+    [operation] = simulator.teal_operations()
+    assert operation["status"] == "STUCK"
+    read = uuid.uuid4().hex
+    teal.info(EID, read)
+    assert teal.result(read).status_code == 200  # reads still complete
 
 
-def test_the_default_limit_is_1000_a_minute_so_a_burst_of_50_passes(teal: Teal) -> None:
-    answers = [teal.request("GET", f"/esims/{EID}") for _ in range(50)]
+def test_a_503_fault_on_one_eids_submit_creates_no_operation(
+    teal: Teal, simulator: SimulatorControl
+) -> None:
+    simulator.add_fault("teal", "enable", key=EID, status=503)
 
-    assert {a.status_code for a in answers} == {200}
+    refused = teal.submit("enable", [EID])
+
+    assert_teal_error(refused, 503, "GENERIC_ERROR")
+    assert simulator.teal_operations() == []
+    assert simulator.call_count("teal", "enable", EID) == 1
 
 
-# -- control API ------------------------------------------------------------------------------
+# -- callbacks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "body"), [("GET", b""), ("POST", b'{"requestId": "%s"}')])
+def test_on_completion_teal_calls_the_callback_url_with_the_request_id_appended(
+    teal: Teal, simulator: SimulatorControl, listener: CallbackListener, method: str, body: bytes
+) -> None:
+    simulator.configure_teal(completion_seconds=0.2, callback_method=method)
+    request_id = uuid.uuid4().hex
+    teal.submit(
+        "enable",
+        [EID],
+        request_id,
+        callback_url=LISTENER_PATH.format(listener.origin) + "?token=s3cr3t",
+    )
+
+    wait_for(lambda: listener.received, timeout=5, message="the callback")
+
+    assert listener.received == [
+        (
+            method,
+            f"/carriers/teal/callbacks/7/?token=s3cr3t&requestId={request_id}",
+            body.replace(b"%s", request_id.encode()) if body else b"",
+        )
+    ]
+    [operation] = wait_for(
+        lambda: [op for op in simulator.teal_operations() if op["callback"]],
+        timeout=5,
+        message="the callback recorded",
+    )
+    assert operation["callback"] == {
+        "method": method,
+        "url": f"{LISTENER_PATH.format(listener.origin)}?token=[REDACTED]&requestId={request_id}",
+        "sent": True,
+        "status": 200,
+    }
+
+
+def test_reads_are_signalled_too_and_a_url_without_a_query_gets_one(
+    teal: Teal, simulator: SimulatorControl, listener: CallbackListener
+) -> None:
+    request_id = uuid.uuid4().hex
+    teal.info(EID, request_id, callback_url=LISTENER_PATH.format(listener.origin))
+
+    wait_for(lambda: listener.received, timeout=5, message="the callback")
+
+    assert listener.received[0][1] == f"/carriers/teal/callbacks/7/?requestId={request_id}"
+
+
+@pytest.mark.parametrize(
+    ("callback_url", "error"),
+    [
+        ("https://sqs.eu-west-1.amazonaws.com/123456789012/teal", "not a loopback address"),
+        ("http://127.0.0.1:9/closed", "Connection refused"),
+    ],
+)
+def test_a_callback_that_cannot_be_delivered_is_recorded_as_not_sent(
+    teal: Teal, simulator: SimulatorControl, callback_url: str, error: str
+) -> None:
+    teal.submit("enable", [EID], callback_url=callback_url)
+
+    [operation] = wait_for(
+        lambda: [op for op in simulator.teal_operations() if op["callback"]],
+        timeout=5,
+        message="the callback recorded",
+    )
+    assert operation["callback"]["sent"] is False
+    assert error in operation["callback"]["error"]
+
+
+def test_callbacks_can_be_switched_off(
+    teal: Teal, simulator: SimulatorControl, listener: CallbackListener
+) -> None:
+    simulator.configure_teal(callbacks=False)
+    teal.submit("enable", [EID], callback_url=LISTENER_PATH.format(listener.origin))
+
+    [operation] = wait_for(
+        lambda: [op for op in simulator.teal_operations() if op["callback"]],
+        timeout=5,
+        message="the callback recorded",
+    )
+    assert operation["callback"] == {"sent": False, "error": "callbacks are switched off"}
+    assert listener.received == []
+
+
+# -- admin --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "config",
-    [{"completion_seconds": -1}, {"completion_seconds": "soon"}, {"interim_polls": -2}],
+    [
+        {"completion_seconds": -1},
+        {"completion_seconds": "soon"},
+        {"callback_method": "PUT"},
+        {"callbacks": "yes"},
+        {"final_delay_seconds": -0.1},
+    ],
 )
 def test_invalid_teal_config_is_refused(simulator: SimulatorControl, config: Any) -> None:
-    with pytest.raises(SimulatorControlError, match="-> 400"):
-        simulator.configure_teal(**config)
+    with pytest.raises(SimulatorControlError):
+        simulator._call("POST", "/_sim/teal/config", config)
 
 
 def test_seeding_an_esim_in_an_unknown_state_or_for_no_account_is_refused(
-    simulator: SimulatorControl,
+    teal: Teal, simulator: SimulatorControl
 ) -> None:
-    simulator.add_teal_account(api_key=API_KEY, api_secret=API_SECRET)
     with pytest.raises(SimulatorControlError, match="status must be one of"):
         simulator.seed_teal_esims(
-            api_key=API_KEY, esims=[{"eid": EID, "iccid": ICCID, "status": "enabled"}]
+            api_key=API_KEY, esims=[{"eid": "x", "iccid": "y", "status": "on"}]
         )
     with pytest.raises(SimulatorControlError, match="no Teal account"):
-        simulator.seed_teal_esims(api_key="nobody", esims=[{"eid": EID, "iccid": ICCID}])
+        simulator.seed_teal_esims(api_key="nobody", esims=[{"eid": "x", "iccid": "y"}])
 
 
 def test_reset_forgets_teal_accounts_esims_operations_and_config(
     teal: Teal, simulator: SimulatorControl
 ) -> None:
-    simulator.configure_teal(completion_seconds="never", interim_polls=1)
+    simulator.configure_teal(completion_seconds=5, callback_method="POST")
     teal.submit("enable", [EID])
 
     simulator.reset()
 
     assert simulator.teal_operations() == []
-    assert simulator.configure_teal() == {"completion_seconds": 0.0, "interim_polls": 0}
-    assert_teal_error(teal.request("GET", f"/esims/{EID}"), 401, "UNAUTHORIZED")
+    assert simulator.configure_teal() == {
+        "completion_seconds": 0.0,
+        "callback_method": "GET",
+        "callbacks": True,
+        "final_delay_seconds": 0.05,
+    }
+    assert_teal_error(teal.info(EID, uuid.uuid4().hex), 401, "UNAUTHORIZED")
 
 
 # -- our client against the simulator ---------------------------------------------------------
 
 
-def test_the_teal_processor_completes_a_change_through_102_answers(
+def test_the_teal_processor_reads_and_completes_a_change_through_real_102s(
     teal: Teal, simulator: SimulatorControl, settings: Any
 ) -> None:
     settings.BULKCHANGE_CONFIRM_SECONDS = 10
-    simulator.configure_teal(completion_seconds=0.2, interim_polls=2)
-    processor = TealProcessor(
-        credentials=Credentials(
-            integration_authentication_id=1,
-            integration="TEAL",
-            base_url=simulator.teal_base_url,
-            account="Acme fleet",
-            username=API_KEY,
-            secret=API_SECRET,
-        ),
-        timeouts=(2, 5),
-    )
+    simulator.configure_teal(completion_seconds=0.6, final_delay_seconds=0.1)
+    processor = TealProcessor(credentials=credentials(simulator), timeouts=(2, 5))
     context = UpdateContext(
         device_change_id=1, bulk_change_id=1, iccid=ICCID, eid=EID, target_status="enabled"
     )
@@ -451,8 +534,9 @@ def test_the_teal_processor_completes_a_change_through_102_answers(
         context = dc_replace(context, progress=dc_replace(context.progress, **result.updates))
 
     assert processor.read_status(context) == "enabled"
-    [operation] = simulator.teal_operations()
+    change = [op for op in simulator.teal_operations() if op["action"] == "enable"]
+    [operation] = change
     assert operation["requestId"] == context.progress.carrier_request_id
-    assert operation["status"] == "COMPLETED"
-    assert operation["polls"] >= 3  # two 102s, then the answers after them
+    assert operation["status"] == "DONE"
+    assert operation["interim_answers"] >= 2
     assert simulator.call_count("teal", "enable", EID) == 1

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from bulkchanges.consumer import SqsConsumer
 from bulkchanges.models import BulkChange, BulkChangeLog, CarrierCallback, Device, DeviceChange
 from bulkchanges.services.callback_registration import carrier_callback_register
 from bulkchanges.tokens import token_store
@@ -32,6 +31,7 @@ from tests.fixtures.pipeline import (
     ThingSpaceWorld,
     assert_no_secret_recorded,
     device_change,
+    run_until_status,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,18 +79,6 @@ def test_tokens_refused_mid_run_are_renewed_once_for_the_whole_bulk_change(
     assert DeviceChange.objects.filter(bulk_change=bulk_change, attempts=0).count() == 8
 
 
-def run_until(bulk_change: BulkChange, status: str) -> DeviceChange:
-    """Poll the queue (workers run inline) until a device of the bulk change has ``status``."""
-    consumer = SqsConsumer(wait_seconds=1)
-
-    def reached() -> DeviceChange | None:
-        consumer.poll_once()
-        return DeviceChange.objects.filter(bulk_change=bulk_change, status=status).first()
-
-    found: DeviceChange = wait_for(reached, timeout=30, interval=0, message=status)
-    return found
-
-
 @pytest.fixture
 def quick_waits(settings: Any) -> None:
     """Each CONFIRM attempt polls 0.3 s; waits are immediate; carrier time runs 2,400 times
@@ -108,7 +96,7 @@ def test_a_request_pending_for_several_waits_is_confirmed_by_polling_without_spe
     world.simulator.set_thingspace_completion_delay(1500)
     bulk_change = world.create([device])
 
-    waiting = run_until(bulk_change, DeviceChange.Status.AWAITING_CARRIER)
+    waiting = run_until_status(bulk_change, DeviceChange.Status.AWAITING_CARRIER)
     request_id = waiting.carrier_request_id
     assert request_id and waiting.carrier_submitted_at and waiting.carrier_status_at is None
     assert waiting.attempts == 0
@@ -152,7 +140,7 @@ def test_a_request_never_confirmed_is_reconciled_by_the_read_at_its_deadline(
     world.seed([device])
     world.simulator.set_thingspace_completion_delay(None)  # the request stays Pending
     bulk_change = world.create([device])
-    run_until(bulk_change, DeviceChange.Status.AWAITING_CARRIER)
+    run_until_status(bulk_change, DeviceChange.Status.AWAITING_CARRIER)
     world.seed([device], status=carrier_state)  # what the line shows, request still pending
 
     bulk_change = drain(bulk_change)
@@ -207,7 +195,7 @@ def test_a_failed_requests_carrier_service_callback_gives_the_reason(
     world.seed([device], status="deactivated")
     world.simulator.set_thingspace_completion_delay(200)
     bulk_change = world.create([device])
-    run_until(bulk_change, DeviceChange.Status.AWAITING_CARRIER)
+    run_until_status(bulk_change, DeviceChange.Status.AWAITING_CARRIER)
     [received] = wait_for(lambda: callback_listener.received, timeout=10, interval=0.02)
     store_callback(world, received.body)  # as PondOps' receiver does
 

@@ -68,6 +68,8 @@ TEAL = Credentials(
     account="Acme fleet",
     username="teal-key-acme",
     secret="teal-secret-Qv93xk",
+    callback_url="https://pondops.example.test/carriers/teal/callbacks/4/?token=cb-token-Zq81x",
+    callback_token="cb-token-Zq81x",
 )
 THINGSPACE = Credentials(
     integration_authentication_id=5,
@@ -183,6 +185,12 @@ TELEGENCE_RECORD = {
     "serviceCharacteristic": [{"name": "subscriberStatus", "value": "A"}],
 }
 TEAL_API = "https://teal.example.test/api/v1"
+TEAL_REQUEST_ID = "3f0c4a5252f84f6e9a4b2d9f1d7e0c11"
+TEAL_CALLBACK = (  # URL-encoded as a query parameter
+    "https%3A%2F%2Fpondops.example.test%2Fcarriers%2Fteal%2Fcallbacks%2F4%2F%3Ftoken%3Dcb-token-Zq81x"
+)
+TEAL_CALLBACK_AUDIT = "https://pondops.example.test/carriers/teal/callbacks/4/?token=[REDACTED]"
+TEAL_ACCEPTED = {"success": True, "link": {"operationResult": {"href": "https://x.test/"}}}
 TS = "https://thingspace.example.test"
 TS_LIST = {"accountName": "0000123456-00001", "deviceId": {"kind": "iccid", "id": ICCID}}
 TS_SUSPEND = {
@@ -399,68 +407,76 @@ CASES = {
     ),
     "teal-change-state": Case(
         client_of(TEAL, TealClient),
-        lambda client: client.change_state(
-            action="enable",
-            eid=EID,
-            carrier_request_id=REQUEST_ID,
-            idempotency_key="pondops-77-submit",
+        lambda client: (
+            client.change_state(
+                action="enable",
+                eid=EID,
+                request_id=TEAL_REQUEST_ID,
+                callback_url=TEAL.callback_url,
+            ).response_status
         ),
         (
             Sent(
                 "Change Teal eSIM state",
                 "POST",
-                f"{TEAL_API}/esims/enable?requestId={REQUEST_ID}&callbackUrl=",
+                f"{TEAL_API}/esims/enable?requestId={TEAL_REQUEST_ID}&callbackUrl={TEAL_CALLBACK}",
                 [
                     ACCEPT,
                     ("ApiKey", "teal-key-acme"),
                     ("ApiSecret", "teal-secret-Qv93xk"),
-                    ("Idempotency-Key", "pondops-77-submit"),
                     JSON,
                     length(body({"entries": [EID]})),
                 ],
-                f"POST /api/v1/esims/enable?requestId={REQUEST_ID}&callbackUrl=\n"
+                f"POST /api/v1/esims/enable?requestId={TEAL_REQUEST_ID}"
+                f"&callbackUrl={TEAL_CALLBACK_AUDIT}\n"
                 "ApiKey: teal-key-acme\nApiSecret: [REDACTED]\nAccept: application/json\n"
-                "Idempotency-Key: pondops-77-submit\nContent-Type: application/json\n\n"
+                "Content-Type: application/json\n\n"
                 f'{{"entries": ["{EID}"]}}',
                 content=body({"entries": [EID]}),
-                answer={"status": 202, "json": {"requestId": REQUEST_ID, "status": "QUEUED"}},
+                answer={"json": TEAL_ACCEPTED},
             ),
         ),
-        returns="QUEUED",
+        returns=200,
         carrier="Teal",
     ),
-    "teal-read-operation": Case(
+    "teal-operation-result": Case(
         client_of(TEAL, TealClient),
-        lambda client: client.read_operation(carrier_request_id=REQUEST_ID).status,
+        lambda client: client.operation_result(request_id=TEAL_REQUEST_ID).done,
         (
             Sent(
-                "Read Teal operation",
+                "Read Teal operation result",
                 "GET",
-                f"{TEAL_API}/operations/{REQUEST_ID}",
+                f"{TEAL_API}/operation-result?requestId={TEAL_REQUEST_ID}",
                 [ACCEPT, ("ApiKey", "teal-key-acme"), ("ApiSecret", "teal-secret-Qv93xk")],
-                f"GET /api/v1/operations/{REQUEST_ID}\nApiKey: teal-key-acme\n"
-                "ApiSecret: [REDACTED]\nAccept: application/json",
-                answer={"json": {"requestId": REQUEST_ID, "status": "PROCESSING"}},
+                f"GET /api/v1/operation-result?requestId={TEAL_REQUEST_ID}\n"
+                "ApiKey: teal-key-acme\nApiSecret: [REDACTED]\nAccept: application/json",
+                answer={"json": {"success": True, "entries": []}},
             ),
         ),
-        returns="PROCESSING",
+        returns=True,
         carrier="Teal",
     ),
-    "teal-read-esim": Case(
+    "teal-request-info": Case(
         client_of(TEAL, TealClient),
-        lambda client: client.read_esim(eid=EID),
+        lambda client: (
+            client.request_info(
+                eid=EID, request_id=TEAL_REQUEST_ID, callback_url=TEAL.callback_url
+            ).response_status
+        ),
         (
             Sent(
-                "Read Teal eSIM",
+                "Request Teal eSIM info",
                 "GET",
-                f"{TEAL_API}/esims/{EID}",
+                f"{TEAL_API}/esims/info?eid={EID}&limit=1&requestId={TEAL_REQUEST_ID}"
+                f"&callbackUrl={TEAL_CALLBACK}",
                 [ACCEPT, ("ApiKey", "teal-key-acme"), ("ApiSecret", "teal-secret-Qv93xk")],
-                f"GET /api/v1/esims/{EID}\nApiKey: teal-key-acme\nApiSecret: [REDACTED]\n"
-                "Accept: application/json",
-                answer={"json": {"eid": EID, "status": "online"}},
+                f"GET /api/v1/esims/info?eid={EID}&limit=1&requestId={TEAL_REQUEST_ID}"
+                f"&callbackUrl={TEAL_CALLBACK_AUDIT}\n"
+                "ApiKey: teal-key-acme\nApiSecret: [REDACTED]\nAccept: application/json",
+                answer={"json": {"success": True}},
             ),
         ),
-        returns={"eid": EID, "status": "online"},
+        returns=200,
         carrier="Teal",
     ),
     "thingspace-login-then-read-device": Case(

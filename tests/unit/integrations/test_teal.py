@@ -1,105 +1,48 @@
-"""Teal client and processor against docs/carriers/teal.md: operations and their entries, Teal's
-error bodies, and the three resumable steps (prepare our requestId, submit, confirm). The exact
-requests are test_clients.py; the HTTP mechanism (timeouts, Retry-After, audit records, …) is
-test_http.py."""
+"""The Teal processor against docs/carriers/teal.md: what it declares, what it refuses before any
+call (no EID, no callback URL), repeat safety (a SUBMIT whose answer may have been lost asks
+operation-result first), CONFIRM's polling and waiting, the 30-minute deadline's read, and the
+inbound callback (a signal only). The exact requests and answers are test_teal_contract.py's."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import requests
 import responses
 
 from integrations.base import (
-    AuthenticationError,
+    CallbackAuth,
+    CallbackEvent,
+    CallbackOutcome,
+    CallbackRejected,
     CallRecord,
-    Credentials,
-    IntegrationError,
+    CarrierPending,
     PermanentError,
-    Progress,
     Step,
-    TransientError,
     UpdateContext,
 )
-from integrations.teal import Entry, TealClient, TealProcessor
-from tests.unit.integrations.support import assert_fails_as, sent, sent_json
-
-API_KEY = "teal-key-acme"
-API_SECRET = "teal-secret-Qv93xk"
-LABEL = "Acme fleet"
-BASE_URL = "https://teal.example.test"
-API = f"{BASE_URL}/api/v1"
-EID = "89049032000000000000000000000001"
-OTHER_EID = "89049032000000000000000000000002"
-ICCID = "89148000000000000001"
-REQUEST_ID = "3f0c4a52-52f8-4f6e-9a4b-2d9f1d7e0c11"
-ESIM_URL = f"{API}/esims/{EID}"
-OPERATION_URL = f"{API}/operations/{REQUEST_ID}"
-CREDENTIALS = Credentials(
-    integration_authentication_id=1,
-    integration="TEAL",
-    base_url=BASE_URL,
-    account=LABEL,
-    username=API_KEY,
-    secret=API_SECRET,
+from integrations.teal import TealProcessor
+from tests.unit.integrations.support import sent
+from tests.unit.integrations.teal_support import (
+    ACCEPTED,
+    CREDENTIALS,
+    EID,
+    ICCID,
+    INFO_URL,
+    REQUEST_ID,
+    RESULT_URL,
+    SUBMIT_URL,
+    TOKEN,
+    FakeTime,
+    context,
+    done,
+    entry,
+    esim,
+    processor_for_tests,
+    query_of,
 )
-
-
-def submit_url(action: str, request_id: str = REQUEST_ID) -> str:
-    return f"{API}/esims/{action}?requestId={request_id}&callbackUrl="
-
-
-def teal_error(code: str, message: str) -> dict[str, str]:
-    """Teal's error body."""
-    return {"errorCode": code, "message": message}
-
-
-def completed(*entries: dict[str, Any]) -> dict[str, Any]:
-    return {"requestId": REQUEST_ID, "status": "COMPLETED", "entries": list(entries)}
-
-
-def entry(eid: str = EID, status: str = "online", error: str | None = None) -> dict[str, Any]:
-    return {"eid": eid, "status": status, "error": error}
-
-
-def running(status: str = "PROCESSING") -> dict[str, str]:
-    return {"requestId": REQUEST_ID, "status": status}
-
-
-class ClosingSession(requests.Session):
-    """Records how many requests had been answered each time its connections were dropped."""
-
-    def __init__(self, mocked: responses.RequestsMock) -> None:
-        super().__init__()
-        self.mocked = mocked
-        self.closed_after: list[int] = []
-
-    def close(self) -> None:
-        self.closed_after.append(len(self.mocked.calls))
-        super().close()
-
-
-class FakeTime:
-    """The processor's clock and sleep: sleeping moves the clock on, instantly."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def client(audit: list[CallRecord]) -> TealClient:
-    return TealClient(credentials=CREDENTIALS, on_call=audit.append, timeouts=(1, 1))
 
 
 @pytest.fixture
@@ -111,242 +54,38 @@ def fake_time() -> FakeTime:
 def processor(
     audit: list[CallRecord], fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> TealProcessor:
-    settings.BULKCHANGE_CONFIRM_SECONDS = 1
-    teal = TealProcessor(credentials=CREDENTIALS, on_call=audit.append, timeouts=(1, 1))
-    monkeypatch.setattr(teal, "clock", fake_time.clock)
-    monkeypatch.setattr(teal, "sleep", fake_time.sleep)
-    return teal
+    return processor_for_tests(audit, fake_time, monkeypatch, settings)
 
 
-def context(target: str = "enabled", **overrides: Any) -> UpdateContext:
-    values: dict[str, Any] = {
-        "device_change_id": 77,
-        "bulk_change_id": 5,
-        "iccid": ICCID,
-        "eid": EID,
-        "target_status": target,
-        "request_id": "req-abc",
-        "progress": Progress(carrier_request_id=REQUEST_ID),
-    }
-    values.update(overrides)
-    return UpdateContext(**values)
-
-
-def assert_teal_headers(request: requests.PreparedRequest) -> None:
-    assert request.headers["ApiKey"] == API_KEY
-    assert request.headers["ApiSecret"] == API_SECRET
-    assert request.headers["Accept"] == "application/json"
-    assert "Authorization" not in request.headers
-
-
-# --- Client: answers -------------------------------------------------------------------------
-
-
-def test_change_state_answered_for_another_request_id_is_a_permanent_error(
-    client: TealClient, mocked: responses.RequestsMock
-) -> None:
-    mocked.post(
-        submit_url("enable"), status=202, json={"requestId": "someone-else", "status": "QUEUED"}
-    )
-
-    with pytest.raises(PermanentError, match="answered requestId someone-else for our request"):
-        client.change_state(
-            action="enable", eid=EID, carrier_request_id=REQUEST_ID, idempotency_key="k"
-        )
-
-
-def test_read_operation_reads_the_status_and_each_eids_entry(
-    client: TealClient, mocked: responses.RequestsMock
-) -> None:
-    mocked.get(OPERATION_URL, json=completed(entry(), entry(OTHER_EID, "stopped", "locked")))
-
-    operation = client.read_operation(carrier_request_id=REQUEST_ID)
-
-    assert (operation.request_id, operation.status, operation.running) == (
-        REQUEST_ID,
-        "COMPLETED",
-        False,
-    )
-    assert operation.entries == (
-        Entry(eid=EID, status="online", error=None),
-        Entry(eid=OTHER_EID, status="stopped", error="locked"),
-    )
-    assert operation.entry_for(OTHER_EID) == Entry(OTHER_EID, "stopped", "locked")
-
-
-@pytest.mark.parametrize("status", ["QUEUED", "PROCESSING"])
-def test_queued_and_processing_operations_are_running(
-    client: TealClient, mocked: responses.RequestsMock, status: str
-) -> None:
-    mocked.get(OPERATION_URL, json=running(status))
-
-    operation = client.read_operation(carrier_request_id=REQUEST_ID)
-
-    assert operation.running
-    assert not operation.interim
-    assert operation.entries == ()
-
-
-def test_a_102_answer_is_running_and_drops_the_sessions_connections(
-    mocked: responses.RequestsMock, audit: list[CallRecord]
-) -> None:
-    session = ClosingSession(mocked)
-    client = TealClient(
-        credentials=CREDENTIALS, session=session, on_call=audit.append, timeouts=(1, 1)
-    )
-    mocked.get(OPERATION_URL, status=102, body="")
-
-    operation = client.read_operation(carrier_request_id=REQUEST_ID)
-
-    assert operation.running and operation.interim
-    assert operation.status == "PROCESSING"
-    assert operation.call is audit[0]
-    assert audit[0].response_status == 102
-    assert session.closed_after == [1]
-
-
-def test_a_failed_operation_carries_its_message(
-    client: TealClient, mocked: responses.RequestsMock
-) -> None:
-    mocked.get(
-        OPERATION_URL,
-        json={"requestId": REQUEST_ID, "status": "FAILED", "message": "Profile server down"},
-    )
-
-    operation = client.read_operation(carrier_request_id=REQUEST_ID)
-
-    assert (operation.status, operation.message, operation.running) == (
-        "FAILED",
-        "Profile server down",
-        False,
-    )
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param({"requestId": REQUEST_ID, "status": "DONE"}, id="unknown-status"),
-        pytest.param({"requestId": REQUEST_ID}, id="no-status"),
-        pytest.param(["COMPLETED"], id="not-an-object"),
-        pytest.param(
-            {"requestId": REQUEST_ID, "status": "COMPLETED", "entries": [{"status": "online"}]},
-            id="entry-without-eid",
-        ),
-        pytest.param(
-            {"requestId": REQUEST_ID, "status": "COMPLETED", "entries": ["8904"]},
-            id="entry-not-an-object",
-        ),
-    ],
+NO_CALLBACK = (
+    "Teal requires a callbackUrl; set CARRIER_CALLBACK_BASE_URL or the account's callback URL"
 )
-def test_an_operation_of_the_wrong_shape_is_a_permanent_error(
-    client: TealClient, mocked: responses.RequestsMock, body: Any
-) -> None:
-    mocked.get(OPERATION_URL, json=body)
-
-    with pytest.raises(PermanentError) as raised:
-        client.read_operation(carrier_request_id=REQUEST_ID)
-
-    assert raised.value.message.startswith("HTTP 200 from Teal: expected")
-    assert raised.value.call is not None
+UNKNOWN = {"success": False, "errorCode": "VALIDATION_ERROR", "message": "Unknown requestId"}
 
 
-# --- Client: errors --------------------------------------------------------------------------
+def lost_answer(target: str = "enabled") -> UpdateContext:
+    """A SUBMIT started by an earlier attempt whose answer never came back."""
+    return context(target, write_started_at=datetime(2026, 11, 22, 9, 0, tzinfo=UTC))
 
 
-ERROR_CASES = [
-    pytest.param(
-        {"status": 404, "json": teal_error("ESIM_NOT_FOUND", f"eSIM {EID} not found")},
-        PermanentError,
-        f"HTTP 404 from Teal: eSIM {EID} not found (ESIM_NOT_FOUND)",
-        id="404-unknown-eid",
-    ),
-    pytest.param(
-        {"status": 400, "json": teal_error("VALIDATION_ERROR", "entries must not be empty")},
-        PermanentError,
-        "HTTP 400 from Teal: entries must not be empty (VALIDATION_ERROR)",
-        id="400-validation",
-    ),
-    pytest.param(
-        {"status": 409, "json": teal_error("FLOW_RESTRICTED_ERROR", "operation in progress")},
-        PermanentError,
-        "HTTP 409 from Teal: operation in progress (FLOW_RESTRICTED_ERROR)",
-        id="409-flow-restricted",
-    ),
-    pytest.param(
-        {"status": 503, "json": teal_error("GENERIC_ERROR", "Service unavailable")},
-        TransientError,
-        "HTTP 503 from Teal: Service unavailable (GENERIC_ERROR)",
-        id="503",
-    ),
-    pytest.param(
-        {"status": 422, "json": {"message": "no code here"}},
-        PermanentError,
-        "HTTP 422 from Teal: no code here",
-        id="422-without-error-code",
-    ),
-]
-
-
-@pytest.mark.parametrize(("reply", "error_type", "message"), ERROR_CASES)
-def test_error_responses_become_our_error_types_with_readable_messages(
-    client: TealClient,
-    mocked: responses.RequestsMock,
-    audit: list[CallRecord],
-    reply: dict[str, Any],
-    error_type: type[IntegrationError],
-    message: str,
-) -> None:
-    mocked.post(submit_url("disable"), **reply)
-
-    assert_fails_as(
-        lambda: client.change_state(
-            action="disable", eid=EID, carrier_request_id=REQUEST_ID, idempotency_key="k"
-        ),
-        error_type=error_type,
-        message=message,
-        audit=audit,
-        status=reply["status"],
+def past_deadline(target: str = "enabled") -> UpdateContext:
+    now = datetime.now(UTC)
+    return context(
+        target,
+        carrier_submitted_at=now - timedelta(minutes=31),
+        confirm_deadline_at=now - timedelta(minutes=1),
     )
 
 
-def test_rejected_credentials_are_an_authentication_error_naming_the_account(
-    client: TealClient, mocked: responses.RequestsMock, audit: list[CallRecord]
-) -> None:
-    mocked.get(ESIM_URL, status=401, json=teal_error("UNAUTHORIZED", "Invalid ApiSecret"))
-
-    with pytest.raises(AuthenticationError) as raised:
-        client.read_esim(eid=EID)
-
-    assert raised.value.message == (
-        "Teal rejected the ApiKey/ApiSecret of Teal account Acme fleet "
-        "(HTTP 401 from Teal: Invalid ApiSecret (UNAUTHORIZED))"
-    )
-    assert API_SECRET not in str(raised.value)
-    assert raised.value.call is audit[0]
+# --- Declarations -------------------------------------------------------------------------------
 
 
-def test_an_account_without_a_label_is_named_by_its_api_key() -> None:
-    unlabelled = Credentials(
-        integration_authentication_id=2,
-        integration="TEAL",
-        base_url=BASE_URL,
-        username=API_KEY,
-        secret=API_SECRET,
-    )
-
-    assert TealProcessor.account_label(unlabelled) == f"Teal account {API_KEY}"
-    assert TealProcessor.account_label(CREDENTIALS) == "Teal account Acme fleet"
-
-
-# --- Processor: declarations -----------------------------------------------------------------
-
-
-def test_processor_declares_its_steps_statuses_and_descriptions() -> None:
+def test_processor_declares_its_steps_statuses_limits_and_callbacks() -> None:
     assert TealProcessor.steps == (Step.PREPARE, Step.SUBMIT, Step.CONFIRM)
     assert TealProcessor.descriptions == {
         Step.PREPARE: "Prepare Teal request id",
         Step.SUBMIT: "Change Teal eSIM state",
-        Step.CONFIRM: "Read Teal operation",
+        Step.CONFIRM: "Read Teal operation result",
     }
     assert {
         name: (m.target, m.carrier_value, m.post_update_status)
@@ -355,6 +94,14 @@ def test_processor_declares_its_steps_statuses_and_descriptions() -> None:
         "enabled": ("enabled", "enable", "online"),
         "disabled": ("disabled", "disable", "stopped"),
     }
+    assert TealProcessor.default_rate_limit * 60 == pytest.approx(1000)  # calls a minute
+    assert TealProcessor.default_max_concurrency == 4
+    assert TealProcessor.callback_auth is CallbackAuth.URL_TOKEN
+    assert TealProcessor.callback_methods == {"GET", "POST"}
+
+
+def test_the_confirm_deadline_is_30_minutes(processor: TealProcessor) -> None:
+    assert processor.confirm_deadline(context()) == timedelta(minutes=30)
 
 
 @pytest.mark.parametrize(
@@ -373,272 +120,252 @@ def test_any_other_target_is_refused_at_creation(value: str) -> None:
 
 def test_teal_takes_no_options_and_finds_no_problem_with_them() -> None:
     assert TealProcessor.validate_options(target_status="enabled", options={}) == []
-    assert (
-        TealProcessor.validate_options(target_status="disabled", options={"reason_code": "CR"})
-        == []
-    )
+    assert TealProcessor.validate_options(target_status="disabled", options={"x": "y"}) == []
+
+
+# --- Refused before any call ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("eid", ["", "   "])
 def test_a_device_without_an_eid_fails_before_any_call(
     processor: TealProcessor, mocked: responses.RequestsMock, eid: str
 ) -> None:
-    with pytest.raises(PermanentError) as raised:
-        processor.check_identifiers(context(eid=eid))
-
-    assert raised.value.message == f"Teal needs the EID for ICCID {ICCID}"
+    without = replace(context(), eid=eid)
+    with pytest.raises(PermanentError, match=f"^Teal needs the EID for ICCID {ICCID}$"):
+        processor.check_identifiers(without)
     with pytest.raises(PermanentError, match="Teal needs the EID"):
-        processor.read_status(context(eid=eid))
+        processor.read_status(without)
     assert len(mocked.calls) == 0
 
 
-def test_a_device_with_an_eid_passes_the_identifier_check(
-    processor: TealProcessor, mocked: responses.RequestsMock
+@pytest.mark.parametrize("step", [Step.SUBMIT, Step.CONFIRM])
+def test_without_a_callback_url_the_device_fails_before_any_call(
+    mocked: responses.RequestsMock, step: Step
 ) -> None:
-    processor.check_identifiers(context())  # raises nothing
+    processor = TealProcessor(credentials=replace(CREDENTIALS, callback_url=""))
 
+    for attempt in (
+        lambda: processor.check_identifiers(context()),
+        lambda: processor.perform(step, context()),
+        lambda: processor.read_status(context()),
+    ):
+        with pytest.raises(PermanentError) as raised:
+            attempt()
+        assert raised.value.message == NO_CALLBACK
     assert len(mocked.calls) == 0
 
 
-# --- Processor: prepare and submit -----------------------------------------------------------
-
-
-def test_prepare_draws_a_fresh_uuid4_request_id_without_a_call(
-    processor: TealProcessor, mocked: responses.RequestsMock
+@pytest.mark.parametrize("step", [Step.SUBMIT, Step.CONFIRM])
+def test_submit_or_confirm_without_a_prepared_request_id_is_refused_without_a_call(
+    processor: TealProcessor, mocked: responses.RequestsMock, step: Step
 ) -> None:
-    first = processor.perform(Step.PREPARE, context(progress=Progress()))
-    second = processor.perform(Step.PREPARE, context(progress=Progress()))
-
-    assert first.step is Step.PREPARE
-    assert set(first.updates) == {"carrier_request_id"}
-    request_id = first.updates["carrier_request_id"]
-    assert uuid.UUID(request_id).version == 4
-    assert second.updates["carrier_request_id"] != request_id
+    with pytest.raises(PermanentError, match=f"Teal {step} needs the prepared requestId"):
+        processor.perform(step, context(carrier_request_id=""))
     assert len(mocked.calls) == 0
 
 
-def test_prepare_keeps_a_request_id_already_recorded(processor: TealProcessor) -> None:
-    result = processor.perform(Step.PREPARE, context())
-
-    assert result.updates == {"carrier_request_id": REQUEST_ID}
-
-
-@pytest.mark.parametrize(("target", "action"), [("enabled", "enable"), ("disabled", "disable")])
-def test_submit_sends_the_action_for_the_target_under_the_stored_request_id(
-    processor: TealProcessor, mocked: responses.RequestsMock, target: str, action: str
-) -> None:
-    mocked.post(submit_url(action), status=202, json=running("QUEUED"))
-    before = datetime.now(UTC)
-
-    result = processor.perform(Step.SUBMIT, context(target))
-
-    assert result.step is Step.SUBMIT
-    assert set(result.updates) == {"carrier_submitted_at"}
-    stamp = result.updates["carrier_submitted_at"]
-    assert stamp.tzinfo is not None
-    assert before <= stamp <= datetime.now(UTC)
-    assert result.note == f"Teal request {REQUEST_ID} QUEUED"
-    request = sent(mocked, 0)
-    assert request.url == submit_url(action)
-    assert sent_json(request) == {"entries": [EID]}
-    assert request.headers["Idempotency-Key"] == "pondops-77-submit"
-    assert_teal_headers(request)
-
-
-def test_a_resubmission_after_a_transient_failure_reuses_the_request_id(
-    processor: TealProcessor, mocked: responses.RequestsMock
-) -> None:
-    mocked.post(submit_url("enable"), status=503, json=teal_error("GENERIC_ERROR", "busy"))
-    mocked.post(submit_url("enable"), status=202, json=running("QUEUED"))
-
-    with pytest.raises(TransientError):
-        processor.perform(Step.SUBMIT, context())
-    processor.perform(Step.SUBMIT, context())
-
-    assert [sent(mocked, i).url for i in (0, 1)] == [submit_url("enable")] * 2
-    assert [sent(mocked, i).headers["Idempotency-Key"] for i in (0, 1)] == ["pondops-77-submit"] * 2
-
-
-def test_submit_without_a_prepared_request_id_is_refused_without_a_call(
-    processor: TealProcessor, mocked: responses.RequestsMock
-) -> None:
-    with pytest.raises(PermanentError, match="needs the prepared requestId"):
-        processor.perform(Step.SUBMIT, context(progress=Progress()))
-
-    assert len(mocked.calls) == 0
-
-
-def test_an_unknown_target_is_refused_without_a_call(
+def test_an_unknown_target_or_step_is_refused_without_a_call(
     processor: TealProcessor, mocked: responses.RequestsMock
 ) -> None:
     with pytest.raises(PermanentError, match="Teal cannot set status 'online'"):
         processor.perform(Step.SUBMIT, context("online"))
-
+    with pytest.raises(PermanentError, match="Teal has no step"):
+        processor.perform(Step.REV_SERVICE, context())
     assert len(mocked.calls) == 0
 
 
-def test_steps_teal_does_not_have_are_refused(processor: TealProcessor) -> None:
-    with pytest.raises(PermanentError, match="Teal has no step"):
-        processor.perform(Step.CARRIER_STATUS, context())
-
-
-# --- Processor: confirm ----------------------------------------------------------------------
-
-
-def test_confirm_of_a_completed_operation_records_the_carrier_status(
-    processor: TealProcessor, mocked: responses.RequestsMock, fake_time: FakeTime
-) -> None:
-    mocked.get(OPERATION_URL, json=completed(entry(OTHER_EID, "online"), entry(EID, "online")))
-
-    result = processor.perform(Step.CONFIRM, context())
-
-    assert result.step is Step.CONFIRM
-    assert set(result.updates) == {"carrier_status_at"}
-    assert result.updates["carrier_status_at"].tzinfo is not None
-    assert result.note == f"eSIM {EID} online"
-    assert fake_time.sleeps == []
-    assert sent(mocked, 0).method == "GET"
-
-
-def test_confirm_polls_through_queued_102_and_processing_with_a_growing_back_off(
-    mocked: responses.RequestsMock,
-    audit: list[CallRecord],
-    fake_time: FakeTime,
-    monkeypatch: pytest.MonkeyPatch,
-    settings: Any,
-) -> None:
-    settings.BULKCHANGE_CONFIRM_SECONDS = 30
-    session = ClosingSession(mocked)
-    teal = TealProcessor(
-        credentials=CREDENTIALS, session=session, on_call=audit.append, timeouts=(1, 1)
-    )
-    monkeypatch.setattr(teal, "clock", fake_time.clock)
-    monkeypatch.setattr(teal, "sleep", fake_time.sleep)
-    mocked.get(OPERATION_URL, json=running("QUEUED"))
-    mocked.get(OPERATION_URL, status=102, body="")
-    mocked.get(OPERATION_URL, json=running("PROCESSING"))
-    mocked.get(OPERATION_URL, json=completed(entry(EID, "stopped")))
-
-    result = teal.perform(Step.CONFIRM, context("disabled"))
-
-    assert result.note == f"eSIM {EID} stopped"
-    assert fake_time.sleeps == [0.25, 0.5, 1.0]
-    assert [call.response_status for call in audit] == [200, 102, 200, 200]
-    assert session.closed_after == [2]  # right after the 102, before the next poll
-
-
-def test_confirm_still_running_when_the_budget_is_spent_is_transient(
-    processor: TealProcessor,
-    mocked: responses.RequestsMock,
-    audit: list[CallRecord],
-    fake_time: FakeTime,
-) -> None:
-    for _ in range(4):
-        mocked.get(OPERATION_URL, json=running())
-
-    with pytest.raises(TransientError) as raised:
-        processor.perform(Step.CONFIRM, context())
-
-    assert raised.value.message == (
-        f"Teal request {REQUEST_ID} still running (PROCESSING) after 1 s; "
-        "the retry confirms it again"
-    )
-    assert raised.value.retry_after is None
-    assert raised.value.call is audit[-1]
-    assert fake_time.sleeps == [0.25, 0.5, 0.25]  # the last one cut to the budget
-    assert len(mocked.calls) == 4
-    assert all(sent(mocked, i).method == "GET" for i in range(4))  # never re-submitted
-
-
-def test_confirm_still_answering_102_at_the_budget_says_so(
-    processor: TealProcessor, mocked: responses.RequestsMock, settings: Any
-) -> None:
-    settings.BULKCHANGE_CONFIRM_SECONDS = 0
-    mocked.get(OPERATION_URL, status=102, body="")
-
-    with pytest.raises(TransientError, match=r"still running \(HTTP 102\) after 0 s"):
-        processor.perform(Step.CONFIRM, context())
-
-
-def test_an_entry_error_fails_the_device_with_that_text(
-    processor: TealProcessor, mocked: responses.RequestsMock, audit: list[CallRecord]
-) -> None:
-    mocked.get(
-        OPERATION_URL,
-        json=completed(entry(OTHER_EID), entry(EID, "stopped", "Profile is locked by the MNO")),
-    )
-
-    with pytest.raises(PermanentError) as raised:
-        processor.perform(Step.CONFIRM, context())
-
-    assert raised.value.message == f"Teal could not enable EID {EID}: Profile is locked by the MNO"
-    assert raised.value.call is audit[0]
-
-
-def test_another_devices_entry_error_does_not_fail_this_one(
-    processor: TealProcessor, mocked: responses.RequestsMock
-) -> None:
-    mocked.get(OPERATION_URL, json=completed(entry(OTHER_EID, "stopped", "locked"), entry()))
-
-    assert processor.perform(Step.CONFIRM, context()).note == f"eSIM {EID} online"
-
-
-def test_a_completed_operation_without_our_entry_is_a_permanent_error(
-    processor: TealProcessor, mocked: responses.RequestsMock
-) -> None:
-    mocked.get(OPERATION_URL, json=completed(entry(OTHER_EID)))
-
-    with pytest.raises(PermanentError, match=f"completed without an entry for EID {EID}"):
-        processor.perform(Step.CONFIRM, context())
-
-
-def test_a_failed_operation_fails_the_device_with_its_message(
-    processor: TealProcessor, mocked: responses.RequestsMock
-) -> None:
-    mocked.get(
-        OPERATION_URL,
-        json={"requestId": REQUEST_ID, "status": "FAILED", "message": "Profile server down"},
-    )
-
-    with pytest.raises(PermanentError) as raised:
-        processor.perform(Step.CONFIRM, context())
-
-    assert raised.value.message == f"Teal request {REQUEST_ID} FAILED: Profile server down"
-
-
-def test_an_unknown_operation_is_a_permanent_error(
-    processor: TealProcessor, mocked: responses.RequestsMock
-) -> None:
-    mocked.get(OPERATION_URL, status=404, json=teal_error("GENERIC_ERROR", "Operation not found"))
-
-    with pytest.raises(
-        PermanentError, match=r"HTTP 404 from Teal: Operation not found \(GENERIC_ERROR\)"
-    ):
-        processor.perform(Step.CONFIRM, context())
-
-
-# --- Processor: read_status ------------------------------------------------------------------
+# --- Repeat safety ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("state", "expected"),
-    [
-        ("online", "enabled"),
-        ("waiting", "enabled"),
-        ("stopped", "disabled"),
-        ("ONLINE", "enabled"),
-        ("deleted", None),
-        ("", None),
-    ],
+    "answer",
+    [{"status": 102, "body": ""}, {"json": done(entry())}],
+    ids=["still-running", "done"],
 )
-def test_read_status_maps_the_esim_state_to_a_target(
+def test_a_submit_whose_answer_was_lost_asks_first_and_does_not_repeat_a_known_request(
+    processor: TealProcessor, mocked: responses.RequestsMock, answer: dict[str, Any]
+) -> None:
+    mocked.get(RESULT_URL, **answer)
+
+    result = processor.perform(Step.SUBMIT, lost_answer())
+
+    assert len(mocked.calls) == 1
+    assert query_of(sent(mocked, 0)) == {"requestId": REQUEST_ID}
+    assert set(result.updates) == {"carrier_submitted_at"}
+    assert result.note.startswith(f"Teal already has request {REQUEST_ID}")
+
+
+def test_a_submit_teal_never_saw_is_sent_again_under_the_same_request_id(
+    processor: TealProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(RESULT_URL, status=404, json=UNKNOWN)
+    mocked.post(SUBMIT_URL, json=ACCEPTED)
+
+    result = processor.perform(Step.SUBMIT, lost_answer("disabled"))
+
+    assert [call.request.method for call in mocked.calls] == ["GET", "POST"]
+    resubmitted = sent(mocked, 1)
+    assert resubmitted.url is not None and "/esims/disable?" in resubmitted.url
+    assert query_of(resubmitted)["requestId"] == REQUEST_ID
+    assert set(result.updates) == {"carrier_submitted_at"}
+
+
+def test_a_first_submit_does_not_ask_first(
+    processor: TealProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.post(SUBMIT_URL, json=ACCEPTED)
+
+    processor.perform(Step.SUBMIT, context())
+
+    assert [call.request.method for call in mocked.calls] == ["POST"]
+
+
+# --- CONFIRM: polling, waiting, callbacks ---------------------------------------------------------
+
+
+def test_confirm_polls_through_102s_with_a_growing_back_off(
+    processor: TealProcessor, mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    for _ in range(2):
+        mocked.get(RESULT_URL, status=102, body="")
+    mocked.get(RESULT_URL, json=done(entry()))
+
+    result = processor.perform(Step.CONFIRM, context())
+
+    assert "carrier_status_at" in result.updates
+    assert len(mocked.calls) == 3
+    first, second = fake_time.sleeps
+    assert 0.2 <= first <= 0.25
+    assert second == pytest.approx(first * 2)
+
+
+def test_confirm_still_running_when_the_budget_is_spent_waits_for_teal(
     processor: TealProcessor,
     mocked: responses.RequestsMock,
+    fake_time: FakeTime,
     audit: list[CallRecord],
-    state: str,
-    expected: str | None,
 ) -> None:
-    mocked.get(ESIM_URL, json={"eid": EID, "iccid": ICCID, "status": state, "plan": "p"})
+    mocked.get(RESULT_URL, status=102, body="")
 
-    assert processor.read_status(context()) == expected
-    assert [call.description for call in audit] == ["Read Teal eSIM"]
+    with pytest.raises(CarrierPending) as raised:
+        processor.perform(Step.CONFIRM, context())
+
+    assert raised.value.message == (
+        f"waiting for Teal: request {REQUEST_ID} still running (HTTP 102)"
+    )
+    assert raised.value.call is audit[-1]
+    assert sum(fake_time.sleeps) == pytest.approx(1.0)
+    assert len(mocked.calls) >= 3
+
+
+def test_callbacks_never_decide_confirm_reads_the_result_itself(
+    processor: TealProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(RESULT_URL, json=done(entry(success=False, error="Locked")))
+    signalled = replace(
+        context(),
+        callbacks=(
+            CallbackEvent(REQUEST_ID, CallbackOutcome.SIGNAL),
+            CallbackEvent(REQUEST_ID, CallbackOutcome.SUCCEEDED, device_id=EID),
+        ),
+    )
+
+    with pytest.raises(PermanentError, match=f"Teal could not enable EID {EID}: Locked"):
+        processor.perform(Step.CONFIRM, signalled)
+    assert len(mocked.calls) == 1
+
+
+# --- Past the 30-minute deadline: the read decides ------------------------------------------------
+
+
+def test_past_the_deadline_an_esim_in_the_target_state_is_reconciled_by_read(
+    processor: TealProcessor, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(INFO_URL, json={"success": True})
+    mocked.get(RESULT_URL, json=done(esim(deviceStatus="STOPPED")))
+
+    result = processor.perform(Step.CONFIRM, past_deadline("disabled"))
+
+    assert result.note == "reconciled by read"
+    assert "carrier_status_at" in result.updates
+    info, read = sent(mocked, 0), sent(mocked, 1)
+    assert query_of(read)["requestId"] == query_of(info)["requestId"] != REQUEST_ID
+
+
+@pytest.mark.parametrize(
+    ("answers", "shown"),
+    [
+        ([{"json": done(esim(deviceStatus="ONLINE"))}], f"eSIM {EID} is enabled"),
+        ([{"json": done(esim(deviceStatus="DELETED"))}], "status unknown"),
+        ([{"status": 102, "body": ""}], "status unknown"),  # the read did not finish either
+    ],
+    ids=["other-state", "unmapped-state", "read-still-running"],
+)
+def test_past_the_deadline_an_esim_not_shown_in_the_target_state_fails(
+    processor: TealProcessor,
+    mocked: responses.RequestsMock,
+    answers: list[dict[str, Any]],
+    shown: str,
+) -> None:
+    mocked.get(INFO_URL, json={"success": True})
+    for answer in answers:
+        mocked.get(RESULT_URL, **answer)
+
+    with pytest.raises(PermanentError) as raised:
+        processor.perform(Step.CONFIRM, past_deadline("disabled"))
+
+    assert raised.value.message == (
+        f"Teal did not complete request {REQUEST_ID} within 30 minutes ({shown}); "
+        "check the carrier before retrying"
+    )
+    assert not [call for call in mocked.calls if "requestId=" + REQUEST_ID in str(call.request.url)]
+
+
+# --- The inbound callback -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "body"), [("GET", b""), ("POST", b'{"anything": [1, 2]}')])
+def test_a_callback_with_the_rows_token_is_a_signal_for_its_request_id(
+    method: str, body: bytes
+) -> None:
+    events = TealProcessor.parse_callback(
+        credentials=CREDENTIALS,
+        method=method,
+        query={"token": TOKEN, "requestId": REQUEST_ID},
+        body=body,
+    )
+
+    assert events == [CallbackEvent(request_id=REQUEST_ID, outcome=CallbackOutcome.SIGNAL)]
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ({"requestId": REQUEST_ID}, 401, "Teal callback with a wrong or missing token"),
+        ({"token": TOKEN[:-1], "requestId": REQUEST_ID}, 401, "wrong or missing token"),
+        ({"token": "", "requestId": REQUEST_ID}, 401, "wrong or missing token"),
+        ({"token": TOKEN}, 400, "Teal callback without a requestId"),
+        ({"token": TOKEN, "requestId": "  "}, 400, "without a requestId"),
+    ],
+)
+def test_a_callback_without_the_token_is_401_and_without_a_request_id_400(
+    query: dict[str, str], status: int, message: str
+) -> None:
+    with pytest.raises(CallbackRejected) as raised:
+        TealProcessor.parse_callback(credentials=CREDENTIALS, method="GET", query=query, body=b"")
+
+    assert raised.value.status == status
+    assert message in raised.value.message
+    assert TOKEN not in raised.value.message
+
+
+def test_a_row_without_a_token_refuses_every_callback() -> None:
+    with pytest.raises(CallbackRejected) as raised:
+        TealProcessor.parse_callback(
+            credentials=replace(CREDENTIALS, callback_token=""),
+            method="GET",
+            query={"token": "", "requestId": REQUEST_ID},
+            body=b"",
+        )
+
+    assert raised.value.status == 401
