@@ -36,10 +36,13 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from bulkchanges import sqs
+from bulkchanges.errors import ApplicationError
 from bulkchanges.loopback import is_loopback_host, is_loopback_url
 from bulkchanges.models import BulkChange
 from bulkchanges.selectors import FINISHED_ORDER, bulk_change_progress
+from bulkchanges.services.callback_registration import carrier_callback_register
 from bulkchanges.services.demo import DemoData, demo_bulk_changes_create, demo_seed
+from integrations.base import Integration
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 
 HOST = "127.0.0.1"
@@ -167,12 +170,26 @@ class DevStack:
         poller = _manage("poll_sqs", "--wait-seconds", str(POLL_WAIT_SECONDS))
         self._spawn("poll_sqs", poller, extra_env=environment)
         self._wait_until("web", lambda: _status(f"{web_url}/admin/login/") == 200)
+        self._register_callbacks(data, web_url)
 
         bulk_changes: list[BulkChange] = []
         if options.demo_bulk_change:
             bulk_changes = demo_bulk_changes_create(data=data)
         self._announce(web_url, data, bulk_changes)
         return [bulk_change.pk for bulk_change in bulk_changes]
+
+    def _register_callbacks(self, data: DemoData, web_url: str) -> None:
+        """Register the demo ThingSpace account's CarrierService listener on the local web
+        server, as an operator does with ``register_carrier_callbacks`` (this process is the
+        launcher: it takes the children's CARRIER_CALLBACK_BASE_URL for the registration)."""
+        settings.CARRIER_CALLBACK_BASE_URL = web_url
+        row = data.credentials[Integration.THINGSPACE.value]
+        try:
+            carrier_callback_register(credentials=row)
+        except ApplicationError as error:
+            self.say(f"  callbacks    ThingSpace not registered ({error}); polling only")
+            return
+        self.say(f"  callbacks    ThingSpace and Teal call back on {web_url}/carriers/…")
 
     def _create_queues(self, sqs_url: str) -> tuple[str, str]:
         """``create_queues`` against the local server. This process sends the demo bulk
