@@ -40,7 +40,6 @@ pytest_plugins = [
     "tests.fixtures.simulators",
     "tests.fixtures.scripted_carrier",
     "tests.fixtures.callback_listener",
-    "tests.fixtures.callbacks",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

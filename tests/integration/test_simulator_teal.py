@@ -24,7 +24,7 @@ from integrations.base import Credentials, UpdateContext
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 from integrations.teal import TealClient, TealProcessor
 from tests.conftest import wait_for
-from tests.fixtures.callbacks import CallbackListener
+from tests.fixtures.callback_listener import CallbackListener
 from tests.fixtures.simulator_http import Caller, assert_teal_error
 
 API_KEY = "teal-key-acme"
@@ -388,7 +388,11 @@ def test_a_503_fault_on_one_eids_submit_creates_no_operation(
 
 @pytest.mark.parametrize(("method", "body"), [("GET", b""), ("POST", b'{"requestId": "%s"}')])
 def test_on_completion_teal_calls_the_callback_url_with_the_request_id_appended(
-    teal: Teal, simulator: SimulatorControl, listener: CallbackListener, method: str, body: bytes
+    teal: Teal,
+    simulator: SimulatorControl,
+    callback_listener: CallbackListener,
+    method: str,
+    body: bytes,
 ) -> None:
     simulator.configure_teal(completion_seconds=0.2, callback_method=method)
     request_id = uuid.uuid4().hex
@@ -396,12 +400,12 @@ def test_on_completion_teal_calls_the_callback_url_with_the_request_id_appended(
         "enable",
         [EID],
         request_id,
-        callback_url=LISTENER_PATH.format(listener.origin) + "?token=s3cr3t",
+        callback_url=LISTENER_PATH.format(callback_listener.origin) + "?token=s3cr3t",
     )
 
-    wait_for(lambda: listener.received, timeout=5, message="the callback")
+    wait_for(callback_listener.requests, timeout=5, message="the callback")
 
-    assert listener.received == [
+    assert callback_listener.requests() == [
         (
             method,
             f"/carriers/teal/callbacks/7/?token=s3cr3t&requestId={request_id}",
@@ -415,21 +419,24 @@ def test_on_completion_teal_calls_the_callback_url_with_the_request_id_appended(
     )
     assert operation["callback"] == {
         "method": method,
-        "url": f"{LISTENER_PATH.format(listener.origin)}?token=[REDACTED]&requestId={request_id}",
+        "url": LISTENER_PATH.format(callback_listener.origin)
+        + f"?token=[REDACTED]&requestId={request_id}",
         "sent": True,
         "status": 200,
     }
 
 
 def test_reads_are_signalled_too_and_a_url_without_a_query_gets_one(
-    teal: Teal, simulator: SimulatorControl, listener: CallbackListener
+    teal: Teal, simulator: SimulatorControl, callback_listener: CallbackListener
 ) -> None:
     request_id = uuid.uuid4().hex
-    teal.info(EID, request_id, callback_url=LISTENER_PATH.format(listener.origin))
+    teal.info(EID, request_id, callback_url=LISTENER_PATH.format(callback_listener.origin))
 
-    wait_for(lambda: listener.received, timeout=5, message="the callback")
+    wait_for(callback_listener.requests, timeout=5, message="the callback")
 
-    assert listener.received[0][1] == f"/carriers/teal/callbacks/7/?requestId={request_id}"
+    assert (
+        callback_listener.requests()[0][1] == f"/carriers/teal/callbacks/7/?requestId={request_id}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -454,10 +461,10 @@ def test_a_callback_that_cannot_be_delivered_is_recorded_as_not_sent(
 
 
 def test_callbacks_can_be_switched_off(
-    teal: Teal, simulator: SimulatorControl, listener: CallbackListener
+    teal: Teal, simulator: SimulatorControl, callback_listener: CallbackListener
 ) -> None:
     simulator.configure_teal(callbacks=False)
-    teal.submit("enable", [EID], callback_url=LISTENER_PATH.format(listener.origin))
+    teal.submit("enable", [EID], callback_url=LISTENER_PATH.format(callback_listener.origin))
 
     [operation] = wait_for(
         lambda: [op for op in simulator.teal_operations() if op["callback"]],
@@ -465,7 +472,7 @@ def test_callbacks_can_be_switched_off(
         message="the callback recorded",
     )
     assert operation["callback"] == {"sent": False, "error": "callbacks are switched off"}
-    assert listener.received == []
+    assert callback_listener.requests() == []
 
 
 # -- admin --------------------------------------------------------------------------------------

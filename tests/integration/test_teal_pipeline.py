@@ -20,7 +20,7 @@ from bulkchanges.models import BulkChange, DeviceChange
 from bulkchanges.types import DeviceRef
 from integrations.simulators.control import SimulatorControl
 from tests.conftest import Queue, descriptions, drain, iccids, wait_for
-from tests.fixtures.callbacks import CallbackListener
+from tests.fixtures.callback_listener import CallbackListener
 from tests.fixtures.pipeline import (
     OUTCOME,
     RETRY,
@@ -288,9 +288,9 @@ def test_teal_signals_our_callback_url_with_the_token_and_its_request_id(
     sqs_queue: Queue,
     inline_workers: None,
     settings: Any,
-    listener: CallbackListener,
+    callback_listener: CallbackListener,
 ) -> None:
-    settings.CARRIER_CALLBACK_BASE_URL = listener.origin
+    settings.CARRIER_CALLBACK_BASE_URL = callback_listener.origin
     [device] = world.devices(1)
     world.seed([device])
 
@@ -299,11 +299,11 @@ def test_teal_signals_our_callback_url_with_the_token_and_its_request_id(
     change = device_change(bulk_change, device)
     assert change.status == DeviceChange.Status.PROCESSED
     [submitted] = world.simulator.requests(carrier="teal", op="enable", key=device.eid)
-    expected = world.callback_url(listener.origin)
+    expected = world.callback_url(callback_listener.origin)
     assert query(submitted)["callbackUrl"] == expected
-    wait_for(lambda: listener.received, timeout=5, message="Teal's callback")
+    wait_for(callback_listener.requests, timeout=5, message="Teal's callback")
     row = world.credentials
-    assert listener.received == [
+    assert callback_listener.requests() == [
         (
             "GET",
             f"/carriers/teal/callbacks/{row.pk}/?token={row.callback_token}"
