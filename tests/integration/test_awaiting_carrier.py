@@ -107,9 +107,10 @@ def test_pending_checks_wait_without_consuming_retries_then_processed(
     assert device.carrier_waits == 3
     assert len(carrier.submits) == 1  # CONFIRM only reads
     assert len(carrier.checks) == 4
+    started, submitted = device.write_started_at, device.carrier_submitted_at
+    assert started is not None and submitted is not None
     assert device.confirm_deadline_at is not None
-    assert device.write_started_at is not None
-    assert device.write_started_at <= device.carrier_submitted_at <= device.confirm_deadline_at
+    assert started <= submitted <= device.confirm_deadline_at
     waits = BulkChangeLog.objects.filter(
         device_change=device, log_entry_description="Waiting for carrier"
     )
@@ -249,6 +250,7 @@ def test_a_callback_wakes_the_waiting_device_and_confirm_reads_it(
     bulk_change = create(world, [iccid])
     poll_until(lambda: only_device(bulk_change).status == Status.AWAITING_CARRIER)
     device = only_device(bulk_change)
+    assert device.next_attempt_at is not None
     assert device.next_attempt_at > timezone.now() + timedelta(seconds=30)
 
     url = f"/carriers/teal/callbacks/{world.pk}/"
@@ -267,7 +269,7 @@ def test_a_callback_wakes_the_waiting_device_and_confirm_reads_it(
     assert callback.device_change_id == device.pk and callback.copies == 2
     assert world.callback_token not in callback.path
     device.refresh_from_db()
-    assert device.next_attempt_at <= timezone.now()
+    assert device.next_attempt_at is not None and device.next_attempt_at <= timezone.now()
     bulk_change = drain(bulk_change, timeout=15)
     device.refresh_from_db()
     assert device.status == Status.PROCESSED and device.attempts == 0

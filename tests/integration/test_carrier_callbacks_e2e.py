@@ -27,11 +27,10 @@ CALLBACK = "Carrier callback received"
 class Stack:
     processes: Processes
     base_url: str  # CARRIER_CALLBACK_BASE_URL: the web subprocess
-    env: dict[str, str]
 
     def start_workers(self) -> None:
-        self.processes.start("qcluster", **self.env)
-        self.processes.start("poll_sqs", **self.env)
+        self.processes.start("qcluster")
+        self.processes.start("poll_sqs")
 
     def wait_final(self, bulk_change: BulkChange, *, timeout: float = 120) -> None:
         def final() -> bool:
@@ -56,7 +55,8 @@ def stack(processes: Processes, settings: Any, *, time_scale: float, **env: str)
     }
     settings.CARRIER_CALLBACK_BASE_URL = base_url
     settings.BULKCHANGE_CARRIER_TIME_SCALE = time_scale
-    processes.start("runserver", f"127.0.0.1:{port}", "--noreload", **shared)
+    processes.env.update(shared)  # every subprocess of the test: web, qcluster, poll_sqs
+    processes.start("runserver", f"127.0.0.1:{port}", "--noreload")
     answered = wait_for(
         lambda: _answers(f"{base_url}/carriers/thingspace/callbacks/0/"),
         timeout=30,
@@ -64,7 +64,7 @@ def stack(processes: Processes, settings: Any, *, time_scale: float, **env: str)
         message="the web receiver",
     )
     assert answered
-    return Stack(processes, base_url, shared)
+    return Stack(processes, base_url)
 
 
 def _answers(url: str) -> bool:
