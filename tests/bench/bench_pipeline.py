@@ -528,7 +528,7 @@ class Bench:
 
     def run_carrier(self, carrier: Any, leaders: dict[int, str]) -> Throughput:
         """One bulk change of N devices for ``carrier``; sampled until it is final."""
-        from bulkchanges.models import BulkChange, DeviceChange
+        from bulkchanges.models import BulkChange, DeviceChange, IntegrationAuthentication
         from bulkchanges.selectors import device_status_counts
         from bulkchanges.types import DeviceRef
         from integrations.simulators.control import SimulatorControl
@@ -564,10 +564,19 @@ class Bench:
                 control.set_thingspace_completion_delay(ASYNC_COMPLETION_MS)
                 result.note = f"simulator completes each change after {ASYNC_COMPLETION_MS} ms"
             elif name == "teal":
-                control.configure_teal(completion_seconds=ASYNC_COMPLETION_MS / 1000)
+                # Teal needs a callbackUrl on every call; the bench runs no web server, so the
+                # row's own callback URL stands in (as an account's SQS queue would) and the
+                # simulator sends no callbacks: polling decides, the fallback path.
+                IntegrationAuthentication.objects.filter(pk=credentials.pk).update(
+                    own_callback_url=f"http://{LOOPBACK}:9/pondops-bench-callbacks/"
+                )
+                control.configure_teal(
+                    completion_seconds=ASYNC_COMPLETION_MS / 1000, callbacks=False
+                )
                 result.note = (
-                    f"simulator completes each operation after {ASYNC_COMPLETION_MS} ms; "
-                    f"its limit is {options.rate_limit * 60:g} calls/minute"
+                    f"simulator completes each operation after {ASYNC_COMPLETION_MS} ms "
+                    f"(no callbacks: polled); its limit is {options.rate_limit * 60:g} "
+                    "calls/minute"
                 )
             devices: list[DeviceRef] = carrier.devices(n)
             self.seed_carrier(carrier, credentials, devices)
