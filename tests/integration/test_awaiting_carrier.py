@@ -80,6 +80,17 @@ def only_device(bulk_change: BulkChange) -> DeviceChange:
     return DeviceChange.objects.get(bulk_change=bulk_change)
 
 
+def waiting(
+    credentials: IntegrationAuthentication, carrier: ScriptedCarrier
+) -> tuple[BulkChange, DeviceChange]:
+    """A one-device bulk change whose carrier never finishes, run until the device waits."""
+    [iccid] = iccids(1)
+    carrier.scripts[iccid] = Script(outcome="never")
+    bulk_change = create(credentials, [iccid])
+    poll_until(lambda: only_device(bulk_change).status == Status.AWAITING_CARRIER)
+    return bulk_change, only_device(bulk_change)
+
+
 def poll_until(predicate: Any, *, timeout: float = 30) -> None:
     consumer = SqsConsumer(wait_seconds=1)
 
@@ -245,11 +256,8 @@ def test_a_callback_wakes_the_waiting_device_and_confirm_reads_it(
     carrier: ScriptedCarrier,
 ) -> None:
     settings.BULKCHANGE_CARRIER_TIME_SCALE = 1.0  # the next check is a real minute away
-    [iccid] = iccids(1)
-    carrier.scripts[iccid] = Script(outcome="never")
-    bulk_change = create(world, [iccid])
-    poll_until(lambda: only_device(bulk_change).status == Status.AWAITING_CARRIER)
-    device = only_device(bulk_change)
+    bulk_change, device = waiting(world, carrier)
+    iccid = device.iccid
     assert device.next_attempt_at is not None
     assert device.next_attempt_at > timezone.now() + timedelta(seconds=30)
 
@@ -285,11 +293,7 @@ def test_a_callback_that_beats_the_recorded_submit_is_adopted_by_confirm(
     inline_workers: None,
     carrier: ScriptedCarrier,
 ) -> None:
-    [iccid] = iccids(1)
-    carrier.scripts[iccid] = Script(outcome="never")
-    bulk_change = create(world, [iccid])
-    poll_until(lambda: only_device(bulk_change).status == Status.AWAITING_CARRIER)
-    device = only_device(bulk_change)
+    bulk_change, device = waiting(world, carrier)
     # As if it had come before SUBMIT was recorded: stored unmatched.
     CarrierCallback.objects.create(
         integration="TEAL",
@@ -381,10 +385,7 @@ def test_cancel_ends_waiting_devices_cancelled_and_says_the_carrier_may_still_ap
     inline_workers: None,
     carrier: ScriptedCarrier,
 ) -> None:
-    [iccid] = iccids(1)
-    carrier.scripts[iccid] = Script(outcome="never")
-    bulk_change = create(world, [iccid])
-    poll_until(lambda: only_device(bulk_change).status == Status.AWAITING_CARRIER)
+    bulk_change, _ = waiting(world, carrier)
     assert bulk_change_cancel(bulk_change=bulk_change, actor="ops") == 1
     device = only_device(bulk_change)
     assert device.status == Status.CANCELLED
