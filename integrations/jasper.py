@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ClassVar, Unpack
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -45,9 +45,7 @@ from integrations.base.errors import (
 from integrations.base.http import (
     CarrierClient,
     CarrierHttp,
-    HttpOptions,
     HttpResponse,
-    readable_error,
 )
 from integrations.base.protocol import (
     Credentials,
@@ -130,7 +128,7 @@ class JasperHttp(CarrierHttp):
     ) -> None:
         status = response.status_code
         code = _error_code(response)
-        message = redact(readable_error(self.carrier, response), self.credentials.secrets)
+        message = redact(self.describe_error(response), self.credentials.secrets)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if code == TARIFF_LIMIT:
             wait = max(TARIFF_LIMIT_WAIT_SECONDS, retry_after or 0.0)
@@ -158,17 +156,7 @@ class JasperClient(CarrierClient):
     """
 
     carrier = CARRIER
-
-    def __init__(self, *, credentials: Credentials, **options: Unpack[HttpOptions]) -> None:
-        # CarrierClient's own set-up, with Jasper's error classification in place of the shared
-        # one (the only difference, so the base's constructor is not run twice).
-        self.credentials = credentials
-        self.http = JasperHttp(
-            carrier=self.carrier,
-            credentials=credentials,
-            auth_failure=self.auth_failure(credentials),
-            **options,
-        )
+    http_class = JasperHttp  # Jasper's error classification in place of the shared one
 
     @classmethod
     def auth_failure(cls, credentials: Credentials) -> str:
