@@ -293,9 +293,12 @@ def device_change_wait(
     *, device_change_id: int, token: UUID | None, now: datetime, next_attempt_at: datetime
 ) -> bool:
     """PROCESSING → AWAITING_CARRIER until ``next_attempt_at``, only while ``token`` still holds
-    the claim; the lease is released and the wait counted (``carrier_waits + 1``), the
-    RetryNumber is not. False: the lease was lost."""
-    rows = DeviceChange.objects.filter(pk=device_change_id, claim_token=token)
+    the claim and the bulk change still runs (a waiting device of a cancelled one would never
+    be claimed again); the lease is released and the wait counted (``carrier_waits + 1``), the
+    RetryNumber is not. False: the lease was lost, or the bulk change was cancelled."""
+    rows = DeviceChange.objects.filter(
+        pk=device_change_id, claim_token=token, bulk_change__status__in=BulkChange.RUNNABLE
+    )
     return bool(
         _move(
             rows,
@@ -380,6 +383,17 @@ def device_changes_fail_unclaimed(*, ids: Iterable[int], now: datetime, error: s
     )
 
 
+# What a device cancelled while its carrier worked on its request says, around the request id.
+CANCELLED_WHILE_WAITING = (
+    "cancelled while the carrier was working on request ",
+    "; the carrier may still apply it: check the device before retrying",
+)
+
+
+def cancelled_while_waiting(request_id: str) -> str:
+    return f"{CANCELLED_WHILE_WAITING[0]}{request_id}{CANCELLED_WHILE_WAITING[1]}"
+
+
 def device_changes_cancel(*, bulk_change_id: int, now: datetime) -> int:
     """PENDING | RETRY_SCHEDULED | AWAITING_CARRIER → CANCELLED for a cancelled bulk change's
     unclaimed devices. A device that was waiting on its carrier keeps the request id and says
@@ -392,9 +406,9 @@ def device_changes_cancel(*, bulk_change_id: int, now: datetime) -> int:
         **_terminal_fields(Device.CANCELLED, now),
         next_attempt_at=None,
         last_error=Concat(
-            Value("cancelled while the carrier was working on request "),
+            Value(CANCELLED_WHILE_WAITING[0]),
             F("carrier_request_id"),
-            Value("; the carrier may still apply it: check the device before retrying"),
+            Value(CANCELLED_WHILE_WAITING[1]),
         ),
     )
     return waiting + _move(

@@ -447,3 +447,29 @@ def _encode(query: dict[str, str]) -> str:
     from urllib.parse import urlencode
 
     return urlencode(query)
+
+
+def test_a_device_whose_bulk_change_is_cancelled_during_its_check_ends_cancelled_not_waiting(
+    world: IntegrationAuthentication,
+    sqs_queue: Queue,
+    inline_workers: None,
+    carrier: ScriptedCarrier,
+    monkeypatch: Any,
+) -> None:
+    from tests.fixtures.scripted_carrier import ScriptedProcessor
+
+    [iccid] = iccids(1)
+    carrier.scripts[iccid] = Script(outcome="never")
+    bulk_change = create(world, [iccid])
+
+    def check_then_cancel(self: ScriptedProcessor, context: Any, script: Script) -> None:
+        bulk_change_cancel(bulk_change=bulk_change, actor="ops")  # while the check runs
+        return None
+
+    monkeypatch.setattr(ScriptedProcessor, "_check", check_then_cancel)
+    poll_until(lambda: only_device(bulk_change).status in DeviceChange.TERMINAL)
+
+    device = only_device(bulk_change)
+    assert device.status == Status.CANCELLED
+    assert device.last_error == transitions.cancelled_while_waiting(device.carrier_request_id)
+    assert device.claim_token is None and device.claimed_until is None

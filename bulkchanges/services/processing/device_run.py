@@ -474,12 +474,9 @@ class DeviceRun:
                         request_id=self.request_id,
                     )
                 )
-        if not won:
-            logger.warning(
-                "device change %s: lease lost before recording the wait",
-                self.device_change.pk,
-                extra=self.extra,
-            )
+        if not won:  # cancelled meanwhile (never left waiting in a stopped bulk change), or lost
+            request_id = self.device_change.carrier_request_id or "(no id)"
+            self._finish(Status.CANCELLED, error=transitions.cancelled_while_waiting(request_id))
             return
         logger.info(
             "device change %s (%s): %s; next check at %s",
