@@ -15,6 +15,7 @@ from django.utils.safestring import SafeString
 
 from bulkchanges.admin.readonly import ReadOnlyAdmin
 from bulkchanges.models import CarrierCallback
+from integrations.base import CallbackAuth, Integration, carrier_integrations, processor_class
 
 
 class MatchedFilter(admin.SimpleListFilter):
@@ -34,6 +35,26 @@ class MatchedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class CallbackCarrierFilter(admin.SimpleListFilter):
+    """Only the carriers that send callbacks."""
+
+    title = "carrier"
+    parameter_name = "integration"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            (value, label)
+            for value, label in Integration.choices
+            if value in carrier_integrations()
+            and processor_class(value).callback_auth is not CallbackAuth.NONE
+        ]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[CarrierCallback]
+    ) -> QuerySet[CarrierCallback]:
+        return queryset.filter(integration=self.value()) if self.value() else queryset
+
+
 @admin.register(CarrierCallback)
 class CarrierCallbackAdmin(ReadOnlyAdmin):
     list_display = (
@@ -41,12 +62,11 @@ class CarrierCallbackAdmin(ReadOnlyAdmin):
         "received_at",
         "integration",
         "request_id",
-        "device_id",
         "outcome",
         "device_change_link",
         "copies",
     )
-    list_filter = (MatchedFilter, "integration", "outcome")
+    list_filter = (MatchedFilter, CallbackCarrierFilter, "outcome")
     list_select_related = ("device_change",)
     search_fields = ("=request_id", "=device_id")
     search_help_text = "A carrier request id or device identifier (exact)."

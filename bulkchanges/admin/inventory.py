@@ -23,7 +23,7 @@ def _limits_text(name: str) -> str:
     """Each integration's documented value of ``rate_limit`` or ``max_concurrency``."""
     index = LIMIT_FIELDS.index(name)
     return ", ".join(
-        f"{label} {default_limits(value)[index]:g}" for value, label in Integration.choices
+        f"{label} {default_limits(value)[index]:.3g}" for value, label in Integration.choices
     )
 
 
