@@ -520,7 +520,7 @@ class CarrierCallback(models.Model):
     class Outcome(models.TextChoices):
         SUCCEEDED = "SUCCEEDED"
         FAILED = "FAILED"
-        SIGNAL = "SIGNAL", "signal (result to be read)"
+        SIGNAL = "SIGNAL", "Signal"  # a wake-up only (Teal): the result is read by CONFIRM
 
     integration = models.CharField(max_length=20, choices=Integration.choices)
     integration_authentication = models.ForeignKey(

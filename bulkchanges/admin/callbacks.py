@@ -58,14 +58,14 @@ class CallbackCarrierFilter(admin.SimpleListFilter):
 @admin.register(CarrierCallback)
 class CarrierCallbackAdmin(ReadOnlyAdmin):
     list_display = (
-        "id",
+        "request_id",
         "received_at",
         "integration",
-        "request_id",
         "outcome",
         "device_change_link",
         "copies",
     )
+    list_display_links = ("request_id",)
     list_filter = (MatchedFilter, CallbackCarrierFilter, "outcome")
     list_select_related = ("device_change",)
     search_fields = ("=request_id", "=device_id")
@@ -88,7 +88,7 @@ class CarrierCallbackAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
 
-    @admin.display(description="device change", ordering="device_change_id")
+    @admin.display(description="device", ordering="device_change_id")
     def device_change_link(self, callback: CarrierCallback) -> SafeString | str:
         if callback.device_change_id is None:
             return format_html('<span class="pondops-log-error">{}</span>', "unmatched")

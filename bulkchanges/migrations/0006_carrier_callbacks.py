@@ -86,7 +86,7 @@ class Migration(migrations.Migration):
                 ('request_id', models.CharField(blank=True, default='', max_length=100)),
                 ('device_id', models.CharField(blank=True, default='', max_length=40)),
                 ('device_kind', models.CharField(blank=True, default='', max_length=20)),
-                ('outcome', models.CharField(choices=[('SUCCEEDED', 'Succeeded'), ('FAILED', 'Failed'), ('SIGNAL', 'signal (result to be read)')], max_length=20)),
+                ('outcome', models.CharField(choices=[('SUCCEEDED', 'Succeeded'), ('FAILED', 'Failed'), ('SIGNAL', 'Signal')], max_length=20)),
                 ('reason', models.TextField(blank=True, default='')),
                 ('method', models.CharField(max_length=10)),
                 ('path', models.CharField(max_length=1000)),
