@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 
 SQS_MAX_DELAY_SECONDS = 900
+
+
+DEFAULT_MAX_DELAY_SECONDS = 3600.0
+_MAX_EXPONENT = 40  # 2**40 base delays is beyond any cap: larger exponents change nothing
 
 
 def backoff_seconds(
@@ -13,12 +18,21 @@ def backoff_seconds(
     *,
     base: float,
     retry_after: float | None = None,
+    cap: float = DEFAULT_MAX_DELAY_SECONDS,
     jitter: Callable[[], float] = random.random,
 ) -> float:
     """Delay before retry ``retry_number + 1``: base·2ⁿ scaled by a jitter factor in [0.8, 1.2),
-    never shorter than the carrier's Retry-After."""
-    exponential = base * (2 ** max(0, retry_number)) * (0.8 + 0.4 * jitter())
-    return max(exponential, retry_after or 0.0)
+    never shorter than the carrier's Retry-After, never longer than ``cap``
+    (BULKCHANGE_MAX_RETRY_DELAY_SECONDS). Overflow-safe: any exponent, any Retry-After (a
+    carrier's ``Retry-After: 300000000000``, an HTTP date in the year 9999, inf, nan)."""
+    exponent = min(max(0, retry_number), _MAX_EXPONENT)
+    exponential = base * (2**exponent) * (0.8 + 0.4 * jitter())
+    wanted = max(exponential, retry_after if _finite(retry_after) else 0.0)
+    return max(0.0, min(wanted, cap))
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def sqs_delay_seconds(remaining: float) -> int:

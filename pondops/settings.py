@@ -133,6 +133,8 @@ else:
 # --- Processing knobs (README "Configuration") ------------------------------------------------
 BULKCHANGE_MAX_RETRIES = _env_int("BULKCHANGE_MAX_RETRIES", 5)
 BULKCHANGE_RETRY_BASE_SECONDS = _env_float("BULKCHANGE_RETRY_BASE_SECONDS", 30)
+# The longest a retry waits, whatever the backoff or a carrier's Retry-After says.
+BULKCHANGE_MAX_RETRY_DELAY_SECONDS = _env_float("BULKCHANGE_MAX_RETRY_DELAY_SECONDS", 3600)
 BULKCHANGE_CHUNK_SIZE = _env_int("BULKCHANGE_CHUNK_SIZE", 50)
 BULKCHANGE_TASK_TIMEOUT = _env_int("BULKCHANGE_TASK_TIMEOUT", 300)
 BULKCHANGE_TASK_RETRY = _env_int("BULKCHANGE_TASK_RETRY", 360)

@@ -340,6 +340,7 @@ def _record(delivery: WebhookDelivery, outcome: Outcome) -> str:
                 delivery.attempt - 1,
                 base=settings.BULKCHANGE_RETRY_BASE_SECONDS,
                 retry_after=outcome.retry_after,
+                cap=settings.BULKCHANGE_MAX_RETRY_DELAY_SECONDS,
             )
             follow_up = _schedule_next(delivery, delay=delay)
     extra = {"bulk_change_id": delivery.bulk_change_id, "webhook_delivery_id": delivery.pk}

@@ -630,3 +630,26 @@ def test_secrets_never_reach_logs_audit_rows_or_admin_pages(
     assert POND_KEY not in joined
     assert REV_PASSWORD not in joined
     assert "POND rejected the API key for distributor 1234" in joined
+
+
+def test_an_absurd_retry_after_is_capped_and_recorded_never_a_silent_lease_expiry(
+    pond_world: PondWorld, sqs_queue: Queue, inline_workers: None, settings: Any
+) -> None:
+    from tests.fixtures.pipeline import run_until_retry_scheduled
+
+    settings.BULKCHANGE_MAX_RETRY_DELAY_SECONDS = 3600
+    numbers = iccids(1)
+    seed_sims(pond_world, numbers)
+    pond_world.simulator.add_fault(
+        "pond", "set_sim_status", status=429, retry_after=300_000_000_000, times=1
+    )
+    bulk_change = create_bulk_change(pond_world, numbers, with_rev=False)
+    started = timezone.now()
+
+    device = run_until_retry_scheduled(bulk_change)
+
+    assert device.next_attempt_at is not None
+    waits = (device.next_attempt_at - started).total_seconds()
+    assert 3590 <= waits <= 3600 + 30  # the cap, not 9,500 years
+    rows = descriptions(bulk_change, device)
+    assert rows == ["Update POND SIM status", "Retry scheduled"]

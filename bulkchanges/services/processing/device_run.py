@@ -108,6 +108,27 @@ class DeviceRun:
     # The outcome paths --------------------------------------------------------------------
 
     def run(self) -> None:
+        """Run the steps and record the outcome. Every path ends in a recorded outcome: should
+        recording it fail with a bug of ours, the device ends ERROR saying so at once, rather
+        than sitting PROCESSING until its lease expires."""
+        try:
+            self._run_and_record()
+        except Exception as error:
+            if self.recorded is not None:
+                raise
+            logger.exception(
+                "device change %s: recording its outcome failed",
+                self.device_change.pk,
+                extra=self.extra,
+            )
+            self._finish(
+                Status.ERROR,
+                error=f"internal error while recording the outcome: {type(error).__name__}: "
+                f"{error}",
+                detail=traceback.format_exc(),
+            )
+
+    def _run_and_record(self) -> None:
         try:
             self._run()
         except _LeaseLost:
@@ -501,7 +522,10 @@ class DeviceRun:
             )
             return
         delay = backoff_seconds(
-            retry_number, base=settings.BULKCHANGE_RETRY_BASE_SECONDS, retry_after=error.retry_after
+            retry_number,
+            base=settings.BULKCHANGE_RETRY_BASE_SECONDS,
+            retry_after=error.retry_after,
+            cap=settings.BULKCHANGE_MAX_RETRY_DELAY_SECONDS,
         )
         next_attempt_at = timezone.now() + timedelta(seconds=delay)
         recorded = self._finish(

@@ -43,3 +43,23 @@ def test_should_retry_while_retries_remain(
     retry_number: int, max_retries: int, expected: bool
 ) -> None:
     assert should_retry(retry_number, max_retries=max_retries) is expected
+
+
+@pytest.mark.parametrize(
+    ("retry_number", "retry_after", "expected"),
+    [
+        (0, 300_000_000_000.0, 3600.0),  # a carrier's absurd Retry-After: the cap
+        (0, float("inf"), 30.0),  # not a number of seconds: ignored, the backoff stands
+        (0, float("nan"), 30.0),
+        (10_000, None, 3600.0),  # any exponent: no OverflowError, the cap
+        (7, None, 3600.0),  # 30 s x 2**7 = 3840 s: capped
+        (6, 1200.0, 1920.0),  # under the cap nothing changes
+    ],
+)
+def test_backoff_is_capped_and_overflow_safe(
+    retry_number: int, retry_after: float | None, expected: float
+) -> None:
+    delay = backoff_seconds(
+        retry_number, base=30, retry_after=retry_after, cap=3600, jitter=lambda: 0.5
+    )
+    assert delay == pytest.approx(expected)
