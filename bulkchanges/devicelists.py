@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from bulkchanges.types import DeviceRef
 
 _WHITESPACE = re.compile(r"\s+")
-ICCID = re.compile(r"^\d{18,22}$")
-MSISDN = re.compile(r"^\d{7,15}$")
-EID = re.compile(r"^\d{32}$")
+ICCID = re.compile(r"^[0-9]{18,22}$")
+MSISDN = re.compile(r"^[0-9]{7,15}$")
+EID = re.compile(r"^[0-9]{32}$")
 KNOWN_COLUMNS = ("iccid", "msisdn", "eid")
 
 
@@ -101,7 +101,7 @@ def parse_device_list(content: str | bytes, *, max_devices: int | None = None) -
     first = next((index for index, line in enumerate(lines) if line.strip()), None)
     if first is None:
         raise DeviceListError("the device list is empty")
-    header = [column.strip().lower() for column in next(csv.reader([lines[first]]))]
+    header = [column.strip().lower() for column in next(_csv_rows([lines[first]], first))]
     if "iccid" in header:
         entries = _csv_entries(lines, first, header)
     elif len(header) > 1 and not any(ICCID.match(normalise_iccid(c)) for c in header):
@@ -117,7 +117,8 @@ def _csv_entries(
     lines: list[str], header_index: int, header: list[str]
 ) -> Iterator[tuple[int, str, DeviceRef]]:
     columns = {name: header.index(name) for name in KNOWN_COLUMNS if name in header}
-    for number, row in enumerate(csv.reader(lines[header_index + 1 :]), start=header_index + 2):
+    rows = _csv_rows(lines[header_index + 1 :], header_index + 1)
+    for number, row in enumerate(rows, start=header_index + 2):
         if not any(cell.strip() for cell in row):
             continue
         values = {
@@ -125,6 +126,22 @@ def _csv_entries(
             for name, index in columns.items()
         }
         yield number, ",".join(row), DeviceRef(**values)
+
+
+def _csv_rows(lines: list[str], skipped: int) -> Iterator[list[str]]:
+    """CSV rows of ``lines`` (the file's lines after the first ``skipped``); a line the CSV
+    reader refuses (a field over its 128 KB limit, a stray NUL) is a DeviceListError naming
+    the line, never a crash."""
+    reader = csv.reader(lines)
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DeviceListError(
+                f"line {skipped + reader.line_num}: not a readable CSV line ({error})"
+            ) from None
 
 
 def _bare_entries(lines: list[str]) -> Iterator[tuple[int, str, DeviceRef]]:

@@ -50,7 +50,7 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
-ICCID_FRAGMENT = r"^[\d\s]*\d[\d\s]*$"
+ICCID_FRAGMENT = r"^[0-9\s]*[0-9][0-9\s]*$"
 
 
 ICCID_FRAGMENT_SCHEMA = {

@@ -132,11 +132,11 @@ DEVICE_SCHEMA = {
     "properties": {
         "iccid": {
             "type": "string",
-            "pattern": r"^\s*(\d\s*){18,22}$",
+            "pattern": r"^\s*([0-9]\s*){18,22}$",
             "example": "89148000000000000001",
         },
-        "msisdn": {"type": "string", "pattern": r"^\s*((\d\s*){7,15})?$"},
-        "eid": {"type": "string", "pattern": r"^\s*((\d\s*){32})?$"},
+        "msisdn": {"type": "string", "pattern": r"^\s*(([0-9]\s*){7,15})?$"},
+        "eid": {"type": "string", "pattern": r"^\s*(([0-9]\s*){32})?$"},
     },
     "required": ["iccid"],
 }

@@ -143,6 +143,18 @@ def test_a_malformed_line_is_reported_by_line_number(partner: Partner) -> None:
     assert body["fields"]["devices"] == ["line 4: ICCID '89-bad' must be 18-22 digits"]
 
 
+def test_an_iccid_in_non_ascii_digits_is_refused_not_passed_to_the_carrier(
+    partner: Partner,
+) -> None:
+    [ascii_iccid] = iccids(1)
+    fullwidth = ascii_iccid.translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+    devices = [{"iccid": ascii_iccid}, {"iccid": fullwidth}]
+    response = partner.client.post(URL, create_body([], devices=devices), format="json")
+    body = assert_error(response, 400, "invalid", "devices")
+    assert body["fields"]["devices"] == [f"line 2: ICCID {fullwidth!r} must be 18-22 digits"]
+    assert BulkChange.objects.count() == 0
+
+
 def test_thingspace_activation_options_are_checked_at_creation(
     partner: Partner,
 ) -> None:
@@ -285,6 +297,7 @@ def test_csv_uploads_are_read_by_the_one_parser(
         ("iccid\n8914800000000000000\u00e9\n".encode("latin-1"), "not UTF-8"),
         (b"\x00\x01binary\x00", "binary"),
         (b"name,phone\nx,y\n", "no 'iccid' column"),
+        (b"iccid,msisdn\n89148000000000000001," + b"5" * 140_000, "line 2"),
     ],
 )
 def test_unreadable_csv_uploads_are_400(partner: Partner, content: bytes, message: str) -> None:

@@ -42,6 +42,12 @@ def test_duplicates_and_malformed_lines_are_reported_with_line_numbers() -> None
         ("iccid\n".encode("utf-16"), "binary"),
         (b"iccid\n\xff\xfe89148\n", "not UTF-8"),
         (b"name,number\nx,y\n", "no 'iccid' column"),
+        # A field over the CSV reader's 128 KB limit: refused naming its line, not a crash.
+        (
+            b"iccid,msisdn\n89148000000000000001,1\n89148000000000000002," + b"9" * 140_000,
+            "line 3: not a readable CSV line",
+        ),
+        (b'"' + b"8" * 140_000 + b'",iccid\n', "line 1: not a readable CSV line"),
     ],
 )
 def test_unreadable_lists_are_refused_with_a_clear_message(content: bytes, message: str) -> None:
@@ -58,3 +64,17 @@ def test_json_rows_use_the_same_rules() -> None:
     parsed = parse_device_rows([{"iccid": A, "eid": "1" * 32}, {"iccid": A}, {"iccid": "x"}])
     assert parsed.devices == [DeviceRef(iccid=A, eid="1" * 32)]
     assert len(parsed.duplicates) == 1 and len(parsed.malformed) == 1
+
+
+@pytest.mark.parametrize(
+    "iccid",
+    [
+        "\uff18\uff19\uff11\uff14\uff18" + "\uff10" * 15,  # fullwidth digits
+        "\u0668\u0669\u0661\u0664\u0668" + "\u0660" * 15,  # Arabic-Indic digits
+        "8914800000000000000\u0661",  # one of them among ASCII digits
+    ],
+)
+def test_identifiers_are_ascii_digits_only(iccid: str) -> None:
+    parsed = parse_device_list(f"iccid\n{A}\n{iccid}\n")
+    assert [device.iccid for device in parsed.devices] == [A]
+    assert [rejected.line for rejected in parsed.malformed] == [3]
