@@ -228,6 +228,7 @@ def test_service_validation_errors_land_on_the_form(admin_client: Client, consol
         ("\n\n  \n", "the device list is empty"),
         (b"\xff\xfe" + "iccid\n".encode("utf-16-le"), "the file is binary"),
         ("caf\xe9\n".encode("latin-1"), "the file is not UTF-8 text"),
+        (b"iccid,msisdn\n89148000000000000001," + b"5" * 140_000, "line 2: not a readable CSV"),
     ],
 )
 def test_a_garbled_file_gets_a_clear_message_and_creates_nothing(
