@@ -11,7 +11,6 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import generics
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -23,6 +22,7 @@ from bulkchanges.api.auth import (
     partner_scope,
 )
 from bulkchanges.api.filters import MAX_ID
+from bulkchanges.api.parsers import BoundedJSONParser
 from bulkchanges.api.serializers import BulkChangeDetailSerializer
 from bulkchanges.errors import ApplicationError, NotFound
 from bulkchanges.models import BulkChange
@@ -90,7 +90,7 @@ class PartnerApi(APIView):
     permission_classes = [IsPartnerOrStaff]
     throttle_classes = [PartnerTokenThrottle]
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     # Query parameters this endpoint understands; any other is a 400 (a typo such as
     # ?stauts=ERROR must not silently mean "every device").
     query_parameters: frozenset[str] = frozenset()

@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
@@ -27,6 +27,7 @@ from bulkchanges.api import selectors
 from bulkchanges.api.auth import partner_scope
 from bulkchanges.api.base import ID, TAG, PartnerApi, PartnerListApi
 from bulkchanges.api.filters import BulkChangeFilter, BulkChangeLogFilter, DeviceChangeFilter
+from bulkchanges.api.parsers import BoundedJSONParser
 from bulkchanges.api.schema import errors
 from bulkchanges.api.serializers import (
     BulkChangeCreateSerializer,
@@ -81,7 +82,7 @@ class BulkChangeListCreateApi(PartnerListApi):
 
     serializer_class = BulkChangeSerializer
     filterset_class = BulkChangeFilter
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser]
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):  # schema generation

@@ -3,6 +3,7 @@ Idempotency-Key."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -421,3 +422,24 @@ def test_keys_outlive_a_day(partner: Partner) -> None:
 def test_no_log_or_device_rows_are_written_for_a_refused_request(partner: Partner) -> None:
     partner.client.post(URL, create_body(iccids(2), target_status="Exploded"))
     assert BulkChangeLog.objects.count() == DeviceChange.objects.count() == 0
+
+
+def test_a_json_create_larger_than_djangos_in_memory_default_is_accepted(
+    partner: Partner,
+) -> None:
+    # 80,000 devices: 2.8 MB of JSON, over Django's 2.5 MB DATA_UPLOAD_MAX_MEMORY_SIZE default
+    # and well under PONDOPS_API_MAX_BODY_BYTES, the API's own limit.
+    raw = json.dumps(create_body(iccids(80_000)))
+    assert len(raw) > 2.5 * 1024 * 1024
+    response = partner.client.post(URL, raw, content_type="application/json")
+    assert response.status_code == 201, response.content[:500]
+    assert DeviceChange.objects.count() == 80_000
+
+
+@pytest.mark.parametrize("depth", [17, 50_000])
+def test_json_nested_deeper_than_any_request_is_a_400(partner: Partner, depth: int) -> None:
+    raw = '{"integration": "POND", "devices": ' + "[" * depth + "]" * depth + "}"
+    response = partner.client.post(URL, raw, content_type="application/json")
+    body = assert_error(response, 400, "parse_error")
+    assert "nested more than 16 levels deep" in body["detail"]
+    assert BulkChange.objects.count() == 0
