@@ -485,15 +485,9 @@ class DeviceRun:
                     response_text=f"{Status.AWAITING_CARRIER}: {pending.message}; next check at "
                     f"{next_attempt_at.isoformat()}",
                 )
-                transaction.on_commit(
-                    partial(
-                        sqs.send_device_retry,
-                        bulk_change_id=self.bulk_change.pk,
-                        device_change_id=self.device_change.pk,
-                        retry_number=self.device_change.attempts,
-                        delay_seconds=sqs_delay_seconds((next_attempt_at - now).total_seconds()),
-                        request_id=self.request_id,
-                    )
+                self._send_after_commit(
+                    retry_number=self.device_change.attempts,
+                    delay=(next_attempt_at - now).total_seconds(),
                 )
         if not won:  # cancelled meanwhile (never left waiting in a stopped bulk change), or lost
             request_id = self.device_change.carrier_request_id or "(no id)"
@@ -537,13 +531,18 @@ class DeviceRun:
             outcome=f"retry {retry_number + 1} at {next_attempt_at.isoformat()}",
         )
         if recorded:
-            transaction.on_commit(
-                partial(
-                    sqs.send_device_retry,
-                    bulk_change_id=self.bulk_change.pk,
-                    device_change_id=self.device_change.pk,
-                    retry_number=retry_number + 1,
-                    delay_seconds=sqs_delay_seconds(delay),
-                    request_id=self.request_id,
-                )
+            self._send_after_commit(retry_number=retry_number + 1, delay=delay)
+
+    def _send_after_commit(self, *, retry_number: int, delay: float) -> None:
+        """The device's next message, sent once the row that makes it due is committed (the
+        database is the outbox: a lost send only delays the device)."""
+        transaction.on_commit(
+            partial(
+                sqs.send_device_retry,
+                bulk_change_id=self.bulk_change.pk,
+                device_change_id=self.device_change.pk,
+                retry_number=retry_number,
+                delay_seconds=sqs_delay_seconds(delay),
+                request_id=self.request_id,
             )
+        )
