@@ -195,7 +195,7 @@ class DeviceRun:
             options=request.options,
         )
         processor.check_identifiers(context)
-        if not request.is_ignore_current_status and self._nothing_done_yet():
+        if not request.is_ignore_current_status and self._nothing_done_yet(context.progress):
             current = self._current_status(processor, context)
             mapping = processor_cls.statuses[request.update_status]
             already = {request.update_status.lower(), mapping.post_update_status.lower()}
@@ -239,10 +239,10 @@ class DeviceRun:
             rev_product_ids=dict(device_change.rev_product_ids or {}),
         )
 
-    def _nothing_done_yet(self) -> bool:
+    @staticmethod
+    def _nothing_done_yet(progress: Progress) -> bool:
         """No carrier step recorded yet — not even a prepared request id (Teal), after which
         the current status is no longer read: the request may already be on its way."""
-        progress = self._progress()
         return (
             progress.carrier_status_at is None
             and progress.carrier_submitted_at is None
