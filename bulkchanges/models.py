@@ -401,6 +401,10 @@ class BulkChangeLog(models.Model):
     process_by = models.CharField(max_length=200)
     request_id = models.CharField(max_length=200, blank=True, default="")
     processed_at = models.DateTimeField(db_index=True)
+    # An outbound call's row is written before the request is sent and completed when its
+    # answer is recorded: a row still in flight after its worker stopped is a call whose
+    # answer never came (the reaper says so), never a call without a row.
+    in_flight = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-processed_at", "-id"]
@@ -411,7 +415,10 @@ class BulkChangeLog(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None and not kwargs.get("force_insert"):
-            raise ValueError("BulkChangeLog rows are append-only")
+            raise ValueError(
+                "BulkChangeLog rows are append-only (a call's row is completed by "
+                "bulkchanges.services.logs)"
+            )
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
@@ -553,3 +560,23 @@ class CarrierCallback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_integration_display()} callback for request {self.request_id or '-'}"
+
+
+class ProcessHeartbeat(models.Model):
+    """The last sign of life of one long-running process (``poll_sqs``, ``run_reaper``):
+    written every few seconds, read by ``/healthz`` and the dashboard. One row per process;
+    rows of processes gone for a day are pruned by the next beat."""
+
+    kind = models.CharField(max_length=40)
+    identity = models.CharField(max_length=200)  # host/pid
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(default=timezone.now, db_index=True)
+    detail = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "identity"], name="uniq_process_heartbeat")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.identity}"
