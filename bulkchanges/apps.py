@@ -7,6 +7,9 @@ from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
+# The names under which earlier releases scheduled the reaper and the webhook sweep.
+LEGACY_RECOVERY_SCHEDULES = ("bulkchanges-reaper", "bulkchanges-webhook-sweep")
+
 
 class BulkChangesConfig(AppConfig):
     name = "bulkchanges"
@@ -14,7 +17,7 @@ class BulkChangesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        post_migrate.connect(_ensure_reaper_schedule, sender=self)
+        post_migrate.connect(_remove_recovery_schedules, sender=self)
 
 
 class PondOpsAdminConfig(admin_apps.AdminConfig):
@@ -34,24 +37,12 @@ class PondOpsAdminConfig(admin_apps.AdminConfig):
         super().ready()
 
 
-def _ensure_reaper_schedule(**kwargs: Any) -> None:
-    """Keep the reaper's django-q2 schedule in step with BULKCHANGE_REAPER_INTERVAL_SECONDS
-    (django-q2 schedules in whole minutes; shorter intervals round up to one minute — tests
-    and operators use ``reap_once``)."""
-    from django.conf import settings
+def _remove_recovery_schedules(**kwargs: Any) -> None:
+    """Recovery runs in ``manage.py run_reaper`` now, not on the work queue (where a backlog
+    held it back): remove the django-q2 schedules earlier releases kept for it."""
     from django.db import connection
     from django_q.models import Schedule
 
     if Schedule._meta.db_table not in connection.introspection.table_names():
         return  # a partial migrate: django-q2's tables do not exist yet
-
-    minutes = max(1, round(settings.BULKCHANGE_REAPER_INTERVAL_SECONDS / 60))
-    Schedule.objects.update_or_create(
-        name="bulkchanges-reaper",
-        defaults={
-            "func": "bulkchanges.tasks.reap",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": minutes,
-            "repeats": -1,
-        },
-    )
+    Schedule.objects.filter(name__in=LEGACY_RECOVERY_SCHEDULES).delete()

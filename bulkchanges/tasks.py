@@ -9,12 +9,9 @@ from django_q.tasks import async_task
 
 from bulkchanges.services import logs
 from bulkchanges.services.processing import bulk_change_fan_out, device_changes_process
-from bulkchanges.services.reaper import ReapReport
-from bulkchanges.services.reaper import reap as reap_service
 
 PROCESS_DEVICES = "bulkchanges.tasks.process_devices"
 PROCESS_BULK_CHANGE = "bulkchanges.tasks.process_bulk_change"
-REAP = "bulkchanges.tasks.reap"
 
 
 def enqueue_bulk_change(
@@ -64,9 +61,3 @@ def process_devices(
         request_id=request_id,
         enqueue=lambda ids: enqueue_devices(ids, request_id=request_id, automated=automated),
     )
-
-
-def reap() -> str:
-    """One reaper pass (the django-q2 schedule runs this)."""
-    report: ReapReport = reap_service(enqueue=enqueue_devices, process_by="reaper")
-    return str(report)

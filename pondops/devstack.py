@@ -2,11 +2,11 @@
 
 Runs on the embedded defaults (SQLite, django-q2's ORM broker, the database cache) and starts,
 as child processes bound to 127.0.0.1 only: moto's SQS server, the carrier simulators, the web
-server, ``qcluster`` and ``poll_sqs``. Each child writes to ``<PONDOPS_VAR_DIR>/logs/NAME.log``
-(overwritten on every start). In between it migrates the database, creates the queue and its
-dead-letter queue, seeds the demo data for every carrier and queues one demo bulk change per
-carrier, then prints where to log in and, later, one line per carrier on how its demo bulk change
-ended.
+server, ``qcluster``, ``poll_sqs`` and ``run_reaper``. Each child writes to
+``<PONDOPS_VAR_DIR>/logs/NAME.log`` (overwritten on every start). In between it migrates the
+database, creates the queue and its dead-letter queue, seeds the demo data for every carrier and
+queues one demo bulk change per carrier, then prints where to log in and, later, one line per
+carrier on how its demo bulk change ended.
 
 It runs until SIGINT (Ctrl-C) or SIGTERM, then stops the children — SIGTERM, a grace period,
 then SIGKILL for the child's whole process group (``qcluster`` forks workers) — and returns.
@@ -169,6 +169,7 @@ class DevStack:
         self._spawn("qcluster", _manage("qcluster"), extra_env=environment)
         poller = _manage("poll_sqs", "--wait-seconds", str(POLL_WAIT_SECONDS))
         self._spawn("poll_sqs", poller, extra_env=environment)
+        self._spawn("run_reaper", _manage("run_reaper"), extra_env=environment)
         self._wait_until("web", lambda: _status(f"{web_url}/admin/login/") == 200)
         self._register_callbacks(data, web_url)
 

@@ -154,7 +154,7 @@ BULKCHANGE_CARRIER_TIME_SCALE = _env_float("BULKCHANGE_CARRIER_TIME_SCALE", 1.0)
 # The public HTTPS origin carriers reach our callback receiver on (certificate from a public
 # CA). Unset: no callbacks are registered or sent; polling only.
 CARRIER_CALLBACK_BASE_URL = os.environ.get("CARRIER_CALLBACK_BASE_URL", "").rstrip("/")
-BULKCHANGE_REAPER_INTERVAL_SECONDS = _env_int("BULKCHANGE_REAPER_INTERVAL_SECONDS", 60)
+BULKCHANGE_REAPER_INTERVAL_SECONDS = _env_float("BULKCHANGE_REAPER_INTERVAL_SECONDS", 15)
 BULKCHANGE_REAPER_GRACE_SECONDS = _env_float("BULKCHANGE_REAPER_GRACE_SECONDS", 120)
 BULKCHANGE_MAX_DEVICES_PER_REQUEST = _env_int("BULKCHANGE_MAX_DEVICES_PER_REQUEST", 100_000)
 # Tests need these short too: the SQS long-poll wait and how soon a
@@ -229,10 +229,10 @@ PONDOPS_API_MAX_BODY_BYTES = _env_int("PONDOPS_API_MAX_BODY_BYTES", 32 * 1024 * 
 DATA_UPLOAD_MAX_MEMORY_SIZE = PONDOPS_API_MAX_BODY_BYTES
 PONDOPS_API_PAGE_SIZE = _env_int("PONDOPS_API_PAGE_SIZE", 50)
 # Completion webhooks: attempts in all (the first included), spaced by bulkchanges.retry's
-# backoff on BULKCHANGE_RETRY_BASE_SECONDS; a sending attempt's lease; the sweep's period.
+# backoff on BULKCHANGE_RETRY_BASE_SECONDS; a sending attempt's lease. (The sweep runs in
+# every run_reaper pass.)
 PONDOPS_WEBHOOK_MAX_ATTEMPTS = _env_int("PONDOPS_WEBHOOK_MAX_ATTEMPTS", 8)
 PONDOPS_WEBHOOK_TIMEOUT_SECONDS = _env_float("PONDOPS_WEBHOOK_TIMEOUT_SECONDS", 10)
-PONDOPS_WEBHOOK_SWEEP_MINUTES = _env_int("PONDOPS_WEBHOOK_SWEEP_MINUTES", 1)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "PondOps partner API",

@@ -1,5 +1,6 @@
 """The reaper: the database is the outbox, so nothing stays PROCESSING, QUEUED or
-RETRY_SCHEDULED forever (docs/architecture.md §7). Run by a django-q2 schedule and ``reap_once``."""
+RETRY_SCHEDULED forever (docs/architecture.md §7). Run by ``run_reaper`` (its own process) and
+``reap_once``."""
 
 from __future__ import annotations
 

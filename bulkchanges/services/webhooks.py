@@ -55,8 +55,6 @@ from integrations.base import REDACTED, http_session, parse_retry_after
 logger = logging.getLogger(__name__)
 
 SEND_TASK = "bulkchanges.services.webhooks.webhook_delivery_send"
-SWEEP_TASK = "bulkchanges.services.webhooks.webhook_deliveries_sweep"
-SWEEP_SCHEDULE = "bulkchanges-webhook-sweep"
 LOG_DESCRIPTION = "Completion webhook"
 EVENT = "bulk_change.completed"
 SIGNATURE_HEADER = "X-PondOps-Signature"
@@ -362,7 +360,7 @@ def _record(delivery: WebhookDelivery, outcome: Outcome) -> str:
 
 
 def webhook_deliveries_sweep(*, now: datetime | None = None) -> str:
-    """One pass of the outbox sweep (a periodic django-q2 schedule):
+    """One pass of the outbox sweep (part of every ``run_reaper`` pass):
 
     - an attempt whose sender died (SENDING past its lease) fails and the next is scheduled;
     - an attempt overdue by the reaper's grace period (its task or schedule was lost) is
@@ -407,16 +405,3 @@ def webhook_deliveries_sweep(*, now: datetime | None = None) -> str:
     for pk in missing:
         webhook_completion_schedule(bulk_change_id=pk)
     return f"{expired} expired, {len(overdue)} re-enqueued, {len(missing)} scheduled"
-
-
-def webhook_sweep_schedule_ensure() -> None:
-    """Keep the sweep's periodic schedule in step with PONDOPS_WEBHOOK_SWEEP_MINUTES."""
-    Schedule.objects.update_or_create(
-        name=SWEEP_SCHEDULE,
-        defaults={
-            "func": SWEEP_TASK,
-            "schedule_type": Schedule.MINUTES,
-            "minutes": max(1, settings.PONDOPS_WEBHOOK_SWEEP_MINUTES),
-            "repeats": -1,
-        },
-    )

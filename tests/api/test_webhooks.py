@@ -14,6 +14,7 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
+from bulkchanges.apps import LEGACY_RECOVERY_SCHEDULES
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, WebhookDelivery
 from bulkchanges.services import webhooks
 from bulkchanges.services.processing import bulk_change_complete_if_done
@@ -280,12 +281,14 @@ def test_the_sweep_recovers_lost_tasks_dead_senders_and_unannounced_completions(
     assert webhooks.webhook_deliveries_sweep() == "0 expired, 0 re-enqueued, 0 scheduled"
 
 
-def test_the_sweep_is_scheduled_after_migrate(db: None) -> None:
+def test_migrate_removes_the_recovery_schedules_of_earlier_releases(db: None) -> None:
+    """The sweep and the reaper run in ``run_reaper`` now, never on the work queue."""
     from django.core.management import call_command
 
+    for name in LEGACY_RECOVERY_SCHEDULES:
+        Schedule.objects.create(name=name, func="bulkchanges.tasks.reap", schedule_type="I")
     call_command("migrate", verbosity=0)
-    sweep = Schedule.objects.get(name=webhooks.SWEEP_SCHEDULE)
-    assert sweep.func == webhooks.SWEEP_TASK and sweep.schedule_type == Schedule.MINUTES
+    assert not Schedule.objects.filter(name__in=LEGACY_RECOVERY_SCHEDULES).exists()
 
 
 @pytest.mark.parametrize(

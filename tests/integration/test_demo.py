@@ -360,7 +360,7 @@ def test_run_demo_comes_up_processes_a_demo_bulk_change_per_carrier_and_stops_on
     for target in ("suspended", "DEACTIVATED", "Suspended", "disabled"):
         assert f"(20 devices -> {target})" in text, target
     assert requests.get(admin_url + "login/", timeout=10).status_code == 200
-    for name in ("sqs", "simulators", "web", "qcluster", "poll_sqs"):
+    for name in ("sqs", "simulators", "web", "qcluster", "poll_sqs", "run_reaper"):
         assert (tmp_path / "var" / "logs" / f"{name}.log").stat().st_size > 0, name
 
     process.send_signal(signal.SIGINT)
@@ -368,7 +368,7 @@ def test_run_demo_comes_up_processes_a_demo_bulk_change_per_carrier_and_stops_on
     output.join()
     assert output.text.rstrip().endswith("stopped"), output.text
     children = [int(pid) for pid in re.findall(r" pid (\d+) ", output.text)]
-    assert len(children) == 5
+    assert len(children) == 6
     for pid in children:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

@@ -1,4 +1,4 @@
-"""``manage.py reap_once`` — one pass of the reaper, now."""
+"""``manage.py reap_once`` — one recovery pass (reaper and webhook sweep), now."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from bulkchanges import tasks
+from bulkchanges.services.recovery import recovery_pass
 
 
 class Command(BaseCommand):
-    help = "Run one reaper pass: expired leases, overdue retries, stalled bulk changes."
+    help = "Run one recovery pass: expired leases, overdue retries, stalled bulk changes, webhooks."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stdout.write(f"reaper: {tasks.reap()}")
+        self.stdout.write(str(recovery_pass()))
