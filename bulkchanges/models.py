@@ -385,8 +385,9 @@ class DeviceChange(models.Model):
 
 class BulkChangeLog(models.Model):
     """The audit trail (legacy DeviceBulkChangeLog): one row per external HTTP call, device
-    outcome, operator action and completion. Append-only: rows are never updated or deleted
-    through the application (services only create; the admin is read-only)."""
+    outcome, operator action and completion. Append-only: rows are never deleted or changed
+    through the application (services only create; the admin is read-only) — except a call's
+    row, written before the call (``in_flight``) and completed once with its answer."""
 
     bulk_change = models.ForeignKey(BulkChange, on_delete=models.CASCADE, related_name="logs")
     device_change = models.ForeignKey(

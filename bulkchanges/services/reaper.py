@@ -29,13 +29,15 @@ class ReapReport:
     retries_resent: int = 0
     bulk_changes_resent: int = 0
     bulk_changes_completed: int = 0
+    unanswered_calls: int = 0
 
     def __str__(self) -> str:
         return (
             f"expired leases {self.leases_expired} (gave up {self.gave_up}), "
             f"retry messages re-sent {self.retries_resent}, "
             f"bulk changes re-sent {self.bulk_changes_resent}, "
-            f"completed {self.bulk_changes_completed}"
+            f"completed {self.bulk_changes_completed}, "
+            f"unanswered calls closed {self.unanswered_calls}"
         )
 
 
@@ -48,6 +50,9 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     _resend_stalled_bulk_changes(now, now - grace, report)
     _expire_leases(now, enqueue, process_by, report, touched)
     _resend_overdue_retries(now - grace, report)
+    report.unanswered_calls += logs.call_rows_unanswered_close(
+        started_before=now - grace - _longest_call()
+    )
     runnable_without_work = BulkChange.objects.filter(status__in=BulkChange.RUNNABLE).exclude(
         Exists(
             DeviceChange.objects.filter(
@@ -63,6 +68,13 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     return report
 
 
+def _longest_call() -> timedelta:
+    """How long a live worker's call can take once its row is written (connect + read)."""
+    return timedelta(
+        seconds=settings.BULKCHANGE_HTTP_CONNECT_TIMEOUT + settings.BULKCHANGE_HTTP_READ_TIMEOUT
+    )
+
+
 def _expire_leases(
     now: datetime,
     enqueue: Enqueue,
@@ -71,7 +83,8 @@ def _expire_leases(
     touched: set[int],
 ) -> None:
     """PROCESSING rows whose lease expired (a dead worker) go back to RETRY_SCHEDULED — the
-    expiry counts as an attempt — or, with no retries left, end ERROR."""
+    expiry counts as an attempt — or, with no retries left, end ERROR. The dead worker's call
+    rows still in flight are closed as having had no response."""
     expired = list(
         DeviceChange.objects.filter(status=Status.PROCESSING, claimed_until__lt=now).values_list(
             "pk", "bulk_change_id", "attempts", "last_error"
@@ -93,6 +106,7 @@ def _expire_leases(
                 ),
             )
             if won:
+                report.unanswered_calls += logs.call_rows_unanswered_close(device_change_id=pk)
                 logs.log_write(
                     bulk_change_id=bulk_change_id,
                     device_change_id=pk,
