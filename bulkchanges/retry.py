@@ -31,6 +31,21 @@ def backoff_seconds(
     return max(0.0, min(wanted, cap))
 
 
+def outage_delay_seconds(
+    failures: int,
+    *,
+    base: float = 1.0,
+    cap: float = 30.0,
+    jitter: Callable[[], float] = random.random,
+) -> float:
+    """How long a long-running process (``poll_sqs``) waits after its ``failures``-th failure in
+    a row to reach SQS or its database before trying again: base·2ⁿ⁻¹ capped at ``cap``, then
+    "equal jitter" (a factor in [0.5, 1)) so that pollers that lost SQS together do not return
+    together — never above ``cap``, never below half of it once capped. Overflow-safe."""
+    exponent = min(max(0, failures - 1), _MAX_EXPONENT)
+    return min(base * (2**exponent), cap) * (0.5 + 0.5 * jitter())
+
+
 def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 

@@ -167,6 +167,11 @@ PONDOPS_SQS_QUEUE_URL = os.environ.get("PONDOPS_SQS_QUEUE_URL", "")
 PONDOPS_SQS_DLQ_URL = os.environ.get("PONDOPS_SQS_DLQ_URL", "")
 AWS_REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 AWS_ENDPOINT_URL_SQS = os.environ.get("AWS_ENDPOINT_URL_SQS", "")
+# The queue and dead-letter queue figures on the dashboard and /healthz: each SQS read gives up
+# after this many seconds (so a slow or dead SQS never holds a page), and the answer — or the
+# failure — is reused for PONDOPS_SQS_STATUS_CACHE_SECONDS.
+PONDOPS_SQS_STATUS_TIMEOUT_SECONDS = _env_float("PONDOPS_SQS_STATUS_TIMEOUT_SECONDS", 0.5)
+PONDOPS_SQS_STATUS_CACHE_SECONDS = _env_int("PONDOPS_SQS_STATUS_CACHE_SECONDS", 15)
 
 # --- django-q2 -------------------------------------------------------------------------------
 # Our retries go through SQS and the reaper (state in our rows), so django-q2's own are capped:
