@@ -47,6 +47,11 @@ class DatabaseUnavailable(Exception):
     """The database failed while a message was handled: the batch stops, the message stays."""
 
 
+def _database_reason(error: Exception, message_id: str = "") -> str:
+    kept = f" (message {message_id} kept)" if message_id else ""
+    return f"{type(error).__name__}: {str(error)[:200]}{kept}"
+
+
 @dataclass
 class PollStats:
     received: int = 0
@@ -122,7 +127,7 @@ class SqsConsumer:
         self.stats = PollStats()
         self.sqs_outage = Outage("SQS", jitter=jitter)
         self.database_outage = Outage("database", jitter=jitter)
-        self._last_beat = -HEARTBEAT_INTERVAL_SECONDS
+        self._last_beat: float | None = None  # time.monotonic() of the last beat
 
     def run(self, *, once: bool = False) -> PollStats:
         while not self.stop.is_set():
@@ -161,7 +166,10 @@ class SqsConsumer:
         down (the beat would fail; its staleness is the signal)."""
         if self.database_outage.down:
             return
-        if time.monotonic() - self._last_beat < HEARTBEAT_INTERVAL_SECONDS:
+        if (
+            self._last_beat is not None
+            and time.monotonic() - self._last_beat < HEARTBEAT_INTERVAL_SECONDS
+        ):
             return
         self._last_beat = time.monotonic()
         detail = self.sqs_outage.describe() if self.sqs_outage.down else "receiving"
@@ -177,7 +185,7 @@ class SqsConsumer:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         except DATABASE_DOWN as error:
-            raise DatabaseUnavailable(f"{type(error).__name__}: {str(error)[:200]}") from error
+            raise DatabaseUnavailable(_database_reason(error)) from error
 
     def poll_once(self) -> int:
         """One receive and its batch. Raises ``sqs.SqsUnavailable`` when SQS fails (the rest of
@@ -200,7 +208,7 @@ class SqsConsumer:
     def handle(self, raw: Mapping[str, Any]) -> str:
         """Validate, hand off and delete one message. Returns what happened (for tests/logs).
         Raises ``DatabaseUnavailable`` (the message stays) and ``sqs.SqsUnavailable``."""
-        message_id = raw.get("MessageId", "?")
+        message_id = str(raw.get("MessageId", "?"))
         try:
             message = sqs.decode(raw)
             outcome = self._dispatch(message)
@@ -208,9 +216,7 @@ class SqsConsumer:
             self._refuse(raw, problem)
             return "malformed"
         except DATABASE_DOWN as error:
-            raise DatabaseUnavailable(
-                f"{type(error).__name__}: {str(error)[:200]} (message {message_id} kept)"
-            ) from error
+            raise DatabaseUnavailable(_database_reason(error, message_id)) from error
         except sqs.SqsUnavailable:
             raise
         except Exception:  # our side failed otherwise (a bug, the broker): keep the message
@@ -246,9 +252,7 @@ class SqsConsumer:
                 receive_count=int(receive_count) if receive_count.isdigit() else 0,
             )
         except DATABASE_DOWN as error:
-            raise DatabaseUnavailable(
-                f"{type(error).__name__}: {str(error)[:200]} (message {message_id} kept)"
-            ) from error
+            raise DatabaseUnavailable(_database_reason(error, message_id)) from error
         with sqs.sqs_call("change_message_visibility"):
             self.client.change_message_visibility(
                 QueueUrl=self.queue_url,

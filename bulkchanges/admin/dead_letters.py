@@ -113,8 +113,8 @@ class DeadLetterAdmin(ReadOnlyAdmin):
                 done = dead_letters_redrive(
                     actor=actor(request), message_ids=ids, user_id=request.user.pk
                 )
-        except sqs.SqsUnavailable as error:
-            messages.error(request, f"Nothing more was done: SQS {error}")
+        except (sqs.SqsUnavailable, RuntimeError) as error:  # RuntimeError: a queue not configured
+            messages.error(request, f"Nothing more was done: {error}")
             return HttpResponseRedirect(request.path)
         verb = "deleted" if action == "delete_selected" else "sent back to the queue"
         messages.success(request, f"{len(done.acted)} messages {verb}.")

@@ -118,7 +118,7 @@ def dead_letters_delete(
     """Delete the chosen dead-lettered messages for good (a message nobody should process)."""
     return _dead_letters_pass(
         verb="deleted",
-        act=lambda message, client: None,
+        act=lambda message, client: None,  # nothing before the pass deletes it
         actor=actor,
         message_ids=message_ids,
         max_messages=10_000,

@@ -16,10 +16,9 @@ from django.test import Client
 from django.urls import reverse
 
 from bulkchanges import sqs
-from bulkchanges.consumer import SqsConsumer
 from bulkchanges.models import RefusedMessage
 from tests.admin.conftest import Console, StaffFactory
-from tests.conftest import Queue, wait_for
+from tests.conftest import Queue, dead_letter_malformed
 
 pytestmark = pytest.mark.django_db
 
@@ -29,20 +28,8 @@ REASON = "BulkChangeId is not a number: 'abc'"
 
 
 def dead_letter(queue: Queue) -> str:
-    """A message the consumer refuses until the redrive policy (2 receives) dead-letters it;
-    returns its SQS MessageId."""
-    queue.client.send_message(
-        QueueUrl=queue.url,
-        MessageBody="Not used",
-        MessageAttributes={"BulkChangeId": {"DataType": "String", "StringValue": "abc"}},
-    )
-    consumer = SqsConsumer(wait_seconds=1)
-    wait_for(
-        lambda: consumer.poll_once() is not None and queue.messages(queue.dlq_url),
-        timeout=30,
-        interval=0,
-        message="the message in the DLQ",
-    )
+    """A message the consumer refused until it was dead-lettered; returns its SQS MessageId."""
+    dead_letter_malformed(queue)
     [refused] = RefusedMessage.objects.all()
     return refused.message_id
 
