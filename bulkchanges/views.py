@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -26,8 +27,8 @@ HEARTBEAT_STALE = timedelta(seconds=60)
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """The database, the queue, a django-q2 cluster heartbeat, a ``poll_sqs`` heartbeat and the
-    dead-letter queue.
+    """The database, the queue, a django-q2 cluster heartbeat, the ``poll_sqs`` and
+    ``run_reaper`` heartbeats and the dead-letter queue.
 
     ``checks`` maps each to ``"ok"`` or ``"error: …"`` — or, for the dead-letter queue only,
     ``"warning: …"`` (messages are waiting there) or ``"unknown: …"`` (no DLQ configured, or
@@ -48,7 +49,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     checks["queue"] = "ok" if status.queue_depth is not None else f"error: {status.error}"
     details["queue"] = {"depth": dict(status.queue_depth or {})}
     checks["cluster"], details["cluster"] = _cluster_check(now)
-    checks["poller"], details["poller"] = _poller_check(now)
+    checks["poller"], details["poller"] = _process_check(heartbeats.POLLER, HEARTBEAT_STALE, now)
+    checks["reaper"], details["reaper"] = _process_check(heartbeats.REAPER, _reaper_stale(), now)
     checks["dead_letter_queue"], details["dead_letter_queue"] = _dead_letter_check(status, now)
     healthy = not any(value.startswith("error") for value in checks.values())
     return JsonResponse(
@@ -75,9 +77,11 @@ def _cluster_check(now: datetime) -> tuple[str, dict[str, Any]]:
     return "ok", {"age_seconds": round(max(0.0, age), 1)}
 
 
-def _poller_check(now: datetime) -> tuple[str, dict[str, Any]]:
+def _process_check(kind: str, stale: timedelta, now: datetime) -> tuple[str, dict[str, Any]]:
+    """A long-running process's heartbeat (``bulkchanges.heartbeats``): an error when none of
+    its kind beat within ``stale``."""
     try:
-        state = heartbeats.heartbeat_state(kind=heartbeats.POLLER, fresh=HEARTBEAT_STALE, now=now)
+        state = heartbeats.heartbeat_state(kind=kind, fresh=stale, now=now)
     except Exception as error:
         return f"error: {type(error).__name__}", {"age_seconds": None}
     age = state.age_seconds(now)
@@ -86,9 +90,15 @@ def _poller_check(now: datetime) -> tuple[str, dict[str, Any]]:
         "processes": state.processes,
         "detail": state.detail,
     }
-    if age is None or age >= HEARTBEAT_STALE.total_seconds():
-        return "error: no poll_sqs heartbeat in 60 s", figures
+    if age is None or age >= stale.total_seconds():
+        return f"error: no {kind} heartbeat in {stale.total_seconds():.0f} s", figures
     return "ok", figures
+
+
+def _reaper_stale() -> timedelta:
+    """Four missed passes, and never less than the other heartbeats' minute."""
+    interval = float(settings.BULKCHANGE_REAPER_INTERVAL_SECONDS)
+    return max(HEARTBEAT_STALE, timedelta(seconds=4 * interval))
 
 
 def _dead_letter_check(status: SqsStatus, now: datetime) -> tuple[str, dict[str, Any]]:

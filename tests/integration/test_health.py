@@ -20,6 +20,7 @@ def test_a_fresh_poller_heartbeat_is_ok_with_its_age(client: Any, sqs_queue: Que
     heartbeats.heartbeat_beat(
         kind=heartbeats.POLLER, detail="receiving", now=timezone.now() - timedelta(seconds=3)
     )
+    heartbeats.heartbeat_beat(kind=heartbeats.REAPER, detail="reaper: expired leases 0")
 
     response = client.get("/healthz")
     body = response.json()
@@ -45,6 +46,24 @@ def test_a_stale_or_missing_poller_heartbeat_is_an_error(client: Any, sqs_queue:
     body = client.get("/healthz").json()
     assert body["checks"]["poller"].startswith("error")
     assert body["details"]["poller"]["age_seconds"] >= 90
+
+
+def test_the_reaper_heartbeat_is_stale_after_four_missed_passes(
+    client: Any, sqs_queue: Queue, settings: Any
+) -> None:
+    settings.BULKCHANGE_REAPER_INTERVAL_SECONDS = 30
+    assert client.get("/healthz").json()["checks"]["reaper"] == (
+        "error: no run_reaper heartbeat in 120 s"
+    )
+    heartbeats.heartbeat_beat(
+        kind=heartbeats.REAPER, detail="reaper: …", now=timezone.now() - timedelta(seconds=100)
+    )
+    body = client.get("/healthz").json()
+    assert body["checks"]["reaper"] == "ok"
+    assert body["details"]["reaper"]["processes"] == 1
+    assert body["details"]["reaper"]["detail"] == "reaper: …"
+    heartbeats.heartbeat_beat(kind=heartbeats.REAPER, now=timezone.now() - timedelta(seconds=130))
+    assert client.get("/healthz").json()["checks"]["reaper"].startswith("error")
 
 
 def test_dead_letters_are_a_warning_with_depth_and_age_not_an_outage(
