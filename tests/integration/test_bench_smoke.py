@@ -52,3 +52,27 @@ def test_the_benchmark_runs_end_to_end_and_prints_its_figures() -> None:
     assert "| POND | 429s = 0 | 0 | PASS |" in output
     assert "queries/device 5 vs 10" in output
     assert "Overall: " in output
+
+
+def test_the_limiter_benchmark_runs_and_prints_its_table() -> None:
+    """A one-second run of each backend there is (SQLite, and Redis when it answers): the
+    table is printed; the figures are not judged here."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "PONDOPS_TEST_SQLITE"}
+    }
+    result = subprocess.run(
+        [sys.executable, "tests/bench/bench_limiter.py", "--seconds", "1", "--rate", "20"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode in (0, 1), output[-4000:]  # 2: it could not run
+    assert "PostgreSQL: skipped (DATABASE_URL is not PostgreSQL)" in output
+    assert "| SQLite | " in output
+    assert "| Redis | " in output or "Redis: skipped" in output
