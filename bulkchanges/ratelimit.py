@@ -97,7 +97,7 @@ class _Schedule(ABC):
 
     def __init__(self, rate: float) -> None:
         self.spacing = (1.0 + RATE_MARGIN) / rate
-        self.slots_given_up = 0  # late wake-ups, for benchmarks and logs
+        self.slots_given_up = 0  # late wake-ups, which the limiter benchmark reports
         self._lead = 0.0
 
     def acquire(self) -> None:
