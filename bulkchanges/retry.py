@@ -46,6 +46,24 @@ def outage_delay_seconds(
     return min(base * (2**exponent), cap) * (0.5 + 0.5 * jitter())
 
 
+SLOT_WAIT_FIRST_SECONDS = 0.02
+SLOT_WAIT_CAP_SECONDS = 0.5
+
+
+def slot_wait_seconds(
+    attempt: int,
+    *,
+    first: float = SLOT_WAIT_FIRST_SECONDS,
+    cap: float = SLOT_WAIT_CAP_SECONDS,
+    jitter: Callable[[], float] = random.random,
+) -> float:
+    """Pause before look ``attempt + 1`` for a free concurrency slot: full jitter, uniform in
+    [0, min(cap, first·2ⁿ)) — 20 ms, 40 ms, … up to 500 ms — so waiters neither spin nor wake
+    together when a slot frees. Overflow-safe for any ``attempt``."""
+    exponent = min(max(0, attempt), _MAX_EXPONENT)
+    return jitter() * min(cap, first * (2**exponent))
+
+
 def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 

@@ -9,6 +9,7 @@ from bulkchanges.retry import (
     backoff_seconds,
     outage_delay_seconds,
     should_retry,
+    slot_wait_seconds,
     sqs_delay_seconds,
 )
 
@@ -89,3 +90,22 @@ def test_outage_delay_doubles_to_a_30_s_cap_with_equal_jitter(
     failures: int, jitter: float, expected: float
 ) -> None:
     assert outage_delay_seconds(failures, jitter=lambda: jitter) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "jitter", "expected"),
+    [
+        (0, 1.0, 0.02),  # the first pause: up to 20 ms
+        (1, 1.0, 0.04),  # doubling
+        (4, 1.0, 0.32),
+        (5, 1.0, 0.5),  # 0.64 s capped at 500 ms
+        (10_000, 1.0, 0.5),  # any attempt: no OverflowError, the cap
+        (3, 0.0, 0.0),  # full jitter: anywhere from nothing …
+        (3, 0.5, 0.08),  # … to the whole step
+        (-1, 1.0, 0.02),  # a negative attempt counts as the first
+    ],
+)
+def test_waiting_for_a_slot_backs_off_exponentially_with_full_jitter_to_a_cap(
+    attempt: int, jitter: float, expected: float
+) -> None:
+    assert slot_wait_seconds(attempt, jitter=lambda: jitter) == pytest.approx(expected)
