@@ -166,8 +166,13 @@ def request_fingerprint(
         "callback_url": str(request.get("callback_url") or "").strip(),
         "devices": [[d.iccid, d.msisdn, d.eid] for d in devices.devices],
     }
-    canonical = json.dumps(normalised, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    # The canonical JSON, hashed as it is encoded: the same digest as hashing json.dumps's
+    # string, without holding 100,000 devices' worth of text (and its pieces) at once.
+    digest = hashlib.sha256()
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+    for piece in encoder.iterencode(normalised):
+        digest.update(piece.encode())
+    return digest.hexdigest()
 
 
 def _rev_service(*, tenant: Tenant, data: Mapping[str, Any] | None) -> RevServiceRequest | None:
