@@ -161,7 +161,10 @@ def _numbered_lines(content: str | bytes | ByteStream) -> Iterator[tuple[int, st
     """(line number, line with its ending) of ``content``, decoded as UTF-8 (BOM dropped) a
     chunk at a time. Line ends are those of ``str.splitlines``."""
     if isinstance(content, str):
-        chunks: Iterator[str] = iter([content.lstrip("\ufeff")])
+        text = content.lstrip("\ufeff")
+        chunks: Iterator[str] = (
+            text[i : i + CHUNK_BYTES] for i in range(0, len(text), CHUNK_BYTES)
+        )
     else:
         chunks = _decoded_chunks(io.BytesIO(content) if isinstance(content, bytes) else content)
     number, carry = 0, ""

@@ -117,9 +117,10 @@ def test_line_numbers_hold_across_chunks_whatever_the_line_ends(padding: int) ->
 
 
 def test_a_line_longer_than_any_device_list_line_is_refused_without_being_kept() -> None:
-    stream = io.BytesIO(b"8" * (MAX_LINE_CHARS + 2 * CHUNK_BYTES))
-    with pytest.raises(DeviceListError, match="line 1: longer than 1,048,576 characters"):
-        parse_device_list(stream)
+    long_line = "8" * (MAX_LINE_CHARS + 2 * CHUNK_BYTES)
+    for content in (io.BytesIO(long_line.encode()), f"{A}\n{long_line}"):
+        with pytest.raises(DeviceListError, match="longer than 1,048,576 characters"):
+            parse_device_list(content)
 
 
 def test_json_rows_use_the_same_rules() -> None:
