@@ -57,8 +57,8 @@ def _check_body_size(request: Request) -> None:
         limit = min(limit, settings.PONDOPS_MAX_UPLOAD_BYTES + FORM_FIELDS_BYTES)
     if length > limit:
         raise ApplicationError(
-            f"the request body is {length:,} bytes; at most {limit:,} are accepted"
-            + ("; split the list into several bulk changes" if length else ""),
+            f"the request body is {length:,} bytes; at most {limit:,} are accepted; split the "
+            "list into several bulk changes",
             code="request_too_large",
             status=413,
         )
