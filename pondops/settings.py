@@ -229,12 +229,24 @@ REST_FRAMEWORK = {
 # Requests per token ("60/min"; DRF's rate syntax: n/s, n/min, n/hour, n/day) — 429 with
 # Retry-After beyond it.
 PONDOPS_API_THROTTLE_RATE = os.environ.get("PONDOPS_API_THROTTLE_RATE", "60/min")
-# Largest request body accepted by the API (JSON or multipart CSV); larger is a 413. The
-# default fits BULKCHANGE_MAX_DEVICES_PER_REQUEST devices with MSISDN and EID in either form.
+# Largest request body accepted by the API; larger is a 413. The default fits
+# BULKCHANGE_MAX_DEVICES_PER_REQUEST devices with MSISDN and EID as JSON, even pretty-printed
+# (a multipart upload is capped lower: PONDOPS_MAX_UPLOAD_BYTES below).
 PONDOPS_API_MAX_BODY_BYTES = _env_int("PONDOPS_API_MAX_BODY_BYTES", 32 * 1024 * 1024)
 # Django's own cap on a request body held in memory (2.5 MB by default) would turn a JSON
 # create of 80,000 devices into a 500; the API's limit (checked first, a 413) is the one.
+# The API's JSON parser streams the body (bulkchanges/api/parsers.py), so this figure bounds
+# the bytes read, not the memory used.
 DATA_UPLOAD_MAX_MEMORY_SIZE = PONDOPS_API_MAX_BODY_BYTES
+# Largest device-list file uploaded (API multipart, admin form): 100,000 rows of the widest
+# CSV (iccid,msisdn,eid: 22 + 15 + 32 digits, CRLF) take 7.3 MB. Checked from Content-Length
+# and again while the body is read (bulkchanges/uploads.py); larger is a 413 / a form error.
+PONDOPS_MAX_UPLOAD_BYTES = _env_int("PONDOPS_MAX_UPLOAD_BYTES", 8 * 1024 * 1024)
+FILE_UPLOAD_HANDLERS = [
+    "bulkchanges.uploads.BoundedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 PONDOPS_API_PAGE_SIZE = _env_int("PONDOPS_API_PAGE_SIZE", 50)
 # Completion webhooks: attempts in all (the first included), spaced by bulkchanges.retry's
 # backoff on BULKCHANGE_RETRY_BASE_SECONDS; a sending attempt's lease. (The sweep runs in

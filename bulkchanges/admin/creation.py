@@ -19,7 +19,12 @@ from bulkchanges.admin import display
 from bulkchanges.admin.audit import actor
 from bulkchanges.admin.drafts import Draft, draft_discard, draft_load, draft_save
 from bulkchanges.admin.forms import SERVICE_FIELDS, NewBulkChangeForm, TargetForm
-from bulkchanges.devicelists import DeviceListError, parse_device_list
+from bulkchanges.devicelists import (
+    REJECTED_KEPT,
+    DeviceListError,
+    TooManyDevices,
+    parse_device_list,
+)
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import Tenant
 from bulkchanges.services import (
@@ -28,9 +33,10 @@ from bulkchanges.services import (
     device_list_preview,
     status_update_request_validate,
 )
+from bulkchanges.uploads import upload_refusal
 from integrations.base import Integration
 
-PREVIEW_LINES = 100  # offending lines shown per kind; the counts are always complete
+PREVIEW_LINES = REJECTED_KEPT  # offending lines shown per kind; the counts are always complete
 
 
 class BulkChangeCreation:
@@ -57,7 +63,13 @@ class BulkChangeCreation:
         tenant: Tenant = target.cleaned_data["tenant"]
         integration: str = target.cleaned_data["integration"]
         form = (
-            NewBulkChangeForm(request.POST, request.FILES, tenant=tenant, integration=integration)
+            NewBulkChangeForm(
+                request.POST,
+                request.FILES,
+                tenant=tenant,
+                integration=integration,
+                upload_refusal=upload_refusal(request),
+            )
             if request.method == "POST"
             else NewBulkChangeForm(tenant=tenant, integration=integration)
         )
@@ -88,6 +100,9 @@ class BulkChangeCreation:
             parsed = parse_device_list(
                 form.devices_content(), max_devices=settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
             )
+        except TooManyDevices as error:
+            form.add_error(devices_field, f"The device list has {error}.")
+            return None
         except DeviceListError as error:
             form.add_error(devices_field, f"The device list cannot be read: {error}.")
             return None
@@ -136,8 +151,8 @@ class BulkChangeCreation:
             ),
             "counts": {
                 "valid": len(preview.devices),
-                "duplicates": len(preview.duplicates),
-                "malformed": len(preview.malformed),
+                "duplicates": preview.duplicate_count,
+                "malformed": preview.malformed_count,
                 "unknown": len(preview.unknown_iccids),
             },
             "shown": PREVIEW_LINES,

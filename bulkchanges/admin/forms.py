@@ -8,17 +8,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 
 from bulkchanges.models import DeviceStatus, IntegrationAuthentication, Tenant
 from integrations.base import Integration, carrier_integrations, processor_class
 from integrations.rev_request import RevProduct, RevServiceRequest
-
-# An upload larger than this is refused before it is read (100,000 devices with an MSISDN and
-# an EID take about 7.5 MB). Django spools large uploads to a temporary file, so a 50 MB file
-# costs disk, not memory, until this check refuses it.
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 
 def _megabytes(size: int) -> str:
@@ -113,9 +109,6 @@ class NewBulkChangeForm(forms.Form):
     devices_file = forms.FileField(
         required=False,
         label="Device list (CSV file)",
-        help_text=f"A CSV with a header naming <code>iccid</code> (and optionally "
-        f"<code>msisdn</code>, <code>eid</code>), or one ICCID a line; UTF-8; at most "
-        f"{_megabytes(MAX_UPLOAD_BYTES)}.",
     )
     devices_text = forms.CharField(
         required=False,
@@ -138,10 +131,26 @@ class NewBulkChangeForm(forms.Form):
     )
     OPTION_FIELDS = ("service_plan", "mdn_zip_code", "reason_code", "etf_waiver")
 
-    def __init__(self, *args: Any, tenant: Tenant, integration: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        tenant: Tenant,
+        integration: str,
+        upload_refusal: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``upload_refusal``: why the upload handler dropped the file while it was read
+        (``bulkchanges.uploads``), shown on the file field."""
         super().__init__(*args, **kwargs)
         self.tenant = tenant
         self.integration = integration
+        self.upload_refusal = upload_refusal
+        self.fields["devices_file"].help_text = (
+            "A CSV with a header naming <code>iccid</code> (and optionally <code>msisdn</code>, "
+            f"<code>eid</code>), or one ICCID a line; UTF-8; at most "
+            f"{_megabytes(settings.PONDOPS_MAX_UPLOAD_BYTES)} and "
+            f"{settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST:,} devices."
+        )
         credentials = _active_credentials(tenant, integration)
         credentials_field = self.fields["credentials"]
         assert isinstance(credentials_field, forms.ModelChoiceField)
@@ -159,18 +168,12 @@ class NewBulkChangeForm(forms.Form):
         assert isinstance(post_field, forms.ModelChoiceField)
         post_field.queryset = DeviceStatus.objects.filter(integration=integration).order_by("code")
 
-    def clean_devices_file(self) -> UploadedFile | None:
-        upload: UploadedFile | None = self.cleaned_data.get("devices_file")
-        if upload is not None and (upload.size or 0) > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(
-                f"The file is {_megabytes(upload.size or 0)}; the limit is "
-                f"{_megabytes(MAX_UPLOAD_BYTES)} (about 100,000 devices). Split the list into "
-                "several bulk changes."
-            )
-        return upload
-
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
+        if self.upload_refusal:
+            self.add_error(
+                "devices_file", self.upload_refusal[:1].upper() + self.upload_refusal[1:] + "."
+            )
         has_file = bool(cleaned.get("devices_file")) or "devices_file" in self.errors
         has_text = bool((cleaned.get("devices_text") or "").strip())
         if has_file and has_text:
@@ -208,11 +211,13 @@ class NewBulkChangeForm(forms.Form):
             cleaned.get(name) for name in self.REV_FIELDS if name not in ("rev_credentials",)
         )
 
-    def devices_content(self) -> bytes | str:
-        """The uploaded file's bytes (at most MAX_UPLOAD_BYTES) or the pasted text."""
+    def devices_content(self) -> UploadedFile | str:
+        """The uploaded file, for the parser to read as a stream (at most
+        PONDOPS_MAX_UPLOAD_BYTES: the upload handler drops a larger one), or the pasted text."""
         upload: UploadedFile | None = self.cleaned_data.get("devices_file")
         if upload is not None:
-            return b"".join(upload.chunks())
+            upload.seek(0)
+            return upload
         return str(self.cleaned_data.get("devices_text") or "")
 
     def options(self) -> dict[str, str]:

@@ -4,7 +4,6 @@ the legacy RevService keys that ``RevServiceRequest.from_legacy`` validates."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bulkchanges.api.filters import MAX_ID
+from bulkchanges.api.parsers import JSONTooDeep, loads_bounded
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, WebhookDelivery
 from bulkchanges.selectors import DEVICE_CHANGE_OUTCOME, Progress, elapsed_seconds
 from integrations.base import carrier_integrations, redact
@@ -90,7 +90,8 @@ class RevServiceSerializer(serializers.Serializer):
 
 class JSONEncodedField(serializers.Field):
     """A nested object given as JSON (a JSON body) or as a JSON-encoded string (a multipart
-    part, as OpenAPI encodes object properties of multipart bodies)."""
+    part, as OpenAPI encodes object properties of multipart bodies), decoded with the JSON
+    body's depth bound: deeper is a 400 naming the field."""
 
     def __init__(self, serializer: type[serializers.Serializer], **kwargs: Any) -> None:
         self.serializer_class = serializer
@@ -101,7 +102,9 @@ class JSONEncodedField(serializers.Field):
             if not data.strip():
                 return None
             try:
-                data = json.loads(data)
+                data = loads_bounded(data)
+            except JSONTooDeep as error:
+                raise serializers.ValidationError(f"must be a JSON object {error}") from None
             except ValueError:
                 raise serializers.ValidationError("must be a JSON object") from None
         if not isinstance(data, Mapping):

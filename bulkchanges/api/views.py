@@ -41,20 +41,40 @@ from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
 from bulkchanges.selectors import bulk_change_progress_map
 from bulkchanges.services.partners import partner_bulk_change_create
+from bulkchanges.uploads import FORM_FIELDS_BYTES, upload_refusal
 
 
 def _check_body_size(request: Request) -> None:
+    """413 before the body is read: over PONDOPS_API_MAX_BODY_BYTES, or (an upload) over
+    PONDOPS_MAX_UPLOAD_BYTES plus room for the form fields. The upload handler enforces the
+    file's cap again while reading, whatever the Content-Length said."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
     limit = settings.PONDOPS_API_MAX_BODY_BYTES
+    if request.content_type.startswith("multipart/"):
+        limit = min(limit, settings.PONDOPS_MAX_UPLOAD_BYTES + FORM_FIELDS_BYTES)
     if length > limit:
         raise ApplicationError(
-            f"the request body is {length:,} bytes; at most {limit:,} are accepted",
+            f"the request body is {length:,} bytes; at most {limit:,} are accepted; split the "
+            "list into several bulk changes",
             code="request_too_large",
             status=413,
         )
+
+
+def _uploaded_file(request: Request) -> Any:
+    """The multipart create's device list (an UploadedFile, read later as a stream)."""
+    data = request.data  # parsing the body runs the upload handlers
+    refusal = upload_refusal(request)
+    if refusal:
+        raise ApplicationError(
+            refusal, code="request_too_large", fields={"file": [refusal]}, status=413
+        )
+    upload = BulkChangeUploadSerializer(data=data)
+    upload.is_valid(raise_exception=True)
+    return upload
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -131,10 +151,8 @@ class BulkChangeListCreateApi(PartnerListApi):
         scope = partner_scope(request)
         device_rows = device_file = None
         if request.content_type.startswith("multipart/"):
-            upload = BulkChangeUploadSerializer(data=request.data)
-            upload.is_valid(raise_exception=True)
-            fields = dict(upload.validated_data)
-            device_file = fields.pop("file").read()
+            fields = dict(_uploaded_file(request).validated_data)
+            device_file = fields.pop("file")
         else:
             body = BulkChangeCreateSerializer(data=request.data)
             body.is_valid(raise_exception=True)

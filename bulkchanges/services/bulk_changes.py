@@ -15,7 +15,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from bulkchanges import sqs, transitions
-from bulkchanges.devicelists import ParsedDeviceList, RejectedLine
+from bulkchanges.devicelists import ParsedDeviceList, RejectedLine, too_many_devices
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import (
     BulkChange,
@@ -39,8 +39,10 @@ class Preview:
     """What a device list would become: shown before submit (admin) and used on create."""
 
     devices: list[DeviceRef]
-    duplicates: list[RejectedLine]
+    duplicates: list[RejectedLine]  # the first ones (devicelists.REJECTED_KEPT) ...
     malformed: list[RejectedLine]
+    duplicate_count: int  # ... and how many there are
+    malformed_count: int
     unknown_iccids: list[str]
     errors: dict[str, list[str]] = field(default_factory=dict)
 
@@ -169,6 +171,17 @@ def _carriers() -> list[str]:
     return carrier_integrations()
 
 
+def too_many_devices_error(*, field: str = "devices") -> ApplicationError:
+    """413: a request names more devices than a bulk change may hold."""
+    limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
+    return ApplicationError(
+        too_many_devices(limit),
+        code="too_many_devices",
+        fields={field: [f"at most {limit:,} devices per request"]},
+        status=413,
+    )
+
+
 def device_list_preview(*, tenant: Tenant, integration: str, parsed: ParsedDeviceList) -> Preview:
     """Counts and offending lines for a parsed list, plus ICCIDs our inventory does not know
     (allowed, but flagged)."""
@@ -184,6 +197,8 @@ def device_list_preview(*, tenant: Tenant, integration: str, parsed: ParsedDevic
         devices=parsed.devices,
         duplicates=parsed.duplicates,
         malformed=parsed.malformed,
+        duplicate_count=parsed.duplicate_count,
+        malformed_count=parsed.malformed_count,
         unknown_iccids=[iccid for iccid in iccids if iccid not in known],
     )
 
@@ -219,14 +234,8 @@ def bulk_change_create(
         raise ApplicationError(
             "a bulk change needs at least one valid device", fields={"devices": ["no valid device"]}
         )
-    limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
-    if len(devices) > limit:
-        raise ApplicationError(
-            f"too many devices: {len(devices):,} (at most {limit:,} per bulk change)",
-            code="too_many_devices",
-            fields={"devices": ["too many"]},
-            status=413,
-        )
+    if len(devices) > settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST:
+        raise too_many_devices_error()
     credentials, request = validated.credentials, validated.request
     if processor_class(credentials.integration).limits_daily_actions:
         _check_daily_action_budget(credentials=credentials, devices=devices)

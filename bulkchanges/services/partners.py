@@ -19,8 +19,10 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from bulkchanges.devicelists import (
+    ByteStream,
     DeviceListError,
     ParsedDeviceList,
+    TooManyDevices,
     parse_device_list,
     parse_device_rows,
 )
@@ -31,6 +33,7 @@ from bulkchanges.services.bulk_changes import (
     bulk_change_find_repeat,
     credentials_resolve,
     status_update_request_validate,
+    too_many_devices_error,
 )
 from bulkchanges.services.webhooks import callback_url_validate
 from integrations.base import Integration
@@ -97,52 +100,44 @@ def tenant_webhook_secret_rotate(*, tenant: Tenant, actor: str) -> str:
 
 
 def _rejected(parsed: ParsedDeviceList) -> list[str]:
-    lines = sorted(parsed.rejected, key=lambda line: line.line)
+    lines = parsed.rejected
     messages = [f"line {line.line}: {line.reason}" for line in lines[:MAX_LINES_REPORTED]]
-    if len(lines) > MAX_LINES_REPORTED:
-        messages.append(f"and {len(lines) - MAX_LINES_REPORTED} more")
+    if parsed.rejected_count > MAX_LINES_REPORTED:
+        messages.append(f"and {parsed.rejected_count - MAX_LINES_REPORTED:,} more")
     return messages
 
 
-def _too_many(count: int) -> ApplicationError:
-    limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
-    return ApplicationError(
-        f"too many devices: {count:,} (at most {limit:,} per bulk change)",
-        code="too_many_devices",
-        fields={"devices": [f"at most {limit:,} devices per request"]},
-        status=413,
-    )
-
-
 def partner_device_list_parse(
-    *, device_rows: Sequence[Mapping[str, Any]] | None = None, device_file: bytes | None = None
+    *,
+    device_rows: Sequence[Mapping[str, Any]] | None = None,
+    device_file: bytes | ByteStream | None = None,
 ) -> ParsedDeviceList:
-    """The devices of a request, JSON rows or an uploaded CSV, through the one parser. Every
-    malformed or duplicate line is refused (400, listed by line): an API caller gets no preview
-    step, so nothing is dropped silently. Too many devices is a 413."""
+    """The devices of a request, JSON rows or an uploaded CSV (read as a stream), through the
+    one parser. Every malformed or duplicate line is refused (400, the first
+    ``MAX_LINES_REPORTED`` listed by line, with the total): an API caller gets no preview
+    step, so nothing is dropped silently. Too many devices is a 413, raised as soon as the
+    parser passes the limit."""
     limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
     field = "devices" if device_file is None else "file"
-    if device_rows is not None:
-        if len(device_rows) > limit:
-            raise _too_many(len(device_rows))
-        parsed = parse_device_rows(device_rows)
-    elif device_file is not None:
-        try:
-            parsed = parse_device_list(device_file)
-        except DeviceListError as error:
-            raise ApplicationError(str(error), fields={field: [str(error)]}) from None
-        if len(parsed.devices) > limit:
-            raise _too_many(len(parsed.devices))
-    else:
-        raise ApplicationError(
-            "give the devices as a JSON list or upload a CSV file",
-            fields={"devices": ["required (or upload a file)"]},
-        )
+    try:
+        if device_rows is not None:
+            parsed = parse_device_rows(device_rows, max_devices=limit)
+        elif device_file is not None:
+            parsed = parse_device_list(device_file, max_devices=limit)
+        else:
+            raise ApplicationError(
+                "give the devices as a JSON list or upload a CSV file",
+                fields={"devices": ["required (or upload a file)"]},
+            )
+    except TooManyDevices:
+        raise too_many_devices_error(field=field) from None
+    except DeviceListError as error:
+        raise ApplicationError(str(error), fields={field: [str(error)]}) from None
     rejected = _rejected(parsed)
     if rejected:
         raise ApplicationError(
-            f"{len(parsed.malformed)} malformed and {len(parsed.duplicates)} duplicate device "
-            "lines; fix them and send the request again",
+            f"{parsed.malformed_count:,} malformed and {parsed.duplicate_count:,} duplicate "
+            "device lines; fix them and send the request again",
             fields={field: rejected},
         )
     if not parsed.devices:
@@ -171,8 +166,13 @@ def request_fingerprint(
         "callback_url": str(request.get("callback_url") or "").strip(),
         "devices": [[d.iccid, d.msisdn, d.eid] for d in devices.devices],
     }
-    canonical = json.dumps(normalised, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    # The canonical JSON, hashed as it is encoded: the same digest as hashing json.dumps's
+    # string, without holding 100,000 devices' worth of text (and its pieces) at once.
+    digest = hashlib.sha256()
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+    for piece in encoder.iterencode(normalised):
+        digest.update(piece.encode())
+    return digest.hexdigest()
 
 
 def _rev_service(*, tenant: Tenant, data: Mapping[str, Any] | None) -> RevServiceRequest | None:
@@ -203,7 +203,7 @@ def partner_bulk_change_create(
     actor: str,
     request: Mapping[str, Any],
     device_rows: Sequence[Mapping[str, Any]] | None = None,
-    device_file: bytes | None = None,
+    device_file: bytes | ByteStream | None = None,
     idempotency_key: str = "",
 ) -> tuple[BulkChange, bool]:
     """Create (and queue) a bulk change from an API request. With an ``idempotency_key`` a

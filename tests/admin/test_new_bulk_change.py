@@ -253,7 +253,8 @@ def test_a_50_mb_upload_is_refused_with_the_limit_and_creates_nothing(
         new_url(console), form_data(console, devices_file=csv_file(huge))
     ).content.decode()
 
-    assert "The file is 50.0 MB; the limit is 10.0 MB" in html
+    assert "The upload is 52,429," in html
+    assert "a device list may have at most 8,388,608 bytes" in html
     assert BulkChange.objects.count() == 0
 
 

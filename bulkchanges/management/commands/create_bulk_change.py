@@ -52,12 +52,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             tenant = tenant_get(name=options["tenant"])
-            raw = (
-                sys.stdin.buffer.read()
-                if options["iccids_file"] == "-"
-                else Path(options["iccids_file"]).read_bytes()
-            )
-            parsed = parse_device_list(raw, max_devices=settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST)
+            limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
+            if options["iccids_file"] == "-":
+                parsed = parse_device_list(sys.stdin.buffer, max_devices=limit)
+            else:
+                with Path(options["iccids_file"]).open("rb") as device_file:
+                    parsed = parse_device_list(device_file, max_devices=limit)
             validated = status_update_request_validate(
                 tenant=tenant,
                 integration=options["integration"],
@@ -84,10 +84,12 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         for line in parsed.rejected:
             self.stderr.write(str(line))
+        if parsed.rejected_count > len(parsed.rejected):
+            self.stderr.write(f"and {parsed.rejected_count - len(parsed.rejected):,} more lines")
         if created:
             self.stdout.write(
-                f"queued {len(parsed.devices)} devices ({len(parsed.duplicates)} duplicates and "
-                f"{len(parsed.malformed)} malformed lines skipped); bulk change {bulk_change.pk}"
+                f"queued {len(parsed.devices)} devices ({parsed.duplicate_count} duplicates and "
+                f"{parsed.malformed_count} malformed lines skipped); bulk change {bulk_change.pk}"
             )
         else:
             self.stdout.write(f"request id already used; existing bulk change {bulk_change.pk}")

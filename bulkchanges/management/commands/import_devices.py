@@ -26,7 +26,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            parsed = parse_device_list(Path(options["file"]).read_bytes())
+            with Path(options["file"]).open("rb") as device_file:
+                parsed = parse_device_list(device_file)
             tenant = tenant_get(name=options["tenant"])
             created, updated = devices_import(
                 tenant=tenant,
@@ -38,8 +39,10 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         for line in parsed.rejected:
             self.stderr.write(str(line))
+        if parsed.rejected_count > len(parsed.rejected):
+            self.stderr.write(f"and {parsed.rejected_count - len(parsed.rejected):,} more lines")
         self.stdout.write(
             f"imported {created} new and {updated} existing devices; "
-            f"skipped {len(parsed.malformed)} malformed and "
-            f"{len(parsed.duplicates)} duplicate lines"
+            f"skipped {parsed.malformed_count} malformed and "
+            f"{parsed.duplicate_count} duplicate lines"
         )

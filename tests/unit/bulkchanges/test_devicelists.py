@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import itertools
+
 import pytest
 
-from bulkchanges.devicelists import DeviceListError, parse_device_list, parse_device_rows
+from bulkchanges.devicelists import (
+    CHUNK_BYTES,
+    MAX_LINE_CHARS,
+    REJECTED_KEPT,
+    DeviceListError,
+    TooManyDevices,
+    parse_device_list,
+    parse_device_rows,
+)
 from bulkchanges.types import DeviceRef
 
 A = "89148000000000000001"
@@ -56,8 +67,60 @@ def test_unreadable_lists_are_refused_with_a_clear_message(content: bytes, messa
 
 
 def test_the_device_limit_is_enforced_while_parsing() -> None:
-    with pytest.raises(DeviceListError, match="at most 1 per bulk change"):
+    with pytest.raises(TooManyDevices, match="more than 1 devices; split the list"):
         parse_device_list(f"{A}\n{B}\n", max_devices=1)
+    with pytest.raises(TooManyDevices):
+        parse_device_rows([{"iccid": A}, {"iccid": B}], max_devices=1)
+
+
+class CountingStream:
+    """``lines`` generated ICCID lines, read in whatever sizes the parser asks for."""
+
+    def __init__(self, lines: int) -> None:
+        self._lines = (b"89148%015d\n" % n for n in range(lines))
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = b"".join(itertools.islice(self._lines, max(1, size // 21)))
+        self.bytes_read += len(data)
+        return data
+
+
+def test_a_file_is_read_as_a_stream_and_only_up_to_the_first_device_past_the_limit() -> None:
+    stream = CountingStream(1_000_000)
+
+    with pytest.raises(TooManyDevices):
+        parse_device_list(stream, max_devices=1000)
+
+    assert stream.bytes_read < 1001 * 21 + 2 * CHUNK_BYTES
+
+
+def test_only_the_first_rejected_lines_are_kept_and_all_are_counted() -> None:
+    bad = "\n".join(f"bad{n}" for n in range(3 * REJECTED_KEPT))
+    parsed = parse_device_list(f"{A}\n{bad}\n{A}\n{A}\n".encode())
+
+    assert (parsed.malformed_count, parsed.duplicate_count) == (3 * REJECTED_KEPT, 2)
+    assert len(parsed.malformed) == REJECTED_KEPT and len(parsed.duplicates) == 2
+    assert [line.line for line in parsed.rejected][:2] == [2, 3]
+
+
+@pytest.mark.parametrize("padding", [CHUNK_BYTES - 1, CHUNK_BYTES - 2, CHUNK_BYTES - 3])
+def test_line_numbers_hold_across_chunks_whatever_the_line_ends(padding: int) -> None:
+    # A long first header cell puts a CRLF (or a multi-byte character) across a chunk edge.
+    header = "iccid," + "x" * (padding - len("iccid,"))
+    content = f"{header}\r\n{A},\r\n\u00e9\r\n{B}\r\n".encode()
+
+    parsed = parse_device_list(io.BytesIO(content))
+
+    assert [d.iccid for d in parsed.devices] == [A, B]
+    assert [line.line for line in parsed.malformed] == [3]
+
+
+def test_a_line_longer_than_any_device_list_line_is_refused_without_being_kept() -> None:
+    long_line = "8" * (MAX_LINE_CHARS + 2 * CHUNK_BYTES)
+    for content in (io.BytesIO(long_line.encode()), f"{A}\n{long_line}"):
+        with pytest.raises(DeviceListError, match="longer than 1,048,576 characters"):
+            parse_device_list(content)
 
 
 def test_json_rows_use_the_same_rules() -> None:
