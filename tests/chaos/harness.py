@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.bench.bench_pipeline import Bench, free_port, iccids, stop_process
+from tests.bench.bench_pipeline import Bench, BenchError, free_port, iccids, stop_process
+from tests.bench.bench_pipeline import wait_for as wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -58,19 +59,6 @@ REV_WRITES = ("create_service", "create_service_product")
 
 class ChaosError(RuntimeError):
     """The stack could not start or a process died unexpectedly."""
-
-
-def wait_until(
-    predicate: Callable[[], Any], *, timeout: float, message: str, interval: float = 0.2
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise ChaosError(f"timed out after {timeout:.0f}s waiting for {message}")
-        time.sleep(interval)
 
 
 def group_pids(pgid: int) -> set[int]:
@@ -351,7 +339,7 @@ class ChaosStack:
         try:
             wait_until(polling, timeout=90, message="poll_sqs to poll")
             wait_until(clusters_up, timeout=90, message="qcluster workers")
-        except ChaosError as error:
+        except BenchError as error:  # wait_for's timeout
             raise ChaosError(f"{error}\n{self.logs()}") from error
 
     # -- SQS ----------------------------------------------------------------------------------
@@ -429,19 +417,9 @@ class ChaosStack:
 
     def redis_flush(self) -> None:
         """Empty this stack's Redis database (FLUSHDB of that database number only)."""
-        import redis
+        from tests.fixtures.redisdb import redis_database_flush
 
-        parts = urlsplit(self.options.redis_url)
-        if parts.hostname not in (LOOPBACK, "localhost", "::1") or parts.path in ("", "/", "/0"):
-            raise ChaosError(
-                f"redis_url must be a loopback server with a database number of its own "
-                f"(not 0): {self.options.redis_url}"
-            )
-        client = redis.Redis.from_url(self.options.redis_url, socket_connect_timeout=2)
-        try:
-            client.flushdb()
-        finally:
-            client.close()
+        redis_database_flush(self.options.redis_url)
 
     # -- carriers -------------------------------------------------------------------------------
 
@@ -571,9 +549,13 @@ class Run:
     """One bulk change through a stack: samples progress every ~0.5 s while the scenario waits,
     and collects the figures it is judged by."""
 
-    def __init__(self, stack: ChaosStack, devices: int) -> None:
+    def __init__(
+        self, stack: ChaosStack, devices: int, report: Callable[[str], None] | None = None
+    ) -> None:
         from bulkchanges.models import BulkChangeLog
 
+        self.report = report  # told the progress every ~30 s (the script prints it)
+        self._reported = time.monotonic()
         self.stack = stack
         self.devices = devices
         self.samples: list[Sample] = []
@@ -615,6 +597,11 @@ class Run:
     def sample(self) -> Sample:
         sample = Sample(time.monotonic(), self.final_count())
         self.samples.append(sample)
+        if self.report is not None and sample.at - self._reported >= 30:
+            self._reported = sample.at
+            self.report(
+                f"  {sample.final}/{self.devices} final after {sample.at - self.started:.0f}s"
+            )
         if self.finished is None and sample.final >= self.devices and self.is_final():
             self.finished = sample.at
         return sample

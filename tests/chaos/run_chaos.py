@@ -72,6 +72,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-db", type=int, default=14, help="Redis database number (not 0)")
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--run-timeout", type=float, default=900, help="bound on each run, s")
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=None,
+        help="the uninterrupted run's time from an earlier invocation (instead of running "
+        "baseline again)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     options = parser.parse_args(argv)
     if options.scenarios is None:
@@ -190,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             options=StackOptions(),
             redis_url=f"redis://127.0.0.1:6379/{options.redis_db}",
             run_timeout=options.run_timeout,
+            report=lambda line: print(line, flush=True),
         )
         code = code_version()
         print(
@@ -198,14 +206,16 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         rows: list[list[str]] = []
-        outcomes = []
+        outcomes: list[Any] = []
         redis_baseline: float | None = None
         for name in options.scenarios:
             if options.database == "sqlite" and scenarios.needs_postgresql(name):
                 rows.append([name, "", "", "", "", "", "", "", "", "", "", "skipped (SQLite)"])
                 continue
             redis = name in REDIS_SCENARIOS
-            config.baseline = redis_baseline if redis else db_baseline(outcomes)
+            config.baseline = (
+                redis_baseline if redis else db_baseline(outcomes) or options.baseline_seconds
+            )
             print(f"chaos: {name} ...", flush=True)
             if redis:
                 outcome = scenarios.redis_scenario(name, config)

@@ -25,6 +25,7 @@ FINISH_MARGIN = 60.0  # s beyond the uninterrupted run
 RECOVERY_AFTER_SQS = 30.0  # s from the queue's return to a message being consumed
 RECOVERY_AFTER_DB_CUT = 60.0
 ORPHAN_DEADLINE = 10.0  # s after the master's death by which none of its group may live
+PROBE_TIMEOUT = 60.0  # s a probe message may take to be consumed before it counts as "never"
 
 
 @dataclass
@@ -42,6 +43,7 @@ class ChaosConfig:
     baseline: float | None = None  # s the uninterrupted run took (baseline sets it)
     speed: bool = True  # check the recovery and finish-time criteria (off in the lite suite)
     calls_equal_rows: bool = True  # False: carrier calls <= audit rows (the lite suite)
+    report: Callable[[str], None] | None = None  # progress lines (the script prints them)
 
 
 @dataclass
@@ -183,7 +185,7 @@ def scenario(
         stack: ChaosStack | None = None
         try:
             with _stack(config, name, **overrides) as stack:
-                run = Run(stack, config.devices)
+                run = Run(stack, config.devices, config.report)
                 try:
                     checks = body(config, stack, run)
                     return Outcome(
@@ -261,7 +263,7 @@ def _kill_poller(config: ChaosConfig, stack: ChaosStack, run: Run) -> list[Check
     run.wait(seconds=config.restart_after)
     stack.start_poller()
     run.fault_end()
-    consumed = _probe_consumed(stack, run, timeout=config.run_timeout)
+    consumed = _probe_consumed(stack, run, timeout=min(PROBE_TIMEOUT, config.run_timeout))
     _finish(config, run)
     return [_consumption_check(config, consumed), *_finish_checks(config, run, None)]
 
@@ -276,7 +278,7 @@ def _sqs_down(config: ChaosConfig, stack: ChaosStack, run: Run) -> list[Check]:
     run.wait(seconds=config.sqs_down_seconds)
     stack.sqs_up()
     run.fault_end()
-    consumed = _probe_consumed(stack, run, timeout=config.run_timeout)
+    consumed = _probe_consumed(stack, run, timeout=min(PROBE_TIMEOUT, config.run_timeout))
     pollers = len(stack.running("poll_sqs"))
     _finish(config, run)
     return [
