@@ -496,9 +496,8 @@ class ChaosStack:
             **common,
         )
 
-    def bulk_change(self, devices: int) -> tuple[Any, list[str]]:
-        """Seed ``devices`` new SIMs (a series of ICCIDs of their own) and create a POND
-        bulk change for them, with a Rev.io service each, through the services."""
+    def seed(self, devices: int) -> list[str]:
+        """``devices`` new POND SIMs (a series of ICCIDs of their own), In-Service."""
         self.series += 1
         numbers = iccids(devices, series=self.series)
         with self.control(timeout=120) as control:
@@ -510,7 +509,12 @@ class ChaosStack:
                         for n in numbers[start : start + SEED_BATCH]
                     ],
                 )
-        return Bench.create_bulk_change(self.tenant, self.rev, numbers), numbers
+        return numbers
+
+    def bulk_change(self, numbers: list[str]) -> Any:
+        """A POND bulk change for ``numbers``, with a Rev.io service each, through the
+        services every entry point uses."""
+        return Bench.create_bulk_change(self.tenant, self.rev, numbers)
 
     def carrier_counters(self) -> dict[str, Any]:
         with self.control() as control:
@@ -563,8 +567,9 @@ class Run:
         self.first_log_id = (
             BulkChangeLog.objects.order_by("-id").values_list("id", flat=True).first() or 0
         )
-        self.started = time.monotonic()
-        self.bulk_change, self.iccids = stack.bulk_change(devices)
+        self.iccids = stack.seed(devices)
+        self.started = time.monotonic()  # the run's time counts from the bulk change's creation
+        self.bulk_change = stack.bulk_change(self.iccids)
         self.fault_started: float | None = None
         self.fault_ended: float | None = None
         self.in_flight_at_fault = 0
@@ -647,18 +652,14 @@ class Run:
         return None if self.finished is None else self.finished - self.started
 
     def recovery(self) -> float | None:
-        """Seconds from the fault's end to the first sample showing more devices final than at
-        the fault's end (0 when the run was already final)."""
         if self.fault_ended is None:
             return None
-        at_end = [s for s in self.samples if s.at <= self.fault_ended]
-        base = at_end[-1].final if at_end else 0
-        if base >= self.devices:
-            return 0.0
-        for s in self.samples:
-            if s.at > self.fault_ended and s.final > base:
-                return s.at - self.fault_ended
-        return None
+        return recovery_seconds(self.samples, fault_ended=self.fault_ended, devices=self.devices)
+
+    def longest_stall(self) -> float | None:
+        if self.fault_started is None:
+            return None
+        return longest_stall(self.samples, fault_started=self.fault_started, devices=self.devices)
 
     def figures(self) -> Figures:
         from django.db.models import Count
@@ -700,6 +701,7 @@ class Run:
             final=sum(statuses[s] for s in DeviceChange.TERMINAL),
             elapsed=self.elapsed(),
             recovery=self.recovery(),
+            longest_stall=self.longest_stall(),
             duplicate_writes=duplicate_writes,
             in_flight_at_fault=self.in_flight_at_fault,
             allowed_extra_writes=self.allowed_extra_writes,
@@ -716,6 +718,38 @@ class Run:
         )
 
 
+def recovery_seconds(samples: list[Sample], *, fault_ended: float, devices: int) -> float | None:
+    """Seconds from the fault's end to the first sample showing more devices final than at
+    the fault's end (0 when the run was already final; None: no progress was seen)."""
+    at_end = [s for s in samples if s.at <= fault_ended]
+    base = at_end[-1].final if at_end else 0
+    if base >= devices:
+        return 0.0
+    for s in samples:
+        if s.at > fault_ended and s.final > base:
+            return s.at - fault_ended
+    return None
+
+
+def longest_stall(samples: list[Sample], *, fault_started: float, devices: int) -> float:
+    """The longest time without a device reaching a final status, from the fault's start to
+    the end of the run (or of sampling): the stalls a first-progress figure hides."""
+    last = fault_started
+    base = next((s.final for s in reversed(samples) if s.at <= fault_started), 0)
+    longest = 0.0
+    for s in samples:
+        if s.at <= fault_started:
+            continue
+        if s.final > base:
+            longest = max(longest, s.at - last)
+            last, base = s.at, s.final
+        if s.final >= devices:
+            return longest
+    if samples:
+        longest = max(longest, samples[-1].at - last)
+    return longest
+
+
 @dataclass
 class Figures:
     devices: int
@@ -724,6 +758,7 @@ class Figures:
     final: int
     elapsed: float | None
     recovery: float | None
+    longest_stall: float | None
     duplicate_writes: int
     in_flight_at_fault: int
     allowed_extra_writes: int

@@ -160,7 +160,7 @@ def row(outcome: Any, baseline: float | None) -> list[str]:
         str(f.devices),
         "" if baseline is None else f"{baseline:.1f}",
         _s(f.elapsed),
-        "" if f.recovery is None else f"{f.recovery:.1f}",
+        recovery_cell(f),
         f"{f.final}/{f.devices} {f.status}",
         f"{f.duplicate_writes} (≤ {f.write_allowance})",
         str(f.duplicate_rev_services),
@@ -169,6 +169,14 @@ def row(outcome: Any, baseline: float | None) -> list[str]:
         str(f.rate_limited),
         "PASS" if outcome.passed else "FAIL: " + "; ".join(outcome.failures()),
     ]
+
+
+def recovery_cell(f: Any) -> str:
+    """Recovery (first progress after the fault's end) and the longest stall after the fault."""
+    recovery = "" if f.recovery is None else f"{f.recovery:.1f}"
+    if f.longest_stall is None:
+        return recovery
+    return f"{recovery or 'none'} (longest stall {f.longest_stall:.0f})"
 
 
 def print_table(rows: list[list[str]]) -> None:

@@ -23,7 +23,7 @@ from tests.chaos.scenarios import ChaosConfig, Outcome
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 DEVICES = 120
-HANG_GUARD = 150  # s: a run not final by then has hung (a healthy one takes 10-30 s)
+HANG_GUARD = 120  # s: a run not final by then has hung (a healthy one takes 10-30 s)
 LITE_ENV = {
     "BULKCHANGE_LEASE_SECONDS": "6",
     "BULKCHANGE_REAPER_GRACE_SECONDS": "3",
