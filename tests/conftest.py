@@ -35,6 +35,7 @@ from bulkchanges.services import bulk_change_create, status_update_request_valid
 from bulkchanges.types import DeviceRef
 from integrations.rev_request import RevProduct, RevServiceRequest
 from integrations.simulators.control import SimulatorControl
+from tests.fixtures.redisdb import redis_database_flush
 
 pytest_plugins = [
     "tests.fixtures.simulators",
@@ -395,7 +396,14 @@ def processes(
         "PONDOPS_Q_POLL_SECONDS": "0.3",
         "PONDOPS_LOG_LEVEL": "INFO",
     }
-    env.pop("REDIS_URL", None)
+    # With REDIS_URL set for the test run (CI's Redis pass), the processes use that Redis for
+    # django-q2's broker, the limiters and the cache, as production does; its database
+    # (a number of its own, never 0) is emptied first. Unset: the database does all three.
+    if settings.REDIS_URL:
+        redis_database_flush(settings.REDIS_URL)
+        env["REDIS_URL"] = settings.REDIS_URL
+    else:
+        env.pop("REDIS_URL", None)
     running = Processes(env, tmp_path)
     yield running
     running.stop_all()
