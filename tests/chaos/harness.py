@@ -665,6 +665,7 @@ class Run:
         from django.db.models import Count
 
         from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
+        from bulkchanges.services import logs
 
         after = self.stack.carrier_counters()
         bulk_change = BulkChange.objects.get(pk=self.bulk_change.pk)
@@ -711,6 +712,7 @@ class Run:
             audit_rows=call_rows.count(),
             in_flight_rows=call_rows.filter(in_flight=True).count(),
             no_response_rows=call_rows.filter(response_status__isnull=True).count(),
+            worker_stopped_rows=call_rows.filter(response_text=logs.NO_RESPONSE).count(),
             rate_limited=delta("pond", "rate_limited") + delta("rev", "rate_limited"),
             faults_injected=delta("pond", "faults_injected") + delta("rev", "faults_injected"),
             rows_by_worker=dict(by_worker),
@@ -768,6 +770,7 @@ class Figures:
     audit_rows: int
     in_flight_rows: int
     no_response_rows: int
+    worker_stopped_rows: int  # closed by the reaper: the worker died before the answer
     rate_limited: int
     faults_injected: int
     rows_by_worker: dict[str, int]
