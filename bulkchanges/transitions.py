@@ -328,6 +328,54 @@ def device_changes_wake(*, ids: Iterable[int], now: datetime) -> list[int]:
     return due
 
 
+def device_changes_renew_leases(
+    *, tokens: Iterable[UUID], lease_until: datetime
+) -> frozenset[UUID]:
+    """Extend the lease of every row a live process holds under ``tokens`` — claimed
+    (PROCESSING) or handed to it and not yet claimed (PENDING) — in one UPDATE. Not a status
+    change: a row whose token changed (taken over, finished) is not touched. Returns the
+    tokens that still hold a row."""
+    rows = DeviceChange.objects.filter(
+        claim_token__in=list(tokens), status__in=(Device.PROCESSING, Device.PENDING)
+    )
+    rows.update(claimed_until=lease_until)
+    held = rows.values_list("claim_token", flat=True).distinct()
+    return frozenset(token for token in held if token is not None)
+
+
+def device_changes_hand_off(*, ids: Iterable[int], token: UUID, lease_until: datetime) -> int:
+    """Mark the PENDING rows among ``ids`` as handed to the process holding ``token`` until
+    ``lease_until`` (it renews the lease while it lives). Not a status change: a PENDING row
+    stays claimable by anyone; the hand-off only tells the reaper, once its lease has expired,
+    that the process that had it died before claiming it."""
+    rows = DeviceChange.objects.filter(pk__in=list(ids), status=Device.PENDING)
+    return rows.update(claim_token=token, claimed_until=lease_until)
+
+
+def device_changes_hand_back(*, token: UUID) -> int:
+    """The holder of ``token`` is done with its chunk: PENDING rows it still holds (waiting for
+    an older change of their ICCID) are nobody's again, as before the hand-off."""
+    rows = DeviceChange.objects.filter(claim_token=token, status=Device.PENDING)
+    return rows.update(claim_token=None, claimed_until=None)
+
+
+def device_changes_take_lost_hand_off(
+    *, token: UUID, before: datetime, reaper_token: UUID
+) -> list[int]:
+    """The reaper takes back PENDING rows handed to ``token`` whose lease expired before
+    ``before`` (their process died). A compare-and-set on the token: of two reapers, only one
+    wins each row. Returns the ids won, released to nobody (to be enqueued again)."""
+    rows = DeviceChange.objects.filter(
+        claim_token=token, status=Device.PENDING, claimed_until__lt=before
+    )
+    if not rows.update(claim_token=reaper_token, claimed_until=None):
+        return []
+    won = DeviceChange.objects.filter(claim_token=reaper_token, status=Device.PENDING)
+    ids = list(won.values_list("pk", flat=True))
+    won.update(claim_token=None)
+    return ids
+
+
 def device_change_expire_lease(
     *, device_change_id: int, now: datetime, give_up: bool, last_error: str
 ) -> bool:
