@@ -56,8 +56,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "bulkchanges",  # before django_q: its qcluster command wraps django-q2's
     "django_q",
-    "bulkchanges",
     "bulkchanges.api",
 ]
 
