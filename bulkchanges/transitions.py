@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.db.models.functions import Concat
 
@@ -338,8 +338,20 @@ def device_changes_renew_leases(
     rows = DeviceChange.objects.filter(
         claim_token__in=list(tokens), status__in=(Device.PROCESSING, Device.PENDING)
     )
-    rows.update(claimed_until=lease_until)
-    held = rows.values_list("claim_token", flat=True).distinct()
+    with transaction.atomic():
+        held = frozenset(rows.values_list("claim_token", flat=True).distinct())
+        free = rows
+        if connection.features.has_select_for_update_skip_locked:
+            # A row another transaction is writing (a claim, a step's record) is skipped, not
+            # waited for: its writer renews it or takes it over; the next tick renews it.
+            free = DeviceChange.objects.filter(
+                pk__in=list(
+                    rows.select_for_update(skip_locked=True, of=("self",)).values_list(
+                        "pk", flat=True
+                    )
+                )
+            )
+        free.update(claimed_until=lease_until)
     return frozenset(token for token in held if token is not None)
 
 

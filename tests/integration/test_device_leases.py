@@ -5,13 +5,17 @@ them back."""
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
+from bulkchanges import transitions
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
 from bulkchanges.services import logs
 from bulkchanges.services.processing import device_change_claim
@@ -144,3 +148,68 @@ def test_a_chunk_a_cluster_takes_off_the_queue_is_held_for_it_until_its_worker_t
         assert worker_token != pusher_token
         keeper().renew_due(now=float("inf"))
         assert pusher_token not in keeper().held(DEVICE_LEASES)
+
+
+@contextmanager
+def row_locked_elsewhere(pk: int) -> Iterator[None]:
+    """Another process's short write to a row (a hand-off, a renewal), held open while the
+    block runs. PostgreSQL only: SQLite has no row locks."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    locked, release = threading.Event(), threading.Event()
+
+    def write() -> None:
+        try:
+            with transaction.atomic():
+                DeviceChange.objects.filter(pk=pk).update(claimed_until=timezone.now())
+                locked.set()
+                release.wait(timeout=60)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert locked.wait(timeout=30)
+        yield
+    finally:
+        release.set()
+        writer.join(timeout=60)
+
+
+def _someone_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        (waiting,) = cursor.fetchone()
+    return bool(waiting)
+
+
+def test_a_claim_waits_for_a_row_being_written_instead_of_skipping_it(
+    pond_world: PondWorld, sqs_queue: Queue
+) -> None:
+    """Skipping a locked row would strand a claimable device: its chunk moves on without it."""
+    bulk_change = create_bulk_change(pond_world, iccids(1), with_rev=False)
+    pk = DeviceChange.objects.get(bulk_change=bulk_change).pk
+    won: list[list[int]] = []
+    claimer = threading.Thread(target=lambda: won.append(device_change_claim(ids=[pk])))
+    with row_locked_elsewhere(pk):
+        claimer.start()
+        wait_for(_someone_waits_for_a_lock, timeout=30, message="the claim waiting for the row")
+    claimer.join(timeout=60)
+    assert won == [[pk]]
+
+
+def test_a_renewal_skips_a_row_being_written_and_keeps_its_token(
+    pond_world: PondWorld, sqs_queue: Queue
+) -> None:
+    bulk_change = create_bulk_change(pond_world, iccids(2), with_rev=False)
+    first, second = DeviceChange.objects.filter(bulk_change=bulk_change).order_by("pk")
+    token = uuid.uuid4()
+    transitions.device_changes_hand_off(
+        ids=[first.pk, second.pk], token=token, lease_until=timezone.now()
+    )
+    later = timezone.now() + timedelta(hours=1)
+    with row_locked_elsewhere(first.pk):
+        held = transitions.device_changes_renew_leases(tokens=[token], lease_until=later)
+        assert held == frozenset({token})  # returned while the first row is still locked
+    assert DeviceChange.objects.get(pk=second.pk).claimed_until == later

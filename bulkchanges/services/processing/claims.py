@@ -1,10 +1,14 @@
 """Claims: which device changes a worker may work on, and taking them (docs/architecture.md §6, §7).
 
 A claim is one conditional UPDATE (:func:`bulkchanges.transitions.device_changes_claim`); on
-PostgreSQL the candidates are first locked with ``SKIP LOCKED`` so two workers never wait on
-each other's rows. A device change is claimable only when no older device change for the same
-ICCID and integration in a running bulk change is unfinished: two bulk changes touching one
-device apply in creation order, and when one finishes the next waiting one is enqueued.
+PostgreSQL the candidate is first locked with ``SELECT … FOR UPDATE``. It waits for a row
+another transaction is writing rather than skipping it: PENDING rows are written by others
+too (hand-offs, their renewals), and a claim that skipped a claimable device would strand it.
+The wait is one short transaction: claims take one device at a time.
+
+A device change is claimable only when no older device change for the same ICCID and
+integration in a running bulk change is unfinished: two bulk changes touching one device apply
+in creation order, and when one finishes the next waiting one is enqueued.
 
 Leases die with their process (:mod:`bulkchanges.leases`): a claim's lease, and the hand-off
 lease of a chunk's PENDING rows (taken when django-q2 hands the chunk to a cluster and again
@@ -105,8 +109,8 @@ def device_change_claim(*, ids: Sequence[int], now: datetime | None = None) -> l
             .filter(transitions.device_change_claimable(now))
             .exclude(older_unfinished_exists())
         )
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        if connection.features.has_select_for_update_of:
+            candidates = candidates.select_for_update(of=("self",))
         locked = list(candidates.values_list("pk", flat=True))
         if not locked:
             return []
