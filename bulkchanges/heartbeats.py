@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from django.db import DatabaseError
-from django.db.models import Count, Max
+from django.db.models import Count
 from django.utils import timezone
 
 from bulkchanges.models import ProcessHeartbeat
@@ -58,6 +58,7 @@ class HeartbeatState:
     kind: str
     last_beat_at: datetime | None
     processes: int  # processes of this kind seen within ``fresh``
+    detail: str = ""  # what the youngest beat said (e.g. "SQS unreachable since …")
 
     def age_seconds(self, now: datetime) -> float | None:
         if self.last_beat_at is None:
@@ -66,9 +67,10 @@ class HeartbeatState:
 
 
 def heartbeat_state(*, kind: str, fresh: timedelta, now: datetime | None = None) -> HeartbeatState:
-    """The youngest beat of ``kind`` and how many processes of it beat within ``fresh``."""
+    """The youngest beat of ``kind`` (its time and detail) and how many processes of it beat
+    within ``fresh``."""
     now = now or timezone.now()
     rows = ProcessHeartbeat.objects.filter(kind=kind)
-    last = rows.aggregate(last=Max("beat_at"))["last"]
+    last, detail = rows.order_by("-beat_at").values_list("beat_at", "detail").first() or (None, "")
     alive = rows.filter(beat_at__gte=now - fresh).aggregate(n=Count("id"))["n"]
-    return HeartbeatState(kind=kind, last_beat_at=last, processes=int(alive or 0))
+    return HeartbeatState(kind=kind, last_beat_at=last, processes=int(alive or 0), detail=detail)

@@ -385,8 +385,9 @@ class DeviceChange(models.Model):
 
 class BulkChangeLog(models.Model):
     """The audit trail (legacy DeviceBulkChangeLog): one row per external HTTP call, device
-    outcome, operator action and completion. Append-only: rows are never updated or deleted
-    through the application (services only create; the admin is read-only)."""
+    outcome, operator action and completion. Append-only: rows are never deleted or changed
+    through the application (services only create; the admin is read-only) — except a call's
+    row, written before the call (``in_flight``) and completed once with its answer."""
 
     bulk_change = models.ForeignKey(BulkChange, on_delete=models.CASCADE, related_name="logs")
     device_change = models.ForeignKey(
@@ -580,3 +581,31 @@ class ProcessHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.identity}"
+
+
+class RefusedMessage(models.Model):
+    """Why the consumer refused an SQS message (``sqs.MalformedMessage``): written each time it
+    refuses one, keyed by the SQS MessageId, so that once the redrive policy has moved the
+    message to the dead-letter queue the console can say why it is there. A message keeps its
+    MessageId when SQS moves it to the DLQ; a redriven copy gets a new one, so the row of a
+    message redriven or deleted from the DLQ is removed with it (its refusal stays in the
+    consumer's log). Rows older than SQS's longest retention (14 days) are pruned on write."""
+
+    message_id = models.CharField(max_length=100, unique=True)
+    body = models.TextField(blank=True, default="")  # truncated at 10 KiB
+    message_attributes = models.JSONField(default=dict, blank=True)
+    reason = models.TextField()
+    receive_count = models.PositiveIntegerField(default=0)  # the latest ApproximateReceiveCount
+    refusals = models.PositiveIntegerField(default=1)
+    first_refused_at = models.DateTimeField(default=timezone.now)
+    last_refused_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = "dead-letter queue message"
+        verbose_name_plural = "dead-letter queue"
+        permissions = [
+            ("manage_dead_letters", "Can redrive and delete dead-letter queue messages"),
+        ]
+
+    def __str__(self) -> str:
+        return f"SQS message {self.message_id}"

@@ -3,54 +3,83 @@
 :class:`~integrations.base.Throttle` per set of credentials, made of the two limits below; each
 HTTP request holds it (``call()``) for the request only.
 
-Rate: each set of credentials has one schedule of request slots spaced ``1/rate`` apart. A
-sender reserves the next free slot atomically — in Redis (a Lua script) when ``REDIS_URL`` is
-set, else with one conditional ``UPDATE … RETURNING`` on a database row — and sleeps until its
-slot. Requests therefore never exceed the rate across processes, and with enough senders they
-fill it. A 429 pushes the schedule back (by the Retry-After, at most ``MAX_PENALTY_SECONDS``)
-so every sender slows down at once.
+Rate: every sliding second at or under the limit
+------------------------------------------------
+Each set of credentials has one schedule of request slots. A sender reserves the next free slot
+atomically — in Redis (a Lua script) when ``REDIS_URL`` is set, else with one conditional
+``UPDATE … RETURNING`` on a RateLimitBucket row — which moves the schedule on by the spacing
+``s = (1 + RATE_MARGIN) / rate``, and sleeps until its slot. Slots are instants of the senders'
+wall clock (``time.time``, which NTP keeps within milliseconds across hosts); the sleep and the
+lateness are measured on ``time.monotonic``. A sender that wakes more than
+``LATE_TOLERANCE_SECONDS`` (L) after its slot gives the slot up and reserves a fresh, later one
+instead of sending late, so every request leaves within [slot, slot + L].
 
-Concurrency: each set of credentials has ``max_concurrency`` slots (the carrier's concurrent
-calls); a request holds one while it is on the wire (a ConcurrencySlot row taken by one
-conditional UPDATE, or a Redis sorted set). A slot is leased: if its holder dies, it frees
-itself after ``BULKCHANGE_LEASE_SECONDS``.
+Why no trailing second then holds more than ``rate`` (r) requests: reserved slots only move
+forward and lie at least ``s`` apart (a 429 only pushes the schedule later), so requests i and
+i + r have slots at least r·s = 1 + m seconds apart and leave at least 1 + m - L apart:
+1.015 s with m = 3 % and L = 15 ms. The carrier counts r + 1 requests within one second only
+if their transit times (client work, network, the carrier's own queue) differ by more than
+m - L = 15 ms. The cost: the schedule runs at r / (1 + m) = 0.971 of the limit, less the slots
+that late wakers give up (a busy host), provided there are enough senders to fill it. A sender
+asks for a slot no earlier than now plus its last reservation's round trip, so an idle schedule
+does not hand back a slot that passed while the answer travelled. A 429 pushes the schedule
+back (by the Retry-After, at most ``MAX_PENALTY_SECONDS``) so every sender slows down at once.
+
+Concurrency: slots that die with their holder
+---------------------------------------------
+Each set of credentials has ``max_concurrency`` slots (the carrier's concurrent calls); a
+request holds one while it is on the wire (a ConcurrencySlot row taken by one prebuilt UPDATE,
+or a member of a Redis sorted set). A slot is leased for ``BULKCHANGE_SLOT_LEASE_SECONDS``
+(10 s) and renewed every third of that, while its request runs, by one daemon thread per process
+(:class:`_Renewer`, one statement per set of credentials): a request longer than the lease keeps
+its slot, and the slots of a killed process are free again within about one lease. Waiting for
+a slot backs off with full jitter (:func:`bulkchanges.retry.slot_wait_seconds`, 20 ms doubling
+to 500 ms). A renewal or release that fails (the database or Redis blipped) is logged and never
+fails the request: the next renewal retries, and an unreleased slot frees itself at its lease.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Q, Subquery
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from bulkchanges.models import ConcurrencySlot, RateLimitBucket
+from bulkchanges.retry import slot_wait_seconds
 from integrations.base import Credentials, Throttle
 
+logger = logging.getLogger(__name__)
+
 MAX_PENALTY_SECONDS = 5.0
+RATE_MARGIN = 0.03  # slots (1 + m)/rate apart: the window's headroom, see the module docstring
+LATE_TOLERANCE_SECONDS = 0.015  # woken later than this after its slot, a sender takes another
+MAX_LEAD_SECONDS = 0.25  # the most a reservation asks ahead of now (its last round trip)
 
 _RESERVE_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+local now = tonumber(ARGV[3])
 local penalty = tonumber(ARGV[2])
 if penalty > 0 then
-  if slot < now + penalty then slot = now + penalty end
-  redis.call('SET', KEYS[1], tostring(slot), 'EX', 3600)
-  return {tostring(now), tostring(slot)}
+  if slot < now + penalty then
+    redis.call('SET', KEYS[1], tostring(now + penalty), 'EX', 3600)
+  end
+  return tostring(slot)
 end
 if slot < now then slot = now end
 redis.call('SET', KEYS[1], tostring(slot + tonumber(ARGV[1])), 'EX', 3600)
-return {tostring(now), tostring(slot)}
+return tostring(slot)
 """
 
 
@@ -62,14 +91,42 @@ class RateLimit(Protocol):
         """Push the schedule back (a 429), for every sender."""
 
 
-class DatabaseRateLimit:
+class _Schedule(ABC):
+    """The sender's side of a schedule of slots ``spacing`` apart: reserve, sleep, and give a
+    slot up when woken too late (the module docstring has the arithmetic)."""
+
+    def __init__(self, rate: float) -> None:
+        self.spacing = (1.0 + RATE_MARGIN) / rate
+        self.slots_given_up = 0  # late wake-ups, which the limiter benchmark reports
+        self._lead = 0.0
+
+    def acquire(self) -> None:
+        while True:
+            asked = time.time()
+            slot = self._reserve(not_before=asked + self._lead)
+            answered = time.time()
+            deadline = time.monotonic() + (slot - answered)
+            self._lead = min(max(answered - asked, 0.0), MAX_LEAD_SECONDS)
+            wait = deadline - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            if time.monotonic() - deadline <= LATE_TOLERANCE_SECONDS:
+                return
+            self.slots_given_up += 1
+
+    @abstractmethod
+    def _reserve(self, *, not_before: float) -> float:
+        """Reserve the next slot at or after ``not_before`` (epoch seconds) and return it."""
+
+
+class DatabaseRateLimit(_Schedule):
     """Slot reservation in a RateLimitBucket row: one UPDATE that advances ``next_slot`` from
     ``max(next_slot, now)`` and returns it — atomic on its own (a row lock on PostgreSQL, the
     write lock on SQLite), so no transaction is held open around it."""
 
     def __init__(self, key: str, rate: float) -> None:
+        super().__init__(rate)
         self.key = key
-        self.interval = 1.0 / rate
         RateLimitBucket.objects.get_or_create(key=key)
         # Identifiers from the model's own metadata (no input reaches this SQL); values are
         # parameters. Django's update() cannot express RETURNING, hence the raw statement.
@@ -85,18 +142,14 @@ class DatabaseRateLimit:
             f"UPDATE {table} SET {slot} = %s WHERE {key_column} = %s AND {slot} < %s"  # noqa: S608
         )
 
-    def acquire(self) -> None:
+    def _reserve(self, *, not_before: float) -> float:
         while True:
-            now = time.time()
             with connection.cursor() as cursor:
-                cursor.execute(self._reserve_sql, [now, now, self.interval, self.key])
+                cursor.execute(self._reserve_sql, [not_before, not_before, self.spacing, self.key])
                 rows = cursor.fetchall()  # all: SQLite ends the statement (and its lock) here
             if rows:
-                break
+                return float(rows[0][0]) - self.spacing
             RateLimitBucket.objects.get_or_create(key=self.key)  # removed (a flushed database)
-        slot = float(rows[0][0]) - self.interval
-        if slot > now:
-            time.sleep(slot - now)
 
     def penalise(self, seconds: float) -> None:
         later = time.time() + min(max(seconds, 0.0), MAX_PENALTY_SECONDS)
@@ -104,31 +157,25 @@ class DatabaseRateLimit:
             cursor.execute(self._penalise_sql, [later, self.key, later])
 
 
-class RedisRateLimit:
-    """The same schedule in Redis, reserved by one atomic script using the server's clock."""
+class RedisRateLimit(_Schedule):
+    """The same schedule in Redis, reserved by one atomic script."""
 
     def __init__(self, key: str, rate: float, url: str) -> None:
         import redis
 
+        super().__init__(rate)
         self.key = f"pondops:ratelimit:{key}"
-        self.interval = 1.0 / rate
         self.script = redis.Redis.from_url(url).register_script(_RESERVE_LUA)
 
-    def acquire(self) -> None:
-        now, slot = (
-            float(value) for value in self.script(keys=[self.key], args=[self.interval, 0])
-        )
-        if slot > now:
-            time.sleep(slot - now)
+    def _reserve(self, *, not_before: float) -> float:
+        return float(self.script(keys=[self.key], args=[self.spacing, 0, not_before]))
 
     def penalise(self, seconds: float) -> None:
         penalty = min(max(seconds, 0.001), MAX_PENALTY_SECONDS)
-        self.script(keys=[self.key], args=[self.interval, penalty])
+        self.script(keys=[self.key], args=[self.spacing, penalty, time.time()])
 
 
 # --- Concurrency -----------------------------------------------------------------------------
-
-SLOT_POLL_SECONDS = 0.02
 
 _ACQUIRE_LUA = """
 local t = redis.call('TIME')
@@ -142,6 +189,21 @@ end
 return 0
 """
 
+# Moves the lease of the tokens still in the set (XX: a slot already given up stays given up).
+_RENEW_LUA = """
+local t = redis.call('TIME')
+local held_until = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', held_until, ARGV[i])
+end
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[1])) + 60)
+return 0
+"""
+
+
+def slot_lease_seconds() -> float:
+    return float(settings.BULKCHANGE_SLOT_LEASE_SECONDS)
+
 
 class Concurrency(Protocol):
     def hold(self) -> AbstractContextManager[None]:
@@ -149,34 +211,124 @@ class Concurrency(Protocol):
 
 
 class _Slots(ABC):
+    #: what a renewal or a release may meet when the store blips (logged, never raised)
+    outage_errors: tuple[type[Exception], ...] = ()
+
     def __init__(self, key: str, limit: int) -> None:
         self.key = key
         self.limit = max(1, limit)
 
-    @property
-    def ttl(self) -> float:
-        return float(settings.BULKCHANGE_LEASE_SECONDS)
-
     @contextmanager
     def hold(self) -> Iterator[None]:
         token = uuid.uuid4()
+        attempt = 0
         while not self._acquire(token):
-            time.sleep(SLOT_POLL_SECONDS)
+            time.sleep(slot_wait_seconds(attempt))
+            attempt += 1
+        _renewer.add(self, token)
         try:
             yield
         finally:
-            self._release(token)
+            _renewer.discard(self, token)
+            try:
+                self._release(token)
+            except self.outage_errors:
+                logger.warning(
+                    "Could not release a concurrency slot of %s; it frees itself when its "
+                    "lease (%.0f s) passes",
+                    self.key,
+                    slot_lease_seconds(),
+                    exc_info=True,
+                )
 
     @abstractmethod
     def _acquire(self, token: uuid.UUID) -> bool:
-        """Take a free (or expired) slot for ``token``; False when all are held."""
+        """Take a free (or expired) slot for ``token`` on a fresh lease; False when all are
+        held."""
+
+    @abstractmethod
+    def _renew(self, tokens: Sequence[uuid.UUID]) -> None:
+        """Move the lease of the slots ``tokens`` hold to now + the lease, in one statement."""
 
     @abstractmethod
     def _release(self, token: uuid.UUID) -> None:
         """Give back the slot ``token`` holds."""
 
 
+class _Renewer:
+    """Renews, every third of the lease, the lease of every slot this process holds: one
+    statement per set of credentials, from a daemon thread with its own database connection
+    (closed after every round). Started with the process's first held slot; a forked child
+    (django-q2's workers) starts its own, since it holds none of its parent's slots."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._held: dict[_Slots, set[uuid.UUID]] = {}
+        self._interval = 0.0
+        self._thread: threading.Thread | None = None
+
+    def add(self, slots: _Slots, token: uuid.UUID) -> None:
+        interval = slot_lease_seconds() / 3
+        with self._lock:
+            self._held.setdefault(slots, set()).add(token)
+            if self._thread is None:
+                self._interval = interval
+                self._thread = threading.Thread(
+                    target=self._run, name="pondops-slot-renewer", daemon=True
+                )
+                self._thread.start()
+            elif interval < self._interval:  # the lease was shortened (tests): renew sooner
+                self._interval = interval
+                self._wake.set()
+
+    def discard(self, slots: _Slots, token: uuid.UUID) -> None:
+        with self._lock:
+            tokens = self._held.get(slots)
+            if tokens is not None:
+                tokens.discard(token)
+                if not tokens:
+                    del self._held[slots]
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            with self._lock:
+                self._interval = slot_lease_seconds() / 3
+                held = [(slots, list(tokens)) for slots, tokens in self._held.items()]
+            try:
+                for slots, tokens in held:
+                    self.renew(slots, tokens)
+            finally:
+                connection.close()  # this thread's own connection, opened again next round
+
+    def renew(self, slots: _Slots, tokens: Sequence[uuid.UUID]) -> None:
+        try:
+            slots._renew(tokens)
+        except Exception:  # the renewer must survive anything; it retries next round
+            logger.warning(
+                "Could not renew %d concurrency slot lease(s) of %s; retrying in %.1f s",
+                len(tokens),
+                slots.key,
+                self._interval,
+                exc_info=True,
+            )
+
+
+_renewer = _Renewer()
+
+
 class DatabaseConcurrency(_Slots):
+    """ConcurrencySlot rows ``0 … limit-1`` per set of credentials, taken and given back by
+    prebuilt statements (the hottest SQL of a run)."""
+
+    outage_errors = (DatabaseError,)
+
     def __init__(self, key: str, limit: int) -> None:
         super().__init__(key, limit)
         existing = set(ConcurrencySlot.objects.filter(key=key).values_list("slot", flat=True))
@@ -184,41 +336,92 @@ class DatabaseConcurrency(_Slots):
             [ConcurrencySlot(key=key, slot=n) for n in range(self.limit) if n not in existing],
             ignore_conflicts=True,
         )
+        # Identifiers from the model's own metadata (no input reaches this SQL); values are
+        # parameters, prepared by the fields themselves (a UUID, a datetime per backend).
+        meta = ConcurrencySlot._meta
+        quote = connection.ops.quote_name
+        table = quote(meta.db_table)
+        columns = {field.name: quote(str(field.column)) for field in meta.concrete_fields}
+        pk, key_column, slot, holder, until = (
+            columns[name] for name in ("id", "key", "slot", "holder", "held_until")
+        )
+        # One statement takes a free or expired slot: PostgreSQL skips rows another taker has
+        # locked; SQLite runs the whole UPDATE under its single write lock.
+        pick = (
+            f"SELECT {pk} FROM {table} WHERE {key_column} = %s AND {slot} < %s "  # noqa: S608
+            f"AND ({holder} IS NULL OR {until} < %s) LIMIT 1"
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            pick += " FOR UPDATE SKIP LOCKED"
+        self._acquire_sql = (
+            f"UPDATE {table} SET {holder} = %s, {until} = %s WHERE {pk} = ({pick}) "  # noqa: S608
+            f"RETURNING {pk}"
+        )
+        self._release_sql = (
+            f"UPDATE {table} SET {holder} = NULL, {until} = NULL "  # noqa: S608
+            f"WHERE {key_column} = %s AND {holder} = %s"
+        )
+        self._renew_sql = f"UPDATE {table} SET {until} = %s WHERE {key_column} = %s AND {holder} IN"  # noqa: S608
+        self._holder_field = meta.get_field("holder")
+        self._until_field = meta.get_field("held_until")
+
+    def _holder(self, token: uuid.UUID) -> Any:
+        return self._holder_field.get_db_prep_value(token, connection)
+
+    def _until(self, when: Any) -> Any:
+        return self._until_field.get_db_prep_value(when, connection)
 
     def _acquire(self, token: uuid.UUID) -> bool:
-        """One UPDATE takes a free (or expired) slot picked at random, so concurrent takers
-        rarely aim at the same row; the condition is checked again on the row itself, and the
-        row count decides between two takers that did."""
         now = timezone.now()
-        free = Q(holder__isnull=True) | Q(held_until__lt=now)
-        pick = (
-            ConcurrencySlot.objects.filter(key=self.key, slot__lt=self.limit)
-            .filter(free)
-            .order_by("?")
-            .values("pk")[:1]
-        )
-        return bool(
-            ConcurrencySlot.objects.filter(pk__in=Subquery(pick))
-            .filter(free)
-            .update(holder=token, held_until=now + timedelta(seconds=self.ttl))
-        )
+        held_until = now + timedelta(seconds=slot_lease_seconds())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                self._acquire_sql,
+                [
+                    self._holder(token),
+                    self._until(held_until),
+                    self.key,
+                    self.limit,
+                    self._until(now),
+                ],
+            )
+            rows = cursor.fetchall()  # all: SQLite ends the statement (and its lock) here
+        return bool(rows)
+
+    def _renew(self, tokens: Sequence[uuid.UUID]) -> None:
+        held_until = timezone.now() + timedelta(seconds=slot_lease_seconds())
+        placeholders = ", ".join(["%s"] * len(tokens))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"{self._renew_sql} ({placeholders})",
+                [self._until(held_until), self.key, *(self._holder(token) for token in tokens)],
+            )
 
     def _release(self, token: uuid.UUID) -> None:
-        ConcurrencySlot.objects.filter(key=self.key, holder=token).update(
-            holder=None, held_until=None
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(self._release_sql, [self.key, self._holder(token)])
 
 
 class RedisConcurrency(_Slots):
+    """A sorted set per set of credentials: member a holder's token, score its lease's end
+    (Redis's own clock)."""
+
     def __init__(self, key: str, limit: int, url: str) -> None:
         import redis
 
         super().__init__(f"pondops:slots:{key}", limit)
+        self.outage_errors = (redis.RedisError,)
         self.redis = redis.Redis.from_url(url)
         self.script = self.redis.register_script(_ACQUIRE_LUA)
+        self.renew_script = self.redis.register_script(_RENEW_LUA)
 
     def _acquire(self, token: uuid.UUID) -> bool:
-        return bool(self.script(keys=[self.key], args=[self.limit, self.ttl, token.hex]))
+        lease = slot_lease_seconds()
+        return bool(self.script(keys=[self.key], args=[self.limit, lease, token.hex]))
+
+    def _renew(self, tokens: Sequence[uuid.UUID]) -> None:
+        args: list[float | str] = [slot_lease_seconds(), *(token.hex for token in tokens)]
+        self.renew_script(keys=[self.key], args=args)
 
     def _release(self, token: uuid.UUID) -> None:
         self.redis.zrem(self.key, token.hex)

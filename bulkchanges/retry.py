@@ -31,6 +31,39 @@ def backoff_seconds(
     return max(0.0, min(wanted, cap))
 
 
+def outage_delay_seconds(
+    failures: int,
+    *,
+    base: float = 1.0,
+    cap: float = 30.0,
+    jitter: Callable[[], float] = random.random,
+) -> float:
+    """How long a long-running process (``poll_sqs``) waits after its ``failures``-th failure in
+    a row to reach SQS or its database before trying again: base·2ⁿ⁻¹ capped at ``cap``, then
+    "equal jitter" (a factor in [0.5, 1)) so that pollers that lost SQS together do not return
+    together — never above ``cap``, never below half of it once capped. Overflow-safe."""
+    exponent = min(max(0, failures - 1), _MAX_EXPONENT)
+    return min(base * (2**exponent), cap) * (0.5 + 0.5 * jitter())
+
+
+SLOT_WAIT_FIRST_SECONDS = 0.02
+SLOT_WAIT_CAP_SECONDS = 0.5
+
+
+def slot_wait_seconds(
+    attempt: int,
+    *,
+    first: float = SLOT_WAIT_FIRST_SECONDS,
+    cap: float = SLOT_WAIT_CAP_SECONDS,
+    jitter: Callable[[], float] = random.random,
+) -> float:
+    """Pause before look ``attempt + 1`` for a free concurrency slot: full jitter, uniform in
+    [0, min(cap, first·2ⁿ)) — 20 ms, 40 ms, … up to 500 ms — so waiters neither spin nor wake
+    together when a slot frees. Overflow-safe for any ``attempt``."""
+    exponent = min(max(0, attempt), _MAX_EXPONENT)
+    return jitter() * min(cap, first * (2**exponent))
+
+
 def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 

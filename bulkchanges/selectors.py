@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -210,14 +212,14 @@ class Dashboard:
     devices_by_carrier: Mapping[str, Mapping[str, int]]
     devices_unfinished: Mapping[str, int]
     oldest_unfinished: BulkChange | None
-    queue_depth: Mapping[str, int] | None  # None: SQS could not be reached
-    queue_error: str = ""
+    sqs: SqsStatus  # the queue's and the dead-letter queue's depth (cached ~15 s)
 
 
 def dashboard_get(*, now: datetime | None = None, hours: int = 24) -> Dashboard:
     """Bulk changes by status created in the last ``hours``, devices finished per carrier in
-    that window, devices still in flight, the oldest unfinished bulk change and the queue's
-    approximate depth. Never raises for SQS: an unreachable queue is reported, not fatal."""
+    that window, devices still in flight, the oldest unfinished bulk change, and the queue's and
+    the dead-letter queue's approximate depth. Never raises for SQS: an unreachable queue is
+    reported, not fatal."""
     since = (now or timezone.now()) - timedelta(hours=hours)
     by_status = dict.fromkeys(BulkChange.Status.values, 0)
     by_status.update(
@@ -248,25 +250,151 @@ def dashboard_get(*, now: datetime | None = None, hours: int = 24) -> Dashboard:
         .order_by("created_at", "id")
         .first()
     )
-    depth, error = queue_depth_approximate()
     return Dashboard(
         since=since,
         bulk_changes_by_status=by_status,
         devices_by_carrier=dict(sorted(by_carrier.items())),
         devices_unfinished=unfinished,
         oldest_unfinished=oldest,
-        queue_depth=depth,
-        queue_error=error,
+        sqs=sqs_status_get(),
     )
 
 
-def queue_depth_approximate() -> tuple[dict[str, int] | None, str]:
-    """The queue's approximate visible / in-flight / delayed message counts from its SQS
-    attributes, or (None, reason) when the queue is not configured or cannot be reached."""
+# --- SQS status (dashboard, /healthz, the dead-letter page) ---------------------------------
+
+
+@dataclass(frozen=True)
+class SqsStatus:
+    """The queue's and the dead-letter queue's figures, as one short read found them.
+
+    ``queue_depth`` None: the queue could not be read (``error`` says why). ``dead_letters``
+    None: unknown (SQS unreachable, or no DLQ configured: ``dlq_configured``).
+    ``oldest_dead_letter_sent_at``: the SentTimestamp of the oldest message one peek saw."""
+
+    read_at: datetime
+    queue_depth: Mapping[str, int] | None
+    dead_letters: int | None
+    oldest_dead_letter_sent_at: datetime | None
+    dlq_configured: bool
+    error: str = ""
+
+    def oldest_dead_letter_age(self, now: datetime | None = None) -> float | None:
+        if self.oldest_dead_letter_sent_at is None:
+            return None
+        return max(0.0, ((now or timezone.now()) - self.oldest_dead_letter_sent_at).total_seconds())
+
+
+def sqs_status_get() -> SqsStatus:
+    """The queue depth, the DLQ depth and its oldest message's send time, reused from the cache
+    for ``PONDOPS_SQS_STATUS_CACHE_SECONDS`` (15) — failures too, so a dead SQS costs one page
+    in 15 s a short wait, not every page.
+
+    Each read uses the ``status`` client (``PONDOPS_SQS_STATUS_TIMEOUT_SECONDS``, 0.5 s, no
+    retries) and the first failure ends the read, so it never takes much more than a second.
+    The age: SQS has no "age of the oldest message" attribute on a standard queue (CloudWatch
+    has one, not reachable from here), but a message keeps its SentTimestamp when it is moved
+    to the DLQ, so one peek (a receive with VisibilityTimeout 0: nothing is hidden) of up to 10
+    messages gives the oldest send time among them — exact for a small DLQ, a lower bound on
+    a large standard one (a receive samples). A peek counts as a receive in the messages'
+    ApproximateReceiveCount; the DLQ has no redrive policy of its own, so nothing else moves."""
+    key = f"pondops:sqs-status:{settings.PONDOPS_SQS_QUEUE_URL}|{settings.PONDOPS_SQS_DLQ_URL}"
+    try:
+        cached = cache.get(key)
+    except Exception as error:  # the database cache is down with its database: read live
+        logger.warning("SQS status cache unavailable: %s", error)
+        cached = None
+    if isinstance(cached, SqsStatus):
+        return cached
+    status = _sqs_status_read()
+    try:
+        cache.set(key, status, timeout=settings.PONDOPS_SQS_STATUS_CACHE_SECONDS)
+    except Exception as error:
+        logger.warning("SQS status not cached: %s", error)
+    return status
+
+
+def _sqs_status_read() -> SqsStatus:
     from bulkchanges import sqs
 
+    now = timezone.now()
+    dlq_configured = bool(settings.PONDOPS_SQS_DLQ_URL)
     try:
-        return sqs.queue_depth(), ""
-    except Exception as error:  # any failure: the dashboard shows "unavailable", never crashes
+        client = sqs.sqs_client(sqs.STATUS)
+        depth = sqs.queue_depth(url=sqs.queue_url(), client=client)
+    except (sqs.SqsUnavailable, RuntimeError) as error:
         logger.warning("queue depth unavailable: %s", error)
-        return None, f"{type(error).__name__}: {str(error)[:200]}"
+        return SqsStatus(now, None, None, None, dlq_configured, str(error)[:300])
+    if not dlq_configured:
+        return SqsStatus(now, depth, None, None, False)
+    try:
+        dlq = sqs.dlq_url()
+        dead_letters = sqs.queue_depth(url=dlq, client=client)["ApproximateNumberOfMessages"]
+        peeked = sqs.queue_receive(url=dlq, client=client, visibility_timeout=0)
+    except sqs.SqsUnavailable as error:
+        logger.warning("dead-letter queue depth unavailable: %s", error)
+        return SqsStatus(now, depth, None, None, True, str(error)[:300])
+    sent = [message.sent_at for message in peeked if message.sent_at is not None]
+    return SqsStatus(now, depth, dead_letters, min(sent) if sent else None, True)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message in the dead-letter queue, with why the consumer refused it (if it did:
+    a message dead-lettered by another cause, e.g. a consumer that crashed on it, has no
+    refusal recorded)."""
+
+    message: Any  # sqs.PeekedMessage
+    reason: str  # "" when none was recorded
+    refused_at: datetime | None
+    bulk_change_id: int | None  # decoded from the message, when it decodes
+    device_change_id: int | None
+
+
+@dataclass(frozen=True)
+class DeadLetterList:
+    messages: Sequence[DeadLetter]
+    depth: int | None  # ApproximateNumberOfMessages; None: unknown
+    error: str = ""  # why the DLQ could not be read
+
+
+def dead_letters_list(*, limit: int = 100) -> DeadLetterList:
+    """Up to ``limit`` messages of the dead-letter queue (``sqs.queue_browse``: received with a
+    short visibility timeout so a batch never repeats, then made visible again), each joined
+    with its ``RefusedMessage`` row by SQS MessageId. Never raises for SQS: an unreachable
+    queue is an empty list with ``error`` set."""
+    from bulkchanges import sqs
+    from bulkchanges.models import RefusedMessage
+
+    try:
+        client, dlq = sqs.sqs_client(sqs.STATUS), sqs.dlq_url()
+        depth = sqs.queue_depth(url=dlq, client=client)["ApproximateNumberOfMessages"]
+        browsed = sqs.queue_browse(url=dlq, client=client, limit=limit)
+    except (sqs.SqsUnavailable, RuntimeError) as error:
+        logger.warning("dead-letter queue unavailable: %s", error)
+        return DeadLetterList(messages=[], depth=None, error=str(error)[:300])
+    refused = RefusedMessage.objects.in_bulk(
+        [message.message_id for message in browsed], field_name="message_id"
+    )
+    rows = []
+    for message in browsed:
+        row = refused.get(message.message_id)
+        bulk_change_id: int | None
+        device_change_id: int | None
+        try:
+            decoded = sqs.decode(
+                {"MessageAttributes": message.message_attributes, "Body": message.body}
+            )
+            bulk_change_id, device_change_id = decoded.bulk_change_id, decoded.device_change_id
+        except sqs.MalformedMessage:
+            bulk_change_id = device_change_id = None
+        rows.append(
+            DeadLetter(
+                message=message,
+                reason=row.reason if row else "",
+                refused_at=row.last_refused_at if row else None,
+                bulk_change_id=bulk_change_id,
+                device_change_id=device_change_id or None,
+            )
+        )
+    rows.sort(key=lambda row: (row.message.sent_at is None, row.message.sent_at))
+    return DeadLetterList(messages=rows, depth=max(depth, len(rows)))

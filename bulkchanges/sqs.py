@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ParamValidationError
+from botocore.exceptions import ConnectionError as BotoCoreConnectionError
 from django.conf import settings
 
 from bulkchanges.loopback import is_loopback_url
@@ -132,26 +136,113 @@ def _boolean(name: str, value: Any) -> bool:
 
 # --- Client ----------------------------------------------------------------------------------
 
+# What each kind of caller needs from botocore. ``send``: workers' and commands' short calls,
+# with botocore's standard retries (a send that still fails is re-sent by the reaper).
+# ``poll``: the long poll; no botocore retries — the poller's own loop retries with backoff and
+# logs the outage once (``consumer.SqsConsumer``), and a dead endpoint costs at most the connect
+# timeout or the long-poll wait plus the read margin. ``status``: the reads behind pages and
+# /healthz, which must answer within about a second when SQS is slow or down.
+SEND, POLL, STATUS = "send", "poll", "status"
+POLL_READ_MARGIN_SECONDS = 5
+
+
+def _client_config(purpose: str) -> Config:
+    if purpose == POLL:
+        return Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=3,
+            read_timeout=settings.BULKCHANGE_SQS_WAIT_SECONDS + POLL_READ_MARGIN_SECONDS,
+        )
+    if purpose == STATUS:
+        timeout = settings.PONDOPS_SQS_STATUS_TIMEOUT_SECONDS
+        return Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=timeout,
+            read_timeout=timeout,
+        )
+    if purpose == SEND:
+        return Config(
+            retries={"total_max_attempts": 3, "mode": "standard"},
+            connect_timeout=3,
+            read_timeout=10,
+        )
+    raise ValueError(f"unknown SQS client purpose {purpose!r}")
+
 
 @cache
-def sqs_client() -> SQSClient:
-    """One client per process. Credentials come from boto3's chain; dummy ones only for a
-    loopback endpoint (a local SQS server)."""
+def sqs_client(purpose: str = SEND) -> SQSClient:
+    """One client per process and purpose (``SEND``, ``POLL``, ``STATUS``: their timeouts and
+    retries differ). Credentials come from boto3's chain; dummy ones only for a loopback
+    endpoint (a local SQS server)."""
     endpoint = settings.AWS_ENDPOINT_URL_SQS or None
-    kwargs: dict[str, Any] = {
-        "region_name": settings.AWS_REGION,
-        "config": Config(
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=settings.BULKCHANGE_SQS_WAIT_SECONDS + 10,
-        ),
-    }
+    kwargs: dict[str, Any] = {"region_name": settings.AWS_REGION, "config": _client_config(purpose)}
     if endpoint:
         kwargs["endpoint_url"] = endpoint
         if is_loopback_url(endpoint):
             kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
     client: SQSClient = boto3.client("sqs", **kwargs)
     return client
+
+
+# --- Errors ----------------------------------------------------------------------------------
+
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "AWS.SimpleQueueService.RequestThrottled",
+        "OverLimit",
+        "AWS.SimpleQueueService.OverLimit",
+        "TooManyRequestsException",
+    }
+)
+
+
+class SqsUnavailable(Exception):
+    """SQS could not be reached, throttled us, failed (5xx) or refused a call; ``reason`` is
+    one line for a log or a heartbeat (no credentials: AWS's messages carry none)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def sqs_error_reason(error: BaseException) -> str | None:
+    """The one classifier of SQS failures: a short reason for an error that means "SQS is not
+    serving us right now" — connection errors and timeouts, throttling, 5xx and any other
+    refusal (a queue that is missing while it is recreated, credentials being rotated) — or
+    None for a bug on our side (botocore's parameter validation, anything not from botocore)."""
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", "") or "unknown")
+        message = str(error.response.get("Error", {}).get("Message", "") or "")[:200]
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in THROTTLING_CODES:
+            kind = "throttled"
+        elif status >= 500:
+            kind = f"server error {status}"
+        else:
+            kind = f"refused (HTTP {status or '?'})"
+        return f"{kind}: {code}" + (f": {message}" if message else "")
+    if isinstance(error, (BotoCoreConnectionError, HTTPClientError)):
+        return f"unreachable: {type(error).__name__}: {str(error)[:200]}"
+    if isinstance(error, BotoCoreError) and not isinstance(error, ParamValidationError):
+        return f"{type(error).__name__}: {str(error)[:200]}"
+    return None
+
+
+@contextmanager
+def sqs_call(operation: str) -> Iterator[None]:
+    """Run SQS calls, raising :class:`SqsUnavailable` (``from`` botocore's error) for every
+    failure :func:`sqs_error_reason` recognises; anything else propagates unchanged."""
+    try:
+        yield
+    except (BotoCoreError, ClientError) as error:
+        reason = sqs_error_reason(error)
+        if reason is None:
+            raise
+        raise SqsUnavailable(f"{operation}: {reason}") from error
 
 
 def queue_url() -> str:
@@ -215,49 +306,109 @@ def send_device_retry(
     )
 
 
-def queue_depth() -> dict[str, int]:
-    """Approximate visible / in-flight / delayed counts (for the dashboard and health)."""
-    attributes = sqs_client().get_queue_attributes(
-        QueueUrl=queue_url(),
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
+def dlq_url() -> str:
+    url: str = settings.PONDOPS_SQS_DLQ_URL
+    if not url:
+        raise RuntimeError("PONDOPS_SQS_DLQ_URL is not set")
+    return url
+
+
+def queue_depth(*, url: str, client: SQSClient) -> dict[str, int]:
+    """Approximate visible / in-flight / delayed counts of the queue at ``url``."""
+    with sqs_call("get_queue_attributes"):
+        attributes = client.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
     return {key: int(value) for key, value in attributes.items()}
 
 
-def dlq_redrive(*, max_messages: int = 10_000, dry_run: bool = False) -> int:
-    """Move messages from the dead-letter queue back to the queue (after a fix), attributes
-    and body unchanged; a message is deleted from the DLQ only after its copy was sent.
-    Returns the messages moved (or, with ``dry_run``, seen)."""
-    dlq_url: str = settings.PONDOPS_SQS_DLQ_URL
-    if not dlq_url:
-        raise RuntimeError("PONDOPS_SQS_DLQ_URL is not set")
-    client, moved = sqs_client(), 0
-    while moved < max_messages:
-        batch = client.receive_message(
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=min(10, max_messages - moved),
-            WaitTimeSeconds=1,
+@dataclass(frozen=True)
+class PeekedMessage:
+    """A message seen on a queue without consuming it."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    message_attributes: Mapping[str, Any]
+    sent_at: datetime | None  # SentTimestamp: when it was first sent (kept in the DLQ)
+    receive_count: int  # ApproximateReceiveCount, peeks included
+
+    def send_arguments(self) -> dict[str, Any]:
+        """``send_message`` keyword arguments that put this message back, unchanged."""
+        return {"MessageBody": self.body, "MessageAttributes": dict(self.message_attributes)}
+
+
+def queue_receive(
+    *, url: str, client: SQSClient, visibility_timeout: int, max_messages: int = 10
+) -> list[PeekedMessage]:
+    """One short-poll receive with its system attributes. ``visibility_timeout`` 0 peeks (the
+    messages stay visible); more hides them from other receivers for that long."""
+    with sqs_call("receive_message"):
+        response = client.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=max(1, min(10, max_messages)),
+            WaitTimeSeconds=0,
+            VisibilityTimeout=visibility_timeout,
             MessageAttributeNames=["All"],
-            VisibilityTimeout=0 if dry_run else 60,
-        ).get("Messages", [])
-        if not batch:
-            break
-        for message in batch:
-            if not dry_run:
-                client.send_message(
-                    QueueUrl=queue_url(),
-                    MessageBody=message["Body"],
-                    MessageAttributes=message.get("MessageAttributes", {}),
-                )
-                client.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
-            moved += 1
-        if dry_run:
-            break  # messages stay visible; one batch shows what is there
-    logger.info(
-        "redrive: %s %s messages from the dead-letter queue", "saw" if dry_run else "moved", moved
+            AttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+        )
+    return [_peeked(raw) for raw in response.get("Messages", [])]
+
+
+def queue_browse(*, url: str, client: SQSClient, limit: int = 100) -> list[PeekedMessage]:
+    """Up to ``limit`` messages of the queue, each once: received in batches hidden for
+    ``BROWSE_VISIBILITY_SECONDS`` (so a batch never repeats the one before), then made visible
+    again at once. For the dead-letter queue's page; never for the live queue (the poller would
+    not see them for that moment)."""
+    seen: dict[str, PeekedMessage] = {}
+    try:
+        while len(seen) < limit:
+            batch = queue_receive(
+                url=url,
+                client=client,
+                visibility_timeout=BROWSE_VISIBILITY_SECONDS,
+                max_messages=limit - len(seen),
+            )
+            fresh = [message for message in batch if message.message_id not in seen]
+            if not fresh:
+                break
+            seen.update((message.message_id, message) for message in fresh)
+    finally:
+        queue_make_visible(url=url, client=client, messages=list(seen.values()))
+    return list(seen.values())
+
+
+BROWSE_VISIBILITY_SECONDS = 30
+
+
+def queue_make_visible(*, url: str, client: SQSClient, messages: list[PeekedMessage]) -> None:
+    """Make received messages visible again at once. Best effort: a message this fails for
+    becomes visible when its visibility timeout ends (logged)."""
+    for start in range(0, len(messages), 10):
+        entries: list[Any] = [
+            {"Id": str(n), "ReceiptHandle": message.receipt_handle, "VisibilityTimeout": 0}
+            for n, message in enumerate(messages[start : start + 10])
+        ]
+        try:
+            with sqs_call("change_message_visibility_batch"):
+                client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+        except SqsUnavailable as error:
+            logger.warning("%s messages stay hidden until their timeout: %s", len(entries), error)
+
+
+def _peeked(raw: Mapping[str, Any]) -> PeekedMessage:
+    attributes = raw.get("Attributes") or {}
+    sent = str(attributes.get("SentTimestamp", ""))
+    return PeekedMessage(
+        message_id=str(raw.get("MessageId", "")),
+        receipt_handle=str(raw.get("ReceiptHandle", "")),
+        body=str(raw.get("Body", "")),
+        message_attributes=raw.get("MessageAttributes") or {},
+        sent_at=datetime.fromtimestamp(int(sent) / 1000, tz=UTC) if sent.isdigit() else None,
+        receive_count=int(str(attributes.get("ApproximateReceiveCount", "0")) or 0),
     )
-    return moved

@@ -174,6 +174,7 @@ class TealClient(CarrierClient):
             session=http_session(pool_size=1),
             throttle=options.get("throttle"),
             on_call=options.get("on_call"),
+            on_call_start=options.get("on_call_start"),
             timeouts=options.get("timeouts"),
         )
 

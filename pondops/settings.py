@@ -141,6 +141,9 @@ BULKCHANGE_TASK_RETRY = _env_int("BULKCHANGE_TASK_RETRY", 360)
 # A claimed device's lease (and a handed-off chunk's), renewed every third of it while its
 # process lives (bulkchanges/leases.py): a dead worker's devices are back within about this.
 BULKCHANGE_LEASE_SECONDS = _env_float("BULKCHANGE_LEASE_SECONDS", 30)
+# A concurrency slot's lease (bulkchanges/ratelimit.py): renewed every third of it while its
+# request runs, so a killed process's slots are free again within about this long.
+BULKCHANGE_SLOT_LEASE_SECONDS = _env_float("BULKCHANGE_SLOT_LEASE_SECONDS", 10)
 BULKCHANGE_HTTP_CONNECT_TIMEOUT = _env_float("BULKCHANGE_HTTP_CONNECT_TIMEOUT", 5)
 BULKCHANGE_HTTP_READ_TIMEOUT = _env_float("BULKCHANGE_HTTP_READ_TIMEOUT", 30)
 BULKCHANGE_CONFIRM_SECONDS = _env_float("BULKCHANGE_CONFIRM_SECONDS", 30)
@@ -169,6 +172,11 @@ PONDOPS_SQS_QUEUE_URL = os.environ.get("PONDOPS_SQS_QUEUE_URL", "")
 PONDOPS_SQS_DLQ_URL = os.environ.get("PONDOPS_SQS_DLQ_URL", "")
 AWS_REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 AWS_ENDPOINT_URL_SQS = os.environ.get("AWS_ENDPOINT_URL_SQS", "")
+# The queue and dead-letter queue figures on the dashboard and /healthz: each SQS read gives up
+# after this many seconds (so a slow or dead SQS never holds a page), and the answer — or the
+# failure — is reused for PONDOPS_SQS_STATUS_CACHE_SECONDS.
+PONDOPS_SQS_STATUS_TIMEOUT_SECONDS = _env_float("PONDOPS_SQS_STATUS_TIMEOUT_SECONDS", 0.5)
+PONDOPS_SQS_STATUS_CACHE_SECONDS = _env_int("PONDOPS_SQS_STATUS_CACHE_SECONDS", 15)
 
 # --- django-q2 -------------------------------------------------------------------------------
 # Our retries go through SQS and the reaper (state in our rows), so django-q2's own are capped:

@@ -158,6 +158,23 @@ def sqs_queue(sqs_endpoint: str, settings: Any) -> Iterator[Queue]:
     sqs.sqs_client.cache_clear()
 
 
+def dead_letter_malformed(queue: Queue) -> None:
+    """Send a message the consumer refuses ("BulkChangeId is not a number: 'abc'") and poll
+    until the redrive policy (2 receives in tests) has moved it to the dead-letter queue."""
+    queue.client.send_message(
+        QueueUrl=queue.url,
+        MessageBody="Not used",
+        MessageAttributes={"BulkChangeId": {"DataType": "String", "StringValue": "abc"}},
+    )
+    consumer = SqsConsumer(wait_seconds=1)
+    wait_for(
+        lambda: consumer.poll_once() is not None and queue.messages(queue.dlq_url),
+        timeout=30,
+        interval=0,
+        message="the message in the DLQ",
+    )
+
+
 def _call(*args: str) -> str:
     from io import StringIO
 

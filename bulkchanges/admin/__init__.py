@@ -3,6 +3,22 @@ created, watched, retried, cancelled, exported and audited here. The admin's aut
 imports this package, which registers every model on the default site — PondOps' own
 (``site.PondOpsAdminSite``: the product's name, the operations dashboard on its index)."""
 
-from bulkchanges.admin import bulk_changes, callbacks, device_changes, inventory, logs, partners
+from bulkchanges.admin import (
+    bulk_changes,
+    callbacks,
+    dead_letters,
+    device_changes,
+    inventory,
+    logs,
+    partners,
+)
 
-__all__ = ["bulk_changes", "callbacks", "device_changes", "inventory", "logs", "partners"]
+__all__ = [
+    "bulk_changes",
+    "callbacks",
+    "dead_letters",
+    "device_changes",
+    "inventory",
+    "logs",
+    "partners",
+]

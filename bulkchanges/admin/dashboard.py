@@ -1,7 +1,8 @@
 """The operations dashboard on the admin index: bulk changes by status in the last 24 hours,
-devices finished per carrier, devices in flight, the queue's approximate depth and the oldest
-unfinished bulk change — so staff see at a glance whether processing is healthy. The site's
-index (``bulkchanges/admin/site.py``) renders it above the app list.
+devices finished per carrier, devices in flight, the queue's approximate depth, the messages in
+the dead-letter queue (with the age of the oldest) and the oldest unfinished bulk change — so
+staff see at a glance whether processing is healthy. The site's index
+(``bulkchanges/admin/site.py``) renders it above the app list.
 """
 
 from __future__ import annotations
@@ -15,10 +16,28 @@ from django.utils.http import urlencode
 
 from bulkchanges.admin import display
 from bulkchanges.models import BulkChange, DeviceChange
-from bulkchanges.selectors import FINISHED_ORDER, bulk_change_progress, dashboard_get
+from bulkchanges.selectors import (
+    FINISHED_ORDER,
+    SqsStatus,
+    bulk_change_progress,
+    dashboard_get,
+)
 
 # An unfinished bulk change older than this is flagged on the dashboard.
 STALE_AFTER = timedelta(hours=1)
+
+
+def _dead_letters_context(status: SqsStatus) -> dict[str, Any] | None:
+    """The dead-letter stat: None when no DLQ is configured; ``count`` None when unknown."""
+    if not status.dlq_configured:
+        return None
+    age = status.oldest_dead_letter_age()
+    return {
+        "count": status.dead_letters,
+        "oldest_age": display.duration(timedelta(seconds=age)) if age is not None else "",
+        "url": reverse("admin:bulkchanges_refusedmessage_changelist"),
+        "error": status.error,
+    }
 
 
 def dashboard_context(*, hours: int = 24) -> dict[str, Any]:
@@ -62,9 +81,12 @@ def dashboard_context(*, hours: int = 24) -> dict[str, Any]:
             }
             for status, count in dashboard.devices_unfinished.items()
         ],
-        "queue_depth": dashboard.queue_depth,
-        "queue_total": sum(dashboard.queue_depth.values()) if dashboard.queue_depth else None,
-        "queue_error": dashboard.queue_error,
+        "queue_depth": dashboard.sqs.queue_depth,
+        "queue_total": (
+            sum(dashboard.sqs.queue_depth.values()) if dashboard.sqs.queue_depth else None
+        ),
+        "queue_error": dashboard.sqs.error,
+        "dead_letters": _dead_letters_context(dashboard.sqs),
         "oldest": oldest_context,
         "open_statuses": sorted(BulkChange.OPEN),
         "device_unfinished_statuses": sorted(DeviceChange.UNFINISHED),

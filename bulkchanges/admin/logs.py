@@ -22,7 +22,7 @@ class BulkChangeLogAdmin(ReadOnlyAdmin):
         "bulk_change_link",
         "device_change_id",
         "log_entry_description",
-        "response_status",
+        "answer",
         "errors",
         "process_by",
     )
@@ -37,6 +37,7 @@ class BulkChangeLogAdmin(ReadOnlyAdmin):
         "process_by",
         "request_id",
         "response_status",
+        "in_flight",
         "has_errors",
         "error_text",
         "request_readable",
@@ -51,6 +52,14 @@ class BulkChangeLogAdmin(ReadOnlyAdmin):
     @admin.display(description="bulk change", ordering="bulk_change_id")
     def bulk_change_link(self, row: BulkChangeLog) -> SafeString:
         return display.bulk_change_link(row.bulk_change_id)
+
+    @admin.display(description="response status", ordering="response_status")
+    def answer(self, row: BulkChangeLog) -> str:
+        """The answer's status; a call whose row was written but whose answer is not (yet) in
+        says so."""
+        if row.in_flight:
+            return "awaiting answer"
+        return display.EMPTY if row.response_status is None else str(row.response_status)
 
     @admin.display(description="errors", ordering="has_errors")
     def errors(self, row: BulkChangeLog) -> SafeString | str:

@@ -402,6 +402,7 @@ class BulkChangeLogSerializer(serializers.ModelSerializer):
             "request_text",
             "response_text",
             "response_status",
+            "in_flight",
             "has_errors",
             "error_text",
             "process_by",

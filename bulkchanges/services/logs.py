@@ -1,17 +1,21 @@
 """Audit rows (BulkChangeLog): one per external call, device outcome, operator action and
-completion. Rows are only ever created here, never updated."""
+completion. Rows are only ever created here, never updated — with one exception: an outbound
+call's row is written *before* the call (``in_flight``) and completed here once its answer is in,
+so no call is ever without its row. A row whose worker died before the answer was recorded is
+closed as :data:`NO_RESPONSE` by the reaper."""
 
 from __future__ import annotations
 
 import os
 import socket
 from collections.abc import Iterable
+from datetime import datetime
 from functools import cache
 
 from django.utils import timezone
 
 from bulkchanges.models import BulkChangeLog
-from integrations.base import CallRecord, redact
+from integrations.base import CallRecord, CallStart, redact
 
 COMPLETION = "Bulk change completed"
 DEVICE_OUTCOME = "Device status change result"
@@ -23,6 +27,7 @@ OPERATOR_RETRY = "Retry requested"
 OPERATOR_CANCEL = "Bulk change cancelled"
 WRITES_DISABLED = "Writes disabled"
 LEASE_EXPIRED = "Worker lease expired"
+NO_RESPONSE = "no response: worker stopped"
 
 
 @cache
@@ -77,7 +82,7 @@ def call_rows(
     """One row per external HTTP call (already redacted by the integration client)."""
     rows = []
     for call in calls:
-        failed = call is failed_call or call.response_status is None or call.response_status >= 400
+        failed = _call_failed(call, failed_call)
         rows.append(
             log_row(
                 bulk_change_id=bulk_change_id,
@@ -93,6 +98,59 @@ def call_rows(
             )
         )
     return rows
+
+
+def _call_failed(call: CallRecord, failed_call: CallRecord | None) -> bool:
+    return call is failed_call or call.response_status is None or call.response_status >= 400
+
+
+def call_started_write(
+    start: CallStart,
+    *,
+    bulk_change_id: int,
+    device_change_id: int,
+    process_by: str,
+    request_id: str,
+) -> int:
+    """Write a call's row before the call is sent (committed at once: the caller holds no
+    transaction); returns its id for :func:`call_row_complete`."""
+    row = log_row(
+        bulk_change_id=bulk_change_id,
+        device_change_id=device_change_id,
+        description=start.description,
+        process_by=process_by,
+        request_id=request_id,
+        request_text=start.request_text,
+    )
+    row.in_flight = True
+    row.save(force_insert=True)
+    return int(row.pk)
+
+
+def call_row_complete(
+    row_id: int, call: CallRecord, *, failed_call: CallRecord | None = None, error_text: str = ""
+) -> None:
+    """Complete the row :func:`call_started_write` wrote with the call's answer."""
+    BulkChangeLog.objects.filter(pk=row_id).update(
+        response_text=redact(call.response_text),
+        response_status=call.response_status,
+        has_errors=_call_failed(call, failed_call),
+        error_text=redact(error_text if call is failed_call else ""),
+        in_flight=False,
+    )
+
+
+def call_rows_unanswered_close(
+    *, device_change_id: int | None = None, started_before: datetime | None = None
+) -> int:
+    """Close the in-flight call rows of a device change whose worker is gone (or every one
+    started before ``started_before``): their answer never reached the audit log."""
+    rows = BulkChangeLog.objects.filter(in_flight=True)
+    if device_change_id is not None:
+        rows = rows.filter(device_change_id=device_change_id)
+    if started_before is not None:
+        rows = rows.filter(processed_at__lt=started_before)
+    return rows.update(in_flight=False, has_errors=True, response_text=NO_RESPONSE)
 
 
 def log_write(**kwargs: object) -> BulkChangeLog:

@@ -31,6 +31,7 @@ class ReapReport:
     retries_resent: int = 0
     bulk_changes_resent: int = 0
     bulk_changes_completed: int = 0
+    unanswered_calls: int = 0
 
     def __str__(self) -> str:
         return (
@@ -38,7 +39,8 @@ class ReapReport:
             f"lost hand-offs returned {self.hand_offs_returned}, "
             f"retry messages re-sent {self.retries_resent}, "
             f"bulk changes re-sent {self.bulk_changes_resent}, "
-            f"completed {self.bulk_changes_completed}"
+            f"completed {self.bulk_changes_completed}, "
+            f"unanswered calls closed {self.unanswered_calls}"
         )
 
 
@@ -54,6 +56,9 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     _expire_leases(now, enqueue, process_by, report, touched)
     _return_lost_hand_offs(now, enqueue, report)
     _resend_overdue_retries(now - grace, report)
+    report.unanswered_calls += logs.call_rows_unanswered_close(
+        started_before=now - grace - _longest_call()
+    )
     runnable_without_work = BulkChange.objects.filter(status__in=BulkChange.RUNNABLE).exclude(
         Exists(
             DeviceChange.objects.filter(
@@ -117,6 +122,13 @@ def _stalled_bulk_changes(stalled_before: datetime) -> list[tuple[int, datetime 
     )
 
 
+def _longest_call() -> timedelta:
+    """How long a live worker's call can take once its row is written (connect + read)."""
+    return timedelta(
+        seconds=settings.BULKCHANGE_HTTP_CONNECT_TIMEOUT + settings.BULKCHANGE_HTTP_READ_TIMEOUT
+    )
+
+
 def _expire_leases(
     now: datetime,
     enqueue: Enqueue,
@@ -125,7 +137,8 @@ def _expire_leases(
     touched: set[int],
 ) -> None:
     """PROCESSING rows whose lease expired (a dead worker) go back to RETRY_SCHEDULED — the
-    expiry counts as an attempt — or, with no retries left, end ERROR."""
+    expiry counts as an attempt — or, with no retries left, end ERROR. The dead worker's call
+    rows still in flight are closed as having had no response."""
     expired = _expired_leases(now)
     requeue: list[int] = []
     for pk, bulk_change_id, attempts, last_error in expired:
@@ -143,6 +156,7 @@ def _expire_leases(
                 ),
             )
             if won:
+                report.unanswered_calls += logs.call_rows_unanswered_close(device_change_id=pk)
                 logs.log_write(
                     bulk_change_id=bulk_change_id,
                     device_change_id=pk,

@@ -16,7 +16,14 @@ Adding a carrier is one module (client + processor, decorated with nothing) plus
 the registry. This package re-exports what other code imports from ``integrations.base``.
 """
 
-from integrations.base.audit import REDACTED, CallRecord, CallRecorder, redact
+from integrations.base.audit import (
+    REDACTED,
+    CallRecord,
+    CallRecorder,
+    CallStart,
+    CallStartRecorder,
+    redact,
+)
 from integrations.base.errors import (
     AuthenticationError,
     CallbackRejected,
@@ -72,6 +79,8 @@ __all__ = [
     "AuthenticationError",
     "CallRecord",
     "CallRecorder",
+    "CallStart",
+    "CallStartRecorder",
     "CallbackAuth",
     "CallbackEvent",
     "CallbackOutcome",

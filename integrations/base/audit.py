@@ -1,7 +1,10 @@
 """The audit record of an external HTTP call, and the one redaction function.
 
-Every call a client makes — failed or not — becomes one :class:`CallRecord`, handed to the
-client's ``on_call`` recorder, so the audit log gets one row per call (``docs/architecture.md``).
+Every call a client makes — failed or not — is announced as a :class:`CallStart` to the client's
+``on_call_start`` recorder *before* it is sent, and becomes one :class:`CallRecord` handed to its
+``on_call`` recorder once answered (or failed), both carrying the same ``call_id``: the audit log
+writes a call's row before the call and completes it after, so a worker that dies mid-call leaves
+a row saying no answer came, never a call without a row (``docs/architecture.md``).
 Its text is what an operator may read: every known secret value and every secret-named header or
 body field is replaced by :data:`REDACTED`, and bodies are cut at :data:`MAX_AUDIT_BODY`.
 """
@@ -40,8 +43,20 @@ _SENSITIVE_FORM_KEY = re.compile(
 
 
 @dataclass(frozen=True)
+class CallStart:
+    """An external HTTP call about to be sent (redacted, as its :class:`CallRecord` will be)."""
+
+    call_id: str
+    description: str
+    method: str
+    url: str
+    request_text: str
+
+
+@dataclass(frozen=True)
 class CallRecord:
-    """One external HTTP call as the audit log stores it: redacted, bodies truncated."""
+    """One external HTTP call as the audit log stores it: redacted, bodies truncated.
+    ``call_id`` is its :class:`CallStart`'s."""
 
     description: str
     method: str
@@ -50,13 +65,20 @@ class CallRecord:
     response_status: int | None
     response_text: str
     elapsed_ms: int
+    call_id: str = ""
 
 
 CallRecorder = Callable[[CallRecord], None]
+CallStartRecorder = Callable[[CallStart], None]
 
 
 def ignore_call(call: CallRecord) -> None:
     """The recorder of a client given none: the record is dropped."""
+    return None
+
+
+def ignore_call_start(start: CallStart) -> None:
+    """The start recorder of a client given none: nothing is written before a call."""
     return None
 
 

@@ -18,6 +18,7 @@ import html
 import json
 import re
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,8 +31,11 @@ from requests.adapters import HTTPAdapter
 from integrations.base.audit import (
     CallRecord,
     CallRecorder,
+    CallStart,
+    CallStartRecorder,
     audit_text,
     ignore_call,
+    ignore_call_start,
     redact,
     request_text,
 )
@@ -68,12 +72,14 @@ def default_timeouts() -> tuple[float, float]:
 class HttpOptions(TypedDict, total=False):
     """How a client's calls are made, each optional — the one list of them that clients and
     processors take: the session (default: a new :func:`http_session`), the credentials'
-    throttle (default: none), the audit recorder (default: records dropped) and the (connect,
-    read) timeouts (default: :func:`default_timeouts`)."""
+    throttle (default: none), the audit recorders — of a call about to be sent and of its
+    answer (default: records dropped) — and the (connect, read) timeouts (default:
+    :func:`default_timeouts`)."""
 
     session: requests.Session | None
     throttle: Throttle | None
     on_call: CallRecorder | None
+    on_call_start: CallStartRecorder | None
     timeouts: tuple[float, float] | None
 
 
@@ -169,6 +175,7 @@ class CarrierHttp:
         session: requests.Session | None = None,
         throttle: Throttle | None = None,
         on_call: CallRecorder | None = None,
+        on_call_start: CallStartRecorder | None = None,
         timeouts: tuple[float, float] | None = None,
         describe_error: Callable[[requests.Response], str] | None = None,
     ) -> None:
@@ -181,6 +188,7 @@ class CarrierHttp:
         self.session = session or http_session()
         self.throttle: Throttle = throttle or NoThrottle()
         self.on_call: CallRecorder = on_call or ignore_call
+        self.on_call_start: CallStartRecorder = on_call_start or ignore_call_start
         self.timeouts = timeouts or default_timeouts()
 
     def url(self, path: str) -> str:
@@ -205,6 +213,10 @@ class CarrierHttp:
         401/403 raise :class:`AuthenticationError` with ``auth_failure`` (default: this
         carrier's, naming the account); a token carrier catches it and decides whether to log
         in again.
+
+        The call is announced (``on_call_start``) before the throttle is waited for, so its
+        audit row exists before anything is sent; should the announcement fail, nothing is
+        sent. Whatever happens after, the call is recorded (``on_call``) exactly once.
         """
         url = self.url(path)
         body_text = json.dumps(json_body) if json_body is not None else (data or "")
@@ -219,9 +231,21 @@ class CarrierHttp:
             body=body_text,
             secrets=self.credentials.secrets,
         )
-        with self.throttle.call():
-            started = time.monotonic()
-            try:
+        call_id = uuid.uuid4().hex
+        record = partial(self._record, call_id, description, method, url, sent_text)
+        self.on_call_start(
+            CallStart(
+                call_id=call_id,
+                description=description,
+                method=method,
+                url=redact(url, self.credentials.secrets),
+                request_text=sent_text,
+            )
+        )
+        started = time.monotonic()
+        try:
+            with self.throttle.call():
+                started = time.monotonic()
                 response = self.session.request(
                     method,
                     url,
@@ -231,15 +255,14 @@ class CarrierHttp:
                     auth=auth,
                     timeout=self.timeouts,
                 )
-            except requests.RequestException as exc:
-                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-                call = self._record(description, method, url, sent_text, None, str(exc), started)
-                raise TransientError(
-                    f"{self.carrier} {kind}: {type(exc).__name__}", call=call
-                ) from exc
-        call = self._record(
-            description, method, url, sent_text, response.status_code, response.text, started
-        )
+        except requests.RequestException as exc:
+            kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+            call = record(None, str(exc), started)
+            raise TransientError(f"{self.carrier} {kind}: {type(exc).__name__}", call=call) from exc
+        except BaseException as exc:  # the throttle failed, or the worker is stopping
+            record(None, f"not sent or no answer recorded: {type(exc).__name__}: {exc}", started)
+            raise
+        call = record(response.status_code, response.text, started)
         if response.status_code >= 400:
             self._raise_for(response, call, auth_failure=auth_failure or self.auth_failure)
         body: Any = None
@@ -270,6 +293,7 @@ class CarrierHttp:
 
     def _record(
         self,
+        call_id: str,
         description: str,
         method: str,
         url: str,
@@ -287,6 +311,7 @@ class CarrierHttp:
             response_status=status,
             response_text=audit_text(response_text or "", secrets),
             elapsed_ms=int((time.monotonic() - started) * 1000),
+            call_id=call_id,
         )
         self.on_call(call)
         return call

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .messages import SimRequest, SimResponse
-from .ratelimit import TokenBucket
+from .ratelimit import AccountLimit
 from .routing import Call, Route
 
 
@@ -40,10 +40,11 @@ class AdminError(Exception):
 
 @dataclass
 class Account:
-    """An authenticated caller; ``bucket`` is ``None`` for an unlimited account."""
+    """An authenticated caller; ``limit`` (its rate limit) is ``None`` for an unlimited
+    account."""
 
     name: str
-    bucket: TokenBucket | None
+    limit: AccountLimit | None
 
 
 class CarrierSimulator(ABC):

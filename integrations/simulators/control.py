@@ -22,7 +22,11 @@ class SimulatorControlError(RuntimeError):
 
 
 class SimulatorControl:
-    """Drives one simulator server at ``base_url`` (e.g. ``http://127.0.0.1:8765``)."""
+    """Drives one simulator server at ``base_url`` (e.g. ``http://127.0.0.1:8765``).
+
+    Every ``add_<carrier>_account`` takes ``rate_window``: ``"bucket"`` (the default, a token
+    bucket) or ``"sliding"`` (a strict sliding window: never more than the limit's count within
+    any trailing second, or minute for a per-minute limit; see ``simulators/ratelimit.py``)."""
 
     def __init__(
         self, base_url: str, *, session: requests.Session | None = None, timeout: float = 10.0
@@ -127,9 +131,15 @@ class SimulatorControl:
         distributor_id: str,
         api_key: str,
         rate_limit: float | None = DEFAULT_RATE_LIMIT,
+        rate_window: str = "bucket",
     ) -> None:
         """Create or replace a distributor; ``rate_limit`` requests/s, ``None``/0 unlimited."""
-        account = {"distributor_id": distributor_id, "api_key": api_key, "rate_limit": rate_limit}
+        account = {
+            "distributor_id": distributor_id,
+            "api_key": api_key,
+            "rate_limit": rate_limit,
+            "rate_window": rate_window,
+        }
         self._call("POST", "/_sim/pond/accounts", account)
 
     def seed_pond_sims(self, *, distributor_id: str, sims: Iterable[Mapping[str, Any]]) -> int:
@@ -158,6 +168,7 @@ class SimulatorControl:
         password: str,
         subscription_key: str = "",
         calls_per_minute: float | None = 500,
+        rate_window: str = "bucket",
         quota_calls: int | None = None,
         quota_period_seconds: float | None = None,
     ) -> None:
@@ -171,6 +182,7 @@ class SimulatorControl:
             "password": password,
             "subscription_key": subscription_key or None,
             "calls_per_minute": calls_per_minute,
+            "rate_window": rate_window,
         }
         if quota_calls is not None:
             account["quota_calls"] = quota_calls
@@ -249,6 +261,7 @@ class SimulatorControl:
         app_secret: str,
         billing_account: str = "",
         rate_limit: float | None = DEFAULT_RATE_LIMIT,
+        rate_window: str = "bucket",
     ) -> None:
         """Create or replace an app (``app-id``/``app-secret``); ``rate_limit`` requests/s,
         ``None``/0 unlimited."""
@@ -257,6 +270,7 @@ class SimulatorControl:
             "app_secret": app_secret,
             "billing_account": billing_account,
             "rate_limit": rate_limit,
+            "rate_window": rate_window,
         }
         self._call("POST", "/_sim/telegence/accounts", account)
 
@@ -304,10 +318,16 @@ class SimulatorControl:
         username: str,
         api_key: str,
         rate_limit: float | None = DEFAULT_RATE_LIMIT,
+        rate_window: str = "bucket",
     ) -> None:
         """Create or replace an account (Basic ``username:api_key``); ``rate_limit``
         requests/s, ``None``/0 unlimited."""
-        account = {"username": username, "api_key": api_key, "rate_limit": rate_limit}
+        account = {
+            "username": username,
+            "api_key": api_key,
+            "rate_limit": rate_limit,
+            "rate_window": rate_window,
+        }
         self._call("POST", "/_sim/jasper/accounts", account)
 
     def seed_jasper_devices(self, *, username: str, devices: Iterable[Mapping[str, Any]]) -> int:
@@ -389,6 +409,7 @@ class SimulatorControl:
         api_secret: str,
         label: str = "",
         calls_per_minute: float | None = 1000,
+        rate_window: str = "bucket",
     ) -> None:
         """Create or replace an account (``ApiKey``/``ApiSecret`` headers); ``calls_per_minute``
         is Teal's per-minute limit (default 1,000), ``None``/0 unlimited."""
@@ -397,6 +418,7 @@ class SimulatorControl:
             "api_secret": api_secret,
             "label": label or api_key,
             "calls_per_minute": calls_per_minute,
+            "rate_window": rate_window,
         }
         self._call("POST", "/_sim/teal/accounts", account)
 
@@ -484,6 +506,7 @@ class SimulatorControl:
         username: str,
         password: str,
         rate_limit: float | None = DEFAULT_RATE_LIMIT,
+        rate_window: str = "bucket",
         token_seconds: int | None = None,
     ) -> None:
         """Create or replace an account (OAuth ``client_key``/``client_secret``, UWS
@@ -496,6 +519,7 @@ class SimulatorControl:
             "username": username,
             "password": password,
             "rate_limit": rate_limit,
+            "rate_window": rate_window,
             "token_seconds": token_seconds,
         }
         self._call("POST", "/_sim/thingspace/accounts", account)

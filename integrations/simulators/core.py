@@ -7,7 +7,8 @@ Every carrier request goes through the same pipeline, whichever carrier serves i
    then the fault queue);
 3. outside the lock: sleep the configured latency, and a ``timeout`` fault's delay;
 4. answer a fault, or, under the lock: authenticate, take a rate-limit token (429 with
-   ``Retry-After: 1`` when the account's bucket is empty) and run the carrier's handler.
+   ``Retry-After: 1`` when the account's limit refuses it: an empty token bucket, or a full
+   sliding window) and run the carrier's handler.
 
 One lock guards all state, and nothing sleeps or does I/O while holding it, so the threaded
 HTTP server can run many slow (latency-injected) requests at once.
@@ -129,7 +130,8 @@ class Simulator:
             key = _call_key(call, route.key)
             self.counters.record(carrier.name, op, key)
             stats = self.stats[carrier.name]
-            stats.record_request(self._clock())
+            arrived = self._clock()
+            stats.record_request(arrived)
             entry = self.request_log.append(
                 carrier=carrier.name, op=op, key=key, prefix=carrier.prefix, request=request
             )
@@ -151,7 +153,7 @@ class Simulator:
 
         with self._lock:
             if fault is None:
-                response = self._answer(carrier, route, call)
+                response = self._answer(carrier, route, call, arrived)
             else:
                 response = _fault_response(carrier, fault)
             response = carrier.finish_response(request, response)
@@ -160,16 +162,17 @@ class Simulator:
                 stats.rate_limited += 1
         return response
 
-    def _answer(self, carrier: CarrierSimulator, route: Route, call: Call) -> SimResponse:
+    def _answer(
+        self, carrier: CarrierSimulator, route: Route, call: Call, arrived: float
+    ) -> SimResponse:
         try:
             if route.authenticated:
                 call.account = carrier.authenticate(call)
-                bucket = call.account.bucket
-                if bucket is not None and not bucket.take():
+                limit = call.account.limit
+                if limit is not None and not limit.take(arrived):
                     return carrier.error_response(
                         429,
-                        f"Rate limit of {bucket.rate:g} requests/s exceeded "
-                        f"for {call.account.name}",
+                        f"Rate limit of {limit.rate:g} requests/s exceeded for {call.account.name}",
                         headers={"Retry-After": "1"},
                     )
             return route.handler(call)

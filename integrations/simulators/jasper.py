@@ -50,7 +50,7 @@ from .payloads import (
     required_list,
     required_str,
 )
-from .ratelimit import bucket_for
+from .ratelimit import limit_for, rate_window
 from .routing import Call, Route
 
 API_ROOT = "/rws/api/v1"
@@ -338,7 +338,7 @@ class JasperSimulator(CarrierSimulator):
         rate_limit = optional_rate(payload, "rate_limit", DEFAULT_RATE_LIMIT)
         self._accounts[username] = JasperAccount(
             name=f"Jasper account {username}",
-            bucket=bucket_for(rate_limit),
+            limit=limit_for(rate_limit, rate_window(payload)),
             username=username,
             api_key=required_str(payload, "api_key"),
         )

@@ -31,7 +31,7 @@ from .payloads import (
     required_list,
     required_str,
 )
-from .ratelimit import bucket_for
+from .ratelimit import limit_for, rate_window
 from .routing import Call, Route
 
 ENABLED = "ENABLED"
@@ -300,7 +300,7 @@ class PondSimulator(CarrierSimulator):
         rate_limit = optional_rate(payload, "rate_limit", DEFAULT_RATE_LIMIT)
         self._accounts[distributor_id] = PondAccount(
             name=f"distributor {distributor_id}",
-            bucket=bucket_for(rate_limit),
+            limit=limit_for(rate_limit, rate_window(payload)),
             api_key=required_str(payload, "api_key"),
         )
         return json_response(201, {"distributor_id": distributor_id, "rate_limit": rate_limit})

@@ -41,7 +41,7 @@ from .payloads import (
     required_list,
     required_str,
 )
-from .ratelimit import minute_bucket_for
+from .ratelimit import minute_limit_for, rate_window
 from .routing import Call, Handler, Route
 
 DEFAULT_CALLS_PER_MINUTE = 500.0
@@ -425,7 +425,7 @@ class RevSimulator(CarrierSimulator):
         previous = self._accounts.get(client_code)
         self._accounts[client_code] = RevAccount(
             name=f"client {client_code}",
-            bucket=minute_bucket_for(per_minute),
+            limit=minute_limit_for(per_minute, rate_window(payload)),
             client_code=client_code,
             username=required_str(payload, "username"),
             password=required_str(payload, "password"),

@@ -42,7 +42,7 @@ from typing import Any
 from .carrier import Account, AdminError, CarrierError, CarrierSimulator
 from .messages import SimResponse, json_response
 from .payloads import InvalidPayload, optional_rate, optional_text, required_list, required_str
-from .ratelimit import minute_bucket_for
+from .ratelimit import minute_limit_for, rate_window
 from .routing import Call, Route
 from .teal_callbacks import send_callback
 from .teal_operations import (
@@ -283,7 +283,7 @@ class TealSimulator(CarrierSimulator):
         per_minute = optional_rate(payload, "calls_per_minute", DEFAULT_CALLS_PER_MINUTE) or None
         self._accounts[api_key] = TealAccount(
             name=f"Teal account {label}",
-            bucket=minute_bucket_for(per_minute),
+            limit=minute_limit_for(per_minute, rate_window(payload)),
             api_key=api_key,
             api_secret=required_str(payload, "api_secret"),
             label=label,

@@ -37,7 +37,7 @@ from typing import Any
 from .carrier import Account, AdminError, CarrierError, CarrierSimulator
 from .messages import SimResponse, json_response
 from .payloads import InvalidPayload, one_of, optional_rate, required_str
-from .ratelimit import bucket_for
+from .ratelimit import limit_for, rate_window
 from .routing import Call, Handler, Route
 
 LINE = "/sp/mobility/lineconfig/api/v1/service/{msisdn}"
@@ -287,7 +287,7 @@ class TelegenceSimulator(CarrierSimulator):
             raise InvalidPayload("billing_account must be a string")
         self._accounts[app_id] = TelegenceAccount(
             name=f"app {app_id}",
-            bucket=bucket_for(rate_limit),
+            limit=limit_for(rate_limit, rate_window(payload)),
             app_id=app_id,
             app_secret=required_str(payload, "app_secret"),
             billing_account=billing_account,

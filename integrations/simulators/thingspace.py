@@ -53,7 +53,7 @@ from .payloads import (
     required_list,
     required_str,
 )
-from .ratelimit import bucket_for
+from .ratelimit import limit_for, rate_window
 from .routing import Call, Route
 from .thingspace_actions import (
     ACTIVE,
@@ -327,7 +327,7 @@ class ThingSpaceSimulator(CarrierSimulator):
             raise InvalidPayload(f"client_key is already used by account {other.account_name}")
         self._logins.accounts[account_name] = ThingSpaceAccount(
             name=f"account {account_name}",
-            bucket=bucket_for(rate_limit),
+            limit=limit_for(rate_limit, rate_window(payload)),
             account_name=account_name,
             client_key=client_key,
             client_secret=required_str(payload, "client_secret"),

@@ -18,6 +18,7 @@ from django.utils import timezone
 from bulkchanges import sqs
 from bulkchanges.models import BulkChange, BulkChangeLog, Device, DeviceChange
 from bulkchanges.selectors import device_status_counts
+from bulkchanges.services import logs
 from tests.conftest import (
     PondWorld,
     Processes,
@@ -168,6 +169,61 @@ def test_a_killed_worker_loses_no_device_and_records_no_outcome_twice(
     assert_each_device_once_but_in_flight(bulk_change, pond_world, numbers, in_flight)
     reaped = DeviceChange.objects.filter(bulk_change=bulk_change, iccid__in=in_flight)
     assert all(device_change.attempts == 1 for device_change in reaped)
+    # Every call the carrier saw has its audit row, the killed ones' included.
+    carrier_calls = sum(
+        sum(keys.values()) for keys in pond_world.simulator.calls()["pond"].values()
+    )
+    call_rows = BulkChangeLog.objects.filter(bulk_change=bulk_change).exclude(request_text="")
+    assert carrier_calls <= call_rows.count()
+    assert not call_rows.filter(in_flight=True).exists()
+    unanswered = call_rows.filter(response_text=logs.NO_RESPONSE).count()
+    assert call_rows.count() - unanswered <= carrier_calls
+
+
+def test_a_call_in_flight_when_its_worker_is_killed_keeps_its_row_saying_no_answer_came(
+    pond_world: PondWorld, sqs_queue: Queue, processes: Processes, settings: Any
+) -> None:
+    [number] = iccids(1)
+    seed_sims(pond_world, [number])
+    # The carrier holds the status change 60 s: the worker is killed while waiting for it.
+    pond_world.simulator.add_fault(
+        "pond", "set_sim_status", key=number, kind="timeout", delay_ms=60_000
+    )
+    cluster = processes.start("qcluster", start_new_session=True, BULKCHANGE_LEASE_SECONDS="3")
+    processes.start("poll_sqs")
+    bulk_change = create_bulk_change(pond_world, [number], with_rev=False)
+    rows = BulkChangeLog.objects.filter(bulk_change=bulk_change)
+    row = wait_for(
+        lambda: rows.filter(in_flight=True).first(),
+        timeout=60,
+        interval=0.05,
+        message="the status change's row, written before the call",
+    )
+    wait_for(
+        lambda: pond_world.simulator.call_count("pond", "set_sim_status", number) == 1,
+        timeout=30,
+        message="the carrier received the status change",
+    )
+    assert row.response_status is None and row.response_text == ""
+    assert row.request_text.startswith("PUT ") or row.request_text.startswith("POST ")
+
+    os.killpg(cluster.pid, signal.SIGKILL)
+    cluster.wait()
+    wait_for(
+        lambda: (
+            not DeviceChange.objects.filter(
+                bulk_change=bulk_change, claimed_until__gte=timezone.now()
+            ).exists()
+        ),
+        timeout=30,
+        message="the killed worker's lease expired",
+    )
+    call_command("reap_once")
+
+    row.refresh_from_db()
+    assert (row.in_flight, row.has_errors, row.response_text) == (False, True, logs.NO_RESPONSE)
+    assert row.log_entry_description and row.process_by.startswith("worker:")
+    assert rows.filter(log_entry_description=logs.LEASE_EXPIRED).count() == 1
 
 
 def test_a_killed_cluster_group_recovers_on_leases_alone_calling_no_device_twice_but_in_flight(

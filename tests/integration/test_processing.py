@@ -653,3 +653,39 @@ def test_an_absurd_retry_after_is_capped_and_recorded_never_a_silent_lease_expir
     assert 3590 <= waits <= 3600 + 30  # the cap, not 9,500 years
     rows = descriptions(bulk_change, device)
     assert rows == ["Update POND SIM status", "Retry scheduled"]
+
+
+def test_a_call_whose_audit_row_cannot_be_written_is_not_sent_and_the_device_retries(
+    pond_world: PondWorld, sqs_queue: Queue, inline_workers: None, monkeypatch: Any
+) -> None:
+    """No call without its row: with the audit table refusing the first start row, the carrier
+    is not called, and the device is retried (and then processed) like any transient failure."""
+    from django.db import OperationalError
+
+    from bulkchanges.services import logs
+
+    [iccid] = iccids(1)
+    seed_sims(pond_world, [iccid])
+    real_write = logs.call_started_write
+    refused: list[str] = []
+
+    def refuse_once(start: Any, **kwargs: Any) -> int:
+        if not refused:
+            refused.append(start.description)
+            raise OperationalError("database is locked")
+        return real_write(start, **kwargs)
+
+    monkeypatch.setattr(logs, "call_started_write", refuse_once)
+    bulk_change = drain(create_bulk_change(pond_world, [iccid], with_rev=False))
+
+    device_change = DeviceChange.objects.get(bulk_change=bulk_change)
+    assert device_change.status == DeviceChange.Status.PROCESSED and device_change.attempts == 1
+    assert refused == ["Update POND SIM status"]
+    assert pond_world.simulator.call_count("pond", "set_sim_status", iccid) == 1
+    [retry] = BulkChangeLog.objects.filter(
+        device_change=device_change, log_entry_description="Retry scheduled"
+    )
+    assert "could not be written (OperationalError); the call was not sent" in retry.error_text
+    calls = BulkChangeLog.objects.filter(device_change=device_change).exclude(request_text="")
+    assert calls.count() == 3 and not calls.filter(in_flight=True).exists()
+    assert not calls.filter(has_errors=True).exists()

@@ -655,3 +655,43 @@ def test_command_line_announces_its_url_and_exits_0_on_sigterm() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# -- strict sliding-window rate limit --------------------------------------------------------
+
+
+def test_a_sliding_window_account_refuses_the_request_past_its_count_until_a_second_has_passed(
+    pond: Caller, simulator: SimulatorControl
+) -> None:
+    """``rate_window: "sliding"``: 5 reads pass, the 6th within the same second is 429 (a token
+    bucket would refill a token every 200 ms); once the first read is a second old, one more
+    passes, and the refused reads were never counted."""
+    simulator.add_pond_account(
+        distributor_id=DISTRIBUTOR, api_key=API_KEY, rate_limit=5, rate_window="sliding"
+    )
+    first = time.monotonic()
+    answers = [pond.get(f"/sim/{ICCID}/status").status_code for _ in range(6)]
+    refused_within_the_second = time.monotonic() - first < 1.0
+
+    def passes() -> bool:
+        status = pond.get(f"/sim/{ICCID}/status").status_code
+        answers.append(status)
+        return status == 200
+
+    wait_for(passes, timeout=5, interval=0.05, message="a read a second after the first")
+    passed_after = time.monotonic() - first
+
+    assert answers[:5] == [200] * 5
+    if refused_within_the_second:  # (a very slow machine took the six reads past a second)
+        assert answers[5] == 429
+        assert passed_after >= 1.0
+    assert answers.count(200) == 6
+    stats = simulator.stats()["pond"]
+    assert stats["rate_limited"] == answers.count(429) == len(answers) - 6
+
+
+def test_an_unknown_rate_window_is_refused_by_the_control_api(simulator: SimulatorControl) -> None:
+    with pytest.raises(SimulatorControlError, match="rate_window must be one of"):
+        simulator.add_pond_account(
+            distributor_id=DISTRIBUTOR, api_key=API_KEY, rate_limit=5, rate_window="fixed"
+        )

@@ -1,4 +1,6 @@
-"""``manage.py poll_sqs [--once] [--max-messages N]`` — the production SQS consumer."""
+"""``manage.py poll_sqs [--once] [--max-messages N]`` — the production SQS consumer. It stays
+up through SQS and database outages (``consumer.SqsConsumer``) and stops within one batch or
+backoff wait on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -40,5 +42,6 @@ class Command(BaseCommand):
         stats = consumer.run(once=options["once"])
         self.stdout.write(
             f"poll_sqs: stopped; received {stats.received}, handed off {stats.handed_off}, "
-            f"no-ops {stats.no_ops}, deferred {stats.deferred}, malformed {stats.malformed}"
+            f"no-ops {stats.no_ops}, deferred {stats.deferred}, malformed {stats.malformed}, "
+            f"outages {stats.outages}"
         )

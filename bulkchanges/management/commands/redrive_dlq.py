@@ -1,13 +1,16 @@
 """``manage.py redrive_dlq [--max-messages N] [--dry-run]`` — move dead-lettered messages back
-to the queue once the cause is fixed."""
+to the queue once the cause is fixed (``services.dead_letters``, which the console's
+dead-letter page uses too)."""
 
 from __future__ import annotations
 
+import getpass
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from bulkchanges import sqs
+from bulkchanges.services.dead_letters import dead_letters_redrive
 
 
 class Command(BaseCommand):
@@ -19,10 +22,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            moved = sqs.dlq_redrive(
-                max_messages=options["max_messages"], dry_run=options["dry_run"]
+            moved = dead_letters_redrive(
+                actor=f"cli:{getpass.getuser()}",
+                max_messages=options["max_messages"],
+                dry_run=options["dry_run"],
             )
-        except RuntimeError as error:
+        except (RuntimeError, sqs.SqsUnavailable) as error:
             raise CommandError(str(error)) from None
         verb = "would move at least" if options["dry_run"] else "moved"
-        self.stdout.write(f"redrive: {verb} {moved} messages")
+        self.stdout.write(f"redrive: {verb} {len(moved.acted)} messages")

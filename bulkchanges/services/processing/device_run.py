@@ -1,10 +1,13 @@
 """One device change's remaining steps and its outcome (docs/architecture.md §6, §7).
 
-Each completed step is recorded — with its audit rows, and the lease renewed — before the next
-one starts; every write checks the claim token, so a worker whose lease was taken over stops
-without writing. Outcomes: PROCESSED, SKIPPED (already in the target, no carrier call), ERROR
-(permanent failure, or out of retries), RETRY_SCHEDULED (transient failure: a delayed SQS
-message follows the commit), CANCELLED (the bulk change was cancelled between two steps).
+Each outbound call's audit row is written before the call is sent and completed as soon as its
+answer is in (a worker that dies mid-call leaves a row saying so, never a call without a row).
+Each completed step is recorded — the lease renewed — before the next one starts; every write
+checks the claim token, so a worker whose lease was taken over stops without writing.
+
+Outcomes: PROCESSED, SKIPPED (already in the target, no carrier call), ERROR (permanent failure,
+or out of retries), RETRY_SCHEDULED (transient failure: a delayed SQS message follows the
+commit), CANCELLED (the bulk change was cancelled between two steps).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -46,6 +49,7 @@ from integrations.base import (
     CallbackEvent,
     CallbackOutcome,
     CallRecord,
+    CallStart,
     CarrierPending,
     PermanentError,
     Progress,
@@ -91,7 +95,10 @@ class DeviceRun:
         self.token = device_change.claim_token
         self.process_by = process_by
         self.request_id = request_id or self.bulk_change.idempotency_key or ""
+        # Answers not yet written to their rows (or calls whose recorder wrote no start row);
+        # written with the next recorded step or outcome.
         self.calls: list[CallRecord] = []
+        self.call_rows: dict[str, int] = {}  # call id -> its audit row, written at the start
         self.extra = {
             "bulk_change_id": self.bulk_change.pk,
             "device_change_id": device_change.pk,
@@ -177,7 +184,8 @@ class DeviceRun:
             credentials=credentials.as_credentials(),
             session=_session_for(credentials.pk),
             throttle=throttle_for(credentials.as_credentials()),
-            on_call=self.calls.append,
+            on_call=self._call_answered,
+            on_call_start=self._call_started,
             token_store=token_store,
         )
         context = UpdateContext(
@@ -371,7 +379,8 @@ class DeviceRun:
             credentials=rev_row.as_credentials(),
             session=_session_for(rev_row.pk),
             throttle=throttle_for(rev_row.as_credentials()),
-            on_call=self.calls.append,
+            on_call=self._call_answered,
+            on_call_start=self._call_started,
         )
         carrier_done = self.device_change.carrier_status_at or timezone.now()
         context = replace(context, today=carrier_done.date())
@@ -382,14 +391,64 @@ class DeviceRun:
 
     # Writes ----------------------------------------------------------------------------------
 
+    def _call_started(self, start: CallStart) -> None:
+        """The call's audit row, committed before the call is sent. If it cannot be written,
+        the call is not sent: the device is retried later."""
+        try:
+            self.call_rows[start.call_id] = logs.call_started_write(
+                start,
+                bulk_change_id=self.bulk_change.pk,
+                device_change_id=self.device_change.pk,
+                process_by=self.process_by,
+                request_id=self.request_id,
+            )
+        except DatabaseError as error:
+            raise TransientError(
+                f"the audit row of {start.description!r} could not be written "
+                f"({type(error).__name__}); the call was not sent"
+            ) from error
+
+    def _call_answered(self, call: CallRecord) -> None:
+        """Complete the call's row at once; should the database refuse, the answer waits for
+        the next recorded step (the row already says the call was made)."""
+        row_id = self.call_rows.get(call.call_id)
+        if row_id is not None:
+            try:
+                logs.call_row_complete(row_id, call)
+                return
+            except DatabaseError:
+                logger.warning(
+                    "device change %s: the answer of %r is recorded with the next step",
+                    self.device_change.pk,
+                    call.description,
+                    extra=self.extra,
+                    exc_info=True,
+                )
+        self.calls.append(call)
+
     def _flush_calls(self, *, failed_call: CallRecord | None = None, error: str = "") -> None:
+        """Write the answers still pending, and mark the call that failed the device with the
+        error (its row may have been completed already)."""
+        if failed_call is not None and failed_call not in self.calls:
+            row_id = self.call_rows.get(failed_call.call_id)
+            if row_id is not None:
+                logs.call_row_complete(
+                    row_id, failed_call, failed_call=failed_call, error_text=error
+                )
         if not self.calls:
             return
         calls = list(self.calls)
-        self.calls.clear()  # in place: the processors hold this list's append
+        self.calls.clear()
+        unstarted = []
+        for call in calls:
+            row_id = self.call_rows.get(call.call_id)
+            if row_id is None:
+                unstarted.append(call)
+            else:
+                logs.call_row_complete(row_id, call, failed_call=failed_call, error_text=error)
         BulkChangeLog.objects.bulk_create(
             logs.call_rows(
-                calls,
+                unstarted,
                 bulk_change_id=self.bulk_change.pk,
                 device_change_id=self.device_change.pk,
                 process_by=self.process_by,

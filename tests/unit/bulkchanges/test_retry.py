@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from bulkchanges.retry import backoff_seconds, should_retry, sqs_delay_seconds
+from bulkchanges.retry import (
+    backoff_seconds,
+    outage_delay_seconds,
+    should_retry,
+    slot_wait_seconds,
+    sqs_delay_seconds,
+)
 
 
 @pytest.mark.parametrize(
@@ -63,3 +69,43 @@ def test_backoff_is_capped_and_overflow_safe(
         retry_number, base=30, retry_after=retry_after, cap=3600, jitter=lambda: 0.5
     )
     assert delay == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("failures", "jitter", "expected"),
+    [
+        (1, 0.0, 0.5),  # first failure: 1 s, equal jitter [0.5, 1)
+        (1, 0.999999, 1.0 - 0.5 * 0.000001),
+        (2, 0.0, 1.0),
+        (3, 0.0, 2.0),
+        (5, 0.0, 8.0),
+        (6, 0.0, 15.0),  # 2**5 = 32 s: capped at 30, then jittered
+        (6, 0.999999, 30.0 - 15 * 0.000001),  # never above the cap
+        (10_000, 0.0, 15.0),  # any count: no OverflowError
+        (0, 0.0, 0.5),  # nonsense counts act like the first failure
+        (-3, 0.0, 0.5),
+    ],
+)
+def test_outage_delay_doubles_to_a_30_s_cap_with_equal_jitter(
+    failures: int, jitter: float, expected: float
+) -> None:
+    assert outage_delay_seconds(failures, jitter=lambda: jitter) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "jitter", "expected"),
+    [
+        (0, 1.0, 0.02),  # the first pause: up to 20 ms
+        (1, 1.0, 0.04),  # doubling
+        (4, 1.0, 0.32),
+        (5, 1.0, 0.5),  # 0.64 s capped at 500 ms
+        (10_000, 1.0, 0.5),  # any attempt: no OverflowError, the cap
+        (3, 0.0, 0.0),  # full jitter: anywhere from nothing …
+        (3, 0.5, 0.08),  # … to the whole step
+        (-1, 1.0, 0.02),  # a negative attempt counts as the first
+    ],
+)
+def test_waiting_for_a_slot_backs_off_exponentially_with_full_jitter_to_a_cap(
+    attempt: int, jitter: float, expected: float
+) -> None:
+    assert slot_wait_seconds(attempt, jitter=lambda: jitter) == pytest.approx(expected)

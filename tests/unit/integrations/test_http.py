@@ -4,7 +4,8 @@ headers CarrierClient._call assembles. Each carrier's own contract is test_clien
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import pytest
@@ -417,6 +418,87 @@ def test_every_call_gets_one_audit_record_in_order_failed_ones_too(
     assert audit[0].response_text == '{"ok": true}'
     assert "no such thing" in audit[1].response_text
     assert all(call.elapsed_ms >= 0 for call in audit)
+
+
+def test_a_call_is_announced_before_the_throttle_and_the_request_with_the_id_of_its_record(
+    mocked: responses.RequestsMock, throttle: RecordingThrottle
+) -> None:
+    events: list[tuple[str, Any]] = []
+    http = CarrierHttp(
+        carrier="Acme",
+        credentials=CREDENTIALS,
+        auth_failure=AUTH_FAILURE,
+        on_call=lambda call: events.append(("answered", call)),
+        on_call_start=lambda start: events.append(("started", (start, throttle.acquired))),
+        throttle=throttle,
+    )
+
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        events.append(("sent", request.method))
+        return 200, {}, "{}"
+
+    mocked.add_callback(responses.GET, f"{URL}?key={SECRET}", callback=answer)
+
+    get(http, params={"key": SECRET})
+
+    assert [kind for kind, _ in events] == ["started", "sent", "answered"]
+    (start, throttle_taken), call = events[0][1], events[2][1]
+    assert throttle_taken == 0  # the row exists before the call waits for a slot
+    assert (start.description, start.method, start.call_id) == (
+        "Read Acme thing",
+        "GET",
+        call.call_id,
+    )
+    assert start.request_text == call.request_text and SECRET not in start.request_text
+    assert len(start.call_id) == 32 and start.url == call.url == URL
+
+
+def test_a_call_whose_announcement_fails_is_never_sent(
+    mocked: responses.RequestsMock, throttle: RecordingThrottle, audit: list[CallRecord]
+) -> None:
+    def refuse(start: Any) -> None:
+        raise TransientError("the audit row could not be written")
+
+    http = CarrierHttp(
+        carrier="Acme",
+        credentials=CREDENTIALS,
+        auth_failure=AUTH_FAILURE,
+        on_call=audit.append,
+        on_call_start=refuse,
+        throttle=throttle,
+    )
+
+    with pytest.raises(TransientError, match="audit row"):
+        get(http)
+
+    assert len(mocked.calls) == 0 and throttle.acquired == 0 and audit == []
+
+
+def test_a_call_the_throttle_stopped_is_recorded_as_not_sent(
+    mocked: responses.RequestsMock, audit: list[CallRecord]
+) -> None:
+    class BrokenThrottle(RecordingThrottle):
+        @contextmanager
+        def call(self) -> Iterator[None]:
+            raise ConnectionError("redis went away")
+            yield
+
+    http = CarrierHttp(
+        carrier="Acme",
+        credentials=CREDENTIALS,
+        auth_failure=AUTH_FAILURE,
+        on_call=audit.append,
+        throttle=BrokenThrottle(),
+    )
+
+    with pytest.raises(ConnectionError):
+        get(http)
+
+    [call] = audit
+    assert call.response_status is None and len(mocked.calls) == 0
+    assert call.response_text == (
+        "not sent or no answer recorded: ConnectionError: redis went away"
+    )
 
 
 def test_the_audit_record_is_redacted_and_truncated(
