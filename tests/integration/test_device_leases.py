@@ -213,3 +213,33 @@ def test_a_renewal_skips_a_row_being_written_and_keeps_its_token(
         held = transitions.device_changes_renew_leases(tokens=[token], lease_until=later)
         assert held == frozenset({token})  # returned while the first row is still locked
     assert DeviceChange.objects.get(pk=second.pk).claimed_until == later
+
+
+def test_with_the_redis_broker_a_taken_chunk_is_held_too(
+    pond_world: PondWorld, sqs_queue: Queue
+) -> None:
+    """The Redis broker hands a task out once (BLPOP): a cluster killed with it never gives it
+    back, so holding it at that moment is all that brings its devices home."""
+    import redis
+    from django_q.signing import SignedPackage
+
+    from bulkchanges.brokers import HandOffRedis
+    from bulkchanges.leases import keeper
+    from bulkchanges.tasks import PROCESS_DEVICES
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    bulk_change = create_bulk_change(pond_world, iccids(2), with_rev=False)
+    ids = sorted(DeviceChange.objects.filter(bulk_change=bulk_change).values_list("pk", flat=True))
+    broker = HandOffRedis(list_key=f"pondops-test-{uuid.uuid4().hex}")
+    try:
+        broker.enqueue(SignedPackage.dumps({"func": PROCESS_DEVICES, "args": (ids,)}))
+        assert len(broker.dequeue()) == 1
+    finally:
+        broker.delete_queue()
+    tokens = set(DeviceChange.objects.filter(pk__in=ids).values_list("claim_token", flat=True))
+    assert len(tokens) == 1 and tokens <= keeper().held(DEVICE_LEASES)
+    for token in tokens:
+        DEVICE_LEASES.release(token)
