@@ -30,23 +30,23 @@ Concurrency: slots that die with their holder
 Each set of credentials has ``max_concurrency`` slots (the carrier's concurrent calls); a
 request holds one while it is on the wire (a ConcurrencySlot row taken by one prebuilt UPDATE,
 or a member of a Redis sorted set). A slot is leased for ``BULKCHANGE_SLOT_LEASE_SECONDS``
-(10 s) and renewed every third of that, while its request runs, by one daemon thread per process
-(:class:`_Renewer`, one statement per set of credentials): a request longer than the lease keeps
-its slot, and the slots of a killed process are free again within about one lease. Waiting for
-a slot backs off with full jitter (:func:`bulkchanges.retry.slot_wait_seconds`, 20 ms doubling
-to 500 ms). A renewal or release that fails (the database or Redis blipped) is logged and never
-fails the request: the next renewal retries, and an unreleased slot frees itself at its lease.
+(10 s) and renewed every third of that, while its request runs, by the process's lease keeper
+(:mod:`bulkchanges.leases`, one statement per set of credentials): a request longer than the
+lease keeps its slot, and the slots of a killed process are free again within about one lease.
+Waiting for a slot backs off with full jitter (:func:`bulkchanges.retry.slot_wait_seconds`, 20 ms
+doubling to 500 ms). A renewal or release that fails (the database or Redis blipped) is logged
+and never fails the request: the next renewal retries, and an unreleased slot frees itself at
+its lease.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from functools import cache
@@ -56,6 +56,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from bulkchanges.leases import LeaseKind
 from bulkchanges.models import ConcurrencySlot, RateLimitBucket
 from bulkchanges.retry import slot_wait_seconds
 from integrations.base import Credentials, Throttle
@@ -217,6 +218,13 @@ class _Slots(ABC):
     def __init__(self, key: str, limit: int) -> None:
         self.key = key
         self.limit = max(1, limit)
+        # Renewed by the process's lease keeper (bulkchanges/leases.py) every third of the
+        # lease, one statement for every slot of these credentials the process holds.
+        self.lease = LeaseKind(
+            f"concurrency slots of {key}",
+            renew=self._renew_held,
+            interval=lambda: slot_lease_seconds() / 3,
+        )
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -225,11 +233,11 @@ class _Slots(ABC):
         while not self._acquire(token):
             time.sleep(slot_wait_seconds(attempt))
             attempt += 1
-        _renewer.add(self, token)
+        self.lease.hold(token)
         try:
             yield
         finally:
-            _renewer.discard(self, token)
+            self.lease.release(token)
             try:
                 self._release(token)
             except self.outage_errors:
@@ -246,6 +254,9 @@ class _Slots(ABC):
         """Take a free (or expired) slot for ``token`` on a fresh lease; False when all are
         held."""
 
+    def _renew_held(self, tokens: frozenset[Hashable]) -> None:
+        self._renew([token for token in tokens if isinstance(token, uuid.UUID)])
+
     @abstractmethod
     def _renew(self, tokens: Sequence[uuid.UUID]) -> None:
         """Move the lease of the slots ``tokens`` hold to now + the lease, in one statement."""
@@ -253,74 +264,6 @@ class _Slots(ABC):
     @abstractmethod
     def _release(self, token: uuid.UUID) -> None:
         """Give back the slot ``token`` holds."""
-
-
-class _Renewer:
-    """Renews, every third of the lease, the lease of every slot this process holds: one
-    statement per set of credentials, from a daemon thread with its own database connection
-    (closed after every round). Started with the process's first held slot; a forked child
-    (django-q2's workers) starts its own, since it holds none of its parent's slots."""
-
-    def __init__(self) -> None:
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._held: dict[_Slots, set[uuid.UUID]] = {}
-        self._interval = 0.0
-        self._thread: threading.Thread | None = None
-
-    def add(self, slots: _Slots, token: uuid.UUID) -> None:
-        interval = slot_lease_seconds() / 3
-        with self._lock:
-            self._held.setdefault(slots, set()).add(token)
-            if self._thread is None:
-                self._interval = interval
-                self._thread = threading.Thread(
-                    target=self._run, name="pondops-slot-renewer", daemon=True
-                )
-                self._thread.start()
-            elif interval < self._interval:  # the lease was shortened (tests): renew sooner
-                self._interval = interval
-                self._wake.set()
-
-    def discard(self, slots: _Slots, token: uuid.UUID) -> None:
-        with self._lock:
-            tokens = self._held.get(slots)
-            if tokens is not None:
-                tokens.discard(token)
-                if not tokens:
-                    del self._held[slots]
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            with self._lock:
-                self._interval = slot_lease_seconds() / 3
-                held = [(slots, list(tokens)) for slots, tokens in self._held.items()]
-            try:
-                for slots, tokens in held:
-                    self.renew(slots, tokens)
-            finally:
-                connection.close()  # this thread's own connection, opened again next round
-
-    def renew(self, slots: _Slots, tokens: Sequence[uuid.UUID]) -> None:
-        try:
-            slots._renew(tokens)
-        except Exception:  # the renewer must survive anything; it retries next round
-            logger.warning(
-                "Could not renew %d concurrency slot lease(s) of %s; retrying in %.1f s",
-                len(tokens),
-                slots.key,
-                self._interval,
-                exc_info=True,
-            )
-
-
-_renewer = _Renewer()
 
 
 class DatabaseConcurrency(_Slots):

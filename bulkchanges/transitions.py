@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.db.models.functions import Concat
 
@@ -326,6 +326,66 @@ def device_changes_wake(*, ids: Iterable[int], now: datetime) -> list[int]:
             next_attempt_at=now
         )
     return due
+
+
+def device_changes_renew_leases(
+    *, tokens: Iterable[UUID], lease_until: datetime
+) -> frozenset[UUID]:
+    """Extend the lease of every row a live process holds under ``tokens`` — claimed
+    (PROCESSING) or handed to it and not yet claimed (PENDING) — in one UPDATE. Not a status
+    change: a row whose token changed (taken over, finished) is not touched. Returns the
+    tokens that still hold a row."""
+    rows = DeviceChange.objects.filter(
+        claim_token__in=list(tokens), status__in=(Device.PROCESSING, Device.PENDING)
+    )
+    with transaction.atomic():
+        held = frozenset(rows.values_list("claim_token", flat=True).distinct())
+        free = rows
+        if connection.features.has_select_for_update_skip_locked:
+            # A row another transaction is writing (a claim, a step's record) is skipped, not
+            # waited for: its writer renews it or takes it over; the next tick renews it.
+            free = DeviceChange.objects.filter(
+                pk__in=list(
+                    rows.select_for_update(skip_locked=True, of=("self",)).values_list(
+                        "pk", flat=True
+                    )
+                )
+            )
+        free.update(claimed_until=lease_until)
+    return frozenset(token for token in held if token is not None)
+
+
+def device_changes_hand_off(*, ids: Iterable[int], token: UUID, lease_until: datetime) -> int:
+    """Mark the PENDING rows among ``ids`` as handed to the process holding ``token`` until
+    ``lease_until`` (it renews the lease while it lives). Not a status change: a PENDING row
+    stays claimable by anyone; the hand-off only tells the reaper, once its lease has expired,
+    that the process that had it died before claiming it."""
+    rows = DeviceChange.objects.filter(pk__in=list(ids), status=Device.PENDING)
+    return rows.update(claim_token=token, claimed_until=lease_until)
+
+
+def device_changes_hand_back(*, token: UUID) -> int:
+    """The holder of ``token`` is done with its chunk: PENDING rows it still holds (waiting for
+    an older change of their ICCID) are nobody's again, as before the hand-off."""
+    rows = DeviceChange.objects.filter(claim_token=token, status=Device.PENDING)
+    return rows.update(claim_token=None, claimed_until=None)
+
+
+def device_changes_take_lost_hand_off(
+    *, token: UUID, before: datetime, reaper_token: UUID
+) -> list[int]:
+    """The reaper takes back PENDING rows handed to ``token`` whose lease expired before
+    ``before`` (their process died). A compare-and-set on the token: of two reapers, only one
+    wins each row. Returns the ids won, released to nobody (to be enqueued again)."""
+    rows = DeviceChange.objects.filter(
+        claim_token=token, status=Device.PENDING, claimed_until__lt=before
+    )
+    if not rows.update(claim_token=reaper_token, claimed_until=None):
+        return []
+    won = DeviceChange.objects.filter(claim_token=reaper_token, status=Device.PENDING)
+    ids = list(won.values_list("pk", flat=True))
+    won.update(claim_token=None)
+    return ids
 
 
 def device_change_expire_lease(

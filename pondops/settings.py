@@ -56,8 +56,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "bulkchanges",  # before django_q: its qcluster command wraps django-q2's
     "django_q",
-    "bulkchanges",
     "bulkchanges.api",
 ]
 
@@ -138,7 +138,9 @@ BULKCHANGE_MAX_RETRY_DELAY_SECONDS = _env_float("BULKCHANGE_MAX_RETRY_DELAY_SECO
 BULKCHANGE_CHUNK_SIZE = _env_int("BULKCHANGE_CHUNK_SIZE", 50)
 BULKCHANGE_TASK_TIMEOUT = _env_int("BULKCHANGE_TASK_TIMEOUT", 300)
 BULKCHANGE_TASK_RETRY = _env_int("BULKCHANGE_TASK_RETRY", 360)
-BULKCHANGE_LEASE_SECONDS = _env_float("BULKCHANGE_LEASE_SECONDS", 420)
+# A claimed device's lease (and a handed-off chunk's), renewed every third of it while its
+# process lives (bulkchanges/leases.py): a dead worker's devices are back within about this.
+BULKCHANGE_LEASE_SECONDS = _env_float("BULKCHANGE_LEASE_SECONDS", 30)
 # A concurrency slot's lease (bulkchanges/ratelimit.py): renewed every third of it while its
 # request runs, so a killed process's slots are free again within about this long.
 BULKCHANGE_SLOT_LEASE_SECONDS = _env_float("BULKCHANGE_SLOT_LEASE_SECONDS", 10)
@@ -189,6 +191,8 @@ Q_CLUSTER: dict[str, Any] = {
     "catch_up": False,
     "save_limit": 1000,
     "label": "Task queue",
+    # The configured ORM or Redis broker, holding each chunk its cluster takes off the queue.
+    "broker_class": "bulkchanges.brokers.hand_off_broker",
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

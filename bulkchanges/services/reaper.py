@@ -5,6 +5,7 @@ RETRY_SCHEDULED forever (docs/architecture.md §7). Run by ``run_reaper`` (its o
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +27,7 @@ Status = DeviceChange.Status
 class ReapReport:
     leases_expired: int = 0
     gave_up: int = 0
+    hand_offs_returned: int = 0
     retries_resent: int = 0
     bulk_changes_resent: int = 0
     bulk_changes_completed: int = 0
@@ -34,6 +36,7 @@ class ReapReport:
     def __str__(self) -> str:
         return (
             f"expired leases {self.leases_expired} (gave up {self.gave_up}), "
+            f"lost hand-offs returned {self.hand_offs_returned}, "
             f"retry messages re-sent {self.retries_resent}, "
             f"bulk changes re-sent {self.bulk_changes_resent}, "
             f"completed {self.bulk_changes_completed}, "
@@ -42,6 +45,8 @@ class ReapReport:
 
 
 def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> ReapReport:
+    """One pass. Idempotent across concurrent passes (one per host): every re-send is a
+    compare-and-set on the value this pass read, so each lost item is re-sent once."""
     now = now or timezone.now()
     grace = timedelta(seconds=settings.BULKCHANGE_REAPER_GRACE_SECONDS)
     report = ReapReport()
@@ -49,6 +54,7 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     # Stalled first: the reaper's own writes below move ``updated_at`` and are not progress.
     _resend_stalled_bulk_changes(now, now - grace, report)
     _expire_leases(now, enqueue, process_by, report, touched)
+    _return_lost_hand_offs(now, enqueue, report)
     _resend_overdue_retries(now - grace, report)
     report.unanswered_calls += logs.call_rows_unanswered_close(
         started_before=now - grace - _longest_call()
@@ -68,6 +74,54 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     return report
 
 
+# The reads of a pass, each a function of its own: the writes after them are compare-and-sets
+# on what they returned (tests make two passes read the same rows before either writes).
+
+
+def _expired_leases(now: datetime) -> list[tuple[int, int, int, str]]:
+    return list(
+        DeviceChange.objects.filter(status=Status.PROCESSING, claimed_until__lt=now).values_list(
+            "pk", "bulk_change_id", "attempts", "last_error"
+        )[:5000]
+    )
+
+
+def _lost_hand_offs(now: datetime) -> list[uuid.UUID | None]:
+    return list(
+        DeviceChange.objects.filter(
+            status=Status.PENDING,
+            claim_token__isnull=False,
+            claimed_until__lt=now,
+            bulk_change__status__in=BulkChange.RUNNABLE,
+        )
+        .values_list("claim_token", flat=True)
+        .distinct()[:1000]
+    )
+
+
+def _overdue_retries(
+    overdue_before: datetime,
+) -> list[tuple[int, int, int, str, datetime | None]]:
+    return list(
+        DeviceChange.objects.filter(
+            status__in=(Status.RETRY_SCHEDULED, Status.AWAITING_CARRIER),
+            next_attempt_at__lt=overdue_before,
+            bulk_change__status__in=BulkChange.RUNNABLE,
+        ).values_list("pk", "bulk_change_id", "attempts", "status", "next_attempt_at")[:5000]
+    )
+
+
+def _stalled_bulk_changes(stalled_before: datetime) -> list[tuple[int, datetime | None]]:
+    recent = DeviceChange.objects.filter(bulk_change=OuterRef("pk"), updated_at__gte=stalled_before)
+    pending = DeviceChange.objects.filter(bulk_change=OuterRef("pk"), status=Status.PENDING)
+    return list(
+        BulkChange.objects.filter(status__in=BulkChange.RUNNABLE, queued_at__lt=stalled_before)
+        .filter(Exists(pending))
+        .exclude(Exists(recent))
+        .values_list("pk", "queued_at")[:1000]
+    )
+
+
 def _longest_call() -> timedelta:
     """How long a live worker's call can take once its row is written (connect + read)."""
     return timedelta(
@@ -85,11 +139,7 @@ def _expire_leases(
     """PROCESSING rows whose lease expired (a dead worker) go back to RETRY_SCHEDULED — the
     expiry counts as an attempt — or, with no retries left, end ERROR. The dead worker's call
     rows still in flight are closed as having had no response."""
-    expired = list(
-        DeviceChange.objects.filter(status=Status.PROCESSING, claimed_until__lt=now).values_list(
-            "pk", "bulk_change_id", "attempts", "last_error"
-        )[:5000]
-    )
+    expired = _expired_leases(now)
     requeue: list[int] = []
     for pk, bulk_change_id, attempts, last_error in expired:
         gave_up = attempts >= settings.BULKCHANGE_MAX_RETRIES
@@ -126,21 +176,33 @@ def _expire_leases(
         enqueue(requeue[start : start + size])
 
 
+def _return_lost_hand_offs(now: datetime, enqueue: Enqueue, report: ReapReport) -> None:
+    """PENDING rows handed to a process (a cluster took their chunk off the queue, or a worker
+    started it) whose hand-off lease expired: that process died before claiming them. Taken
+    back token by token (a compare-and-set) and enqueued again at once."""
+    size = max(1, settings.BULKCHANGE_CHUNK_SIZE)
+    for token in _lost_hand_offs(now):
+        if token is None:
+            continue
+        with transaction.atomic():
+            ids = transitions.device_changes_take_lost_hand_off(
+                token=token, before=now, reaper_token=uuid.uuid4()
+            )
+        for start in range(0, len(ids), size):
+            enqueue(ids[start : start + size])
+        report.hand_offs_returned += len(ids)
+
+
 def _resend_overdue_retries(overdue_before: datetime, report: ReapReport) -> None:
     """A RETRY_SCHEDULED or AWAITING_CARRIER row is recorded before its message is sent; if the
     message was lost, send it again (and restart its grace period). A retry's message carries
     the next RetryNumber; another carrier check keeps the current one."""
-    waiting = (Status.RETRY_SCHEDULED, Status.AWAITING_CARRIER)
-    overdue = list(
-        DeviceChange.objects.filter(
-            status__in=waiting,
-            next_attempt_at__lt=overdue_before,
-            bulk_change__status__in=BulkChange.RUNNABLE,
-        ).values_list("pk", "bulk_change_id", "attempts", "status")[:5000]
-    )
     now = timezone.now()
-    for pk, bulk_change_id, attempts, status in overdue:
-        if DeviceChange.objects.filter(pk=pk, status=status).update(next_attempt_at=now):
+    for pk, bulk_change_id, attempts, status, read_at in _overdue_retries(overdue_before):
+        # Compare-and-set on what this pass read: a concurrent pass that re-sent it first
+        # moved next_attempt_at, so this one re-sends nothing.
+        mine = DeviceChange.objects.filter(pk=pk, status=status, next_attempt_at=read_at)
+        if mine.update(next_attempt_at=now):
             sqs.send_device_retry(
                 bulk_change_id=bulk_change_id,
                 device_change_id=pk,
@@ -156,18 +218,11 @@ def _resend_stalled_bulk_changes(
 ) -> None:
     """A queued bulk change whose PENDING devices have seen no progress for the grace period
     (a lost message, or a fan-out that died half-way) is sent again."""
-    recent = DeviceChange.objects.filter(bulk_change=OuterRef("pk"), updated_at__gte=stalled_before)
-    pending = DeviceChange.objects.filter(bulk_change=OuterRef("pk"), status=Status.PENDING)
-    stalled = (
-        BulkChange.objects.filter(status__in=BulkChange.RUNNABLE, queued_at__lt=stalled_before)
-        .filter(Exists(pending))
-        .exclude(Exists(recent))
-        .values_list("pk", flat=True)
-    )
-    for bulk_change_id in list(stalled[:1000]):
-        if BulkChange.objects.filter(pk=bulk_change_id, status__in=BulkChange.RUNNABLE).update(
-            queued_at=now
-        ):
+    for bulk_change_id, read_at in _stalled_bulk_changes(stalled_before):
+        mine = BulkChange.objects.filter(
+            pk=bulk_change_id, status__in=BulkChange.RUNNABLE, queued_at=read_at
+        )
+        if mine.update(queued_at=now):
             BulkChangeLog.objects.bulk_create(
                 [
                     logs.log_row(

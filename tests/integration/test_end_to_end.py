@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from bulkchanges import sqs
@@ -43,6 +44,46 @@ def wait_final(bulk_change: BulkChange, processes: Processes, *, timeout: float 
     except AssertionError:
         print(processes.logs())
         raise
+
+
+def kill_group_mid_run(
+    cluster: subprocess.Popen[bytes], devices: QuerySet[DeviceChange], *, done: int
+) -> set[str]:
+    """SIGKILL the cluster's process group once ``done`` devices are PROCESSED and some are
+    mid-call; returns the ICCIDs in flight at the kill."""
+    wait_for(
+        lambda: (
+            devices.filter(status=DeviceChange.Status.PROCESSED).count() >= done
+            and devices.filter(status=DeviceChange.Status.PROCESSING).exists()
+        ),
+        timeout=90,
+        interval=0.05,
+        message="some devices processed and some in flight",
+    )
+    os.killpg(cluster.pid, signal.SIGKILL)  # the cluster and its worker processes, mid-chunk
+    cluster.wait()
+    return set(
+        devices.filter(status=DeviceChange.Status.PROCESSING).values_list("iccid", flat=True)
+    )
+
+
+def assert_each_device_once_but_in_flight(
+    bulk_change: BulkChange, world: PondWorld, numbers: list[str], in_flight: set[str]
+) -> None:
+    """PROCESSED with one outcome per device; the carrier saw each device once, but a device in
+    flight at a kill at most twice (its answer may have been lost)."""
+    assert bulk_change.status == BulkChange.Status.PROCESSED
+    outcomes = (
+        BulkChangeLog.objects.filter(bulk_change=bulk_change, log_entry_description=OUTCOME)
+        .values("device_change")
+        .annotate(n=Count("id"))
+        .values_list("n", flat=True)
+    )
+    assert len(outcomes) == len(numbers) and set(outcomes) == {1}
+    calls = world.simulator.calls()["pond"]["set_sim_status"]
+    assert sorted(calls) == sorted(numbers)
+    assert {iccid for iccid, count in calls.items() if count > 1} <= in_flight
+    assert max(calls.values()) <= 2
 
 
 def test_200_devices_flow_through_sqs_poller_and_qcluster_to_processed(
@@ -102,28 +143,12 @@ def test_a_killed_worker_loses_no_device_and_records_no_outcome_twice(
     numbers = iccids(60)
     seed_sims(pond_world, numbers)
     pond_world.simulator.config(latency_ms=150)
-    # A 4 s lease (renewed at every step) so that the test need not wait minutes.
+    # A 4 s lease so that the test need not wait for the default one.
     cluster = processes.start("qcluster", start_new_session=True, BULKCHANGE_LEASE_SECONDS="4")
     processes.start("poll_sqs")
     bulk_change = create_bulk_change(pond_world, numbers, with_rev=False)
     devices = DeviceChange.objects.filter(bulk_change=bulk_change)
-    wait_for(  # kill when some devices are done and some are mid-call
-        lambda: (
-            devices.filter(status=DeviceChange.Status.PROCESSED).count() >= 5
-            and devices.filter(status=DeviceChange.Status.PROCESSING).exists()
-        ),
-        timeout=60,
-        interval=0.05,
-        message="some devices processed and some in flight",
-    )
-
-    os.killpg(cluster.pid, signal.SIGKILL)  # the cluster and its worker processes, mid-chunk
-    cluster.wait()
-    in_flight = set(
-        DeviceChange.objects.filter(
-            bulk_change=bulk_change, status=DeviceChange.Status.PROCESSING
-        ).values_list("iccid", flat=True)
-    )
+    in_flight = kill_group_mid_run(cluster, devices, done=5)
     counts = device_status_counts(bulk_change_id=bulk_change.pk)
     assert in_flight, f"the kill should have caught devices mid-call: {counts}"
     # The killed worker's leases expire; its chunks' unclaimed devices show no progress for
@@ -141,18 +166,7 @@ def test_a_killed_worker_loses_no_device_and_records_no_outcome_twice(
     processes.start("qcluster", BULKCHANGE_LEASE_SECONDS="4")
     wait_final(bulk_change, processes)
 
-    assert bulk_change.status == BulkChange.Status.PROCESSED
-    outcomes = (
-        BulkChangeLog.objects.filter(bulk_change=bulk_change, log_entry_description=OUTCOME)
-        .values("device_change")
-        .annotate(n=Count("id"))
-        .values_list("n", flat=True)
-    )
-    assert len(outcomes) == 60 and set(outcomes) == {1}
-    calls = pond_world.simulator.calls()["pond"]["set_sim_status"]
-    called_twice = {iccid for iccid, count in calls.items() if count > 1}
-    assert called_twice <= in_flight
-    assert all(count <= 2 for count in calls.values())
+    assert_each_device_once_but_in_flight(bulk_change, pond_world, numbers, in_flight)
     reaped = DeviceChange.objects.filter(bulk_change=bulk_change, iccid__in=in_flight)
     assert all(device_change.attempts == 1 for device_change in reaped)
     # Every call the carrier saw has its audit row, the killed ones' included.
@@ -210,6 +224,59 @@ def test_a_call_in_flight_when_its_worker_is_killed_keeps_its_row_saying_no_answ
     assert (row.in_flight, row.has_errors, row.response_text) == (False, True, logs.NO_RESPONSE)
     assert row.log_entry_description and row.process_by.startswith("worker:")
     assert rows.filter(log_entry_description=logs.LEASE_EXPIRED).count() == 1
+
+
+def test_a_killed_cluster_group_recovers_on_leases_alone_calling_no_device_twice_but_in_flight(
+    pond_world: PondWorld, sqs_queue: Queue, processes: Processes
+) -> None:
+    """SIGKILL of the whole qcluster group mid-run: devices in flight (PROCESSING) and the
+    chunks the cluster had taken — running or waiting in its local queue — are held on leases
+    nobody renews any more. A new cluster and ``run_reaper`` bring every device home with the
+    stalled-bulk-change rule out of the way (grace of an hour) and django-q2's own redelivery
+    (retry 360 s) far beyond the deadline: leases and hand-offs alone."""
+    numbers = iccids(200)
+    seed_sims(pond_world, numbers)
+    pond_world.simulator.config(latency_ms=60)
+    lease, chunk = "3", "10"
+    cluster = processes.start(
+        "qcluster",
+        start_new_session=True,
+        BULKCHANGE_LEASE_SECONDS=lease,
+        BULKCHANGE_CHUNK_SIZE=chunk,
+    )
+    processes.start("poll_sqs", BULKCHANGE_LEASE_SECONDS=lease, BULKCHANGE_CHUNK_SIZE=chunk)
+    bulk_change = create_bulk_change(pond_world, numbers, with_rev=False)
+    devices = DeviceChange.objects.filter(bulk_change=bulk_change)
+    in_flight = kill_group_mid_run(cluster, devices, done=20)
+    held = devices.filter(status=DeviceChange.Status.PENDING, claim_token__isnull=False).count()
+    done_at_kill = devices.filter(is_processed=True).count()
+    assert in_flight and held, f"in flight {len(in_flight)}, held {held}"
+
+    restarted = time.monotonic()
+    processes.start("qcluster", BULKCHANGE_LEASE_SECONDS=lease, BULKCHANGE_CHUNK_SIZE=chunk)
+    processes.start(
+        "run_reaper",
+        "--interval",
+        "1",
+        BULKCHANGE_LEASE_SECONDS=lease,
+        BULKCHANGE_CHUNK_SIZE=chunk,
+        BULKCHANGE_REAPER_GRACE_SECONDS="3600",  # the stalled-bulk-change rule out of the way
+    )
+    wait_for(
+        lambda: devices.filter(is_processed=True).count() > done_at_kill,
+        timeout=120,
+        interval=0.1,
+        message="progress after the restart",
+    )
+    first_progress = time.monotonic() - restarted
+    wait_final(bulk_change, processes, timeout=240)
+    print(
+        f"recovery: first progress {first_progress:.1f} s after restart, final "
+        f"{time.monotonic() - restarted:.1f} s after restart; at the kill {len(in_flight)} in "
+        f"flight, {held} held by the dead cluster, {done_at_kill} done"
+    )
+
+    assert_each_device_once_but_in_flight(bulk_change, pond_world, numbers, in_flight)
 
 
 def test_poll_sqs_drains_and_exits_zero_on_sigterm(

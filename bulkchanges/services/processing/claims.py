@@ -1,16 +1,27 @@
 """Claims: which device changes a worker may work on, and taking them (docs/architecture.md §6, §7).
 
 A claim is one conditional UPDATE (:func:`bulkchanges.transitions.device_changes_claim`); on
-PostgreSQL the candidates are first locked with ``SKIP LOCKED`` so two workers never wait on
-each other's rows. A device change is claimable only when no older device change for the same
-ICCID and integration in a running bulk change is unfinished: two bulk changes touching one
-device apply in creation order, and when one finishes the next waiting one is enqueued.
+PostgreSQL the candidate is first locked with ``SELECT … FOR UPDATE``. It waits for a row
+another transaction is writing rather than skipping it: PENDING rows are written by others
+too (hand-offs, their renewals), and a claim that skipped a claimable device would strand it.
+The wait is one short transaction: claims take one device at a time.
+
+A device change is claimable only when no older device change for the same ICCID and
+integration in a running bulk change is unfinished: two bulk changes touching one device apply
+in creation order, and when one finishes the next waiting one is enqueued.
+
+Leases die with their process (:mod:`bulkchanges.leases`): a claim's lease, and the hand-off
+lease of a chunk's PENDING rows (taken when django-q2 hands the chunk to a cluster and again
+when a worker starts it), are short (``BULKCHANGE_LEASE_SECONDS``) and renewed every third of
+it by the process's keeper thread, one UPDATE for all its tokens. A dead process's rows are
+back with the reaper within one lease plus one reaper interval.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -19,10 +30,56 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from bulkchanges import transitions
+from bulkchanges.leases import LeaseKind
 from bulkchanges.models import BulkChange, DeviceChange
 
 # Hands device change ids to workers (django-q2 in production, inline in some tests).
 Enqueue = Callable[[list[int]], object]
+
+
+def lease_until(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) + timedelta(seconds=settings.BULKCHANGE_LEASE_SECONDS)
+
+
+def _renew_device_leases(tokens: frozenset[Hashable]) -> frozenset[uuid.UUID]:
+    return transitions.device_changes_renew_leases(
+        tokens=[token for token in tokens if isinstance(token, uuid.UUID)],
+        lease_until=lease_until(),
+    )
+
+
+# Claim tokens and hand-off tokens this process holds; renewed every third of the lease.
+DEVICE_LEASES = LeaseKind(
+    "device leases",
+    renew=_renew_device_leases,
+    interval=lambda: settings.BULKCHANGE_LEASE_SECONDS / 3,
+)
+
+
+def device_changes_hand_off(*, ids: Sequence[int]) -> uuid.UUID:
+    """Hold the PENDING rows among ``ids`` for this process (renewed by its keeper until
+    :func:`device_changes_hand_back` or until every row is claimed); returns the token."""
+    token = uuid.uuid4()
+    transitions.device_changes_hand_off(ids=ids, token=token, lease_until=lease_until())
+    DEVICE_LEASES.hold(token)
+    return token
+
+
+def device_changes_hand_back(*, token: uuid.UUID) -> None:
+    DEVICE_LEASES.release(token)
+    transitions.device_changes_hand_back(token=token)
+
+
+@contextmanager
+def chunk_held(*, ids: Sequence[int]) -> Iterator[None]:
+    """A worker's chunk: its PENDING rows are held for this process while the block runs (a
+    killed worker's unstarted devices go back to the reaper within one lease), then handed
+    back."""
+    token = device_changes_hand_off(ids=ids)
+    try:
+        yield
+    finally:
+        device_changes_hand_back(token=token)
 
 
 def older_unfinished_exists() -> Exists:
@@ -40,19 +97,20 @@ def older_unfinished_exists() -> Exists:
 
 def device_change_claim(*, ids: Sequence[int], now: datetime | None = None) -> list[int]:
     """Claim the claimable devices among ``ids`` for this worker. Returns the ids won; each now
-    is PROCESSING with a fresh lease and claim token. Retries and expired leases count as an
+    is PROCESSING with a fresh lease and claim token, which the caller keeps alive with
+    ``DEVICE_LEASES.holding(token)`` while it works. Retries and expired leases count as an
     attempt (``attempts + 1``)."""
     now = now or timezone.now()
     token = uuid.uuid4()
-    lease = now + timedelta(seconds=settings.BULKCHANGE_LEASE_SECONDS)
+    lease = lease_until(now)
     with transaction.atomic():
         candidates = (
             DeviceChange.objects.filter(pk__in=list(ids))
             .filter(transitions.device_change_claimable(now))
             .exclude(older_unfinished_exists())
         )
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        if connection.features.has_select_for_update_of:
+            candidates = candidates.select_for_update(of=("self",))
         locked = list(candidates.values_list("pk", flat=True))
         if not locked:
             return []

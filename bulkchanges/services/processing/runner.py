@@ -15,7 +15,9 @@ from django.db import connection
 
 from bulkchanges.models import DeviceChange, IntegrationAuthentication
 from bulkchanges.services.processing.claims import (
+    DEVICE_LEASES,
     Enqueue,
+    chunk_held,
     device_change_claim,
     next_waiting_device_change,
 )
@@ -34,7 +36,9 @@ def device_changes_process(
 ) -> int:
     """Claim and process ``ids`` on up to the credentials' ``max_concurrency`` threads (the
     work is mostly waiting for HTTP). Each thread works through the ids with one database
-    connection, closed when it is done. Returns how many devices this worker processed."""
+    connection, closed when it is done. The chunk's PENDING rows are held for this process
+    meanwhile (``chunk_held``), so a killed worker's unstarted devices are not stranded.
+    Returns how many devices this worker processed."""
     if not ids:
         return 0
     credentials = IntegrationAuthentication.objects.filter(
@@ -44,13 +48,14 @@ def device_changes_process(
         return 0
     run = partial(_claim_and_run, process_by=process_by, request_id=request_id, enqueue=enqueue)
     threads = min(credentials.max_concurrency, len(ids))
-    if threads <= 1:
-        return sum(run(pk) for pk in ids)
-    pending: SimpleQueue[int] = SimpleQueue()
-    for pk in ids:
-        pending.put(pk)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return sum(pool.map(lambda _: _drain_in_thread(pending, run), range(threads)))
+    with chunk_held(ids=ids):
+        if threads <= 1:
+            return sum(run(pk) for pk in ids)
+        pending: SimpleQueue[int] = SimpleQueue()
+        for pk in ids:
+            pending.put(pk)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return sum(pool.map(lambda _: _drain_in_thread(pending, run), range(threads)))
 
 
 def _drain_in_thread(pending: SimpleQueue[int], run: Callable[[int], bool]) -> int:
@@ -77,7 +82,8 @@ def _claim_and_run(pk: int, *, process_by: str, request_id: str, enqueue: Enqueu
     ).get(pk=pk)
     device_run = DeviceRun(device_change, process_by=process_by, request_id=request_id)
     try:
-        device_run.run()
+        with DEVICE_LEASES.holding(device_change.claim_token):
+            device_run.run()
     except Exception:
         logger.exception(
             "device change %s: unexpected failure outside the step runner",
