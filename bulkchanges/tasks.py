@@ -1,17 +1,53 @@
 """django-q2 tasks: thin — ids in, call the service. django-q2 is at-least-once; every task
-here is safe to run twice (claims decide who processes a device)."""
+here is safe to run twice (claims decide who processes a device).
+
+A task that meets the database unreachable waits for it and runs again (capped jittered
+backoff, within ``BULKCHANGE_DB_OUTAGE_WAIT_SECONDS``) instead of failing: with the Redis broker
+a failed task is gone, and its devices — PENDING, never claimed — would wait for the
+stalled-bulk-change rule. Running again is safe for the same reason a second delivery is.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django_q.tasks import async_task
 
+from bulkchanges.retry import outage_delay_seconds
 from bulkchanges.services import logs
 from bulkchanges.services.processing import bulk_change_fan_out, device_changes_process
 
 PROCESS_DEVICES = "bulkchanges.tasks.process_devices"
 PROCESS_BULK_CHANGE = "bulkchanges.tasks.process_bulk_change"
+
+logger = logging.getLogger(__name__)
+_Result = TypeVar("_Result")
+
+
+def _through_database_outages(name: str, work: Callable[[], _Result]) -> _Result:
+    """``work()``, run again after a lost database connection until it succeeds or
+    BULKCHANGE_DB_OUTAGE_WAIT_SECONDS have passed (then the error is raised)."""
+    deadline = time.monotonic() + settings.BULKCHANGE_DB_OUTAGE_WAIT_SECONDS
+    failures = 0
+    while True:
+        try:
+            return work()
+        except (OperationalError, InterfaceError) as error:
+            failures += 1
+            delay = outage_delay_seconds(failures)
+            if time.monotonic() + delay > deadline:
+                raise
+            if failures == 1:
+                logger.warning(
+                    "%s: database unreachable (%s); running again when it is", name, error
+                )
+            close_old_connections()
+            time.sleep(delay)
 
 
 def enqueue_bulk_change(
@@ -43,11 +79,14 @@ def enqueue_devices(
 
 def process_bulk_change(bulk_change_id: int, request_id: str = "", automated: bool = False) -> int:
     """Fan a bulk change out into ``process_devices`` chunks."""
-    return bulk_change_fan_out(
-        bulk_change_id=bulk_change_id,
-        enqueue=lambda ids: enqueue_devices(ids, request_id=request_id, automated=automated),
-        process_by=logs.process_by_worker(automated=automated),
-        request_id=request_id,
+    return _through_database_outages(
+        f"bulk change {bulk_change_id}",
+        lambda: bulk_change_fan_out(
+            bulk_change_id=bulk_change_id,
+            enqueue=lambda ids: enqueue_devices(ids, request_id=request_id, automated=automated),
+            process_by=logs.process_by_worker(automated=automated),
+            request_id=request_id,
+        ),
     )
 
 
@@ -55,9 +94,12 @@ def process_devices(
     device_change_ids: list[int], request_id: str = "", automated: bool = False
 ) -> int:
     """Claim and process these device changes."""
-    return device_changes_process(
-        ids=device_change_ids,
-        process_by=logs.process_by_worker(automated=automated),
-        request_id=request_id,
-        enqueue=lambda ids: enqueue_devices(ids, request_id=request_id, automated=automated),
+    return _through_database_outages(
+        f"devices {device_change_ids[:1]}… ({len(device_change_ids)})",
+        lambda: device_changes_process(
+            ids=device_change_ids,
+            process_by=logs.process_by_worker(automated=automated),
+            request_id=request_id,
+            enqueue=lambda ids: enqueue_devices(ids, request_id=request_id, automated=automated),
+        ),
     )

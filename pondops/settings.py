@@ -140,6 +140,9 @@ BULKCHANGE_TASK_TIMEOUT = _env_int("BULKCHANGE_TASK_TIMEOUT", 300)
 BULKCHANGE_TASK_RETRY = _env_int("BULKCHANGE_TASK_RETRY", 360)
 # A claimed device's lease (and a handed-off chunk's), renewed every third of it while its
 # process lives (bulkchanges/leases.py): a dead worker's devices are back within about this.
+# How long a django-q2 task waits out an unreachable database before it fails (well inside
+# BULKCHANGE_TASK_TIMEOUT).
+BULKCHANGE_DB_OUTAGE_WAIT_SECONDS = _env_float("BULKCHANGE_DB_OUTAGE_WAIT_SECONDS", 120)
 BULKCHANGE_LEASE_SECONDS = _env_float("BULKCHANGE_LEASE_SECONDS", 30)
 # A concurrency slot's lease (bulkchanges/ratelimit.py): renewed every third of it while its
 # request runs, so a killed process's slots are free again within about this long.
