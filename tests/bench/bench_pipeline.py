@@ -108,6 +108,38 @@ def iccids(count: int, *, series: int) -> list[str]:
     return [f"89148{series:02d}{n:013d}" for n in range(count)]
 
 
+def worker_environment(
+    *,
+    database_url: str,
+    moto_url: str,
+    queue_urls: dict[str, str],
+    workers: int,
+    redis_url: str = "",
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a benchmark's or chaos run's ``qcluster`` / ``poll_sqs`` /
+    ``run_reaper`` subprocesses: this test's database, queue and worker count; Redis only when
+    given."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "pondops.settings",
+        "DATABASE_URL": database_url,
+        "AWS_ENDPOINT_URL_SQS": moto_url,
+        "PONDOPS_SQS_QUEUE_URL": queue_urls["PONDOPS_SQS_QUEUE_URL"],
+        "PONDOPS_SQS_DLQ_URL": queue_urls["PONDOPS_SQS_DLQ_URL"],
+        "BULKCHANGE_SQS_WAIT_SECONDS": "2",  # only so that poll_sqs stops promptly
+        "PONDOPS_Q_WORKERS": str(workers),
+        "PONDOPS_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        **(extra or {}),
+    }
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    else:
+        env.pop("REDIS_URL", None)
+    return env
+
+
 class BenchError(RuntimeError):
     """The benchmark could not run or finish (a timeout, a process that died)."""
 
@@ -346,20 +378,12 @@ class Bench:
         settings.PONDOPS_SQS_DLQ_URL = self.queue_urls["PONDOPS_SQS_DLQ_URL"]
 
     def worker_env(self) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "pondops.settings",
-            "DATABASE_URL": self.database_url,
-            "AWS_ENDPOINT_URL_SQS": self.moto_url,
-            "PONDOPS_SQS_QUEUE_URL": self.queue_urls["PONDOPS_SQS_QUEUE_URL"],
-            "PONDOPS_SQS_DLQ_URL": self.queue_urls["PONDOPS_SQS_DLQ_URL"],
-            "BULKCHANGE_SQS_WAIT_SECONDS": "2",  # only so that poll_sqs stops promptly
-            "PONDOPS_Q_WORKERS": str(self.options.workers),
-            "PONDOPS_LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("REDIS_URL", None)
-        return env
+        return worker_environment(
+            database_url=self.database_url,
+            moto_url=self.moto_url,
+            queue_urls=self.queue_urls,
+            workers=self.options.workers,
+        )
 
     # -- world ----------------------------------------------------------------------------
 

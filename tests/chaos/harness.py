@@ -38,7 +38,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.bench.bench_pipeline import Bench, BenchError, free_port, iccids, stop_process
+from tests.bench.bench_pipeline import (
+    Bench,
+    BenchError,
+    free_port,
+    iccids,
+    stop_process,
+    worker_environment,
+)
 from tests.bench.bench_pipeline import wait_for as wait_until
 
 logger = logging.getLogger(__name__)
@@ -265,25 +272,14 @@ class ChaosStack:
         sqs.sqs_client.cache_clear()
 
     def worker_env(self) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "pondops.settings",
-            "DATABASE_URL": self.worker_database_url,
-            "AWS_ENDPOINT_URL_SQS": self.moto_url,
-            "PONDOPS_SQS_QUEUE_URL": self.queue_urls["PONDOPS_SQS_QUEUE_URL"],
-            "PONDOPS_SQS_DLQ_URL": self.queue_urls["PONDOPS_SQS_DLQ_URL"],
-            "BULKCHANGE_SQS_WAIT_SECONDS": "2",
-            "PONDOPS_Q_WORKERS": str(self.options.workers),
-            "PONDOPS_Q_POLL_SECONDS": "0.3",
-            "PONDOPS_LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-            **self.options.env,
-        }
-        if self.options.redis_url:
-            env["REDIS_URL"] = self.options.redis_url
-        else:
-            env.pop("REDIS_URL", None)
-        return env
+        return worker_environment(
+            database_url=self.worker_database_url,
+            moto_url=self.moto_url,
+            queue_urls=self.queue_urls,
+            workers=self.options.workers,
+            redis_url=self.options.redis_url,
+            extra={"PONDOPS_Q_POLL_SECONDS": "0.3", **self.options.env},
+        )
 
     def spawn(self, name: str, *args: str) -> Proc:
         """``manage.py *args`` in a session (and process group) of its own."""
