@@ -169,12 +169,9 @@ class CpuSnapshot:
         return dict(sorted(cores.items()))
 
 
-def cpu_snapshot(leaders: dict[int, str]) -> CpuSnapshot:
-    """CPU seconds of our subprocess trees (grouped by the session each was started in), this
-    process, and the PostgreSQL processes alive now; plus the machine's busy/total jiffies."""
-    tick = os.sysconf("SC_CLK_TCK")
-    by_pid: dict[int, tuple[str, float]] = {}
-    me = os.getpid()
+def proc_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """Every live process's ``/proc/<pid>/stat``: pid, command name, and the fields after the
+    name (state first). A process gone while being read is skipped."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -182,18 +179,30 @@ def cpu_snapshot(leaders: dict[int, str]) -> CpuSnapshot:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        rest = stat[stat.rindex(")") + 2 :].split()
+        yield (
+            int(entry),
+            stat[stat.index("(") + 1 : stat.rindex(")")],
+            stat[stat.rindex(")") + 2 :].split(),
+        )
+
+
+def cpu_snapshot(leaders: dict[int, str]) -> CpuSnapshot:
+    """CPU seconds of our subprocess trees (grouped by the session each was started in), this
+    process, and the PostgreSQL processes alive now; plus the machine's busy/total jiffies."""
+    tick = os.sysconf("SC_CLK_TCK")
+    by_pid: dict[int, tuple[str, float]] = {}
+    me = os.getpid()
+    for pid, comm, rest in proc_stats():
         session, cpu = int(rest[3]), (int(rest[11]) + int(rest[12])) / tick
         if session in leaders:
             group = leaders[session]
-        elif int(entry) == me:
+        elif pid == me:
             group = "bench process (sampler)"
         elif comm.startswith("postgres"):
             group = "postgres (all live processes)"
         else:
             continue
-        by_pid[int(entry)] = (group, cpu)
+        by_pid[pid] = (group, cpu)
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
     total = sum(fields[:8])
     idle = fields[3] + fields[4]

@@ -43,6 +43,7 @@ from tests.bench.bench_pipeline import (
     BenchError,
     free_port,
     iccids,
+    proc_stats,
     stop_process,
     worker_environment,
 )
@@ -70,18 +71,7 @@ class ChaosError(RuntimeError):
 
 def group_pids(pgid: int) -> set[int]:
     """Live processes whose process group is ``pgid`` (read from /proc)."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            pids.add(int(entry))
-    return pids
+    return {pid for pid, _, fields in proc_stats() if fields[0] != "Z" and int(fields[2]) == pgid}
 
 
 # --- The TCP proxy in front of PostgreSQL ------------------------------------------------------
