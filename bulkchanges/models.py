@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from rest_framework_api_key.models import AbstractAPIKey
 
 from integrations.base import Credentials, Integration
 
@@ -456,8 +457,8 @@ class ConcurrencySlot(models.Model):
 
 
 class PartnerProfile(models.Model):
-    """Binds a partner API user to exactly one tenant: every API query the user makes is scoped
-    to it. Staff users need no profile (their tokens see every tenant)."""
+    """Binds a partner API user to exactly one tenant; each of the user's API keys is bound to
+    that same tenant (a staff flag widens nothing)."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="partner_profile"
@@ -467,6 +468,41 @@ class PartnerProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.tenant})"
+
+
+class PartnerApiKey(AbstractAPIKey):
+    """A partner's API key (the legacy system's per-partner token), stored hashed by
+    djangorestframework-api-key: ``prefix`` identifies it, ``hashed_key`` verifies it, the key
+    itself is shown once when issued. Sent as ``Authorization: Api-Key <key>``.
+
+    A key acts for one partner ``user`` within exactly one ``tenant`` — the tenant of that
+    user's PartnerProfile — with one ``role``. ``expiry_date`` and ``revoked`` (which cannot be
+    undone) come from the library. ``last_used_at`` is refreshed at most once a minute."""
+
+    class Role(models.TextChoices):
+        READ = "read", "read: list and read bulk changes"
+        SUBMIT = "submit", "submit: read, create and act (retry, cancel, rotate secrets)"
+        APPROVE = "approve", "approve: submit, and approve others' bulk changes"
+
+    # Each role holds the rights of those before it.
+    ROLE_ORDER = (Role.READ, Role.SUBMIT, Role.APPROVE)
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="api_keys")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="partner_api_keys"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.SUBMIT)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "partner API key"
+        verbose_name_plural = "partner API keys"
+        indexes = [models.Index(fields=["tenant", "revoked"])]
+
+    def allows(self, role: str) -> bool:
+        """Whether this key holds ``role``'s rights (approve ⊃ submit ⊃ read)."""
+        return self.ROLE_ORDER.index(self.Role(self.role)) >= self.ROLE_ORDER.index(self.Role(role))
 
 
 class WebhookDelivery(models.Model):

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
+from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, PartnerApiKey, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -398,3 +398,10 @@ def dead_letters_list(*, limit: int = 100) -> DeadLetterList:
         )
     rows.sort(key=lambda row: (row.message.sent_at is None, row.message.sent_at))
     return DeadLetterList(messages=rows, depth=max(depth, len(rows)))
+
+
+def partner_api_keys_list(*, tenant: Tenant | None = None) -> QuerySet[PartnerApiKey]:
+    """Partner API keys, newest first, with what may be shown of them: prefix, name, tenant,
+    user, role, expiry, revocation, last use (the hashed key is not read)."""
+    keys = PartnerApiKey.objects.select_related("tenant", "user").defer("hashed_key")
+    return keys.filter(tenant=tenant) if tenant is not None else keys

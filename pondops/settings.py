@@ -53,7 +53,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework_api_key",  # its AbstractAPIKey; our model is bulkchanges.PartnerApiKey
     "django_filters",
     "drf_spectacular",
     "bulkchanges",  # before django_q: its qcluster command wraps django-q2's
@@ -216,9 +216,12 @@ STATIC_ROOT = VAR_DIR / "static"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "bulkchanges.api.auth.PartnerApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # Hops of trusted reverse proxies in front of the app: 0 (the default) takes the client
+    # address from REMOTE_ADDR and ignores X-Forwarded-For, which a client can write itself.
+    "NUM_PROXIES": _env_int("PONDOPS_TRUSTED_PROXY_HOPS", 0),
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # The partner API (bulkchanges/api): versioned in the path (/api/v1/), one JSON error shape
     # {code, detail, fields}, an OpenAPI 3 schema from drf-spectacular.
@@ -236,6 +239,9 @@ REST_FRAMEWORK = {
 # Requests per token ("60/min"; DRF's rate syntax: n/s, n/min, n/hour, n/day) — 429 with
 # Retry-After beyond it.
 PONDOPS_API_THROTTLE_RATE = os.environ.get("PONDOPS_API_THROTTLE_RATE", "60/min")
+# Failed API key authentications per client address (same syntax; empty: no limit); beyond it
+# the address gets 429 with Retry-After, whatever key it sends, until its failures age out.
+PONDOPS_API_AUTH_FAILURE_RATE = os.environ.get("PONDOPS_API_AUTH_FAILURE_RATE", "20/min")
 # Largest request body accepted by the API; larger is a 413. The default fits
 # BULKCHANGE_MAX_DEVICES_PER_REQUEST devices with MSISDN and EID as JSON, even pretty-printed
 # (a multipart upload is capped lower: PONDOPS_MAX_UPLOAD_BYTES below).
@@ -264,8 +270,9 @@ PONDOPS_WEBHOOK_TIMEOUT_SECONDS = _env_float("PONDOPS_WEBHOOK_TIMEOUT_SECONDS", 
 SPECTACULAR_SETTINGS = {
     "TITLE": "PondOps partner API",
     "DESCRIPTION": (
-        "Bulk SIM status changes for partners. Authenticate with `Authorization: Token <key>`; "
-        "every request is scoped to the token's tenant. Errors are JSON "
+        "Bulk SIM status changes for partners. Authenticate with `Authorization: Api-Key "
+        "<key>`; every request is scoped to the key's tenant, and the key's role (read, "
+        "submit, approve) decides what it may do. Errors are JSON "
         '`{"code", "detail", "fields"}`.'
     ),
     "VERSION": "1.0.0",

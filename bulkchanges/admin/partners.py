@@ -1,13 +1,36 @@
-"""Partner access in the console: which user belongs to which tenant, and the completion
-webhooks' deliveries. Tokens themselves are created in DRF's own "Tokens" admin
-(rest_framework.authtoken) or by ``manage.py create_partner_token``."""
+"""Partner access in the console: which user belongs to which tenant, their API keys, and the
+completion webhooks' deliveries.
+
+API keys are issued here (or by ``manage.py create_partner_token``) and shown once, on the
+page that follows "Save"; only their hash is stored, so no page can show them again. The lists
+show a key's prefix, never the key."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import rest_framework_api_key.admin  # registers the library's own APIKey, which PondOps doesn't use
+from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db.models import ForeignKey
+from django.forms import ModelChoiceField
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from rest_framework_api_key.models import APIKey
 
 from bulkchanges.admin.readonly import ReadOnlyAdmin
-from bulkchanges.models import PartnerProfile, WebhookDelivery
+from bulkchanges.errors import ApplicationError
+from bulkchanges.models import PartnerApiKey, PartnerProfile, WebhookDelivery
+from bulkchanges.services.partners import partner_api_key_check, partner_api_key_issue
+
+# The library's own APIKey model stands unused (PartnerApiKey is ours): keep it off the console.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
+assert rest_framework_api_key.admin  # imported for its registration, undone above
+
+ISSUED_KEY = "_pondops_issued_api_key"  # the request attribute holding the key just issued
 
 
 @admin.register(PartnerProfile)
@@ -17,6 +40,100 @@ class PartnerProfileAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "tenant__name")
     raw_id_fields = ("user",)
     list_select_related = ("user", "tenant")
+
+
+class PartnerApiKeyForm(forms.ModelForm):
+    """A new key's user, tenant, role, name and expiry, checked by the service's rules (the
+    tenant must be the user's), each refusal shown on its field."""
+
+    class Meta:
+        model = PartnerApiKey
+        fields = ("name", "tenant", "user", "role", "expiry_date")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if self.instance._state.adding and {"user", "tenant", "role"} <= set(cleaned):
+            try:
+                partner_api_key_check(
+                    user=cleaned["user"],
+                    tenant=cleaned["tenant"],
+                    role=cleaned["role"],
+                    name=cleaned.get("name") or "",
+                    expiry_date=cleaned.get("expiry_date"),
+                )
+            except ApplicationError as error:
+                raise ValidationError(
+                    {field: messages for field, messages in error.fields.items()} or error.detail
+                ) from None
+        return cleaned
+
+
+@admin.register(PartnerApiKey)
+class PartnerApiKeyAdmin(admin.ModelAdmin):
+    """Issue, list and revoke partner API keys. A key's user, tenant and role are fixed once
+    issued (issue another key to change them); a revoked key is read-only for good."""
+
+    tenant_path = "tenant"  # for the console's tenant scoping (bulkchanges/admin/tenancy.py)
+    form = PartnerApiKeyForm
+    list_display = (
+        "prefix",
+        "name",
+        "tenant",
+        "user",
+        "role",
+        "expiry_date",
+        "revoked",
+        "last_used_at",
+        "created",
+    )
+    list_filter = ("role", "revoked", "tenant")
+    search_fields = ("prefix", "name", "user__username")
+    list_select_related = ("tenant", "user")
+    ordering = ("-created",)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return PartnerApiKeyForm.Meta.fields if obj is None else (*self.list_display, "created_by")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ()
+        fixed = ("prefix", "tenant", "user", "role", "created", "created_by", "last_used_at")
+        return (*fixed, "name", "expiry_date", "revoked") if obj.revoked else fixed
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey, request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField | None:
+        if db_field.name == "user":  # partner users only: a key acts within its user's tenant
+            kwargs["queryset"] = get_user_model().objects.filter(partner_profile__isnull=False)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            obj.save()
+            return
+        key = partner_api_key_issue(api_key=obj, created_by=f"admin:{request.user.get_username()}")
+        setattr(request, ISSUED_KEY, key)
+
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The page that shows the new key, once: rendered in answer to the POST (never
+        stored in the session or a message), and not cached."""
+        key = getattr(request, ISSUED_KEY, None)
+        if key is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Copy the new API key",
+            "api_key": obj,
+            "key": key,
+        }
+        response = TemplateResponse(
+            request, "admin/bulkchanges/partnerapikey/key_created.html", context
+        )
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 @admin.register(WebhookDelivery)

@@ -1,5 +1,5 @@
-"""What every partner API view shares: token authentication, the caller's tenant scope,
-per-token throttling, JSON out, strict query parameters and page numbers, and the lookup of
+"""What every partner API view shares: API key authentication, the caller's tenant scope and
+role, per-key throttling, JSON out, strict query parameters and page numbers, and the lookup of
 the bulk change a URL names (another tenant's is a 404)."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from bulkchanges.api.auth import (
-    IsPartnerOrStaff,
-    PartnerTokenAuthentication,
-    PartnerTokenThrottle,
+    IsPartner,
+    PartnerApiKeyAuthentication,
+    PartnerApiKeyThrottle,
     partner_scope,
 )
 from bulkchanges.api.filters import MAX_ID
@@ -84,11 +84,13 @@ def _query_int(request: Request, name: str, maximum: int | None) -> int | None:
 
 
 class PartnerApi(APIView):
-    """Token auth, tenant scope, per-token throttling, JSON out."""
+    """API key auth, tenant scope, roles, per-key throttling, JSON out."""
 
-    authentication_classes = [PartnerTokenAuthentication]
-    permission_classes = [IsPartnerOrStaff]
-    throttle_classes = [PartnerTokenThrottle]
+    authentication_classes = [PartnerApiKeyAuthentication]
+    permission_classes = [IsPartner]
+    throttle_classes = [PartnerApiKeyThrottle]
+    # The key role this view needs (PartnerApiKey.Role); None: read to read, submit to write.
+    required_role: str | None = None
     renderer_classes = [JSONRenderer]
     parser_classes = [BoundedJSONParser]
     # Query parameters this endpoint understands; any other is a 400 (a typo such as

@@ -1,27 +1,47 @@
-"""OpenAPI helpers: the documented error responses of each operation, and a postprocessing
-hook that documents the headers DRF's views send (Retry-After on 429, WWW-Authenticate on 401,
-Location on create)."""
+"""OpenAPI helpers: the API key security scheme, the documented error responses of each
+operation, and a postprocessing hook that documents the headers DRF's views send (Retry-After
+on 429, WWW-Authenticate on 401, Location on create)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse
 
 from bulkchanges.api.errors import ErrorSerializer
 
 ERRORS = {
     400: "Invalid request: `fields` names each problem.",
-    401: "No token, or an unknown or inactive one (`Authorization: Token <key>`).",
-    403: "The token's user belongs to no tenant.",
-    404: "No such bulk change (or device change, or page) for this token's tenant.",
+    401: "No API key, or an unknown, revoked or expired one, or its user is inactive "
+    "(`Authorization: Api-Key <key>`).",
+    403: "The key's role cannot do this (a read key cannot create or act), or its user no "
+    "longer belongs to the key's tenant.",
+    404: "No such bulk change (or device change, or page) for this key's tenant.",
     409: "Conflict: the bulk change's state forbids the action, or the Idempotency-Key was "
     "already used with a different request.",
     413: "Too many devices, or a request body over the size limit.",
     415: "Unsupported Content-Type.",
-    429: "Too many requests for this token; retry after `Retry-After` seconds.",
+    429: "Too many requests for this key, or too many failed authentications from this "
+    "address; retry after `Retry-After` seconds.",
 }
 ALWAYS = (401, 403, 429)
+
+
+class PartnerApiKeyScheme(OpenApiAuthenticationExtension):
+    """Declares :class:`~bulkchanges.api.auth.PartnerApiKeyAuthentication` in the schema (an
+    ``apiKey`` in the Authorization header), so /api/schema/ names how to authenticate."""
+
+    target_class = "bulkchanges.api.auth.PartnerApiKeyAuthentication"
+    name = "apiKeyAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>`: a partner API key, shown once when issued.",
+        }
 
 
 def errors(*statuses: int) -> dict[int, OpenApiResponse]:
@@ -63,7 +83,7 @@ HEADERS: dict[str, dict[str, Any]] = {
         }
     },
     "401": {
-        "WWW-Authenticate": {"description": "The scheme: Token.", "schema": {"type": "string"}}
+        "WWW-Authenticate": {"description": "The scheme: Api-Key.", "schema": {"type": "string"}}
     },
 }
 

@@ -179,7 +179,8 @@ class _BulkChangeRequestSerializer(serializers.Serializer):
         required=False,
         min_value=1,
         max_value=MAX_ID,
-        help_text="Staff tokens only: the tenant to act for. Partners may omit it (their own).",
+        help_text="Optional: your key's own tenant (any other is a 404). A key acts for one "
+        "tenant only.",
     )
     integration = serializers.ChoiceField(choices=CARRIER_CHOICES)
     target_status = serializers.CharField(
@@ -246,7 +247,10 @@ class RetrySerializer(serializers.Serializer):
 
 class WebhookSecretRequestSerializer(serializers.Serializer):
     tenant = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_ID, help_text="Staff tokens only: the tenant."
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="Optional: your key's own tenant (any other is a 404).",
     )
 
 

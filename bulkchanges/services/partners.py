@@ -1,5 +1,6 @@
-"""Partner-facing writes: API tokens bound to one tenant, bulk changes created through the API
-(with an idempotency fingerprint), and the tenant's webhook secret.
+"""Partner-facing writes: API keys bound to one tenant with a role (stored hashed), bulk
+changes created through the API (with an idempotency fingerprint), and the tenant's webhook
+secret.
 
 Creation validates exactly as the admin and ``create_bulk_change`` do: the one device-list
 parser (``bulkchanges.devicelists``), ``status_update_request_validate`` and
@@ -11,12 +12,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
 from bulkchanges.devicelists import (
     ByteStream,
@@ -27,7 +30,13 @@ from bulkchanges.devicelists import (
     parse_device_rows,
 )
 from bulkchanges.errors import ApplicationError
-from bulkchanges.models import BulkChange, PartnerProfile, Tenant, webhook_secret_generate
+from bulkchanges.models import (
+    BulkChange,
+    PartnerApiKey,
+    PartnerProfile,
+    Tenant,
+    webhook_secret_generate,
+)
 from bulkchanges.services.bulk_changes import (
     bulk_change_create,
     bulk_change_find_repeat,
@@ -45,15 +54,92 @@ MAX_LINES_REPORTED = 20
 IDEMPOTENCY_KEY_MAX = 200
 
 
-# --- Tokens ----------------------------------------------------------------------------------
+# --- API keys --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    """A key just issued: ``key`` is the only copy of the secret (shown once, then gone)."""
+
+    api_key: PartnerApiKey
+    key: str
+    user_created: bool = False
+
+
+def partner_api_key_check(
+    *, user: Any, tenant: Tenant, role: str, name: str = "", expiry_date: datetime | None = None
+) -> None:
+    """Refuse (ApplicationError naming the field) a key that would not be sound: its tenant
+    must be the tenant of its user's PartnerProfile (a key never reaches past its user's
+    tenant), its role one of PartnerApiKey.Role, its name short enough, its expiry ahead."""
+    profile = PartnerProfile.objects.filter(user=user).first()
+    if profile is None or profile.tenant_id != tenant.pk:
+        raise ApplicationError(
+            f"user {user.get_username()!r} is not a partner of tenant {tenant.name!r}; "
+            "an API key's tenant must be its user's",
+            fields={"tenant": ["not the user's tenant"]},
+        )
+    if role not in PartnerApiKey.Role.values:
+        raise ApplicationError(
+            f"unknown role {role!r}; choose one of {', '.join(PartnerApiKey.Role.values)}",
+            fields={"role": ["unknown role"]},
+        )
+    name_max = PartnerApiKey._meta.get_field("name").max_length or 0
+    if len(name) > name_max:
+        raise ApplicationError(
+            f"the name is longer than {name_max} characters",
+            fields={"name": [f"at most {name_max} characters"]},
+        )
+    if expiry_date is not None and expiry_date <= timezone.now():
+        raise ApplicationError(
+            "the expiry date is in the past", fields={"expiry_date": ["in the past"]}
+        )
+
+
+def partner_api_key_issue(*, api_key: PartnerApiKey, created_by: str) -> str:
+    """Save the new (unsaved) ``api_key`` — its user, tenant, role, name and expiry set — with
+    a freshly generated key, and return that key: the only copy (the row keeps its hash).
+    Checked by :func:`partner_api_key_check` first."""
+    partner_api_key_check(
+        user=api_key.user,
+        tenant=api_key.tenant,
+        role=api_key.role,
+        name=api_key.name or "",
+        expiry_date=api_key.expiry_date,
+    )
+    api_key.name = api_key.name or f"{api_key.user.get_username()} ({api_key.role})"[:50]
+    api_key.created_by = created_by
+    key = PartnerApiKey.objects.assign_key(api_key)
+    api_key.save()
+    logger.info(
+        "API key %s (%s) issued for %s (tenant %s) by %s",
+        api_key.prefix,
+        api_key.role,
+        api_key.user.get_username(),
+        api_key.tenant.name,
+        created_by,
+    )
+    return key
 
 
 def partner_token_issue(
-    *, username: str, tenant: Tenant, create_user: bool = False, rotate: bool = False
-) -> tuple[str, bool]:
-    """The API token of partner user ``username`` bound to ``tenant`` (created with the user
-    when ``create_user``; a new key when ``rotate``). Returns (key, user_created). A user bound
-    to another tenant is refused: a partner belongs to exactly one."""
+    *,
+    username: str,
+    tenant: Tenant,
+    created_by: str,
+    role: str = PartnerApiKey.Role.SUBMIT,
+    name: str = "",
+    expires_in_days: int | None = None,
+    create_user: bool = False,
+    rotate: bool = False,
+) -> IssuedApiKey:
+    """A new API key for partner user ``username`` bound to ``tenant`` (the user and its
+    profile created when ``create_user``; the user's other keys revoked when ``rotate``).
+    A user bound to another tenant is refused: a partner belongs to exactly one."""
+    if expires_in_days is not None and expires_in_days < 1:
+        raise ApplicationError(
+            "--expires-in-days must be at least 1", fields={"expires_in_days": ["at least 1"]}
+        )
     user_model = get_user_model()
     with transaction.atomic():
         user = user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).first()
@@ -80,10 +166,33 @@ def partner_token_issue(
                 status=409,
             )
         if rotate:
-            Token.objects.filter(user=user).delete()
-        token, _ = Token.objects.get_or_create(user=user)
-    logger.info("API token issued for %s (tenant %s)", username, tenant.name)
-    return str(token.key), created
+            for old in PartnerApiKey.objects.filter(user=user, revoked=False):
+                partner_api_key_revoke(api_key=old, actor=created_by)
+        expiry_date = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+        api_key = PartnerApiKey(
+            user=user, tenant=tenant, role=role, name=name, expiry_date=expiry_date
+        )
+        key = partner_api_key_issue(api_key=api_key, created_by=created_by)
+    return IssuedApiKey(api_key=api_key, key=key, user_created=created)
+
+
+def partner_api_key_revoke(*, api_key: PartnerApiKey, actor: str) -> PartnerApiKey:
+    """Revoke ``api_key`` for good (the library refuses to un-revoke). Idempotent."""
+    if not api_key.revoked:
+        api_key.revoked = True
+        api_key.save(update_fields=["revoked"])
+        logger.info("API key %s revoked by %s", api_key.prefix, actor)
+    return api_key
+
+
+def partner_token_revoke(*, prefix: str, actor: str) -> PartnerApiKey:
+    """Revoke the key whose prefix is ``prefix`` (what ``--list`` and the admin show)."""
+    api_key = PartnerApiKey.objects.select_related("tenant", "user").filter(prefix=prefix).first()
+    if api_key is None:
+        raise ApplicationError(
+            f"no API key has the prefix {prefix!r}", code="not_found", status=404
+        )
+    return partner_api_key_revoke(api_key=api_key, actor=actor)
 
 
 def tenant_webhook_secret_rotate(*, tenant: Tenant, actor: str) -> str:

@@ -1,5 +1,5 @@
-"""Fixtures for the partner API: two tenants with credentials, partner and staff clients with
-real DRF tokens, a recorder in place of SQS sends, and a loopback webhook receiver."""
+"""Fixtures for the partner API: two tenants with credentials, partner clients with real
+(hashed) API keys, a recorder in place of SQS sends, and a loopback webhook receiver."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import datetime
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from bulkchanges import sqs
@@ -21,26 +21,41 @@ from bulkchanges.models import (
     BulkChange,
     DeviceChange,
     IntegrationAuthentication,
+    PartnerApiKey,
     PartnerProfile,
     Tenant,
 )
+from bulkchanges.services.partners import partner_api_key_issue
 from tests.conftest import PondWorld, create_bulk_change, iccids
 
 API = "/api/v1"
 
 
-def token_client(token: str | None) -> APIClient:
-    client = APIClient()
-    if token:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+def key_client(key: str | None, **defaults: Any) -> APIClient:
+    """An API client sending ``Authorization: Api-Key <key>`` (and ``defaults``, e.g.
+    REMOTE_ADDR) with every request."""
+    client = APIClient(**defaults)
+    if key:
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     return client
 
 
-def partner_token(username: str, tenant: Tenant | None, *, staff: bool = False) -> str:
-    user = get_user_model().objects.create_user(username=username, is_staff=staff)
-    if tenant is not None:
-        PartnerProfile.objects.create(user=user, tenant=tenant)
-    return str(Token.objects.create(user=user).key)
+def partner_key(
+    username: str,
+    tenant: Tenant,
+    *,
+    role: str = PartnerApiKey.Role.SUBMIT,
+    staff: bool = False,
+    superuser: bool = False,
+    expiry_date: datetime | None = None,
+) -> str:
+    """A new partner user of ``tenant`` and an API key for it, issued by the service."""
+    user = get_user_model().objects.create_user(
+        username=username, is_staff=staff or superuser, is_superuser=superuser
+    )
+    PartnerProfile.objects.create(user=user, tenant=tenant)
+    api_key = PartnerApiKey(user=user, tenant=tenant, role=role, expiry_date=expiry_date)
+    return partner_api_key_issue(api_key=api_key, created_by="tests")
 
 
 @pytest.fixture
@@ -60,7 +75,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 class Partner:
     world: PondWorld
     client: APIClient
-    token: str
+    key: str
 
     @property
     def tenant(self) -> Tenant:
@@ -69,8 +84,8 @@ class Partner:
 
 @pytest.fixture
 def partner(pond_world: PondWorld) -> Partner:
-    token = partner_token("acme-api", pond_world.tenant)
-    return Partner(pond_world, token_client(token), token)
+    key = partner_key("acme-api", pond_world.tenant)
+    return Partner(pond_world, key_client(key), key)
 
 
 @dataclass
@@ -83,7 +98,7 @@ class Other:
 
 @pytest.fixture
 def other(pond_world: PondWorld, sent: list[Any]) -> Other:
-    """A second tenant, with its own POND credentials, partner token and bulk change."""
+    """A second tenant, with its own POND credentials, partner key and bulk change."""
     tenant = Tenant.objects.create(name="Globex")
     credentials = IntegrationAuthentication.objects.create(
         tenant=tenant,
@@ -94,9 +109,7 @@ def other(pond_world: PondWorld, sent: list[Any]) -> Other:
     )
     world = PondWorld(tenant, credentials, pond_world.rev, pond_world.simulator)
     bulk_change = create_bulk_change(world, iccids(3, start=5000), with_rev=False)
-    return Other(
-        tenant, credentials, token_client(partner_token("globex-api", tenant)), bulk_change
-    )
+    return Other(tenant, credentials, key_client(partner_key("globex-api", tenant)), bulk_change)
 
 
 def device_rows(numbers: list[str]) -> list[dict[str, str]]:

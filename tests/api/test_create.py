@@ -10,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
-from tests.api.conftest import API, Other, Partner, create_body, partner_token, token_client
+from tests.api.conftest import API, Other, Partner, create_body, key_client, partner_key
 from tests.conftest import iccids
 
 pytestmark = pytest.mark.django_db
@@ -219,15 +219,15 @@ def test_malformed_json_and_unsupported_media_types_are_json_errors(partner: Par
     assert_error(form, 415, "unsupported_media_type")
 
 
-def test_staff_create_names_the_tenant_and_partners_cannot_name_another(
+def test_a_key_creates_in_its_own_tenant_and_cannot_name_another(
     partner: Partner, other: Other
 ) -> None:
-    staff = token_client(partner_token("ops", None, staff=True))
-    assert_error(staff.post(URL, create_body(iccids(1))), 400, "invalid", "tenant")
-    response = staff.post(URL, create_body(iccids(1), tenant=other.tenant.pk))
+    staff = key_client(partner_key("ops", partner.tenant, staff=True, superuser=True))
+    response = staff.post(URL, create_body(iccids(1)))
     assert response.status_code == 201, response.content
-    assert response.json()["tenant"] == other.tenant.pk
+    assert response.json()["tenant"] == partner.tenant.pk
     assert response.json()["created_by"] == "api:ops"
+    assert_error(staff.post(URL, create_body(iccids(1), tenant=other.tenant.pk)), 404, "not_found")
 
     probe = partner.client.post(URL, create_body(iccids(1), tenant=other.tenant.pk))
     assert_error(probe, 404, "not_found")

@@ -12,7 +12,7 @@ from django.db import connection
 
 from bulkchanges.models import BulkChange, DeviceChange
 from bulkchanges.services import partners
-from tests.api.conftest import API, Partner, create_body, token_client
+from tests.api.conftest import API, Partner, create_body, key_client
 from tests.conftest import iccids
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,7 +36,7 @@ def race(
 
     def post(index: int) -> None:
         try:
-            client = token_client(partner.token)
+            client = key_client(partner.key)
             responses[index] = client.post(
                 f"{API}/bulk-changes/", bodies[index], HTTP_IDEMPOTENCY_KEY="batch-2025-06-01"
             )

@@ -1,6 +1,6 @@
 """The contract: the OpenAPI 3 schema and Swagger UI are served, and schemathesis (pinned in
 pyproject.toml) exercises every operation of the live schema against a real server with a
-partner token — positive and negative cases, a bounded number of each — finding no 5xx and no
+partner API key — positive and negative cases, a bounded number of each — finding no 5xx and no
 response that disagrees with the schema (status, content type, headers, body)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ FIGURES: dict[str, Any] = {"operations": set(), "cases": Counter(), "failures": 
 
 
 @pytest.mark.django_db
-def test_the_schema_and_docs_are_served_without_a_token(client: Any) -> None:
+def test_the_schema_and_docs_are_served_without_a_key(client: Any) -> None:
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     schema = response.json()
@@ -49,7 +49,13 @@ def test_the_schema_and_docs_are_served_without_a_token(client: Any) -> None:
     assert {"200", "201", "400", "401", "403", "404", "409", "413", "415", "429"} <= set(
         create["responses"]
     )
-    assert create["security"] == [{"tokenAuth": []}]
+    assert create["security"] == [{"apiKeyAuth": []}]
+    assert schema["components"]["securitySchemes"]["apiKeyAuth"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "`Api-Key <key>`: a partner API key, shown once when issued.",
+    }
     assert "Retry-After" in create["responses"]["429"]["headers"]
     export = schema["paths"][f"{API}/bulk-changes/{{id}}/export.csv"]["get"]
     assert "text/csv" in export["responses"]["200"]["content"]
@@ -83,7 +89,7 @@ def api_world(
         response_text="{}",
         response_status=500,
     )
-    return {"token": partner.token, "ids": [open_one.pk, done.pk, 10**9]}
+    return {"key": partner.key, "ids": [open_one.pk, done.pk, 10**9]}
 
 
 # Creating a bulk change has rules JSON Schema cannot state (the carrier's status names, the
@@ -93,14 +99,14 @@ BUSINESS_RULES = {"POST /api/v1/bulk-changes/"}
 
 
 def _call(case: Any, mode: GenerationMode, api_world: dict[str, Any]) -> None:
-    """One generated request with the partner's token, validated by every default check."""
+    """One generated request with the partner's API key, validated by every default check."""
     identifier = case.path_parameters.get("id") if case.path_parameters else None
     if mode is GenerationMode.POSITIVE and isinstance(identifier, int):
         ids = api_world["ids"]
         case.path_parameters["id"] = ids[identifier % len(ids)]  # mostly real bulk changes
     excluded = [positive_data_acceptance] if case.operation.label in BUSINESS_RULES else []
     case.call_and_validate(
-        headers={"Authorization": f"Token {api_world['token']}"},
+        headers={"Authorization": f"Api-Key {api_world['key']}"},
         excluded_checks=excluded,
         timeout=30,
     )
@@ -132,7 +138,7 @@ def test_every_operation_conforms_to_the_live_schema(
 
     (Its pytest integration, ``schemathesis.pytest.from_fixture``, cannot run under pytest 9:
     schemathesis 4.32.5 sets ``Function._nodeid``, which pytest 9 removed.)"""
-    # The token is ours to send (a real one); schemathesis generates no Authorization header,
+    # The key is ours to send (a real one); schemathesis generates no Authorization header,
     # so a negative case never relies on a header the call then replaces.
     config = schemathesis.Config.from_dict({"generation": {"with-security-parameters": False}})
     schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/", config=config)
