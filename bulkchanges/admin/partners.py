@@ -118,7 +118,7 @@ class PartnerApiKeyAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
     ) -> HttpResponse:
         """The page that shows the new key, once: rendered in answer to the POST (never
-        stored in the session or a message), and not cached."""
+        stored in the session or a message); the admin's views are never cached."""
         key = getattr(request, ISSUED_KEY, None)
         if key is None:
             return super().response_add(request, obj, post_url_continue)
@@ -129,11 +129,9 @@ class PartnerApiKeyAdmin(admin.ModelAdmin):
             "api_key": obj,
             "key": key,
         }
-        response = TemplateResponse(
+        return TemplateResponse(
             request, "admin/bulkchanges/partnerapikey/key_created.html", context
         )
-        response["Cache-Control"] = "no-store"
-        return response
 
 
 @admin.register(WebhookDelivery)

@@ -18,6 +18,7 @@ from bulkchanges.models import (
     DeviceChange,
     DeviceStatus,
     IntegrationAuthentication,
+    PartnerApiKey,
     PartnerProfile,
     Tenant,
     WebhookDelivery,
@@ -49,6 +50,7 @@ def test_every_model_admin_is_on_the_pondops_site() -> None:
         DeviceStatus,
         Device,
         PartnerProfile,
+        PartnerApiKey,
         WebhookDelivery,
     ):
         assert admin.site.is_registered(model), model

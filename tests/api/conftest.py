@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -82,10 +82,15 @@ class Partner:
         return self.world.tenant
 
 
+def partner_of(world: PondWorld) -> Partner:
+    """The world's tenant's partner, with a submit key."""
+    key = partner_key("acme-api", world.tenant)
+    return Partner(world, key_client(key), key)
+
+
 @pytest.fixture
 def partner(pond_world: PondWorld) -> Partner:
-    key = partner_key("acme-api", pond_world.tenant)
-    return Partner(pond_world, key_client(key), key)
+    return partner_of(pond_world)
 
 
 @dataclass
@@ -96,8 +101,7 @@ class Other:
     bulk_change: BulkChange
 
 
-@pytest.fixture
-def other(pond_world: PondWorld, sent: list[Any]) -> Other:
+def other_tenant(pond_world: PondWorld) -> Other:
     """A second tenant, with its own POND credentials, partner key and bulk change."""
     tenant = Tenant.objects.create(name="Globex")
     credentials = IntegrationAuthentication.objects.create(
@@ -110,6 +114,11 @@ def other(pond_world: PondWorld, sent: list[Any]) -> Other:
     world = PondWorld(tenant, credentials, pond_world.rev, pond_world.simulator)
     bulk_change = create_bulk_change(world, iccids(3, start=5000), with_rev=False)
     return Other(tenant, credentials, key_client(partner_key("globex-api", tenant)), bulk_change)
+
+
+@pytest.fixture
+def other(pond_world: PondWorld, sent: list[Any]) -> Other:
+    return other_tenant(pond_world)
 
 
 def device_rows(numbers: list[str]) -> list[dict[str, str]]:

@@ -35,7 +35,9 @@ WRITES = [(method, path) for method, path in ENDPOINTS if method == "post"]
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 @pytest.mark.parametrize("key", [None, "0" * 40, "abcdefgh.not-a-real-key"])
-def test_every_endpoint_needs_a_valid_key(db: None, method: str, path: str, key: str | None) -> None:
+def test_every_endpoint_needs_a_valid_key(
+    db: None, method: str, path: str, key: str | None
+) -> None:
     response = getattr(key_client(key), method)(f"{API}/{path}")
 
     assert response.status_code == 401
@@ -192,9 +194,7 @@ def test_a_forged_x_forwarded_for_does_not_escape_the_failure_throttle(
 ) -> None:
     settings.PONDOPS_API_AUTH_FAILURE_RATE = "2/min"
     statuses = [
-        key_client(
-            "abcdefgh.guess", REMOTE_ADDR="127.0.0.2", HTTP_X_FORWARDED_FOR=f"127.0.1.{n}"
-        )
+        key_client("abcdefgh.guess", REMOTE_ADDR="127.0.0.2", HTTP_X_FORWARDED_FOR=f"127.0.1.{n}")
         .get(f"{API}/bulk-changes/")
         .status_code
         for n in range(3)
@@ -262,9 +262,7 @@ def test_rotating_the_webhook_secret_shows_it_once(partner: Partner) -> None:
     assert partner.tenant.webhook_secret not in detail_texts
 
 
-def test_a_staff_users_key_rotates_only_its_own_tenants_secret(
-    partner: Partner, db: None
-) -> None:
+def test_a_staff_users_key_rotates_only_its_own_tenants_secret(partner: Partner, db: None) -> None:
     other = Tenant.objects.create(name="Initech")
     staff = key_client(partner_key("ops", partner.tenant, staff=True, superuser=True))
     assert staff.post(f"{API}/webhook-secret/", {"tenant": other.pk}).status_code == 404

@@ -51,7 +51,9 @@ def test_role_name_and_expiry_are_set_from_the_flags(db: None) -> None:
     assert (api_key.role, api_key.name) == ("read", "dashboards")
     assert api_key.expiry_date is not None
     assert abs(api_key.expiry_date - (timezone.now() + timedelta(days=30))) < timedelta(minutes=1)
-    assert f"role read, prefix {api_key.prefix}, expires {api_key.expiry_date.isoformat()}" in output
+    assert (
+        f"role read, prefix {api_key.prefix}, expires {api_key.expiry_date.isoformat()}" in output
+    )
 
 
 def test_running_again_issues_another_key_and_rotate_revokes_the_others(db: None) -> None:
@@ -108,7 +110,15 @@ def test_revoke_by_prefix(db: None) -> None:
         ),
         (["--tenant", "Acme IoT"], "--username and --tenant are required to issue a key"),
         (
-            ["--username", "bot", "--tenant", "Acme IoT", "--create-user", "--expires-in-days", "0"],
+            [
+                "--username",
+                "bot",
+                "--tenant",
+                "Acme IoT",
+                "--create-user",
+                "--expires-in-days",
+                "0",
+            ],
             "--expires-in-days must be at least 1",
         ),
         (

@@ -1,5 +1,6 @@
 """Scoping: every endpoint answers 404 — never 403 — for another tenant's bulk change, exactly
-as for an id that does not exist, and leaves it untouched."""
+as for an id that does not exist, and leaves it untouched; for a partner's key and for a key
+whose user is staff and superuser alike (a staff flag never widens a key's tenant)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,29 @@ from typing import Any
 import pytest
 
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
-from tests.api.conftest import API, Other, Partner, create_body, fail_devices
+from tests.api.conftest import (
+    API,
+    Other,
+    Partner,
+    create_body,
+    fail_devices,
+    key_client,
+    partner_key,
+)
 from tests.conftest import iccids
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=["partner", "staff superuser"])
+def partner(request: pytest.FixtureRequest, partner: Partner) -> Partner:
+    """Every test here runs with the tenant's partner key, then with a key of the same tenant
+    whose user is staff and superuser."""
+    if request.param == "partner":
+        return partner
+    key = partner_key("ops", partner.tenant, staff=True, superuser=True)
+    return Partner(partner.world, key_client(key), key)
+
 
 PROBES = [
     ("get", "bulk-changes/{id}/", None),

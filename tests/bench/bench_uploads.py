@@ -54,8 +54,9 @@ pond = IntegrationAuthentication.objects.create(
     tenant=tenant, integration="POND", base_url="http://127.0.0.1:9", account="1001",
     secret="bench-pond-key", rate_limit=0, max_concurrency=4)
 get_user_model().objects.create_superuser("bench-admin", "", "bench-admin-pw")
-key, _ = partner_token_issue(username="bench-api", tenant=tenant, create_user=True)
-print("SEEDED", tenant.pk, pond.pk, key)
+issued = partner_token_issue(
+    username="bench-api", tenant=tenant, created_by="bench", create_user=True)
+print("SEEDED", tenant.pk, pond.pk, issued.key)
 """
 
 
@@ -231,23 +232,23 @@ def summary(response: requests.Response) -> str:
     return html[:90].replace("\n", " ")
 
 
-def api_json(server: Server, token: str, body: Path) -> Iterator[requests.Response]:
+def api_json(server: Server, key: str, body: Path) -> Iterator[requests.Response]:
     with body.open("rb") as data:
         yield requests.post(
             server.url("/api/v1/bulk-changes/"),
             data=data,
-            headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
             timeout=600,
         )
 
 
-def api_multipart(server: Server, token: str, body: Path, boundary: str) -> Iterator[Any]:
+def api_multipart(server: Server, key: str, body: Path, boundary: str) -> Iterator[Any]:
     with body.open("rb") as data:
         yield requests.post(
             server.url("/api/v1/bulk-changes/"),
             data=data,
             headers={
-                "Authorization": f"Token {token}",
+                "Authorization": f"Api-Key {key}",
                 "Content-Type": f"multipart/form-data; boundary={boundary}",
             },
             timeout=600,
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         server.manage("migrate", "--verbosity", "0")
         server.manage("createcachetable")
         seeded = server.manage("shell", "-c", SEED).split()
-        tenant_id, credentials_id, token = seeded[seeded.index("SEEDED") + 1 :][:3]
+        tenant_id, credentials_id, api_key = seeded[seeded.index("SEEDED") + 1 :][:3]
         lists = {
             "accepted": (ACCEPTED_LINES, widest_csv),
             "over_limit": (OVER_LIMIT_LINES, bare_list),
@@ -355,8 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         new_url = server.url(f"/admin/bulkchanges/bulkchange/new/?tenant={tenant_id}")
         new_url += "&integration=POND"
         requests_of = {
-            "API JSON": lambda body, _: api_json(server, token, body),
-            "API multipart": lambda body, boundary: api_multipart(server, token, body, boundary),
+            "API JSON": lambda body, _: api_json(server, api_key, body),
+            "API multipart": lambda body, boundary: api_multipart(server, api_key, body, boundary),
             "admin form": lambda body, boundary: admin_form(
                 server, session, new_url, body, boundary
             ),
