@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core.cache import cache
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
@@ -73,10 +75,13 @@ def test_the_schema_and_docs_are_served_without_a_key(client: Any) -> None:
 @pytest.fixture
 def api_world(
     partner: Partner, settings: Any, monkeypatch: pytest.MonkeyPatch, transactional_db: None
-) -> dict[str, Any]:
+) -> Iterator[dict[str, Any]]:
     """Data for the fuzzer to find: an open and a finished bulk change with logs, no throttle,
-    SQS sends recorded (creates may succeed)."""
+    SQS sends recorded (creates may succeed). schemathesis' ignored_auth check sends bad keys
+    on purpose: the failure throttle is off too, and the counts (in the cache table, which the
+    transactional flush leaves alone) are cleared afterwards, for the tests that follow."""
     settings.PONDOPS_API_THROTTLE_RATE = ""
+    settings.PONDOPS_API_AUTH_FAILURE_RATE = ""
     monkeypatch.setattr(sqs, "send", lambda message, **kwargs: "recorded")
     open_one = create_bulk_change(partner.world, iccids(3), with_rev=False)
     done = create_bulk_change(partner.world, iccids(4, start=100), with_rev=False)
@@ -89,7 +94,8 @@ def api_world(
         response_text="{}",
         response_status=500,
     )
-    return {"key": partner.key, "ids": [open_one.pk, done.pk, 10**9]}
+    yield {"key": partner.key, "ids": [open_one.pk, done.pk, 10**9]}
+    cache.clear()
 
 
 # Creating a bulk change has rules JSON Schema cannot state (the carrier's status names, the
