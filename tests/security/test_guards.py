@@ -301,7 +301,14 @@ def logged_in(client: Client) -> bool:
     return "_auth_user_id" in client.session
 
 
+@pytest.fixture
+def fast_hashing(settings: Any) -> None:
+    """The lockout does not depend on the password hasher; a fast one keeps 60 attempts quick."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.mark.django_db
+@pytest.mark.usefixtures("fast_hashing")
 def test_finding_5_sixty_wrong_admin_passwords_then_the_right_one_is_refused(
     client: Client,
 ) -> None:
@@ -321,6 +328,7 @@ def test_finding_5_sixty_wrong_admin_passwords_then_the_right_one_is_refused(
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("fast_hashing")
 def test_the_lockout_ends_after_15_minutes(client: Client) -> None:
     user_create("ops", OPERATOR_PASSWORD, is_staff=True)
     for number in range(5):
@@ -333,6 +341,7 @@ def test_the_lockout_ends_after_15_minutes(client: Client) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("fast_hashing")
 def test_a_successful_login_resets_the_failure_count(client: Client) -> None:
     user_create("ops", OPERATOR_PASSWORD, is_staff=True)
     for _ in range(2):
@@ -343,6 +352,7 @@ def test_a_successful_login_resets_the_failure_count(client: Client) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("fast_hashing")
 def test_the_lockout_holds_one_username_from_one_address(client: Client) -> None:
     user_create("ops", OPERATOR_PASSWORD, is_staff=True)
     user_create("eve", OPERATOR_PASSWORD, is_staff=True)
@@ -355,6 +365,7 @@ def test_the_lockout_holds_one_username_from_one_address(client: Client) -> None
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("fast_hashing")
 def test_a_forged_x_forwarded_for_does_not_dodge_the_lockout(client: Client) -> None:
     user_create("ops", OPERATOR_PASSWORD, is_staff=True)
     for number in range(5):
@@ -366,6 +377,7 @@ def test_a_forged_x_forwarded_for_does_not_dodge_the_lockout(client: Client) -> 
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("fast_hashing")
 def test_behind_trusted_proxies_the_forwarded_client_address_counts(
     client: Client, settings: Any
 ) -> None:
@@ -385,6 +397,7 @@ def test_behind_trusted_proxies_the_forwarded_client_address_counts(
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("fast_hashing")
 def test_failed_logins_store_no_password_or_csrf_token(client: Client) -> None:
     user_create("ops", OPERATOR_PASSWORD, is_staff=True)
     csrf_client = Client(enforce_csrf_checks=True)
@@ -401,6 +414,7 @@ def test_failed_logins_store_no_password_or_csrf_token(client: Client) -> None:
     assert "guess-secret-1" not in attempt.post_data and token not in attempt.post_data
 
 
+@pytest.mark.usefixtures("fast_hashing")
 def test_api_key_authentication_is_untouched_by_the_lockout(partner: api.Partner) -> None:
     for number in range(6):
         login(Client(), "acme-api", f"guess-{number}", address="127.0.0.1")
