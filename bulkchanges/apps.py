@@ -18,6 +18,7 @@ class BulkChangesConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_remove_recovery_schedules, sender=self)
+        import_module("pondops.startup")  # registers check --deploy's demo-password check
 
 
 class PondOpsAdminConfig(admin_apps.AdminConfig):

@@ -48,8 +48,9 @@ class Tenant(models.Model):
     exactly one.
 
     ``webhook_secret`` signs the completion webhooks sent to the tenant's callback URLs
-    (HMAC-SHA256). It is write-only: not editable in the admin, never rendered by the API except
-    once, when a partner rotates it."""
+    (Standard Webhooks, HMAC-SHA256 keyed with its UTF-8 bytes; partners see it as
+    ``whsec_<base64>``). It is write-only: not editable in the admin, never rendered by the API
+    except once, when a partner rotates it."""
 
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)

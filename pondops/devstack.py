@@ -41,12 +41,18 @@ from bulkchanges.loopback import is_loopback_host, is_loopback_url
 from bulkchanges.models import BulkChange
 from bulkchanges.selectors import FINISHED_ORDER, bulk_change_progress
 from bulkchanges.services.callback_registration import carrier_callback_register
-from bulkchanges.services.demo import DemoData, demo_bulk_changes_create, demo_seed
+from bulkchanges.services.demo import (
+    DEMO_ADMIN_PASSWORD,
+    DemoData,
+    DemoRefused,
+    demo_bulk_changes_create,
+    demo_environment_check,
+    demo_seed,
+)
 from integrations.base import Integration
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 
 HOST = "127.0.0.1"
-DEFAULT_ADMIN_PASSWORD = "pondops-demo"  # noqa: S105 — the local demo's documented login
 QUEUE_VISIBILITY_SECONDS = 60
 POLL_WAIT_SECONDS = 5  # poll_sqs's long-poll wait here: Ctrl-C stops it within 5 s, not 20
 START_TIMEOUT = 60.0  # seconds for each child to answer
@@ -69,7 +75,7 @@ class DevStackOptions:
     web_port: int = 8000
     sqs_port: int = 9324
     simulator_port: int = 8765
-    admin_password: str = DEFAULT_ADMIN_PASSWORD
+    admin_password: str = DEMO_ADMIN_PASSWORD
     demo_bulk_change: bool = True
 
 
@@ -246,8 +252,14 @@ class DevStack:
     # -- checks ---------------------------------------------------------------------------
 
     def _check_environment(self) -> None:
-        """The demo writes a superuser with a known password and fake credentials: it must
-        never reach anything but this machine."""
+        """The demo writes a superuser with a known password and fake credentials: it runs
+        only with PONDOPS_ENVIRONMENT=local, checked before anything touches a database. The
+        loopback checks stay as a second layer: a local environment pointed at a remote
+        database or Redis is a mistake too."""
+        try:
+            demo_environment_check()
+        except DemoRefused as error:
+            raise DevStackError(str(error)) from None
         database = settings.DATABASES["default"]
         host = str(database.get("HOST") or "")
         if not database["ENGINE"].endswith("sqlite3") and host and not _is_loopback(host):

@@ -7,10 +7,12 @@ Code reads these through ``django.conf.settings``; nothing else reads ``os.envir
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The default SQLite file, the SQLite test databases, the demo's logs and STATIC_ROOT live here.
@@ -36,14 +38,53 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value.strip() else default
 
 
+def _env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
 DEBUG = _env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "pondops-insecure-local-development-key"
-ALLOWED_HOSTS = [
-    host.strip()
-    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
-    if host.strip()
-]
+ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 ENVIRONMENT_NAME = os.environ.get("PONDOPS_ENVIRONMENT", "local")
+
+# --- Deployed security (every PONDOPS_ENVIRONMENT but local; docs/security/guards.md) ---------
+# Outside local the start refuses a missing DJANGO_SECRET_KEY (the fallback above is public)
+# and DJANGO_DEBUG on, and turns on HTTPS only: HSTS, the TLS redirect (health probes exempt:
+# load balancers call them over plain http) and secure cookies. `manage.py check --deploy` is
+# clean with these defaults.
+DEPLOYED = ENVIRONMENT_NAME != "local"
+if DEPLOYED and not os.environ.get("DJANGO_SECRET_KEY"):
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY must be set with PONDOPS_ENVIRONMENT={ENVIRONMENT_NAME!r} (the "
+        "built-in key is public); use at least 50 random characters"
+    )
+if DEPLOYED and DEBUG:
+    raise ImproperlyConfigured(
+        f"DJANGO_DEBUG must be off with PONDOPS_ENVIRONMENT={ENVIRONMENT_NAME!r} (debug pages "
+        "show settings and source); unset it or set DJANGO_DEBUG=false"
+    )
+# Origins (scheme://host[:port]) allowed to POST forms, e.g. the admin behind its public name.
+CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
+if _env_bool("PONDOPS_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = _env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600 if DEPLOYED else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", DEPLOYED)
+# Preload is opt-in: once the directive is sent, anyone may submit the domain to the browsers'
+# preload list, and leaving that list takes months.
+SECURE_HSTS_PRELOAD = _env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", DEPLOYED)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^readyz$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DEPLOYED
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if not SECURE_HSTS_PRELOAD:
+    # security.W021 only says the domain cannot be submitted to the preload list: preload is
+    # the operator's decision (DJANGO_SECURE_HSTS_PRELOAD=true), not a default.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
 
 INSTALLED_APPS = [
     "bulkchanges.apps.PondOpsAdminConfig",  # django.contrib.admin with PondOps' admin site
@@ -59,6 +100,7 @@ INSTALLED_APPS = [
     "bulkchanges",  # before django_q: its qcluster command wraps django-q2's
     "django_q",
     "bulkchanges.api",
+    "axes",  # admin login lockout (below)
 ]
 
 MIDDLEWARE = [
@@ -69,6 +111,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "pondops.urls"
@@ -207,6 +250,24 @@ else:
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Admin login lockout (django-axes; docs/security/guards.md): after PONDOPS_LOGIN_FAILURE_LIMIT
+# failed logins for one username from one client address, that pair is locked out for
+# PONDOPS_LOGIN_LOCKOUT_MINUTES (a failure meanwhile starts the wait again); a success resets
+# the count. Only logins through django.contrib.auth's authenticate() are watched: the API's
+# key authentication never calls it. `manage.py axes_reset` (or axes_reset_ip_username ADDRESS
+# USERNAME) lifts locks.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_int("PONDOPS_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_float("PONDOPS_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client address as the API's throttles see it (REMOTE_ADDR unless proxies are trusted).
+AXES_CLIENT_IP_CALLABLE = "bulkchanges.logins.client_address"
+AXES_LOCKOUT_CALLABLE = "bulkchanges.logins.login_lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["csrfmiddlewaretoken"]  # with the password, never stored
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -306,6 +367,7 @@ LOGGING = {
     "loggers": {
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # lockouts and repeated failures, not every start
         "django_q": {"level": os.environ.get("PONDOPS_Q_LOG_LEVEL", "WARNING")},
     },
 }

@@ -22,7 +22,7 @@ from bulkchanges.api.serializers import (
 )
 from bulkchanges.services import bulk_change_cancel, bulk_change_retry
 from bulkchanges.services.partners import tenant_webhook_secret_rotate
-from bulkchanges.services.webhooks import SIGNATURE_HEADER
+from bulkchanges.services.webhooks import SIGNATURE_HEADER, webhook_secret_for_receivers
 
 
 class BulkChangeRetryApi(PartnerApi):
@@ -82,9 +82,11 @@ class WebhookSecretApi(PartnerApi):
     @extend_schema(
         tags=["webhooks"],
         summary="Rotate the webhook signing secret",
-        description="Generates a new secret for your tenant and returns it once. Completion "
-        f"webhooks carry `{SIGNATURE_HEADER}: sha256=<hex>`, the HMAC-SHA256 of the raw body "
-        "with this secret.",
+        description="Generates a new secret for your tenant and returns it once, as "
+        "`whsec_<base64 key>`. Completion webhooks are signed per Standard Webhooks: "
+        f"`webhook-id`, `webhook-timestamp` and `{SIGNATURE_HEADER}: v1,<base64>`, the "
+        "HMAC-SHA256 of `id.timestamp.body` with the key; "
+        "`standardwebhooks.Webhook(secret).verify(body, headers)` checks it.",
         request=WebhookSecretRequestSerializer,
         responses={201: WebhookSecretSerializer, **errors(400, 404)},
     )
@@ -97,7 +99,7 @@ class WebhookSecretApi(PartnerApi):
         return Response(
             {
                 "tenant": tenant.pk,
-                "webhook_secret": secret,
+                "webhook_secret": webhook_secret_for_receivers(secret),
                 "signature_header": SIGNATURE_HEADER,
                 "algorithm": "HMAC-SHA256",
             },

@@ -436,6 +436,9 @@ class CancelResultSerializer(ActionResultSerializer):
 
 class WebhookSecretSerializer(serializers.Serializer):
     tenant = serializers.IntegerField()
-    webhook_secret = serializers.CharField(help_text="Shown once; store it now.")
+    webhook_secret = serializers.CharField(
+        help_text="Shown once; store it now. `whsec_` + base64 of the signing key (Standard "
+        "Webhooks)."
+    )
     signature_header = serializers.CharField()
     algorithm = serializers.CharField()

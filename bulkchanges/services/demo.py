@@ -10,6 +10,12 @@ carrier's active status, matching the freshly seeded simulator.
 Carriers are rows of :data:`DEMO_CARRIERS`: demoing another carrier is one more entry there
 (with the two small functions that drive its simulator). :func:`demo_bulk_changes_create`
 queues one demo bulk change per carrier through the same services as every other entry point.
+
+The demo runs only where ``PONDOPS_ENVIRONMENT`` is ``local`` (the default):
+:func:`demo_environment_check` refuses anywhere else, before anything is written, because the
+demo's superuser has a published password. The host of ``DATABASE_URL`` proves nothing (a
+production database is reached through a Unix socket, ``localhost`` or a local proxy just as
+well), so the environment's name is the rule.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 
+from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange, IntegrationAuthentication, Tenant
 from bulkchanges.services.bulk_changes import bulk_change_create, status_update_request_validate
 from bulkchanges.services.inventory import devices_import, integration_authentication_set
@@ -33,6 +41,10 @@ from integrations.simulators.control import POND_PREFIX, REV_PREFIX, SimulatorCo
 
 DEMO_TENANT = "Demo IoT"
 DEMO_ADMIN = "admin"
+# The demo admin's documented password (README, the launcher's banner): public knowledge, so a
+# production start refuses while any user still has it (pondops/startup.py).
+DEMO_ADMIN_PASSWORD = "pondops-demo"  # noqa: S105 — published on purpose, never a real secret
+DEMO_ENVIRONMENT = "local"
 DEMO_RATE_LIMIT = 50.0  # requests/s, in our credentials and in the simulator alike
 DEMO_REV_CLIENT = "DEMO"
 DEMO_REV_USERNAME = "pondops"
@@ -313,6 +325,24 @@ class DemoData:
         return self.credentials[Integration.REV]
 
 
+class DemoRefused(ApplicationError):
+    """The demo may not run here (see :func:`demo_environment_check`)."""
+
+
+def demo_environment_check() -> None:
+    """Refuse (DemoRefused) unless PONDOPS_ENVIRONMENT is ``local``. Reads settings only: it
+    touches no database, so a refusal comes before any write."""
+    environment = settings.ENVIRONMENT_NAME
+    if environment != DEMO_ENVIRONMENT:
+        raise DemoRefused(
+            f"the demo refuses to run with PONDOPS_ENVIRONMENT={environment!r}: it creates a "
+            f"superuser with the published password {DEMO_ADMIN_PASSWORD!r} and fake carrier "
+            f"credentials, so it runs only with PONDOPS_ENVIRONMENT={DEMO_ENVIRONMENT} (the "
+            "default) against a database of its own",
+            code="demo_refused",
+        )
+
+
 def demo_seed(
     *,
     simulator: SimulatorControl,
@@ -327,7 +357,10 @@ def demo_seed(
     them (stored as the credentials' base URLs). Sets the ``admin`` superuser's password to
     ``admin_password`` every run. Seeds ``devices`` SIMs per carrier. ``web_origin`` is where
     the demo's web server listens: the Teal row's own callback URL points there.
+
+    Refuses (DemoRefused) outside PONDOPS_ENVIRONMENT=local before writing anything.
     """
+    demo_environment_check()
     base = simulator_url.rstrip("/")
     with transaction.atomic():
         _admin_set(password=admin_password)

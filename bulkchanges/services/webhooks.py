@@ -1,10 +1,14 @@
 """Completion webhooks: when a bulk change that carries a ``callback_url`` completes, PondOps
-POSTs a JSON summary to that URL, signed with the tenant's secret
-(``X-PondOps-Signature: sha256=<hex HMAC-SHA256 of the body>``).
+POSTs a JSON summary to that URL, signed per Standard Webhooks with the tenant's secret:
+``webhook-id`` (the event id), ``webhook-timestamp`` (the attempt's send time, Unix seconds)
+and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``). The signing key
+is the stored secret's UTF-8 bytes; receivers are shown it as ``whsec_<base64 of the key>``
+(:func:`webhook_secret_for_receivers`), the form the ``standardwebhooks`` library verifies
+with. Signing the timestamp lets a receiver refuse replays (the library: older than 5 min).
 
 Promises:
-- Delivery is at-least-once; the body (with its ``event_id``) and so the signature are fixed at
-  the first attempt, so a receiver can drop repeats.
+- Delivery is at-least-once; the body (with its ``event_id``) and ``webhook-id`` are fixed at
+  the first attempt, so a receiver can drop repeats; each attempt is signed at its send time.
 - Every attempt is a :class:`WebhookDelivery` row and one ``Completion webhook`` audit row with
   the request and the response (URL query values and the signature redacted).
 - An attempt is sent at most once: the sender first wins its claim (one conditional UPDATE from
@@ -21,8 +25,7 @@ Promises:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import ipaddress
 import json
 import logging
@@ -42,6 +45,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
+from standardwebhooks import Webhook
 
 from bulkchanges import transitions
 from bulkchanges.errors import ApplicationError
@@ -57,7 +61,10 @@ logger = logging.getLogger(__name__)
 SEND_TASK = "bulkchanges.services.webhooks.webhook_delivery_send"
 LOG_DESCRIPTION = "Completion webhook"
 EVENT = "bulk_change.completed"
-SIGNATURE_HEADER = "X-PondOps-Signature"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+RECEIVER_SECRET_PREFIX = "whsec_"  # noqa: S105 — the scheme's prefix, not a secret
 # Completions announced: CANCELLED is an operator's act, not a completion.
 ANNOUNCED = frozenset(BulkChange.TERMINAL - {BulkChange.Status.CANCELLED})
 SWEEP_BATCH = 500
@@ -123,10 +130,31 @@ def _destination_problem(url: str) -> str | None:
     return None
 
 
-def webhook_signature(*, secret: str, body: bytes) -> str:
-    """``sha256=<hex>``: HMAC-SHA256 of the exact body bytes with the tenant's secret."""
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
+def webhook_signing_key(secret: str) -> bytes:
+    """The HMAC key for a tenant's stored secret: its UTF-8 bytes (one rule, whatever form
+    the stored secret has)."""
+    return secret.encode()
+
+
+def webhook_secret_for_receivers(secret: str) -> str:
+    """The stored secret as receivers use it: ``whsec_`` + base64 of the signing key, what
+    ``standardwebhooks.Webhook(...)`` takes."""
+    return RECEIVER_SECRET_PREFIX + base64.b64encode(webhook_signing_key(secret)).decode()
+
+
+def webhook_signature_headers(
+    *, secret: str, message_id: str, sent_at: datetime, body: str
+) -> dict[str, str]:
+    """The Standard Webhooks headers for one attempt: ``webhook-id``, ``webhook-timestamp``
+    (whole seconds of ``sent_at``) and ``webhook-signature`` over ``id.timestamp.body``."""
+    signature = Webhook(webhook_signing_key(secret)).sign(
+        msg_id=message_id, timestamp=sent_at, data=body
+    )
+    return {
+        ID_HEADER: message_id,
+        TIMESTAMP_HEADER: str(int(sent_at.timestamp())),
+        SIGNATURE_HEADER: signature,
+    }
 
 
 def url_for_log(url: str) -> str:
@@ -256,9 +284,17 @@ def _post(delivery: WebhookDelivery, *, secret: str) -> Outcome:
         "X-PondOps-Event": EVENT,
         "X-PondOps-Delivery": str(delivery.pk),
         "X-PondOps-Attempt": str(delivery.attempt),
-        SIGNATURE_HEADER: webhook_signature(secret=secret, body=body),
+        **webhook_signature_headers(
+            secret=secret,
+            # The payload's event_id: one per completion, the same on every attempt.
+            message_id=event_id(
+                bulk_change_id=delivery.bulk_change_id, completed_at=delivery.completed_at
+            ),
+            sent_at=timezone.now(),
+            body=delivery.payload,
+        ),
     }
-    shown = {**headers, SIGNATURE_HEADER: f"sha256={REDACTED}"}
+    shown = {**headers, SIGNATURE_HEADER: f"v1,{REDACTED}"}
     request_text = "\n".join(
         [
             f"POST {url_for_log(delivery.url)}",

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from bulkchanges.models import PartnerApiKey, PartnerProfile, Tenant
 from bulkchanges.services.partners import partner_token_revoke
+from bulkchanges.services.webhooks import webhook_secret_for_receivers
 from tests.api.conftest import API, Partner, create_body, key_client, partner_key
 from tests.conftest import iccids
 
@@ -256,8 +257,11 @@ def test_rotating_the_webhook_secret_shows_it_once(partner: Partner) -> None:
     assert response.status_code == 201
     body = response.json()
     partner.tenant.refresh_from_db()
-    assert body["webhook_secret"] == partner.tenant.webhook_secret != old
-    assert body["signature_header"] == "X-PondOps-Signature" and body["tenant"] == partner.tenant.pk
+    assert partner.tenant.webhook_secret != old
+    # Shown as Standard Webhooks receivers take it: whsec_ + base64 of the signing key bytes.
+    assert body["webhook_secret"] == webhook_secret_for_receivers(partner.tenant.webhook_secret)
+    assert body["webhook_secret"].startswith("whsec_")
+    assert body["signature_header"] == "webhook-signature" and body["tenant"] == partner.tenant.pk
     detail_texts = str(partner.client.get(f"{API}/bulk-changes/").json())
     assert partner.tenant.webhook_secret not in detail_texts
 

@@ -4,15 +4,17 @@ recovers lost work, and the URL rules."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from django.utils import timezone
 from django_q.models import Schedule
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from bulkchanges.apps import LEGACY_RECOVERY_SCHEDULES
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, WebhookDelivery
@@ -39,8 +41,14 @@ def run_schedules() -> None:
 
 
 def signature_ok(secret: str, received: Any) -> bool:
-    expected = "sha256=" + hmac.new(secret.encode(), received.body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(received.headers["X-PondOps-Signature"], expected)
+    """Verified as a receiver does: the standardwebhooks library with the secret as partners
+    are shown it."""
+    receiver_secret = webhooks.webhook_secret_for_receivers(secret)
+    try:
+        Webhook(receiver_secret).verify(received.body, received.headers)
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 def complete(
@@ -93,7 +101,10 @@ def test_a_bulk_change_created_through_the_api_calls_back_signed_when_it_finishe
     )
     assert log.response_status == 200 and not log.has_errors
     assert "token=[REDACTED]" in log.request_text and "abc123" not in log.request_text
-    assert received.headers["X-PondOps-Signature"] not in log.request_text
+    signature = received.headers["webhook-signature"]
+    assert signature.startswith("v1,") and signature.split(",", 1)[1] not in log.request_text
+    assert "webhook-signature: v1,[REDACTED]" in log.request_text
+    assert "X-PondOps-Signature" not in received.headers  # one scheme: Standard Webhooks
     assert log.request_text.endswith(received.body.decode())
     state = partner.client.get(f"{API}/bulk-changes/{bulk_change.pk}/").json()["webhook"]
     assert state["status"] == "SUCCEEDED" and state["attempts"] == 1
@@ -111,8 +122,14 @@ def test_receiver_errors_are_retried_with_our_backoff_until_it_answers(
     # backoff_seconds(n, base=1) = 2**n with jitter in [0.8, 1.2): ≥ 0.8 s, then ≥ 1.6 s.
     assert second.at - first.at >= 0.8
     assert third.at - second.at >= 1.6
-    assert first.body == second.body == third.body  # one event, one body, one signature
+    assert first.body == second.body == third.body  # one event, one body
     assert [r.headers["X-PondOps-Attempt"] for r in (first, second, third)] == ["1", "2", "3"]
+    # One webhook-id for the event on every attempt (receivers drop repeats by it); each
+    # attempt is signed at its own send time (the third comes ≥ 2.4 s after the first).
+    event_id = first.json()["event_id"]
+    assert [r.headers["webhook-id"] for r in (first, second, third)] == [event_id] * 3
+    stamps = [int(r.headers["webhook-timestamp"]) for r in (first, second, third)]
+    assert stamps == sorted(stamps) and stamps[2] > stamps[0]
     assert all(signature_ok(partner.tenant.webhook_secret, r) for r in (first, second, third))
     assert third.json()["bulk_change"]["status"] == "PROCESSED_WITH_ERRORS"
     attempts = list(
@@ -321,10 +338,25 @@ def test_callback_url_rules(url: str, debug: bool, ok: bool, settings: Any) -> N
         assert "callback_url" in error.value.fields
 
 
-def test_signature_is_hmac_sha256_of_the_body() -> None:
-    body = b'{"event":"bulk_change.completed"}'
-    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    assert webhooks.webhook_signature(secret="s3cret", body=body) == f"sha256={expected}"
+def test_signature_is_hmac_sha256_of_id_timestamp_and_body_keyed_with_the_secret_bytes() -> None:
+    body = '{"event":"bulk_change.completed"}'
+    sent_at = datetime(2026, 5, 4, 3, 2, 1, 987654, tzinfo=UTC)
+    headers = webhooks.webhook_signature_headers(
+        secret="s3cret", message_id="bulk-change-7-completed-1", sent_at=sent_at, body=body
+    )
+    signed = f"bulk-change-7-completed-1.{int(sent_at.timestamp())}.{body}".encode()
+    digest = base64.b64encode(hmac.new(b"s3cret", signed, hashlib.sha256).digest()).decode()
+    assert headers == {
+        "webhook-id": "bulk-change-7-completed-1",
+        "webhook-timestamp": "1777863721",
+        "webhook-signature": f"v1,{digest}",
+    }
+
+
+def test_receivers_are_shown_the_secret_as_whsec_and_base64_of_its_bytes() -> None:
+    shown = webhooks.webhook_secret_for_receivers("s3cret-é")
+    assert shown == "whsec_" + base64.b64encode("s3cret-é".encode()).decode()
+    assert base64.b64decode(shown.removeprefix("whsec_")) == "s3cret-é".encode()
 
 
 def test_urls_are_logged_without_query_values() -> None:

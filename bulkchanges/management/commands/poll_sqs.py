@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from bulkchanges.consumer import SqsConsumer
+from pondops.startup import command_preflight
 
 
 class Command(BaseCommand):
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        command_preflight()
         consumer = SqsConsumer(
             max_messages=options["max_messages"], wait_seconds=options["wait_seconds"]
         )

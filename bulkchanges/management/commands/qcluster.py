@@ -13,11 +13,13 @@ from typing import Any
 from django_q.management.commands.qcluster import Command as DjangoQClusterCommand
 
 from bulkchanges.orphans import children_die_with_parent
+from pondops.startup import command_preflight
 
 
 class Command(DjangoQClusterCommand):
     help = "Starts django-q2's cluster; its processes exit when their parent dies."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        command_preflight()
         children_die_with_parent()
         super().handle(*args, **options)

@@ -4,7 +4,8 @@
 Seeds demo credentials and SIMs for every carrier (POND, ThingSpace, Jasper, Telegence, Teal)
 and queues one demo bulk change per carrier unless ``--no-demo-bulk-change``. What it starts
 and in which order lives in :mod:`pondops.devstack`; this command only parses the flags.
-``./dev up`` runs it.
+``./dev up`` runs it. It refuses to run unless ``PONDOPS_ENVIRONMENT`` is ``local`` (the
+default), before touching any database.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from pondops.devstack import DEFAULT_ADMIN_PASSWORD, DevStack, DevStackError, DevStackOptions
+from bulkchanges.services.demo import DEMO_ADMIN_PASSWORD
+from pondops.devstack import DevStack, DevStackError, DevStackOptions
 
 ADMIN_LOGIN_VARIABLE = "PONDOPS_DEMO_PASSWORD"
 
@@ -33,7 +35,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--admin-password",
             help=f"the demo admin's password (default ${ADMIN_LOGIN_VARIABLE}, else "
-            f"{DEFAULT_ADMIN_PASSWORD!r}); set on every start",
+            f"{DEMO_ADMIN_PASSWORD!r}); set on every start",
         )
         parser.add_argument(
             "--no-demo-bulk-change",
@@ -43,9 +45,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         password = (
-            options["admin_password"]
-            or os.environ.get(ADMIN_LOGIN_VARIABLE)
-            or DEFAULT_ADMIN_PASSWORD
+            options["admin_password"] or os.environ.get(ADMIN_LOGIN_VARIABLE) or DEMO_ADMIN_PASSWORD
         )
         stack = DevStack(
             DevStackOptions(

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from bulkchanges.services.recovery import recovery_pass, recovery_run
+from pondops.startup import command_preflight
 
 
 class Command(BaseCommand):
@@ -31,6 +32,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        command_preflight()
         if options["once"]:
             self.stdout.write(str(recovery_pass()))
             return
