@@ -7,11 +7,13 @@ from __future__ import annotations
 from django.contrib import admin
 
 from bulkchanges.admin.readonly import ReadOnlyAdmin
+from bulkchanges.admin.tenancy import TenantScopedAdmin
 from bulkchanges.models import PartnerProfile, WebhookDelivery
 
 
 @admin.register(PartnerProfile)
-class PartnerProfileAdmin(admin.ModelAdmin):
+class PartnerProfileAdmin(TenantScopedAdmin):
+    tenant_path = "tenant"
     list_display = ("user", "tenant", "created_at")
     list_filter = ("tenant",)
     search_fields = ("user__username", "tenant__name")
@@ -20,8 +22,10 @@ class PartnerProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
+class WebhookDeliveryAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     """Read-only: attempts are written by the webhook service only."""
+
+    tenant_path = "bulk_change__tenant"
 
     list_display = (
         "id",
