@@ -434,7 +434,11 @@ def test_a_staff_user_in_no_tenant_sees_no_tenants_data_and_is_told_whom_to_ask(
     )
 
 
-@pytest.mark.parametrize("model", sorted(SUPERUSER_ONLY, key=label), ids=label)
+@pytest.mark.parametrize(
+    "model",
+    sorted((m for m in SUPERUSER_ONLY if admin.site.is_registered(m)), key=label),
+    ids=label,
+)
 def test_rows_of_no_tenant_are_for_superusers_only(
     world: World, model: type[Model], admin_client: Client
 ) -> None:
