@@ -504,6 +504,32 @@ class PartnerApiKey(AbstractAPIKey):
     def allows(self, role: str) -> bool:
         """Whether this key holds ``role``'s rights (approve ⊃ submit ⊃ read)."""
         return self.ROLE_ORDER.index(self.Role(self.role)) >= self.ROLE_ORDER.index(self.Role(role))
+class OperatorMembership(models.Model):
+    """Makes a staff user an operator of one tenant: the console shows that tenant's rows and
+    lets the operator act on them (``bulkchanges.admin.tenancy``). An operator may belong to
+    several tenants; a non-superuser with none sees no tenant's data; superusers need none
+    (they see every tenant). Edited by superusers on the user's admin page.
+
+    A row of its own, not a tenant on ``PartnerProfile``: a partner profile binds an API user
+    to exactly one tenant, an operator may serve several, and keeping the two apart means a
+    console membership can never widen what an API token reaches."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator_memberships"
+    )
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="operator_memberships"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="uniq_operator_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} operates {self.tenant}"
 
 
 class WebhookDelivery(models.Model):

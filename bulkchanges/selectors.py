@@ -13,9 +13,29 @@ from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, PartnerApiKey, Tenant
+from bulkchanges.models import (
+    BulkChange,
+    BulkChangeLog,
+    DeviceChange,
+    OperatorMembership,
+    PartnerApiKey,
+    Tenant,
+)
 
 logger = logging.getLogger(__name__)
+
+
+def operator_tenant_ids(*, user: Any) -> frozenset[int] | None:
+    """The tenants whose rows a console user sees and acts on: None (every tenant) for an
+    active superuser, else the tenants of the user's ``OperatorMembership`` rows — empty for
+    a staff user who belongs to no tenant, or for anyone not logged in."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return frozenset()
+    if user.is_superuser:
+        return None
+    return frozenset(
+        OperatorMembership.objects.filter(user_id=user.pk).values_list("tenant_id", flat=True)
+    )
 
 
 def device_status_counts(*, bulk_change_id: int) -> dict[str, int]:
@@ -215,22 +235,29 @@ class Dashboard:
     sqs: SqsStatus  # the queue's and the dead-letter queue's depth (cached ~15 s)
 
 
-def dashboard_get(*, now: datetime | None = None, hours: int = 24) -> Dashboard:
+def dashboard_get(
+    *, now: datetime | None = None, hours: int = 24, tenant_ids: frozenset[int] | None = None
+) -> Dashboard:
     """Bulk changes by status created in the last ``hours``, devices finished per carrier in
-    that window, devices still in flight, the oldest unfinished bulk change, and the queue's and
-    the dead-letter queue's approximate depth. Never raises for SQS: an unreachable queue is
-    reported, not fatal."""
+    that window, devices still in flight, the oldest unfinished bulk change — all within
+    ``tenant_ids`` (None: every tenant) — and the queue's and the dead-letter queue's
+    approximate depth. Never raises for SQS: an unreachable queue is reported, not fatal."""
     since = (now or timezone.now()) - timedelta(hours=hours)
+    bulk_changes = BulkChange.objects.all()
+    device_changes = DeviceChange.objects.all()
+    if tenant_ids is not None:
+        bulk_changes = bulk_changes.filter(tenant_id__in=tenant_ids)
+        device_changes = device_changes.filter(bulk_change__tenant_id__in=tenant_ids)
     by_status = dict.fromkeys(BulkChange.Status.values, 0)
     by_status.update(
-        BulkChange.objects.filter(created_at__gte=since)
+        bulk_changes.filter(created_at__gte=since)
         .order_by()
         .values_list("status")
         .annotate(n=Count("id"))
     )
     by_carrier: dict[str, dict[str, int]] = {}
     finished = (
-        DeviceChange.objects.filter(processed_at__gte=since, is_processed=True)
+        device_changes.filter(processed_at__gte=since, is_processed=True)
         .order_by()
         .values_list("bulk_change__integration", "status")
         .annotate(n=Count("id"))
@@ -239,13 +266,13 @@ def dashboard_get(*, now: datetime | None = None, hours: int = 24) -> Dashboard:
         by_carrier.setdefault(integration, dict.fromkeys(FINISHED_ORDER, 0))[status] = n
     unfinished: dict[str, int] = dict.fromkeys(sorted(DeviceChange.UNFINISHED), 0)
     unfinished.update(
-        DeviceChange.objects.filter(status__in=DeviceChange.UNFINISHED)
+        device_changes.filter(status__in=DeviceChange.UNFINISHED)
         .order_by()
         .values_list("status")
         .annotate(n=Count("id"))
     )
     oldest = (
-        BulkChange.objects.filter(status__in=BulkChange.OPEN)
+        bulk_changes.filter(status__in=BulkChange.OPEN)
         .select_related("tenant")
         .order_by("created_at", "id")
         .first()

@@ -23,6 +23,7 @@ from bulkchanges.admin import display
 from bulkchanges.admin.bulk_change_actions import BulkChangeActions
 from bulkchanges.admin.creation import BulkChangeCreation
 from bulkchanges.admin.readonly import ReadOnlyAdmin
+from bulkchanges.admin.tenancy import TenantScopedAdmin
 from bulkchanges.models import BulkChange
 from bulkchanges.selectors import (
     Progress,
@@ -56,7 +57,8 @@ def _progress(bulk_change: BulkChange) -> Progress:
 
 
 @admin.register(BulkChange)
-class BulkChangeAdmin(BulkChangeCreation, BulkChangeActions, ReadOnlyAdmin):
+class BulkChangeAdmin(TenantScopedAdmin, BulkChangeCreation, BulkChangeActions, ReadOnlyAdmin):
+    tenant_path = "tenant"
     # Compact enough for a laptop screen with the admin's navigation and filter sidebars open:
     # carrier, type and target share one column, age and time to complete another.
     list_display = (

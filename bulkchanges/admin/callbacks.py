@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from bulkchanges.admin.readonly import ReadOnlyAdmin
+from bulkchanges.admin.tenancy import TenantScopedAdmin
 from bulkchanges.models import CarrierCallback
 from integrations.base import CallbackAuth, Integration, carrier_integrations, processor_class
 
@@ -56,7 +57,9 @@ class CallbackCarrierFilter(admin.SimpleListFilter):
 
 
 @admin.register(CarrierCallback)
-class CarrierCallbackAdmin(ReadOnlyAdmin):
+class CarrierCallbackAdmin(TenantScopedAdmin, ReadOnlyAdmin):
+    # A callback, matched or not, belongs to the tenant of the credentials it authenticated as.
+    tenant_path = "integration_authentication__tenant"
     list_display = (
         "request_id",
         "received_at",

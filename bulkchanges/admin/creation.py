@@ -19,6 +19,7 @@ from bulkchanges.admin import display
 from bulkchanges.admin.audit import actor
 from bulkchanges.admin.drafts import Draft, draft_discard, draft_load, draft_save
 from bulkchanges.admin.forms import SERVICE_FIELDS, NewBulkChangeForm, TargetForm
+from bulkchanges.admin.tenancy import operator_tenants
 from bulkchanges.devicelists import (
     REJECTED_KEPT,
     DeviceListError,
@@ -51,7 +52,7 @@ class BulkChangeCreation:
     def new_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_create_permission(request):
             raise PermissionDenied
-        target = TargetForm(request.GET or None)
+        target = TargetForm(request.GET or None, tenants=operator_tenants(request))
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -195,7 +196,8 @@ class BulkChangeCreation:
                 "a newer preview). Nothing was created; upload the list again.",
             )
             return HttpResponseRedirect(reverse("admin:bulkchanges_bulkchange_new"))
-        tenant = get_object_or_404(Tenant, pk=draft.tenant_id)
+        # The operator may have left the draft's tenant since the preview.
+        tenant = get_object_or_404(operator_tenants(request), pk=draft.tenant_id)
         try:
             validated = status_update_request_validate(
                 tenant=tenant, integration=draft.integration, **draft.validate_kwargs()

@@ -2,7 +2,9 @@
 devices finished per carrier, devices in flight, the queue's approximate depth, the messages in
 the dead-letter queue (with the age of the oldest) and the oldest unfinished bulk change — so
 staff see at a glance whether processing is healthy. The site's index
-(``bulkchanges/admin/site.py``) renders it above the app list.
+(``bulkchanges/admin/site.py``) renders it above the app list. An operator's figures count
+only their tenants' bulk changes and devices; the queue's depth is the whole queue's (it has no
+tenant), and the dead-letter stat is shown to superusers only, as its page is.
 """
 
 from __future__ import annotations
@@ -40,8 +42,12 @@ def _dead_letters_context(status: SqsStatus) -> dict[str, Any] | None:
     }
 
 
-def dashboard_context(*, hours: int = 24) -> dict[str, Any]:
-    dashboard = dashboard_get(hours=hours)
+def dashboard_context(
+    *, hours: int = 24, tenant_ids: frozenset[int] | None = None, show_dead_letters: bool = True
+) -> dict[str, Any]:
+    """The figures within ``tenant_ids`` (None: every tenant). The dead-letter stat only with
+    ``show_dead_letters`` (superusers: the queue's messages belong to no one tenant)."""
+    dashboard = dashboard_get(hours=hours, tenant_ids=tenant_ids)
     changelist = reverse("admin:bulkchanges_bulkchange_changelist")
     devices = reverse("admin:bulkchanges_devicechange_changelist")
     oldest = dashboard.oldest_unfinished
@@ -86,7 +92,7 @@ def dashboard_context(*, hours: int = 24) -> dict[str, Any]:
             sum(dashboard.sqs.queue_depth.values()) if dashboard.sqs.queue_depth else None
         ),
         "queue_error": dashboard.sqs.error,
-        "dead_letters": _dead_letters_context(dashboard.sqs),
+        "dead_letters": _dead_letters_context(dashboard.sqs) if show_dead_letters else None,
         "oldest": oldest_context,
         "open_statuses": sorted(BulkChange.OPEN),
         "device_unfinished_statuses": sorted(DeviceChange.UNFINISHED),

@@ -1,9 +1,9 @@
 """The dead-letter queue in the console: the messages in the DLQ now (a live read of SQS), each
 with the reason the consumer refused it (``RefusedMessage``, or "no reason recorded"), and two
 actions — redrive (back to the bulk-change queue) and delete — on the selected messages or, for
-redrive, all of them. Viewing needs ``view_refusedmessage``; acting needs
-``manage_dead_letters``. Each action is confirmed first and written to the admin's log under
-the staff member's name (``services.dead_letters``)."""
+redrive, all of them. For superusers only (``DeadLetterAdmin``: the queue has no tenant).
+Each action is confirmed first and
+written to the admin's log under the staff member's name (``services.dead_letters``)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from bulkchanges.admin import display
 from bulkchanges.admin.audit import actor
 from bulkchanges.admin.confirm import confirm_page
 from bulkchanges.admin.readonly import ReadOnlyAdmin
+from bulkchanges.admin.tenancy import SuperuserOnlyAdmin
 from bulkchanges.models import RefusedMessage
 from bulkchanges.selectors import DeadLetter, dead_letters_list
 from bulkchanges.services.dead_letters import dead_letters_delete, dead_letters_redrive
@@ -53,8 +54,11 @@ ACTIONS = {
 
 
 @admin.register(RefusedMessage)
-class DeadLetterAdmin(ReadOnlyAdmin):
-    """The model's list is the live dead-letter page; its rows are only what the page joins."""
+class DeadLetterAdmin(SuperuserOnlyAdmin, ReadOnlyAdmin):
+    """The model's list is the live dead-letter page; its rows are only what the page joins.
+
+    Superusers only: a dead letter is often a message that names no bulk change (so no
+    tenant), SQS's depth cannot be split by tenant, and redrive-all acts on the whole queue."""
 
     def has_manage_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("bulkchanges.manage_dead_letters")

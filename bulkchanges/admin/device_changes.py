@@ -19,13 +19,15 @@ from bulkchanges.admin.audit import actor
 from bulkchanges.admin.confirm import confirm_page
 from bulkchanges.admin.filters import BulkChangeFilter
 from bulkchanges.admin.readonly import ReadOnlyAdmin
+from bulkchanges.admin.tenancy import TenantScopedAdmin
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange, DeviceChange
 from bulkchanges.services import bulk_change_retry
 
 
 @admin.register(DeviceChange)
-class DeviceChangeAdmin(ReadOnlyAdmin):
+class DeviceChangeAdmin(TenantScopedAdmin, ReadOnlyAdmin):
+    tenant_path = "bulk_change__tenant"
     list_display = (
         "id",
         "bulk_change_link",

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
+
+
+class ScopedRelatedFilter(admin.RelatedFieldListFilter):
+    """A foreign-key filter (``"tenant"``) whose sidebar lists only the rows the operator may
+    see of the related model (``TenantScopedAdmin.get_field_queryset``), not every tenant's
+    name. Filtering by an id outside them still filters the already scoped list: nothing."""
+
+    def field_choices(
+        self, field: Any, request: HttpRequest, model_admin: Any
+    ) -> list[tuple[str, str | StrPromise]]:
+        queryset = model_admin.get_field_queryset(None, field, request)
+        if queryset is None:
+            return super().field_choices(field, request, model_admin)
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        if ordering:
+            queryset = queryset.order_by(*ordering)
+        return [(str(row.pk), str(row)) for row in queryset]
 
 
 class IdFilter(admin.SimpleListFilter):

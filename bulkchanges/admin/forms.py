@@ -22,12 +22,19 @@ def _megabytes(size: int) -> str:
 
 
 class TargetForm(forms.Form):
-    """Step one: whose devices, on which carrier — the rest of the form depends on both."""
+    """Step one: whose devices, on which carrier — the rest of the form depends on both.
+    ``tenants``: the operator's tenants, the only ones offered or accepted."""
 
-    tenant = forms.ModelChoiceField(queryset=Tenant.objects.order_by("name"))
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none())
     integration = forms.ChoiceField(
         choices=[(value, Integration(value).label) for value in carrier_integrations()]
     )
+
+    def __init__(self, *args: Any, tenants: QuerySet[Tenant], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tenant_field = self.fields["tenant"]
+        assert isinstance(tenant_field, forms.ModelChoiceField)
+        tenant_field.queryset = tenants
 
 
 class NewBulkChangeForm(forms.Form):

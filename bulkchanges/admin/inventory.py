@@ -10,6 +10,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from bulkchanges.admin.operators import TenantMembershipInline
+from bulkchanges.admin.tenancy import ReferenceDataAdmin, TenantScopedAdmin, is_superuser
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import Device, DeviceStatus, IntegrationAuthentication, Tenant
 from bulkchanges.services.callback_registration import carrier_callback_register
@@ -98,13 +100,24 @@ class IntegrationAuthenticationForm(forms.ModelForm):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(TenantScopedAdmin):
+    """An operator sees and may rename their own tenants; only superusers add or delete one."""
+
+    tenant_path = "pk"
     list_display = ("id", "name", "created_at")
     search_fields = ("name",)
+    inlines = (TenantMembershipInline,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_superuser(request) and super().has_add_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_superuser(request) and super().has_delete_permission(request, obj)
 
 
 @admin.register(IntegrationAuthentication)
-class IntegrationAuthenticationAdmin(admin.ModelAdmin):
+class IntegrationAuthenticationAdmin(TenantScopedAdmin):
+    tenant_path = "tenant"
     form = IntegrationAuthenticationForm
     list_display = (
         "id",
@@ -165,13 +178,16 @@ class IntegrationAuthenticationAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeviceStatus)
-class DeviceStatusAdmin(admin.ModelAdmin):
+class DeviceStatusAdmin(ReferenceDataAdmin):
+    """Every carrier's statuses, shared by all tenants: read-only but for superusers."""
+
     list_display = ("integration", "code", "display_name", "is_active_status")
     list_filter = ("integration",)
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(TenantScopedAdmin):
+    tenant_path = "tenant"
     list_display = ("iccid", "msisdn", "tenant", "integration", "status", "updated_at")
     list_filter = ("integration", "tenant")
     search_fields = ("=iccid", "=msisdn", "=eid")

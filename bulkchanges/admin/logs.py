@@ -11,11 +11,13 @@ from django.utils.text import Truncator
 from bulkchanges.admin import display
 from bulkchanges.admin.filters import BulkChangeFilter, DeviceChangeFilter
 from bulkchanges.admin.readonly import ReadOnlyAdmin
+from bulkchanges.admin.tenancy import TenantScopedAdmin
 from bulkchanges.models import BulkChangeLog
 
 
 @admin.register(BulkChangeLog)
-class BulkChangeLogAdmin(ReadOnlyAdmin):
+class BulkChangeLogAdmin(TenantScopedAdmin, ReadOnlyAdmin):
+    tenant_path = "bulk_change__tenant"
     list_display = (
         "id",
         "processed_at",

@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from rest_framework_api_key.models import APIKey
 
 from bulkchanges.admin.readonly import ReadOnlyAdmin
+from bulkchanges.admin.tenancy import TenantScopedAdmin, request_tenant_ids, tenant_scope
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import PartnerApiKey, PartnerProfile, WebhookDelivery
 from bulkchanges.services.partners import partner_api_key_check, partner_api_key_issue
@@ -34,7 +35,8 @@ ISSUED_KEY = "_pondops_issued_api_key"  # the request attribute holding the key 
 
 
 @admin.register(PartnerProfile)
-class PartnerProfileAdmin(admin.ModelAdmin):
+class PartnerProfileAdmin(TenantScopedAdmin):
+    tenant_path = "tenant"
     list_display = ("user", "tenant", "created_at")
     list_filter = ("tenant",)
     search_fields = ("user__username", "tenant__name")
@@ -69,11 +71,11 @@ class PartnerApiKeyForm(forms.ModelForm):
 
 
 @admin.register(PartnerApiKey)
-class PartnerApiKeyAdmin(admin.ModelAdmin):
+class PartnerApiKeyAdmin(TenantScopedAdmin):
     """Issue, list and revoke partner API keys. A key's user, tenant and role are fixed once
     issued (issue another key to change them); a revoked key is read-only for good."""
 
-    tenant_path = "tenant"  # for the console's tenant scoping (bulkchanges/admin/tenancy.py)
+    tenant_path = "tenant"
     form = PartnerApiKeyForm
     list_display = (
         "prefix",
@@ -103,8 +105,12 @@ class PartnerApiKeyAdmin(admin.ModelAdmin):
     def formfield_for_foreignkey(
         self, db_field: ForeignKey, request: HttpRequest, **kwargs: Any
     ) -> ModelChoiceField | None:
-        if db_field.name == "user":  # partner users only: a key acts within its user's tenant
-            kwargs["queryset"] = get_user_model().objects.filter(partner_profile__isnull=False)
+        if db_field.name == "user":  # partner users of the operator's tenants only
+            kwargs["queryset"] = tenant_scope(
+                get_user_model().objects.filter(partner_profile__isnull=False),
+                tenant_path="partner_profile__tenant",
+                tenant_ids=request_tenant_ids(request),
+            )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
@@ -135,8 +141,10 @@ class PartnerApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
+class WebhookDeliveryAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     """Read-only: attempts are written by the webhook service only."""
+
+    tenant_path = "bulk_change__tenant"
 
     list_display = (
         "id",

@@ -58,7 +58,7 @@ def convert_drf_tokens(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('bulkchanges', '0009_refused_messages'),
+        ('bulkchanges', '0010_operator_memberships'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

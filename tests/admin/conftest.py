@@ -12,7 +12,13 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from bulkchanges.models import BulkChange, DeviceChange, IntegrationAuthentication, Tenant
+from bulkchanges.models import (
+    BulkChange,
+    DeviceChange,
+    IntegrationAuthentication,
+    OperatorMembership,
+    Tenant,
+)
 from bulkchanges.services import bulk_change_create, status_update_request_validate
 from bulkchanges.types import DeviceRef
 from integrations.rev_request import RevProduct, RevServiceRequest
@@ -97,13 +103,18 @@ StaffFactory = Callable[..., Client]
 
 @pytest.fixture
 def staff_client(db: None) -> StaffFactory:
-    """A logged-in staff client with only the named ``bulkchanges`` permissions."""
+    """A logged-in staff client with only the named ``bulkchanges`` permissions, an operator
+    of ``tenants`` (by default every tenant the test has made so far)."""
 
-    def make(*codenames: str, username: str = "operator") -> Client:
+    def make(
+        *codenames: str, username: str = "operator", tenants: Sequence[Tenant] | None = None
+    ) -> Client:
         user = User.objects.create_user(username=username, password="pw", is_staff=True)
         user.user_permissions.set(
             Permission.objects.filter(content_type__app_label="bulkchanges", codename__in=codenames)
         )
+        for tenant in Tenant.objects.all() if tenants is None else tenants:
+            OperatorMembership.objects.create(user=user, tenant=tenant)
         client = Client()
         client.force_login(user)
         return client

@@ -11,19 +11,42 @@ import time
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from playwright.sync_api import FilePayload, Page, expect
 
-from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
+from bulkchanges.models import (
+    BulkChange,
+    BulkChangeLog,
+    DeviceChange,
+    IntegrationAuthentication,
+    OperatorMembership,
+    Tenant,
+)
 from bulkchanges.services import bulk_change_cancel
 from bulkchanges.services.exports import OPERATOR_EXPORT
 from bulkchanges.services.logs import OPERATOR_RETRY
+from tests.admin.conftest import Console, make_bulk_change
 from tests.conftest import PondWorld, Processes, Queue, create_bulk_change, iccids, seed_sims
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "console-pass-93b1"
 PROCESSING_TIMEOUT_MS = 240_000
+THEIR_NAME = "Borealis Telematics"
+
+
+def other_tenants_bulk_change() -> BulkChange:
+    """Another tenant's bulk change, cancelled before the workers start."""
+    tenant = Tenant.objects.create(name=THEIR_NAME)
+    pond, rev = (
+        IntegrationAuthentication.objects.create(
+            tenant=tenant, integration=integration, base_url="http://127.0.0.1:9/", account="B"
+        )
+        for integration in ("POND", "REV")
+    )
+    bulk_change = make_bulk_change(Console(tenant, pond, rev), 2, start=800)
+    bulk_change_cancel(bulk_change=bulk_change, actor="admin:someone-else")
+    return bulk_change
 
 
 def log_in(page: Page, base_url: str) -> None:
@@ -63,7 +86,12 @@ def test_a_staff_member_runs_a_bulk_change_from_upload_to_export(
     artifacts: Path,
 ) -> None:
     base_url = str(live_server.url)  # type: ignore[attr-defined]
-    User.objects.create_superuser("ops", "ops@example.com", PASSWORD)
+    # A tenant's operator (every console permission, not a superuser): another tenant's bulk
+    # change is neither listed nor offered.
+    ops = User.objects.create_user("ops", "ops@example.com", PASSWORD, is_staff=True)
+    ops.user_permissions.set(Permission.objects.filter(content_type__app_label="bulkchanges"))
+    OperatorMembership.objects.create(user=ops, tenant=pond_world.tenant)
+    theirs = other_tenants_bulk_change()
     numbers = iccids(47)
     seed_sims(pond_world, numbers)
     failing = numbers[5]
@@ -82,6 +110,7 @@ def test_a_staff_member_runs_a_bulk_change_from_upload_to_export(
     log_in(page, base_url)
     page.click("#content-main a[href='/admin/bulkchanges/bulkchange/'] >> nth=0")
     page.click("#pondops-new-bulk-change")
+    expect(page.locator("#id_tenant")).not_to_contain_text(THEIR_NAME)
     page.select_option("#id_tenant", label="Acme IoT")
     page.select_option("#id_integration", "POND")
     page.click("#pondops-continue")
@@ -152,6 +181,8 @@ def test_a_staff_member_runs_a_bulk_change_from_upload_to_export(
     # The list, with both bulk changes and their progress.
     page.goto(f"{base_url}/admin/bulkchanges/bulkchange/")
     expect(page.locator("#result_list")).to_contain_text("admin:ops")
+    expect(page.locator("#result_list")).not_to_contain_text(THEIR_NAME)
+    assert page.locator(f"#result_list a[href$='/{theirs.pk}/change/']").count() == 0
     screenshot(page, artifacts / "admin-bulk-change-list.png")
 
     # Export the devices with their outcomes.
