@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from bulkchanges.encryption import EncryptedSecretField
 from integrations.base import Credentials, Integration
 
 _Model = TypeVar("_Model", bound=models.Model)
@@ -48,11 +49,11 @@ class Tenant(models.Model):
 
     ``webhook_secret`` signs the completion webhooks sent to the tenant's callback URLs
     (HMAC-SHA256). It is write-only: not editable in the admin, never rendered by the API except
-    once, when a partner rotates it."""
+    once, when a partner rotates it; encrypted at rest (bulkchanges/encryption.py)."""
 
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    webhook_secret = models.CharField(
+    webhook_secret = EncryptedSecretField(
         max_length=100, default=webhook_secret_generate, editable=False
     )
 
@@ -64,8 +65,10 @@ class IntegrationAuthentication(models.Model):
     """One set of carrier (or Rev.io) credentials (legacy IntegrationAuthentication).
 
     ``secret`` and ``secret_2`` are write-only: no admin page, log row, log line or API output
-    renders them. ``account`` is POND's distributor id, ThingSpace's account name or Rev.io's
-    client code. ``writes_enabled`` is the legacy WriteIsEnabled.
+    renders them. They and the callback password and token are encrypted at rest
+    (bulkchanges/encryption.py), so they cannot be queried by value. ``account`` is POND's
+    distributor id, ThingSpace's account name or Rev.io's client code. ``writes_enabled`` is the
+    legacy WriteIsEnabled.
     """
 
     class CallbackRegistration(models.TextChoices):
@@ -79,8 +82,8 @@ class IntegrationAuthentication(models.Model):
     account = models.CharField(max_length=200, blank=True, default="")
     username = models.CharField(max_length=200, blank=True, default="")
     client_id = models.CharField(max_length=200, blank=True, default="")
-    secret = models.CharField(max_length=500, blank=True, default="")
-    secret_2 = models.CharField(max_length=500, blank=True, default="")
+    secret = EncryptedSecretField(max_length=500, blank=True, default="")
+    secret_2 = EncryptedSecretField(max_length=500, blank=True, default="")
     rate_limit = models.FloatField(default=10.0, help_text="Requests per second, all workers.")
     max_concurrency = models.PositiveIntegerField(
         default=4, help_text="Concurrent requests, all workers; also each worker's threads."
@@ -96,10 +99,10 @@ class IntegrationAuthentication(models.Model):
     callback_username = models.CharField(
         max_length=100, default=callback_username_generate, editable=False
     )
-    callback_password = models.CharField(
+    callback_password = EncryptedSecretField(
         max_length=100, default=callback_secret_generate, editable=False
     )
-    callback_token = models.CharField(
+    callback_token = EncryptedSecretField(
         max_length=100, default=callback_secret_generate, editable=False
     )
     own_callback_url = models.URLField(

@@ -12,6 +12,8 @@ from typing import Any
 
 import dj_database_url
 
+from pondops.encryption_keys import fernet_keys_parse
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The default SQLite file, the SQLite test databases, the demo's logs and STATIC_ROOT live here.
 # Importing the settings creates nothing: the SQLite backend (pondops/sqlite3) creates it when
@@ -44,6 +46,13 @@ ALLOWED_HOSTS = [
     if host.strip()
 ]
 ENVIRONMENT_NAME = os.environ.get("PONDOPS_ENVIRONMENT", "local")
+# Carrier, webhook and callback secrets are encrypted at rest (bulkchanges/encryption.py) with
+# the keys in PONDOPS_FERNET_KEYS: the first encrypts, all decrypt (docs/security/secrets.md).
+# Required outside PONDOPS_ENVIRONMENT=local; a bad key stops the start, naming its position.
+# django-fernetix reads them under this name.
+DJANGO_FERNETIX_KEYS = fernet_keys_parse(
+    os.environ.get("PONDOPS_FERNET_KEYS"), environment=ENVIRONMENT_NAME
+)
 
 INSTALLED_APPS = [
     "bulkchanges.apps.PondOpsAdminConfig",  # django.contrib.admin with PondOps' admin site
