@@ -25,6 +25,10 @@ def decrypt_to_plaintext(apps, schema_editor):
     for model_name, names in SECRETS.items():
         model = apps.get_model("bulkchanges", model_name)
         bulkchanges.encryption.ciphertext_decrypt(model, names)
+    if schema_editor.connection.vendor == "postgresql":
+        # The columns shrink next, in this transaction; PostgreSQL refuses to ALTER a table
+        # while the updates above leave deferred constraint checks pending.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
