@@ -211,34 +211,44 @@ def migrate(*targets: tuple[str, str]) -> Any:
     return MigrationExecutor(connection).loader.project_state(plan).apps
 
 
-def test_migration_0011_encrypts_existing_plaintext_and_reverses_to_it(settings: Any) -> None:
+def raw_secrets(tenant_pk: int, credentials_pk: int) -> dict[str, str]:
+    raw = {name: stored(IntegrationAuthentication, name, credentials_pk) for name in PLAINTEXT}
+    return {**raw, "webhook_secret": stored(Tenant, "webhook_secret", tenant_pk)}
+
+
+PLAIN = {**PLAINTEXT, "webhook_secret": WEBHOOK_PLAINTEXT}
+
+
+def test_migration_0011_reversed_decrypts_and_applied_encrypts_existing_plaintext(
+    settings: Any,
+) -> None:
     settings.DJANGO_FERNETIX_KEYS = [KEY_A]
     loader = MigrationExecutor(connection).loader
     before = [d for d in loader.get_migration(*ENCRYPTS).dependencies if d[0] == "bulkchanges"]
+    # Rows made before the tables are rebuilt keep SQLite's id sequences counting: ids of
+    # earlier tests are never handed out again (per-process caches are keyed by them).
+    tenant = Tenant.objects.create(name="Current Co", webhook_secret=WEBHOOK_PLAINTEXT)
+    current = IntegrationAuthentication.objects.create(
+        tenant=tenant, integration="POND", base_url="https://pond.example", **PLAINTEXT
+    )
     try:
         old = migrate(*before)
-        tenant = old.get_model("bulkchanges", "Tenant").objects.create(
+
+        assert raw_secrets(tenant.pk, current.pk) == PLAIN  # decrypted back
+        legacy_tenant = old.get_model("bulkchanges", "Tenant").objects.create(
             name="Legacy Co", webhook_secret=WEBHOOK_PLAINTEXT
         )
-        row = old.get_model("bulkchanges", "IntegrationAuthentication").objects.create(
-            tenant=tenant, integration="POND", base_url="https://pond.example", **PLAINTEXT
+        legacy = old.get_model("bulkchanges", "IntegrationAuthentication").objects.create(
+            tenant=legacy_tenant, integration="POND", base_url="https://pond.example", **PLAINTEXT
         )
-        assert stored(Tenant, "webhook_secret", tenant.pk) == WEBHOOK_PLAINTEXT
 
         migrate(ENCRYPTS)
 
-        raw = {name: stored(IntegrationAuthentication, name, row.pk) for name in PLAINTEXT}
-        raw["webhook_secret"] = stored(Tenant, "webhook_secret", tenant.pk)
-        plain = {**PLAINTEXT, "webhook_secret": WEBHOOK_PLAINTEXT}
-        assert {name: Fernet(KEY_A).decrypt(raw[name].encode()).decode() for name in raw} == plain
-        assert not any(plain[name] in raw[name] for name in raw)
-
-        migrate(*before)
-
-        assert {name: stored(IntegrationAuthentication, name, row.pk) for name in PLAINTEXT} == (
-            PLAINTEXT
-        )
-        assert stored(Tenant, "webhook_secret", tenant.pk) == WEBHOOK_PLAINTEXT
+        for raw in (raw_secrets(tenant.pk, current.pk), raw_secrets(legacy_tenant.pk, legacy.pk)):
+            assert not any(PLAIN[name] in raw[name] for name in raw)
+            assert {name: Fernet(KEY_A).decrypt(raw[name].encode()).decode() for name in raw} == (
+                PLAIN
+            )
     finally:
         migrate()
-    assert IntegrationAuthentication.objects.get(pk=row.pk).secret == PLAINTEXT["secret"]
+    assert IntegrationAuthentication.objects.get(pk=legacy.pk).secret == PLAINTEXT["secret"]
