@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
+from bulkchanges.encryption import EncryptedSecretField
 from integrations.base import Credentials, Integration
 
 _Model = TypeVar("_Model", bound=models.Model)
@@ -50,11 +51,11 @@ class Tenant(models.Model):
     ``webhook_secret`` signs the completion webhooks sent to the tenant's callback URLs
     (Standard Webhooks, HMAC-SHA256 keyed with its UTF-8 bytes; partners see it as
     ``whsec_<base64>``). It is write-only: not editable in the admin, never rendered by the API
-    except once, when a partner rotates it."""
+    except once, when a partner rotates it; encrypted at rest (bulkchanges/encryption.py)."""
 
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    webhook_secret = models.CharField(
+    webhook_secret = EncryptedSecretField(
         max_length=100, default=webhook_secret_generate, editable=False
     )
 
@@ -66,8 +67,10 @@ class IntegrationAuthentication(models.Model):
     """One set of carrier (or Rev.io) credentials (legacy IntegrationAuthentication).
 
     ``secret`` and ``secret_2`` are write-only: no admin page, log row, log line or API output
-    renders them. ``account`` is POND's distributor id, ThingSpace's account name or Rev.io's
-    client code. ``writes_enabled`` is the legacy WriteIsEnabled.
+    renders them. They and the callback password and token are encrypted at rest
+    (bulkchanges/encryption.py), so they cannot be queried by value. ``account`` is POND's
+    distributor id, ThingSpace's account name or Rev.io's client code. ``writes_enabled`` is the
+    legacy WriteIsEnabled.
     """
 
     class CallbackRegistration(models.TextChoices):
@@ -81,8 +84,8 @@ class IntegrationAuthentication(models.Model):
     account = models.CharField(max_length=200, blank=True, default="")
     username = models.CharField(max_length=200, blank=True, default="")
     client_id = models.CharField(max_length=200, blank=True, default="")
-    secret = models.CharField(max_length=500, blank=True, default="")
-    secret_2 = models.CharField(max_length=500, blank=True, default="")
+    secret = EncryptedSecretField(max_length=500, blank=True, default="")
+    secret_2 = EncryptedSecretField(max_length=500, blank=True, default="")
     rate_limit = models.FloatField(default=10.0, help_text="Requests per second, all workers.")
     max_concurrency = models.PositiveIntegerField(
         default=4, help_text="Concurrent requests, all workers; also each worker's threads."
@@ -98,10 +101,10 @@ class IntegrationAuthentication(models.Model):
     callback_username = models.CharField(
         max_length=100, default=callback_username_generate, editable=False
     )
-    callback_password = models.CharField(
+    callback_password = EncryptedSecretField(
         max_length=100, default=callback_secret_generate, editable=False
     )
-    callback_token = models.CharField(
+    callback_token = EncryptedSecretField(
         max_length=100, default=callback_secret_generate, editable=False
     )
     own_callback_url = models.URLField(
@@ -504,6 +507,8 @@ class PartnerApiKey(AbstractAPIKey):
     def allows(self, role: str) -> bool:
         """Whether this key holds ``role``'s rights (approve ⊃ submit ⊃ read)."""
         return self.ROLE_ORDER.index(self.Role(self.role)) >= self.ROLE_ORDER.index(self.Role(role))
+
+
 class OperatorMembership(models.Model):
     """Makes a staff user an operator of one tenant: the console shows that tenant's rows and
     lets the operator act on them (``bulkchanges.admin.tenancy``). An operator may belong to

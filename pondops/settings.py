@@ -14,6 +14,8 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from pondops.encryption_keys import fernet_keys_parse
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The default SQLite file, the SQLite test databases, the demo's logs and STATIC_ROOT live here.
 # Importing the settings creates nothing: the SQLite backend (pondops/sqlite3) creates it when
@@ -46,6 +48,13 @@ DEBUG = _env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "pondops-insecure-local-development-key"
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 ENVIRONMENT_NAME = os.environ.get("PONDOPS_ENVIRONMENT", "local")
+# Carrier, webhook and callback secrets are encrypted at rest (bulkchanges/encryption.py) with
+# the keys in PONDOPS_FERNET_KEYS: the first encrypts, all decrypt (docs/security/secrets.md).
+# Required outside PONDOPS_ENVIRONMENT=local; a bad key stops the start, naming its position.
+# django-fernetix reads them under this name.
+DJANGO_FERNETIX_KEYS = fernet_keys_parse(
+    os.environ.get("PONDOPS_FERNET_KEYS"), environment=ENVIRONMENT_NAME
+)
 
 # --- Deployed security (every PONDOPS_ENVIRONMENT but local; docs/security/guards.md) ---------
 # Outside local the start refuses a missing DJANGO_SECRET_KEY (the fallback above is public)

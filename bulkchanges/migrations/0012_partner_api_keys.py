@@ -58,7 +58,7 @@ def convert_drf_tokens(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('bulkchanges', '0010_operator_memberships'),
+        ('bulkchanges', '0011_encrypt_secrets'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

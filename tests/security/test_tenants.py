@@ -23,7 +23,6 @@ from bulkchanges.admin.drafts import SESSION_KEY
 from bulkchanges.admin.site import NO_TENANT_NOTICE
 from bulkchanges.admin.tenancy import ReferenceDataAdmin, SuperuserOnlyAdmin, TenantScopedAdmin
 from bulkchanges.models import (
-    PartnerApiKey,
     BulkChange,
     BulkChangeLog,
     CarrierCallback,
@@ -32,6 +31,7 @@ from bulkchanges.models import (
     DeviceStatus,
     IntegrationAuthentication,
     OperatorMembership,
+    PartnerApiKey,
     PartnerProfile,
     Tenant,
     WebhookDelivery,
