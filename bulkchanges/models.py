@@ -149,14 +149,19 @@ class IntegrationAuthentication(models.Model):
         )
 
     def clean(self) -> None:
-        """The carrier's own rules for ``base_url`` (for example Rev.io's ``/v1``), checked on
-        every save path (admin form, command, services)."""
+        """``base_url`` is https and one of the integration's known origins (or of
+        PONDOPS_CARRIER_EXTRA_ORIGINS), and obeys the carrier's own rules (for example Rev.io's
+        ``/v1``): checked on every save path (admin form, command, demo, services)."""
         from django.core.exceptions import ValidationError
 
-        from integrations.base import integration_class
+        from integrations.base import base_url_problems, default_egress_policy
 
         if self.integration and self.base_url:
-            problems = integration_class(self.integration).validate_base_url(self.base_url)
+            problems = base_url_problems(
+                self.integration,
+                self.base_url,
+                extra_origins=default_egress_policy().extra_origins,
+            )
             if problems:
                 raise ValidationError({"base_url": problems})
 
