@@ -184,6 +184,41 @@ class IntegrationAuthentication(models.Model):
         return f"{url}?token={self.callback_token}" if auth is CallbackAuth.URL_TOKEN else url
 
 
+class CredentialsChange(models.Model):
+    """One audited change of a credentials row, append-only: who (a frozen user name, and
+    whether through the admin, the command or the demo), when, each non-secret field changed
+    as ``{"field": {"old": …, "new": …}}`` (``old`` None on creation), and which secrets were
+    re-entered — never a secret's value. Written by
+    :func:`bulkchanges.services.inventory.integration_authentication_save` only."""
+
+    class Via(models.TextChoices):
+        ADMIN = "admin", "admin"
+        COMMAND = "command", "manage.py set_integration_credentials"
+        DEMO = "demo", "demo"
+
+    credentials = models.ForeignKey(
+        IntegrationAuthentication, on_delete=models.CASCADE, related_name="changes"
+    )
+    actor = models.CharField(max_length=200)
+    via = models.CharField(max_length=20, choices=Via.choices)
+    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created = models.BooleanField(default=False)
+    changes = models.JSONField(default=dict, blank=True)
+    secret_reentered = models.BooleanField(default=False)
+    secret_2_reentered = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"credentials {self.credentials_id} changed by {self.actor} ({self.changed_at})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("CredentialsChange rows are append-only")
+        super().save(*args, **kwargs)
+
+
 class DeviceStatus(models.Model):
     """A carrier's status for a device (legacy DeviceStatus); ``code`` is the carrier's own
     name as carriers/README.md lists it. The target of PostUpdateStatusId."""

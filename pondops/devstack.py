@@ -41,7 +41,12 @@ from bulkchanges.loopback import is_loopback_host, is_loopback_url
 from bulkchanges.models import BulkChange
 from bulkchanges.selectors import FINISHED_ORDER, bulk_change_progress
 from bulkchanges.services.callback_registration import carrier_callback_register
-from bulkchanges.services.demo import DemoData, demo_bulk_changes_create, demo_seed
+from bulkchanges.services.demo import (
+    DemoData,
+    demo_bulk_changes_create,
+    demo_egress_allow,
+    demo_seed,
+)
 from integrations.base import Integration
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
 
@@ -144,6 +149,7 @@ class DevStack:
         names = " + ".join(url.rsplit("/", 1)[-1] for url in (queue_url, dlq_url))
         self.say(f"  queues       {names} (visibility {QUEUE_VISIBILITY_SECONDS} s)")
 
+        extra_origins = demo_egress_allow(simulator_url=simulator_url)
         with control:
             data = demo_seed(
                 simulator=control,
@@ -162,6 +168,8 @@ class DevStack:
             # The simulators call back on loopback (ThingSpace, Teal), as carriers would on
             # the public origin in production.
             "CARRIER_CALLBACK_BASE_URL": web_url,
+            # The credentials rows point at the loopback simulators: an allowed extra origin.
+            "PONDOPS_CARRIER_EXTRA_ORIGINS": extra_origins,
         }
         # --insecure: the admin's CSS is served by runserver although DEBUG stays off.
         web = ["runserver", f"{HOST}:{options.web_port}", "--noreload", "--insecure"]

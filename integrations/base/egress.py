@@ -38,7 +38,8 @@ class EgressRefused(requests.RequestException):
         self.host = host
         self.address = address
         self.reason = reason
-        super().__init__(f"refused to connect to {host}: it resolves to {reason} address {address}")
+        where = f"{reason} address" if host == address else f"it resolves to {reason} address"
+        super().__init__(f"refused to connect to {host}: {where} ({address})")
 
 
 def address_problem(address: IPAddress) -> str | None:

@@ -26,7 +26,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def loopback_ok(settings: Any) -> None:
-    settings.DEBUG = True  # plain http to a loopback receiver is allowed only with DEBUG
+    """Plain http to a loopback receiver only as an extra origin (tests/conftest.py lists the
+    loopback origins; DEBUG makes no difference)."""
+    settings.DEBUG = False
+    settings.PONDOPS_WEBHOOK_EXTRA_ORIGINS = ["http://127.0.0.1:*"]
 
 
 def run_schedules() -> None:
@@ -225,16 +228,21 @@ def test_a_second_completion_after_a_manual_retry_is_a_new_event(
     assert webhooks.webhook_completion_schedule(bulk_change_id=bulk_change.pk) is None
 
 
-def test_outside_debug_a_loopback_target_is_refused_without_retrying(
-    partner: Partner, inline_workers: None, receiver: Receiver, settings: Any
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_loopback_target_not_listed_as_extra_is_refused_without_retrying_even_with_debug(
+    partner: Partner, inline_workers: None, receiver: Receiver, settings: Any, debug: bool
 ) -> None:
-    settings.DEBUG = False
+    settings.DEBUG = debug
+    settings.PONDOPS_WEBHOOK_EXTRA_ORIGINS = []
     complete(partner, callback_url=receiver.url)
 
     assert receiver.requests == []
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "FAILED"
-    assert delivery.error_text.startswith("gave up after 1 attempts: refused: 127.0.0.1 resolves")
+    assert delivery.error_text == (
+        "gave up after 1 attempt: refused: refused to connect to 127.0.0.1: "
+        "a loopback address (127.0.0.1)"
+    )
 
 
 def test_the_sweep_recovers_lost_tasks_dead_senders_and_unannounced_completions(
@@ -292,27 +300,39 @@ def test_migrate_removes_the_recovery_schedules_of_earlier_releases(db: None) ->
 
 
 @pytest.mark.parametrize(
-    ("url", "debug", "ok"),
+    ("url", "extra", "ok"),
     [
-        ("https://partner.example/hook", False, True),
-        ("https://partner.example:8443/a/b?c=d", False, True),
-        ("http://partner.example/hook", True, False),
-        ("http://127.0.0.1:8000/hook", True, True),
-        ("http://localhost/hook", True, True),
-        ("http://[::1]:9000/hook", True, True),
-        ("http://127.0.0.1:8000/hook", False, False),
-        ("https://127.0.0.1/hook", False, False),
-        ("https://192.168.1.10/hook", False, False),
-        ("https://169.254.169.254/latest", False, False),
-        ("ftp://partner.example/hook", False, False),
-        ("https://u:p@partner.example/hook", False, False),
-        ("", False, True),
+        ("https://partner.example/hook", [], True),
+        ("https://partner.example:8443/a/b?c=d", [], True),
+        ("http://partner.example/hook", [], False),
+        ("http://partner.example/hook", ["http://127.0.0.1:*"], False),
+        ("http://127.0.0.1:8000/hook", ["http://127.0.0.1:*"], True),
+        ("http://localhost:8000/hook", ["http://localhost:*"], True),
+        ("http://[::1]:9000/hook", ["http://[::1]:*"], True),
+        ("http://127.0.0.1:8000/hook", ["http://127.0.0.1:9000"], False),
+        ("http://127.0.0.1:8000/hook", [], False),
+        ("https://127.0.0.1/hook", [], False),
+        ("https://localhost/hook", [], False),
+        ("https://[::1]/hook", [], False),
+        ("https://[::ffff:10.0.0.1]/hook", [], False),
+        ("https://192.168.1.10/hook", [], False),
+        ("https://100.64.0.1/hook", [], False),
+        ("https://0.0.0.0/hook", [], False),
+        ("https://169.254.169.254/latest", [], False),
+        ("https://169.254.169.254/latest", ["http://127.0.0.1:*"], False),
+        ("ftp://partner.example/hook", [], False),
+        ("https://u:p@partner.example/hook", [], False),
+        ("", [], True),
     ],
 )
-def test_callback_url_rules(url: str, debug: bool, ok: bool, settings: Any) -> None:
+@pytest.mark.parametrize("debug", [False, True])
+def test_callback_url_rules_whatever_debug_says(
+    url: str, extra: list[str], ok: bool, debug: bool, settings: Any
+) -> None:
     from bulkchanges.errors import ApplicationError
 
     settings.DEBUG = debug
+    settings.PONDOPS_WEBHOOK_EXTRA_ORIGINS = extra
     if ok:
         assert webhooks.callback_url_validate(url) == url
     else:
