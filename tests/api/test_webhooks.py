@@ -163,6 +163,44 @@ def test_it_gives_up_after_the_last_attempt(
     assert state["last_error"].startswith("gave up")
 
 
+@pytest.mark.parametrize("status", [400, 404, 410])
+def test_a_permanent_answer_is_not_retried(
+    partner: Partner, inline_workers: None, receiver: Receiver, loopback_ok: None, status: int
+) -> None:
+    receiver.statuses = [status]
+    bulk_change = complete(partner, callback_url=receiver.url)
+
+    receiver.wait(1)
+    delivery = WebhookDelivery.objects.get(bulk_change=bulk_change)
+    assert delivery.status == "FAILED" and len(receiver.requests) == 1
+    assert delivery.error_text == f"gave up after 1 attempt: HTTP {status} from the callback URL"
+    assert not Schedule.objects.filter(func=webhooks.SEND_TASK).exists()
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502])
+def test_a_temporary_answer_is_retried(
+    partner: Partner, inline_workers: None, receiver: Receiver, loopback_ok: None, status: int
+) -> None:
+    receiver.statuses = [status]
+    bulk_change = complete(partner, callback_url=receiver.url)
+
+    receiver.wait(1)
+    first = WebhookDelivery.objects.get(bulk_change=bulk_change, attempt=1)
+    assert first.error_text == f"HTTP {status} from the callback URL"
+    assert WebhookDelivery.objects.get(bulk_change=bulk_change, attempt=2).status == "SCHEDULED"
+
+
+@pytest.mark.parametrize(
+    ("status", "retry"),
+    [
+        *((status, True) for status in (None, 500, 501, 503, 408, 429)),
+        *((status, False) for status in (301, 302, 400, 401, 403, 404, 410, 422)),
+    ],
+)
+def test_webhook_should_retry(status: int | None, retry: bool) -> None:
+    assert webhooks.webhook_should_retry(status) is retry
+
+
 def test_a_connection_error_is_retried(
     partner: Partner, inline_workers: None, loopback_ok: None
 ) -> None:
