@@ -1,6 +1,6 @@
 """Whether a host or URL is this machine: the one test behind every local-only convenience
-(dummy credentials for a local SQS server, plain-http callbacks with DEBUG on, the demo's
-refusal to touch anything off this machine)."""
+(dummy credentials for a local SQS server, the demo's refusal to touch anything off this
+machine)."""
 
 from __future__ import annotations
 

@@ -154,14 +154,19 @@ class IntegrationAuthentication(models.Model):
         )
 
     def clean(self) -> None:
-        """The carrier's own rules for ``base_url`` (for example Rev.io's ``/v1``), checked on
-        every save path (admin form, command, services)."""
+        """``base_url`` is https and one of the integration's known origins (or of
+        PONDOPS_CARRIER_EXTRA_ORIGINS), and obeys the carrier's own rules (for example Rev.io's
+        ``/v1``): checked on every save path (admin form, command, demo, services)."""
         from django.core.exceptions import ValidationError
 
-        from integrations.base import integration_class
+        from integrations.base import base_url_problems, default_egress_policy
 
         if self.integration and self.base_url:
-            problems = integration_class(self.integration).validate_base_url(self.base_url)
+            problems = base_url_problems(
+                self.integration,
+                self.base_url,
+                extra_origins=default_egress_policy().extra_origins,
+            )
             if problems:
                 raise ValidationError({"base_url": problems})
 
@@ -182,6 +187,41 @@ class IntegrationAuthentication(models.Model):
             return ""
         url = f"{base}/carriers/{self.integration.lower()}/callbacks/{self.pk}/"
         return f"{url}?token={self.callback_token}" if auth is CallbackAuth.URL_TOKEN else url
+
+
+class CredentialsChange(models.Model):
+    """One audited change of a credentials row, append-only: who (a frozen user name, and
+    whether through the admin, the command or the demo), when, each non-secret field changed
+    as ``{"field": {"old": …, "new": …}}`` (``old`` None on creation), and which secrets were
+    re-entered — never a secret's value. Written by
+    :func:`bulkchanges.services.inventory.integration_authentication_save` only."""
+
+    class Via(models.TextChoices):
+        ADMIN = "admin", "admin"
+        COMMAND = "command", "manage.py set_integration_credentials"
+        DEMO = "demo", "demo"
+
+    credentials = models.ForeignKey(
+        IntegrationAuthentication, on_delete=models.CASCADE, related_name="changes"
+    )
+    actor = models.CharField(max_length=200)
+    via = models.CharField(max_length=20, choices=Via.choices)
+    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created = models.BooleanField(default=False)
+    changes = models.JSONField(default=dict, blank=True)
+    secret_reentered = models.BooleanField(default=False)
+    secret_2_reentered = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"credentials {self.credentials_id} changed by {self.actor} ({self.changed_at})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("CredentialsChange rows are append-only")
+        super().save(*args, **kwargs)
 
 
 class DeviceStatus(models.Model):

@@ -47,6 +47,7 @@ from integrations.base.http import (
     CarrierHttp,
     HttpResponse,
 )
+from integrations.base.origins import Origin, known
 from integrations.base.protocol import (
     Credentials,
     StatusMapping,
@@ -220,6 +221,15 @@ class JasperProcessor(StatusUpdateProcessor[JasperClient]):
 
     integration = Integration.JASPER
     display_name = CARRIER
+    # jasper.md: the sandbox REST host and the numbered production hosts (restapi1, restapi3…).
+    known_origins: ClassVar[tuple[Origin, ...]] = (
+        known("https://rws-jpotest.jasper.com"),
+        Origin(
+            scheme="https",
+            host_pattern=r"restapi[0-9]+\.jasper\.com",
+            label="https://restapi<N>.jasper.com",
+        ),
+    )
     client_class = JasperClient
     steps = (Step.SUBMIT, Step.CONFIRM)
     descriptions: ClassVar[Mapping[Step, str]] = {

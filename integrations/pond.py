@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from integrations.base.errors import PermanentError
 from integrations.base.http import CarrierClient, HttpResponse, unexpected_response
+from integrations.base.origins import Origin, known
 from integrations.base.protocol import (
     Credentials,
     StatusMapping,
@@ -282,6 +283,13 @@ class PondProcessor(StatusUpdateProcessor[PondClient]):
 
     integration = Integration.POND
     display_name = "POND"
+    # pond.md: the dashboard's host (sandbox and production alike) and Telna's own, each with
+    # the distributor API's prefix in base_url.
+    known_origins: ClassVar[tuple[Origin, ...]] = (
+        known("https://www.mydashboard.pondmobile.com"),
+        known("https://ws.telna.com"),
+    )
+    base_path: ClassVar[str] = "/ds/u/distributorPPUService/v1"
     client_class = PondClient
     steps = (Step.CARRIER_STATUS, Step.SERVICE_STATUS)
     descriptions: ClassVar[Mapping[Step, str]] = {

@@ -30,6 +30,7 @@ from integrations.base.http import (
     readable_error,
     unexpected_response,
 )
+from integrations.base.origins import Origin, known
 from integrations.base.protocol import Credentials, Step, StepResult, UpdateContext
 from integrations.base.registry import Integration
 from integrations.rev_request import RevServiceRequest
@@ -308,6 +309,14 @@ class RevProcessor:
 
     integration: ClassVar[Integration] = Integration.REV
     display_name: ClassVar[str] = "Rev.io"
+    # rev.md: the documented host and the API-management host Rev.io announced.
+    known_origins: ClassVar[tuple[Origin, ...]] = (
+        known("https://restapi.rev.io"),
+        known("https://api.revioapi.com"),
+    )
+    base_path: ClassVar[str] = ""
+    # The password; the API-management subscription key (secret_2) only where one is stored.
+    secret_fields: ClassVar[tuple[str, ...]] = ("secret",)
     steps: ClassVar[tuple[Step, ...]] = (Step.REV_SERVICE, Step.REV_PRODUCTS)
     descriptions: ClassVar[Mapping[Step, str]] = {
         Step.REV_SERVICE: CREATE_SERVICE,

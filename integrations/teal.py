@@ -54,6 +54,7 @@ from integrations.base.http import (
     http_session,
     unexpected_response,
 )
+from integrations.base.origins import Origin, known
 from integrations.base.protocol import (
     CallbackAuth,
     CallbackEvent,
@@ -350,6 +351,7 @@ class TealProcessor(StatusUpdateProcessor[TealClient]):
 
     integration = Integration.TEAL
     display_name = "Teal"
+    known_origins: ClassVar[tuple[Origin, ...]] = (known("https://integrationapi.teal.global"),)
     client_class = TealClient
     steps = (Step.PREPARE, Step.SUBMIT, Step.CONFIRM)
     descriptions: ClassVar[Mapping[Step, str]] = {

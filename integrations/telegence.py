@@ -29,6 +29,7 @@ import requests
 from integrations.base.audit import CallRecord
 from integrations.base.errors import CarrierPending, PermanentError
 from integrations.base.http import CarrierClient, readable_error
+from integrations.base.origins import Origin, known
 from integrations.base.protocol import (
     Credentials,
     StatusMapping,
@@ -223,6 +224,8 @@ class TelegenceProcessor(StatusUpdateProcessor[TelegenceClient]):
 
     integration = Integration.TELEGENCE
     display_name = CARRIER
+    # telegence.md: the APS gateway, on its own port.
+    known_origins: ClassVar[tuple[Origin, ...]] = (known("https://apsapi.att.com:8082"),)
     client_class = TelegenceClient
     steps = (Step.SUBMIT, Step.CONFIRM)
     descriptions: ClassVar[Mapping[Step, str]] = {

@@ -34,6 +34,7 @@ from urllib.parse import quote, urlsplit
 from integrations.base.audit import CallRecord
 from integrations.base.errors import CallbackRejected, PermanentError
 from integrations.base.http import unexpected_response
+from integrations.base.origins import Origin, known
 from integrations.base.protocol import (
     CallbackAuth,
     CallbackEvent,
@@ -322,6 +323,12 @@ class ThingSpaceProcessor(StatusUpdateProcessor[ThingSpaceClient]):
 
     integration = Integration.THINGSPACE
     display_name = CARRIER
+    # thingspace.md: one API origin. ``staging.thingspace.verizon.com`` appears in the contract's
+    # Sources only as a documentation page, not as an API host; a deployment that is given a
+    # staging API lists it in PONDOPS_CARRIER_EXTRA_ORIGINS.
+    known_origins: ClassVar[tuple[Origin, ...]] = (known("https://thingspace.verizon.com"),)
+    # Every call needs both: the OAuth app secret and the UWS password.
+    secret_fields: ClassVar[tuple[str, ...]] = ("secret", "secret_2")
     client_class = ThingSpaceClient
     limits_daily_actions = True  # 5 provisioning actions per line per day (contract "Limits")
     # No rate is published: the row's rate (and 429 slowing it down) governs; activations

@@ -46,6 +46,7 @@ from bulkchanges.services.demo import (
     DemoData,
     DemoRefused,
     demo_bulk_changes_create,
+    demo_egress_allow,
     demo_environment_check,
     demo_seed,
 )
@@ -150,6 +151,7 @@ class DevStack:
         names = " + ".join(url.rsplit("/", 1)[-1] for url in (queue_url, dlq_url))
         self.say(f"  queues       {names} (visibility {QUEUE_VISIBILITY_SECONDS} s)")
 
+        extra_origins = demo_egress_allow(simulator_url=simulator_url)
         with control:
             data = demo_seed(
                 simulator=control,
@@ -168,6 +170,8 @@ class DevStack:
             # The simulators call back on loopback (ThingSpace, Teal), as carriers would on
             # the public origin in production.
             "CARRIER_CALLBACK_BASE_URL": web_url,
+            # The credentials rows point at the loopback simulators: an allowed extra origin.
+            "PONDOPS_CARRIER_EXTRA_ORIGINS": extra_origins,
         }
         # --insecure: the admin's CSS is served by runserver although DEBUG stays off.
         web = ["runserver", f"{HOST}:{options.web_port}", "--noreload", "--insecure"]

@@ -214,6 +214,15 @@ BULKCHANGE_CARRIER_TIME_SCALE = _env_float("BULKCHANGE_CARRIER_TIME_SCALE", 1.0)
 # The public HTTPS origin carriers reach our callback receiver on (certificate from a public
 # CA). Unset: no callbacks are registered or sent; polling only.
 CARRIER_CALLBACK_BASE_URL = os.environ.get("CARRIER_CALLBACK_BASE_URL", "").rstrip("/")
+# Origins exempt from the egress rules, comma-separated (scheme://host[:port], port may be *):
+# a credentials row's base_url may point there although it is no carrier's known origin, and
+# calls to it skip the connect-time public-address check. Production needs none; the demo and
+# the tests list their loopback simulators (http://127.0.0.1:*).
+PONDOPS_CARRIER_EXTRA_ORIGINS = [
+    origin.strip()
+    for origin in os.environ.get("PONDOPS_CARRIER_EXTRA_ORIGINS", "").split(",")
+    if origin.strip()
+]
 BULKCHANGE_REAPER_INTERVAL_SECONDS = _env_float("BULKCHANGE_REAPER_INTERVAL_SECONDS", 15)
 BULKCHANGE_REAPER_GRACE_SECONDS = _env_float("BULKCHANGE_REAPER_GRACE_SECONDS", 120)
 BULKCHANGE_MAX_DEVICES_PER_REQUEST = _env_int("BULKCHANGE_MAX_DEVICES_PER_REQUEST", 100_000)
@@ -336,6 +345,14 @@ PONDOPS_API_PAGE_SIZE = _env_int("PONDOPS_API_PAGE_SIZE", 50)
 # every run_reaper pass.)
 PONDOPS_WEBHOOK_MAX_ATTEMPTS = _env_int("PONDOPS_WEBHOOK_MAX_ATTEMPTS", 8)
 PONDOPS_WEBHOOK_TIMEOUT_SECONDS = _env_float("PONDOPS_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Completion webhooks go to https URLs on public addresses only (checked at save and on the
+# address connected to); origins listed here (same syntax as PONDOPS_CARRIER_EXTRA_ORIGINS)
+# are exempt — plain http and loopback receivers, for the tests. Production needs none.
+PONDOPS_WEBHOOK_EXTRA_ORIGINS = [
+    origin.strip()
+    for origin in os.environ.get("PONDOPS_WEBHOOK_EXTRA_ORIGINS", "").split(",")
+    if origin.strip()
+]
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "PondOps partner API",

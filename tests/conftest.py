@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
 
@@ -36,6 +37,15 @@ from bulkchanges.types import DeviceRef
 from integrations.rev_request import RevProduct, RevServiceRequest
 from integrations.simulators.control import SimulatorControl
 from tests.fixtures.redisdb import redis_database_flush
+
+# The simulators, SQS and webhook receivers run on random loopback ports: the tests allow them
+# as extra egress origins, as the demo does (production allows none). The settings were read
+# before this module is imported, so they are set both here and in the environment that
+# subprocesses (qcluster, poll_sqs, the web server) inherit.
+LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+for _name in ("PONDOPS_CARRIER_EXTRA_ORIGINS", "PONDOPS_WEBHOOK_EXTRA_ORIGINS"):
+    os.environ[_name] = ",".join(LOOPBACK_ORIGINS)
+    setattr(django_settings, _name, list(LOOPBACK_ORIGINS))
 
 pytest_plugins = [
     "tests.fixtures.simulators",

@@ -9,15 +9,27 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 
 from bulkchanges.admin.operators import TenantMembershipInline
 from bulkchanges.admin.tenancy import ReferenceDataAdmin, TenantScopedAdmin, is_superuser
 from bulkchanges.errors import ApplicationError
-from bulkchanges.models import Device, DeviceStatus, IntegrationAuthentication, Tenant
+from bulkchanges.models import (
+    CredentialsChange,
+    Device,
+    DeviceStatus,
+    IntegrationAuthentication,
+    Tenant,
+)
 from bulkchanges.services.callback_registration import carrier_callback_register
+from bulkchanges.services.inventory import (
+    SECRET_FIELDS,
+    base_url_change_problems,
+    credentials_change_summary,
+    integration_authentication_save,
+)
 from integrations.base import Integration, default_limits
 
-SECRET_FIELDS = ("secret", "secret_2")
 LIMIT_FIELDS = ("rate_limit", "max_concurrency")
 
 
@@ -86,6 +98,17 @@ class IntegrationAuthenticationForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
         integration = cleaned.get("integration")
+        # The secrets typed in this change (a blank field keeps the stored one, below).
+        self.reentered = [name for name in SECRET_FIELDS if cleaned.get(name)]
+        if integration and cleaned.get("base_url"):
+            missing = base_url_change_problems(
+                pk=self.instance.pk,
+                integration=integration,
+                base_url=cleaned["base_url"],
+                reentered=self.reentered,
+            )
+            for name, problems in missing.items():
+                self.add_error(name, problems)
         if not self.instance.pk and integration:
             for name, value in zip(LIMIT_FIELDS, default_limits(integration), strict=True):
                 if cleaned.get(name) in (None, ""):
@@ -135,6 +158,15 @@ class IntegrationAuthenticationAdmin(TenantScopedAdmin):
     search_fields = ("account", "username", "tenant__name")
     actions = ("register_thingspace_callback",)
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Through the one service that saves and audits a credentials change."""
+        integration_authentication_save(
+            row=obj,
+            actor=request.user.get_username(),
+            via=CredentialsChange.Via.ADMIN,
+            reentered=getattr(form, "reentered", ()),
+        )
+
     @admin.action(description="Register ThingSpace callback", permissions=("change",))
     def register_thingspace_callback(
         self, request: HttpRequest, queryset: QuerySet[IntegrationAuthentication]
@@ -167,7 +199,32 @@ class IntegrationAuthenticationAdmin(TenantScopedAdmin):
             "secrets_stored",
             "callback_registration",
             "callback_registered_at",
+            "audited_changes",
         ]
+
+    @admin.display(description="audited changes")
+    def audited_changes(self, credentials: IntegrationAuthentication) -> str:
+        """Who changed what, newest first (the last 50): read-only, never a secret."""
+        changes = CredentialsChange.objects.filter(credentials=credentials)[:50]
+        if not credentials.pk or not changes:
+            return "-"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{} — {} ({}): {}</li>",
+                (
+                    (
+                        f"{change.changed_at:%Y-%m-%d %H:%M:%S}",
+                        change.actor,
+                        change.get_via_display(),
+                        ("created: " if change.created else "")
+                        + credentials_change_summary(change),
+                    )
+                    for change in changes
+                ),
+            ),
+        )
 
     @admin.display(description="secrets")
     def secrets_stored(self, credentials: IntegrationAuthentication) -> str:

@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -31,7 +32,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 
 from bulkchanges.errors import ApplicationError
-from bulkchanges.models import BulkChange, IntegrationAuthentication, Tenant
+from bulkchanges.models import BulkChange, CredentialsChange, IntegrationAuthentication, Tenant
 from bulkchanges.services.bulk_changes import bulk_change_create, status_update_request_validate
 from bulkchanges.services.inventory import devices_import, integration_authentication_set
 from bulkchanges.types import DeviceRef
@@ -343,6 +344,20 @@ def demo_environment_check() -> None:
         )
 
 
+def demo_egress_allow(*, simulator_url: str) -> str:
+    """Let this process reach the simulators at ``simulator_url`` — loopback, and no carrier's
+    known origin — by adding its origin to PONDOPS_CARRIER_EXTRA_ORIGINS (the credentials rows
+    point there, and their calls go there). Returns the setting's new value as the environment
+    spells it, for the demo's worker processes."""
+    parts = urlsplit(simulator_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    origins = list(settings.PONDOPS_CARRIER_EXTRA_ORIGINS)
+    if origin not in origins:
+        origins.append(origin)
+    settings.PONDOPS_CARRIER_EXTRA_ORIGINS = origins
+    return ",".join(origins)
+
+
 def demo_seed(
     *,
     simulator: SimulatorControl,
@@ -450,6 +465,8 @@ def _credentials_set(
     row, _ = integration_authentication_set(
         tenant=tenant,
         integration=integration,
+        actor="demo",
+        via=CredentialsChange.Via.DEMO,
         account=account,
         secrets=kept,
         base_url=base_url,

@@ -19,8 +19,14 @@ Promises:
   in the transaction that records attempt n's failure. After ``PONDOPS_WEBHOOK_MAX_ATTEMPTS``
   attempts PondOps gives up (logged). The sweep (a periodic schedule) re-enqueues anything a
   crash left behind, so the database is the outbox.
-- Only https URLs are accepted, and plain http to a loopback address when DEBUG is on; outside
-  DEBUG a URL whose host resolves to a non-public address is refused at send time.
+- Only https URLs to public addresses are accepted — unless their origin is listed in
+  ``PONDOPS_WEBHOOK_EXTRA_ORIGINS`` (the tests' loopback receivers; production lists none),
+  whatever ``DEBUG`` says. The address actually connected to is checked at send time (the one
+  HTTP session's egress guard: resolved once, refused if not public, connected to as checked),
+  so DNS that changes after the save cannot point a webhook inside PondOps' network.
+- No redirect is followed. A refused address, a redirect and a permanent 4xx answer (not 408
+  or 429) end the delivery at once ("gave up" with the reason); 5xx, 408, 429, timeouts and
+  connection errors — a DNS failure included — are retried.
 """
 
 from __future__ import annotations
@@ -29,7 +35,6 @@ import base64
 import ipaddress
 import json
 import logging
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, partial
@@ -49,12 +54,19 @@ from standardwebhooks import Webhook
 
 from bulkchanges import transitions
 from bulkchanges.errors import ApplicationError
-from bulkchanges.loopback import is_loopback_host
 from bulkchanges.models import BulkChange, WebhookDelivery
 from bulkchanges.retry import backoff_seconds
 from bulkchanges.selectors import bulk_change_progress, elapsed_seconds
 from bulkchanges.services import logs
-from integrations.base import REDACTED, http_session, parse_retry_after
+from integrations.base import (
+    REDACTED,
+    EgressPolicy,
+    EgressRefused,
+    address_problem,
+    http_session,
+    parse_retry_after,
+)
+from integrations.base.egress import redirect_target
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +89,10 @@ Status = WebhookDelivery.Status
 
 
 def callback_url_validate(url: str) -> str:
-    """The URL, if PondOps may call it: https, or http to a loopback address with DEBUG on; no
-    credentials in it. ApplicationError with a ``callback_url`` field otherwise."""
+    """The URL, if PondOps may call it: https to a host that is not a literal private, loopback
+    or link-local address — or any URL on an origin of PONDOPS_WEBHOOK_EXTRA_ORIGINS; no
+    credentials in it. ApplicationError with a ``callback_url`` field otherwise. (A host name
+    is checked again on the address it resolves to, at every attempt.)"""
     url = (url or "").strip()
     if not url:
         return ""
@@ -89,14 +103,14 @@ def callback_url_validate(url: str) -> str:
     except ValidationError:
         problem = "must be a valid absolute URL"
     else:
-        host = parts.hostname or ""
+        extra = webhook_egress_policy().is_extra(url)
         if parts.username or parts.password:
             problem = "must not contain credentials"
         elif len(url) > 500:
             problem = "must be at most 500 characters"
-        elif parts.scheme == "http" and not (settings.DEBUG and is_loopback_host(host)):
-            problem = "must use https (plain http only to a loopback address with DEBUG on)"
-        elif not settings.DEBUG and _literal_address_not_public(host):
+        elif parts.scheme == "http" and not extra:
+            problem = "must use https"
+        elif not extra and _literal_address_problem(parts.hostname or ""):
             problem = "must not point at a private, loopback or link-local address"
     if problem:
         raise ApplicationError(
@@ -105,29 +119,26 @@ def callback_url_validate(url: str) -> str:
     return url
 
 
-def _literal_address_not_public(host: str) -> bool:
+def _literal_address_problem(host: str) -> str | None:
+    """What the egress guard would refuse about a host that is an address (or ``localhost``)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return "a loopback"
     try:
-        return not ipaddress.ip_address(host.strip("[]")).is_global
+        return address_problem(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
-        return host == "localhost"
-
-
-def _destination_problem(url: str) -> str | None:
-    """Outside DEBUG, refuse hosts that resolve to non-public addresses (no webhook may reach
-    PondOps' own network). DNS can change between this check and the connection; the check
-    narrows server-side request forgery, it does not close it."""
-    if settings.DEBUG:
         return None
-    parts = urlsplit(url)
-    try:
-        infos = socket.getaddrinfo(parts.hostname or "", parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError as error:
-        return f"cannot resolve {parts.hostname}: {error}"
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global:
-            return f"{parts.hostname} resolves to a non-public address ({address})"
-    return None
+
+
+def webhook_egress_policy() -> EgressPolicy:
+    """The origins exempt from the webhook rules (PONDOPS_WEBHOOK_EXTRA_ORIGINS)."""
+    return EgressPolicy.from_origins(settings.PONDOPS_WEBHOOK_EXTRA_ORIGINS)
+
+
+def webhook_should_retry(status: int | None) -> bool:
+    """Whether a failed attempt is worth another: no answer at all (a timeout, a connection or
+    DNS failure), a 5xx, 408 or 429. Any other 4xx, and a 3xx (never followed), will answer
+    the same again."""
+    return status is None or status >= 500 or status in (408, 429)
 
 
 def webhook_signing_key(secret: str) -> bytes:
@@ -272,8 +283,8 @@ class Outcome:
 
 
 @cache
-def _session() -> requests.Session:
-    return http_session(pool_size=4)
+def _session(policy: EgressPolicy) -> requests.Session:
+    return http_session(pool_size=4, egress=policy)
 
 
 def _post(delivery: WebhookDelivery, *, secret: str) -> Outcome:
@@ -303,29 +314,39 @@ def _post(delivery: WebhookDelivery, *, secret: str) -> Outcome:
             delivery.payload[:MAX_RESPONSE_LOGGED],
         ]
     )
-    refused = _destination_problem(delivery.url)
-    if refused:
-        return Outcome(request_text, error=f"refused: {refused}", permanent=True)
     timeout = settings.PONDOPS_WEBHOOK_TIMEOUT_SECONDS
     try:
-        response = _session().post(
+        response = _session(webhook_egress_policy()).post(
             delivery.url,
             data=body,
             headers=headers,
             timeout=(min(timeout, settings.BULKCHANGE_HTTP_CONNECT_TIMEOUT), timeout),
             allow_redirects=False,
         )
+    except EgressRefused as error:
+        logger.warning(
+            "completion webhook %s refused: %s",
+            delivery.pk,
+            error,
+            extra={"bulk_change_id": delivery.bulk_change_id, "webhook_delivery_id": delivery.pk},
+        )
+        return Outcome(request_text, error=f"refused: {error}", permanent=True)
     except requests.RequestException as error:
         return Outcome(request_text, error=f"{type(error).__name__}: {error}")
     text = response.text[:MAX_RESPONSE_LOGGED]
-    if response.status_code < 300:
-        return Outcome(request_text, response.status_code, text)
+    status = response.status_code
+    if status < 300:
+        return Outcome(request_text, status, text)
+    error_text = f"HTTP {status} from the callback URL"
+    if status < 400:
+        error_text += f": a redirect to {redirect_target(response.headers)}, not followed"
     return Outcome(
         request_text,
-        response.status_code,
+        status,
         text,
-        error=f"HTTP {response.status_code} from the callback URL",
+        error=error_text,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        permanent=not webhook_should_retry(status),
     )
 
 
@@ -348,7 +369,8 @@ def _record(delivery: WebhookDelivery, outcome: Outcome) -> str:
     give_up = not outcome.succeeded and (outcome.permanent or delivery.attempt >= max_attempts)
     error = outcome.error
     if give_up:
-        error = f"gave up after {delivery.attempt} attempts: {outcome.error}"
+        attempts = f"{delivery.attempt} attempt{'s' if delivery.attempt != 1 else ''}"
+        error = f"gave up after {attempts}: {outcome.error}"
     with transaction.atomic():
         still_ours = transitions.webhook_delivery_finish(
             delivery_id=delivery.pk,

@@ -8,6 +8,10 @@ What every carrier module builds on, one module per seam (``docs/architecture.md
   ``retry_after``, authentication), the one status classifier, ``Retry-After``;
 - :mod:`~integrations.base.http` — :class:`CarrierHttp`, the one way a carrier is called, and
   :class:`CarrierClient`, the base of each carrier's client;
+- :mod:`~integrations.base.egress` — the egress guard every session has: the address
+  connected to is checked, no redirect is followed;
+- :mod:`~integrations.base.origins` — each integration's known origins, which a
+  credentials row's ``base_url`` must be one of;
 - :mod:`~integrations.base.audit` — the audit record of every call and the one redaction
   function;
 - :mod:`~integrations.base.registry` — the integrations and the processor of each.
@@ -24,6 +28,7 @@ from integrations.base.audit import (
     CallStartRecorder,
     redact,
 )
+from integrations.base.egress import EgressPolicy, EgressRefused, address_problem
 from integrations.base.errors import (
     AuthenticationError,
     CallbackRejected,
@@ -39,11 +44,13 @@ from integrations.base.http import (
     CarrierHttp,
     HttpOptions,
     HttpResponse,
+    default_egress_policy,
     default_timeouts,
     http_session,
     readable_error,
     unexpected_response,
 )
+from integrations.base.origins import Origin, base_url_origin_problems, known
 from integrations.base.protocol import (
     WRITE_STEPS,
     CallbackAuth,
@@ -66,11 +73,13 @@ from integrations.base.protocol import (
 )
 from integrations.base.registry import (
     Integration,
+    base_url_problems,
     billing_processor_class,
     carrier_integrations,
     default_limits,
     integration_class,
     processor_class,
+    secrets_to_reenter,
 )
 
 __all__ = [
@@ -89,11 +98,14 @@ __all__ = [
     "CarrierHttp",
     "CarrierPending",
     "Credentials",
+    "EgressPolicy",
+    "EgressRefused",
     "HttpOptions",
     "HttpResponse",
     "Integration",
     "IntegrationError",
     "MemoryTokenStore",
+    "Origin",
     "PermanentError",
     "Progress",
     "StatusMapping",
@@ -104,20 +116,26 @@ __all__ = [
     "TokenStore",
     "TransientError",
     "UpdateContext",
+    "address_problem",
+    "base_url_origin_problems",
+    "base_url_problems",
     "billing_processor_class",
     "carrier_integrations",
     "carrier_time_scale",
     "confirm_budget_seconds",
+    "default_egress_policy",
     "default_limits",
     "default_timeouts",
     "describe_duration",
     "http_session",
     "integration_class",
     "is_transient_status",
+    "known",
     "parse_retry_after",
     "processor_class",
     "readable_error",
     "redact",
+    "secrets_to_reenter",
     "unexpected_response",
     "utc_now",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import time
 import uuid
@@ -26,7 +27,6 @@ from functools import partial
 from typing import Any, ClassVar, TypedDict, Unpack
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from integrations.base.audit import (
     CallRecord,
@@ -39,6 +39,7 @@ from integrations.base.audit import (
     redact,
     request_text,
 )
+from integrations.base.egress import EgressPolicy, EgressRefused, EgressSession, redirect_target
 from integrations.base.errors import (
     AuthenticationError,
     PermanentError,
@@ -48,15 +49,23 @@ from integrations.base.errors import (
 )
 from integrations.base.protocol import Credentials, NoThrottle, Throttle
 
+logger = logging.getLogger(__name__)
 
-def http_session(*, pool_size: int = 16) -> requests.Session:
+
+def http_session(*, pool_size: int = 16, egress: EgressPolicy | None = None) -> requests.Session:
     """The one HTTP session factory: pooled keep-alive connections, no hidden urllib3 retries
-    (retries are ours, through SQS)."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    (retries are ours, through SQS), no redirects followed, and the egress guard — every
+    connection goes to the checked public address its host resolved to, unless ``egress``
+    (default: :func:`default_egress_policy`, the carriers') lists the origin as an extra."""
+    return EgressSession(policy=egress or default_egress_policy(), pool_size=pool_size)
+
+
+def default_egress_policy() -> EgressPolicy:
+    """The carriers' policy: the origins of PONDOPS_CARRIER_EXTRA_ORIGINS are exempt from the
+    address check (the loopback simulators of the demo and the tests); none in production."""
+    from django.conf import settings
+
+    return EgressPolicy.from_origins(getattr(settings, "PONDOPS_CARRIER_EXTRA_ORIGINS", ()))
 
 
 def default_timeouts() -> tuple[float, float]:
@@ -254,7 +263,12 @@ class CarrierHttp:
                     headers=all_headers,
                     auth=auth,
                     timeout=self.timeouts,
+                    allow_redirects=False,
                 )
+        except EgressRefused as exc:
+            call = record(None, str(exc), started)
+            logger.warning("%s call refused: %s", self.carrier, exc, extra={"url": call.url})
+            raise PermanentError(f"{self.carrier} not called: {exc}", call=call) from exc
         except requests.RequestException as exc:
             kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
             call = record(None, str(exc), started)
@@ -263,6 +277,12 @@ class CarrierHttp:
             record(None, f"not sent or no answer recorded: {type(exc).__name__}: {exc}", started)
             raise
         call = record(response.status_code, response.text, started)
+        if 300 <= response.status_code < 400:
+            raise PermanentError(
+                f"HTTP {response.status_code} from {self.carrier}: a redirect to "
+                f"{redirect_target(response.headers)}, not followed",
+                call=call,
+            )
         if response.status_code >= 400:
             self._raise_for(response, call, auth_failure=auth_failure or self.auth_failure)
         body: Any = None

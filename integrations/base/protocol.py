@@ -36,6 +36,7 @@ from integrations.base.errors import (
 
 if TYPE_CHECKING:
     from integrations.base.http import CarrierClient, HttpOptions
+    from integrations.base.origins import Origin
     from integrations.base.registry import Integration
 
 
@@ -330,6 +331,12 @@ class StatusUpdateProcessor(ABC, Generic[ClientT]):
     # lower or raise them per row).
     default_rate_limit: ClassVar[float] = 10.0
     default_max_concurrency: ClassVar[int] = 4
+    # Where base_url may point (the contract's production and sandbox origins) and what it
+    # carries after the origin (POND's prefix); see integrations.base.origins.
+    known_origins: ClassVar[tuple[Origin, ...]] = ()
+    base_path: ClassVar[str] = ""
+    # The secrets every call sends: re-entered whenever base_url changes.
+    secret_fields: ClassVar[tuple[str, ...]] = ("secret",)
     # Inbound callbacks: how the carrier authenticates them, and the HTTP methods it uses.
     callback_auth: ClassVar[CallbackAuth] = CallbackAuth.NONE
     callback_methods: ClassVar[frozenset[str]] = frozenset({"POST"})

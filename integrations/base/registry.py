@@ -10,11 +10,13 @@ importing the registry imports no carrier.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
 if TYPE_CHECKING:
+    from integrations.base.origins import Origin
     from integrations.base.protocol import StatusUpdateProcessor
     from integrations.rev import RevProcessor
 
@@ -81,3 +83,29 @@ def default_limits(integration: str) -> tuple[float, int]:
         float(getattr(cls, "default_rate_limit", 10.0)),
         int(getattr(cls, "default_max_concurrency", 4)),
     )
+
+
+def base_url_problems(
+    integration: str, base_url: str, *, extra_origins: Sequence[Origin] = ()
+) -> list[str]:
+    """Why ``base_url`` may not be saved on a credentials row of ``integration`` ([] when it
+    may): not https and one of the integration's known origins (nor one of the deployment's
+    ``extra_origins``), or against the carrier's own rules (Rev.io's doubled ``/v1``)."""
+    from integrations.base.origins import base_url_origin_problems
+
+    cls = integration_class(integration)
+    problems = base_url_origin_problems(
+        display_name=cls.display_name,
+        base_url=base_url,
+        known_origins=cls.known_origins,
+        base_path=cls.base_path,
+        extra_origins=extra_origins,
+    )
+    return problems or list(cls.validate_base_url(base_url))
+
+
+def secrets_to_reenter(integration: str, *, stored: Mapping[str, str]) -> list[str]:
+    """The secret fields an operator must type again to change ``base_url``: those every call
+    of the integration sends, and any other one stored (it would be sent to the new host)."""
+    required = set(integration_class(integration).secret_fields)
+    return [name for name in ("secret", "secret_2") if name in required or stored.get(name)]

@@ -98,6 +98,28 @@ def make_bulk_change(
     return bulk_change
 
 
+def credentials_form_data(row: IntegrationAuthentication, **changes: object) -> dict[str, object]:
+    """What the credentials change page posts for ``row`` as stored (secret fields blank: keep
+    the stored ones), with ``changes`` applied."""
+    data: dict[str, object] = {
+        "tenant": row.tenant_id,
+        "integration": row.integration,
+        "base_url": row.base_url,
+        "account": row.account,
+        "username": row.username,
+        "client_id": row.client_id,
+        "secret": "",
+        "secret_2": "",
+        "rate_limit": row.rate_limit,
+        "max_concurrency": row.max_concurrency,
+        "daily_action_budget": row.daily_action_budget,
+        "writes_enabled": "on",
+        "is_active": "on",
+    }
+    data.update(changes)
+    return data
+
+
 StaffFactory = Callable[..., Client]
 
 

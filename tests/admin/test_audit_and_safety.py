@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from bulkchanges.models import BulkChangeLog, IntegrationAuthentication
 from bulkchanges.services.logs import log_write
-from tests.admin.conftest import POND_KEY, Console, make_bulk_change
+from tests.admin.conftest import POND_KEY, Console, credentials_form_data, make_bulk_change
 
 pytestmark = pytest.mark.django_db
 
@@ -62,24 +62,7 @@ def test_bulk_changes_and_devices_are_neither_editable_nor_deletable(
 
 
 def credentials_form(console: Console, **changes: str) -> dict[str, object]:
-    pond = console.pond
-    data: dict[str, object] = {
-        "tenant": pond.tenant_id,
-        "integration": pond.integration,
-        "base_url": pond.base_url,
-        "account": pond.account,
-        "username": pond.username,
-        "client_id": pond.client_id,
-        "secret": "",
-        "secret_2": "",
-        "rate_limit": pond.rate_limit,
-        "max_concurrency": pond.max_concurrency,
-        "daily_action_budget": pond.daily_action_budget,
-        "writes_enabled": "on",
-        "is_active": "on",
-    }
-    data.update(changes)
-    return data
+    return credentials_form_data(console.pond, **changes)
 
 
 def test_secrets_are_never_rendered_and_a_blank_field_keeps_the_stored_secret(
@@ -156,3 +139,36 @@ def test_callbacks_are_listed_read_only_with_the_unmatched_ones_marked(
     assert "lost-request" in page and "unmatched" in page
     assert "lost-request" not in admin_client.get(listing + "?matched=yes").content.decode()
     assert admin_client.get(reverse("admin:bulkchanges_carriercallback_add")).status_code == 403
+
+
+def test_moving_thingspace_credentials_needs_both_secrets_typed_again(
+    admin_client: Client, console: Console
+) -> None:
+    row = IntegrationAuthentication.objects.create(
+        tenant=console.tenant,
+        integration="THINGSPACE",
+        base_url="http://127.0.0.1:9/ts",
+        account="0000123456-00001",
+        username="uws",
+        client_id="key",
+        secret="app-secret",
+        secret_2="uws-password",
+    )
+    url = reverse("admin:bulkchanges_integrationauthentication_change", args=[row.pk])
+    form = credentials_form_data(row, base_url="http://127.0.0.1:10/ts", secret="new-app-secret")
+
+    refused = admin_client.post(url, form)
+
+    assert refused.context["adminform"].form.errors == {
+        "secret_2": ["Changing base_url requires re-entering secret_2: it is sent to the new host."]
+    }
+    row.refresh_from_db()
+    assert (row.base_url, row.secret) == ("http://127.0.0.1:9/ts", "app-secret")
+
+    form["secret_2"] = "new-uws-password"
+    assert admin_client.post(url, form).status_code == 302
+    row.refresh_from_db()
+    assert (row.secret, row.secret_2) == ("new-app-secret", "new-uws-password")
+    change = row.changes.get()
+    assert change.secret_reentered and change.secret_2_reentered
+    assert "new-app-secret" not in str(change.changes)

@@ -174,16 +174,18 @@ def test_thingspace_activation_options_are_checked_at_creation(
     assert BulkChange.objects.get().request["ServicePlan"] == "M2M"
 
 
-def test_a_loopback_http_callback_is_accepted_only_with_debug(
+def test_a_loopback_http_callback_is_accepted_only_as_an_extra_webhook_origin(
     partner: Partner, settings: Any
 ) -> None:
     body = create_body(iccids(1), callback_url="http://127.0.0.1:9/hook")
-    settings.DEBUG = False
+    settings.DEBUG = True  # makes no difference
+    settings.PONDOPS_WEBHOOK_EXTRA_ORIGINS = []
     assert_error(partner.client.post(URL, body), 400, "invalid", "callback_url")
     https_private = create_body(iccids(1), callback_url="https://10.1.2.3/hook")
     assert_error(partner.client.post(URL, https_private), 400, "invalid", "callback_url")
 
-    settings.DEBUG = True
+    settings.DEBUG = False
+    settings.PONDOPS_WEBHOOK_EXTRA_ORIGINS = ["http://127.0.0.1:*"]
     response = partner.client.post(URL, body)
     assert response.status_code == 201, response.content
     assert response.json()["callback_url"] == "http://127.0.0.1:9/hook"

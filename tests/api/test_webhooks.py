@@ -28,7 +28,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def loopback_ok(settings: Any) -> None:
-    settings.DEBUG = True  # plain http to a loopback receiver is allowed only with DEBUG
+    """Plain http to a loopback receiver only as an extra origin (tests/conftest.py lists the
+    loopback origins; DEBUG makes no difference)."""
+    settings.DEBUG = False
+    settings.PONDOPS_WEBHOOK_EXTRA_ORIGINS = ["http://127.0.0.1:*"]
 
 
 def run_schedules() -> None:
@@ -177,6 +180,44 @@ def test_it_gives_up_after_the_last_attempt(
     assert state["last_error"].startswith("gave up")
 
 
+@pytest.mark.parametrize("status", [400, 404, 410])
+def test_a_permanent_answer_is_not_retried(
+    partner: Partner, inline_workers: None, receiver: Receiver, loopback_ok: None, status: int
+) -> None:
+    receiver.statuses = [status]
+    bulk_change = complete(partner, callback_url=receiver.url)
+
+    receiver.wait(1)
+    delivery = WebhookDelivery.objects.get(bulk_change=bulk_change)
+    assert delivery.status == "FAILED" and len(receiver.requests) == 1
+    assert delivery.error_text == f"gave up after 1 attempt: HTTP {status} from the callback URL"
+    assert not Schedule.objects.filter(func=webhooks.SEND_TASK).exists()
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502])
+def test_a_temporary_answer_is_retried(
+    partner: Partner, inline_workers: None, receiver: Receiver, loopback_ok: None, status: int
+) -> None:
+    receiver.statuses = [status]
+    bulk_change = complete(partner, callback_url=receiver.url)
+
+    receiver.wait(1)
+    first = WebhookDelivery.objects.get(bulk_change=bulk_change, attempt=1)
+    assert first.error_text == f"HTTP {status} from the callback URL"
+    assert WebhookDelivery.objects.get(bulk_change=bulk_change, attempt=2).status == "SCHEDULED"
+
+
+@pytest.mark.parametrize(
+    ("status", "retry"),
+    [
+        *((status, True) for status in (None, 500, 501, 503, 408, 429)),
+        *((status, False) for status in (301, 302, 400, 401, 403, 404, 410, 422)),
+    ],
+)
+def test_webhook_should_retry(status: int | None, retry: bool) -> None:
+    assert webhooks.webhook_should_retry(status) is retry
+
+
 def test_a_connection_error_is_retried(
     partner: Partner, inline_workers: None, loopback_ok: None
 ) -> None:
@@ -242,16 +283,21 @@ def test_a_second_completion_after_a_manual_retry_is_a_new_event(
     assert webhooks.webhook_completion_schedule(bulk_change_id=bulk_change.pk) is None
 
 
-def test_outside_debug_a_loopback_target_is_refused_without_retrying(
-    partner: Partner, inline_workers: None, receiver: Receiver, settings: Any
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_loopback_target_not_listed_as_extra_is_refused_without_retrying_even_with_debug(
+    partner: Partner, inline_workers: None, receiver: Receiver, settings: Any, debug: bool
 ) -> None:
-    settings.DEBUG = False
+    settings.DEBUG = debug
+    settings.PONDOPS_WEBHOOK_EXTRA_ORIGINS = []
     complete(partner, callback_url=receiver.url)
 
     assert receiver.requests == []
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "FAILED"
-    assert delivery.error_text.startswith("gave up after 1 attempts: refused: 127.0.0.1 resolves")
+    assert delivery.error_text == (
+        "gave up after 1 attempt: refused: refused to connect to 127.0.0.1: "
+        "a loopback address (127.0.0.1)"
+    )
 
 
 def test_the_sweep_recovers_lost_tasks_dead_senders_and_unannounced_completions(
@@ -309,27 +355,39 @@ def test_migrate_removes_the_recovery_schedules_of_earlier_releases(db: None) ->
 
 
 @pytest.mark.parametrize(
-    ("url", "debug", "ok"),
+    ("url", "extra", "ok"),
     [
-        ("https://partner.example/hook", False, True),
-        ("https://partner.example:8443/a/b?c=d", False, True),
-        ("http://partner.example/hook", True, False),
-        ("http://127.0.0.1:8000/hook", True, True),
-        ("http://localhost/hook", True, True),
-        ("http://[::1]:9000/hook", True, True),
-        ("http://127.0.0.1:8000/hook", False, False),
-        ("https://127.0.0.1/hook", False, False),
-        ("https://192.168.1.10/hook", False, False),
-        ("https://169.254.169.254/latest", False, False),
-        ("ftp://partner.example/hook", False, False),
-        ("https://u:p@partner.example/hook", False, False),
-        ("", False, True),
+        ("https://partner.example/hook", [], True),
+        ("https://partner.example:8443/a/b?c=d", [], True),
+        ("http://partner.example/hook", [], False),
+        ("http://partner.example/hook", ["http://127.0.0.1:*"], False),
+        ("http://127.0.0.1:8000/hook", ["http://127.0.0.1:*"], True),
+        ("http://localhost:8000/hook", ["http://localhost:*"], True),
+        ("http://[::1]:9000/hook", ["http://[::1]:*"], True),
+        ("http://127.0.0.1:8000/hook", ["http://127.0.0.1:9000"], False),
+        ("http://127.0.0.1:8000/hook", [], False),
+        ("https://127.0.0.1/hook", [], False),
+        ("https://localhost/hook", [], False),
+        ("https://[::1]/hook", [], False),
+        ("https://[::ffff:10.0.0.1]/hook", [], False),
+        ("https://192.168.1.10/hook", [], False),
+        ("https://100.64.0.1/hook", [], False),
+        ("https://0.0.0.0/hook", [], False),
+        ("https://169.254.169.254/latest", [], False),
+        ("https://169.254.169.254/latest", ["http://127.0.0.1:*"], False),
+        ("ftp://partner.example/hook", [], False),
+        ("https://u:p@partner.example/hook", [], False),
+        ("", [], True),
     ],
 )
-def test_callback_url_rules(url: str, debug: bool, ok: bool, settings: Any) -> None:
+@pytest.mark.parametrize("debug", [False, True])
+def test_callback_url_rules_whatever_debug_says(
+    url: str, extra: list[str], ok: bool, debug: bool, settings: Any
+) -> None:
     from bulkchanges.errors import ApplicationError
 
     settings.DEBUG = debug
+    settings.PONDOPS_WEBHOOK_EXTRA_ORIGINS = extra
     if ok:
         assert webhooks.callback_url_validate(url) == url
     else:

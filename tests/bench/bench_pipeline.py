@@ -131,6 +131,11 @@ def worker_environment(
         "PONDOPS_Q_WORKERS": str(workers),
         "PONDOPS_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
+        # The simulators listen on loopback: an allowed extra origin of the workers' calls
+        # (run outside pytest, nothing else sets it).
+        "PONDOPS_CARRIER_EXTRA_ORIGINS": os.environ.get(
+            "PONDOPS_CARRIER_EXTRA_ORIGINS", "http://127.0.0.1:*"
+        ),
         **(extra or {}),
     }
     if redis_url:

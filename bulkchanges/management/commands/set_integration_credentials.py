@@ -3,6 +3,7 @@ Secrets are read from standard input, one a line, never from argv."""
 
 from __future__ import annotations
 
+import getpass
 import sys
 from typing import Any
 
@@ -17,7 +18,10 @@ from integrations.base import Integration
 class Command(BaseCommand):
     help = (
         "Create or update an IntegrationAuthentication. Secrets on stdin, one a line: the API "
-        "key or password; for ThingSpace the OAuth client secret, then the UWS password."
+        "key or password; for ThingSpace the OAuth client secret, then the UWS password. "
+        "--base-url must be https and one of the integration's known origins (or of "
+        "PONDOPS_CARRIER_EXTRA_ORIGINS); changing it needs the secrets on stdin again. Every "
+        "change is audited."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -50,6 +54,7 @@ class Command(BaseCommand):
             row, created = integration_authentication_set(
                 tenant=tenant,
                 integration=options["integration"],
+                actor=_operating_system_user(),
                 account=options["account"],
                 secrets=secrets,
                 base_url=options["base_url"],
@@ -66,3 +71,11 @@ class Command(BaseCommand):
             raise CommandError("; ".join(error.messages)) from None
         verb = "created" if created else "updated"
         self.stdout.write(f"{verb} {row.integration} credentials for {tenant.name}: {row.pk}")
+
+
+def _operating_system_user() -> str:
+    """Who ran the command, as the audit row names them."""
+    try:
+        return f"{getpass.getuser()} (shell)"
+    except (KeyError, OSError):  # no user name for this uid (some containers)
+        return "unknown (shell)"
