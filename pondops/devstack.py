@@ -157,7 +157,6 @@ class DevStack:
                 simulator=control,
                 simulator_url=simulator_url,
                 admin_password=options.admin_password,
-                web_origin=f"http://{HOST}:{options.web_port}",
             )
         self.say(f"  demo data    {_describe(data)}")
         self._check_stop()

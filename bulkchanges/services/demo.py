@@ -61,10 +61,6 @@ THINGSPACE_PREFIX = "/thingspace"
 JASPER_PREFIX = "/jasper"
 TELEGENCE_PREFIX = "/telegence"
 TEAL_PREFIX = "/teal"
-# Where the demo's web server listens (pondops.devstack's default): Teal needs a callbackUrl on
-# every call, so without CARRIER_CALLBACK_BASE_URL the demo's Teal row names its own receiver
-# URL there. Polling decides whether or not the callback is accepted.
-DEMO_WEB_ORIGIN = "http://127.0.0.1:8000"
 
 
 @dataclass(frozen=True)
@@ -225,16 +221,6 @@ def _teal_configure(simulator: SimulatorControl, credentials: IntegrationAuthent
     simulator.configure_teal(completion_seconds=DEMO_TEAL_COMPLETION_SECONDS)
 
 
-def _teal_callback_set(credentials: IntegrationAuthentication, *, web_origin: str) -> None:
-    """The row's own callback URL: the receiver path the demo's web server serves, with the
-    row's token (what CARRIER_CALLBACK_BASE_URL would give)."""
-    credentials.own_callback_url = (
-        f"{web_origin.rstrip('/')}/carriers/teal/callbacks/{credentials.pk}/"
-        f"?token={credentials.callback_token}"
-    )
-    credentials.save(update_fields=["own_callback_url"])
-
-
 def _teal_seed(
     simulator: SimulatorControl,
     credentials: IntegrationAuthentication,
@@ -364,14 +350,14 @@ def demo_seed(
     simulator_url: str,
     admin_password: str,
     devices: int = 50,
-    web_origin: str = DEMO_WEB_ORIGIN,
 ) -> DemoData:
     """Create or refresh the demo data; safe to run on every start.
 
     ``simulator`` drives the simulators' control API; ``simulator_url`` is where workers reach
     them (stored as the credentials' base URLs). Sets the ``admin`` superuser's password to
-    ``admin_password`` every run. Seeds ``devices`` SIMs per carrier. ``web_origin`` is where
-    the demo's web server listens: the Teal row's own callback URL points there.
+    ``admin_password`` every run. Seeds ``devices`` SIMs per carrier. Carriers reach the
+    demo's web server through CARRIER_CALLBACK_BASE_URL, which the launcher gives every
+    process: no row stores a callback URL (Teal's would carry the row's token in clear).
 
     Refuses (DemoRefused) outside PONDOPS_ENVIRONMENT=local before writing anything.
     """
@@ -402,7 +388,6 @@ def demo_seed(
             secret_count=2,
             rate_limit=billing_processor_class().default_rate_limit,
         )
-        _teal_callback_set(credentials[Integration.TEAL.value], web_origin=web_origin)
 
     rev = credentials[Integration.REV.value]
     simulator.add_rev_account(

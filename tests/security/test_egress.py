@@ -26,6 +26,7 @@ from bulkchanges.models import (
     CredentialsChange,
     DeviceChange,
     IntegrationAuthentication,
+    OperatorMembership,
     Tenant,
     WebhookDelivery,
 )
@@ -138,12 +139,14 @@ def pond_row(db: None) -> IntegrationAuthentication:
     )
 
 
-def operator(*codenames: str) -> Client:
-    """A staff user who may change credentials but not read secrets (nobody can)."""
-    user = User.objects.create_user(username="operator", password="pw", is_staff=True)
+def operator(tenant: Tenant, *codenames: str) -> Client:
+    """A staff user of ``tenant`` who may change credentials but not read secrets (nobody
+    can)."""
+    user = User.objects.create_user(username="operator", is_staff=True)
     user.user_permissions.set(
         Permission.objects.filter(content_type__app_label="bulkchanges", codename__in=codenames)
     )
+    OperatorMembership.objects.create(user=user, tenant=tenant)
     client = Client()
     client.force_login(user)
     return client
@@ -155,7 +158,9 @@ def operator(*codenames: str) -> Client:
 def test_finding_1_the_admin_refuses_a_base_url_on_the_operators_own_listener(
     pond_row: IntegrationAuthentication,
 ) -> None:
-    client = operator("change_integrationauthentication", "view_integrationauthentication")
+    client = operator(
+        pond_row.tenant, "change_integrationauthentication", "view_integrationauthentication"
+    )
     url = reverse("admin:bulkchanges_integrationauthentication_change", args=[pond_row.pk])
 
     response = client.post(
@@ -180,7 +185,9 @@ def test_finding_1_the_admin_refuses_a_base_url_on_the_operators_own_listener(
 def test_finding_1_the_admin_refuses_a_base_url_change_that_does_not_re_enter_the_secret(
     pond_row: IntegrationAuthentication,
 ) -> None:
-    client = operator("change_integrationauthentication", "view_integrationauthentication")
+    client = operator(
+        pond_row.tenant, "change_integrationauthentication", "view_integrationauthentication"
+    )
     url = reverse("admin:bulkchanges_integrationauthentication_change", args=[pond_row.pk])
     telna = f"https://ws.telna.com{POND_PATH}"
 
