@@ -68,9 +68,10 @@ def _simulator_status(simulator: SimulatorControl, integration: str, device: Dev
     return str(simulator.teal_esim(device.eid)["status"])
 
 
-def _carrier_status(credentials: Credentials, integration: str, device: DeviceRef) -> str:
+def carrier_status(credentials: Credentials, integration: str, device: DeviceRef) -> str:
     """The device's status read through our own client with the stored credentials: proves the
-    secrets in our database are the ones the simulator accepts."""
+    secrets in our database are the ones the simulator accepts (Teal needs
+    CARRIER_CALLBACK_BASE_URL set for its asynchronous read)."""
     if integration == "POND":
         return POND_SERVICES[PondClient(credentials=credentials).read_sim(iccid=device.iccid).data]
     if integration == "THINGSPACE":
@@ -209,7 +210,7 @@ def test_demo_seed_twice_keeps_the_rows_and_seeds_the_empty_simulator_again(
         )
         # The secrets in our database are the ones the simulator now accepts.
         credentials = second.credentials[integration].as_credentials()
-        assert _carrier_status(credentials, integration, seeded[0]).upper() == expected.upper()
+        assert carrier_status(credentials, integration, seeded[0]).upper() == expected.upper()
     # Rev.io accepts the stored password and subscription key (a look-up finds nothing yet).
     rev = RevClient(credentials=second.credentials["REV"].as_credentials())
     assert rev.find_service(number=second.devices["POND"][0].iccid, customer_id=42) is None

@@ -19,7 +19,12 @@ from django.test import Client
 from bulkchanges.encryption import encrypted_field_names, stored_batches
 from bulkchanges.models import BulkChange, CarrierCallback, IntegrationAuthentication, Tenant
 from bulkchanges.services import encryption_keys
+from bulkchanges.services.demo import demo_seed
+from integrations.rev import RevClient
+from integrations.simulators import SimulatorServer
+from integrations.simulators.control import SimulatorControl
 from tests.conftest import PondWorld, Queue, create_bulk_change, drain, iccids, seed_sims
+from tests.integration.test_demo import INVENTORY_STATUS, carrier_status
 from tests.security.test_secrets import stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,6 +132,34 @@ def test_after_rotating_from_key_a_to_b_every_carrier_works_on_key_b_alone(
     assert Client().get(url, {"token": teal.callback_token, "requestId": "r-1"}).status_code == 200
     assert CarrierCallback.objects.get().request_id == "r-1"
     assert Client().get(url, {"token": "a-guess", "requestId": "r-2"}).status_code == 401
+
+
+def test_after_rotating_every_demo_carrier_and_rev_io_accept_the_secrets_on_the_new_key(
+    simulator: SimulatorControl,
+    simulator_server: SimulatorServer,
+    device_statuses: None,
+    settings: Any,
+) -> None:
+    """All five carriers and Rev.io, as the demo configures them against the simulators, read
+    a device with the secrets decrypted under key B alone."""
+    settings.DJANGO_FERNETIX_KEYS = [KEY_A]
+    settings.CARRIER_CALLBACK_BASE_URL = "http://127.0.0.1:8000"
+    data = demo_seed(
+        simulator=simulator, simulator_url=simulator_server.url, admin_password="rotate-pass"
+    )
+
+    settings.DJANGO_FERNETIX_KEYS = [KEY_B, KEY_A]
+    rotate()
+    settings.DJANGO_FERNETIX_KEYS = [KEY_B]
+
+    assert all(opens(KEY_B, token) and not opens(KEY_A, token) for token in tokens())
+    for integration, devices in data.devices.items():
+        credentials = IntegrationAuthentication.objects.get(pk=data.credentials[integration].pk)
+        status = carrier_status(credentials.as_credentials(), integration, devices[0])
+        assert status.upper() == INVENTORY_STATUS[integration].upper(), integration
+    rev = IntegrationAuthentication.objects.get(pk=data.rev.pk).as_credentials()
+    pond_sim = data.devices["POND"][0]
+    assert RevClient(credentials=rev).find_service(number=pond_sim.iccid, customer_id=42) is None
 
 
 def test_rotating_again_re_encrypts_nothing(world: World, settings: Any) -> None:
