@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework.settings import api_settings
@@ -21,11 +22,14 @@ from rest_framework.throttling import BaseThrottle
 LOCKOUT_TEMPLATE = "admin/login_locked.html"
 
 
-def client_address(request: HttpRequest) -> str:
-    """The client's address for the lockout (the API's rule; see the module docstring)."""
+def client_address(request: HttpRequest) -> str | None:
+    """The client's address for the lockout (the API's rule; see the module docstring); None
+    for a request that came from no address (a test client's ``force_login``)."""
     if api_settings.NUM_PROXIES is None:
-        return str(request.META.get("REMOTE_ADDR", ""))
-    return str(BaseThrottle().get_ident(request))  # type: ignore[arg-type]
+        address = request.META.get("REMOTE_ADDR")
+    else:
+        address = BaseThrottle().get_ident(request)  # type: ignore[arg-type]
+    return str(address) if address else None
 
 
 def lockout_minutes() -> int:
@@ -40,6 +44,7 @@ def login_lockout_response(
     """The lockout page: 429, what happened, how long it lasts, and how an operator lifts it.
     The right password is refused too until then."""
     context = {
+        **admin.site.each_context(request),  # the console's name and header
         "title": "Login locked",
         "failure_limit": settings.AXES_FAILURE_LIMIT,
         "minutes": lockout_minutes(),

@@ -183,12 +183,16 @@ def integration_authentication_save(
 
 def credentials_change_summary(change: CredentialsChange) -> str:
     """ "base_url: https://a → https://b; secret re-entered": how the console shows a change."""
-    parts = [
-        f"{name}: {values['new']}"
-        if change.created
-        else f"{name}: {values['old']} → {values['new']}"
-        for name, values in change.changes.items()
-    ]
+    if change.created:  # the values set (the empty ones are the defaults)
+        parts = [
+            f"{name}: {values['new']}"
+            for name, values in change.changes.items()
+            if values["new"] not in ("", None)
+        ]
+    else:
+        parts = [
+            f"{name}: {values['old']} → {values['new']}" for name, values in change.changes.items()
+        ]
     parts += [
         f"{name} re-entered"
         for name, typed in (
