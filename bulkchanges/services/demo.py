@@ -388,6 +388,11 @@ def demo_seed(
             secret_count=2,
             rate_limit=billing_processor_class().default_rate_limit,
         )
+        # Demo databases made before the launcher set CARRIER_CALLBACK_BASE_URL stored Teal's
+        # callback URL with the row's token in clear: forget it (the base URL builds it now).
+        IntegrationAuthentication.objects.filter(
+            tenant=tenant, own_callback_url__contains="token="
+        ).update(own_callback_url="")
 
     rev = credentials[Integration.REV.value]
     simulator.add_rev_account(
