@@ -14,46 +14,32 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from pondops import environment
 from pondops.encryption_keys import fernet_keys_parse
+from pondops.environment import PondOpsEnv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Every variable is read through ``env`` (pondops/environment.py): a bad value stops the start
+# naming the variable, an empty one means unset, and ``<NAME>_FILE`` reads it from a file.
+env = PondOpsEnv()
+
 # The default SQLite file, the SQLite test databases, the demo's logs and STATIC_ROOT live here.
 # Importing the settings creates nothing: the SQLite backend (pondops/sqlite3) creates it when
 # it first opens a database in it, the demo launcher for its logs, collectstatic for STATIC_ROOT.
-VAR_DIR = Path(os.environ.get("PONDOPS_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = env.path("PONDOPS_VAR_DIR", BASE_DIR / "var")
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    return int(value) if value.strip() else default
-
-
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "")
-    return float(value) if value.strip() else default
-
-
-def _env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEBUG = _env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "pondops-insecure-local-development-key"
-ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
-ENVIRONMENT_NAME = os.environ.get("PONDOPS_ENVIRONMENT", "local")
+DEBUG = env.bool("DJANGO_DEBUG", False)
+_SECRET_KEY = env.str("DJANGO_SECRET_KEY", "")
+SECRET_KEY = _SECRET_KEY or "pondops-insecure-local-development-key"
+ALLOWED_HOSTS = env.csv("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+ENVIRONMENT_NAME = env.str("PONDOPS_ENVIRONMENT", "local")
 # Carrier, webhook and callback secrets are encrypted at rest (bulkchanges/encryption.py) with
 # the keys in PONDOPS_FERNET_KEYS: the first encrypts, all decrypt (docs/security/secrets.md).
 # Required outside PONDOPS_ENVIRONMENT=local; a bad key stops the start, naming its position.
 # django-fernetix reads them under this name.
 DJANGO_FERNETIX_KEYS = fernet_keys_parse(
-    os.environ.get("PONDOPS_FERNET_KEYS"), environment=ENVIRONMENT_NAME
+    env.str("PONDOPS_FERNET_KEYS", None), environment=ENVIRONMENT_NAME
 )
 
 # --- Deployed security (every PONDOPS_ENVIRONMENT but local; docs/security/guards.md) ---------
@@ -62,7 +48,7 @@ DJANGO_FERNETIX_KEYS = fernet_keys_parse(
 # load balancers call them over plain http) and secure cookies. `manage.py check --deploy` is
 # clean with these defaults.
 DEPLOYED = ENVIRONMENT_NAME != "local"
-if DEPLOYED and not os.environ.get("DJANGO_SECRET_KEY"):
+if DEPLOYED and not _SECRET_KEY:
     raise ImproperlyConfigured(
         f"DJANGO_SECRET_KEY must be set with PONDOPS_ENVIRONMENT={ENVIRONMENT_NAME!r} (the "
         "built-in key is public); use at least 50 random characters"
@@ -73,16 +59,20 @@ if DEPLOYED and DEBUG:
         "show settings and source); unset it or set DJANGO_DEBUG=false"
     )
 # Origins (scheme://host[:port]) allowed to POST forms, e.g. the admin behind its public name.
-CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+CSRF_TRUSTED_ORIGINS = env.csv("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
-if _env_bool("PONDOPS_BEHIND_TLS_PROXY", False):
+if env.bool("PONDOPS_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_HSTS_SECONDS = _env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600 if DEPLOYED else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", DEPLOYED)
+SECURE_HSTS_SECONDS = env.int(
+    "DJANGO_SECURE_HSTS_SECONDS",
+    365 * 24 * 3600 if DEPLOYED else 0,
+    validate=environment.not_negative,
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", DEPLOYED)
 # Preload is opt-in: once the directive is sent, anyone may submit the domain to the browsers'
 # preload list, and leaving that list takes months.
-SECURE_HSTS_PRELOAD = _env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
-SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", DEPLOYED)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", DEPLOYED)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^readyz$"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DEPLOYED
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -148,7 +138,7 @@ _default_sqlite = VAR_DIR / "pondops.sqlite3"
 DATABASES: dict[str, dict[str, Any]] = {
     "default": dict(
         dj_database_url.parse(
-            os.environ.get("DATABASE_URL") or f"sqlite:///{_default_sqlite}", conn_max_age=0
+            env.str("DATABASE_URL", f"sqlite:///{_default_sqlite}"), conn_max_age=0
         )
     )
 }
@@ -162,14 +152,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so that subprocesses (qcluster, poll_sqs) in tests see it; one per
     # test run, so that concurrent runs on one machine do not share it.
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get(
-            "PONDOPS_TEST_SQLITE", str(VAR_DIR / f"test-pondops-{os.getpid()}.sqlite3")
-        )
+        "NAME": env.str("PONDOPS_TEST_SQLITE", str(VAR_DIR / f"test-pondops-{os.getpid()}.sqlite3"))
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and broker ------------------------------------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env.str("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
@@ -182,72 +170,117 @@ else:
         }
     }
 
+# --- Production's shared services (PONDOPS_ENVIRONMENT=production) --------------------------
+# The hosts of a production deployment share their work through PostgreSQL and Redis: SQLite
+# is one machine's file, and without Redis the broker, the cache (carrier tokens) and the rate
+# and concurrency limiters fall back to the database, built for one machine's demo. Other
+# deployed names (staging, ...) get the security settings above but may run on less.
+PRODUCTION = ENVIRONMENT_NAME == "production"
+if PRODUCTION and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        "DATABASE_URL must name a PostgreSQL database with PONDOPS_ENVIRONMENT='production' "
+        "(postgresql://user:password@host:5432/name); every host shares it"
+    )
+if PRODUCTION and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "REDIS_URL must be set with PONDOPS_ENVIRONMENT='production' (redis://host:6379/0): "
+        "the task broker, the shared cache and the carrier rate limiters of every host live there"
+    )
+
 # --- Processing knobs (README "Configuration") ------------------------------------------------
-BULKCHANGE_MAX_RETRIES = _env_int("BULKCHANGE_MAX_RETRIES", 5)
-BULKCHANGE_RETRY_BASE_SECONDS = _env_float("BULKCHANGE_RETRY_BASE_SECONDS", 30)
+BULKCHANGE_MAX_RETRIES = env.int("BULKCHANGE_MAX_RETRIES", 5, validate=environment.not_negative)
+BULKCHANGE_RETRY_BASE_SECONDS = env.float(
+    "BULKCHANGE_RETRY_BASE_SECONDS", 30, validate=environment.not_negative
+)
 # The longest a retry waits, whatever the backoff or a carrier's Retry-After says.
-BULKCHANGE_MAX_RETRY_DELAY_SECONDS = _env_float("BULKCHANGE_MAX_RETRY_DELAY_SECONDS", 3600)
-BULKCHANGE_CHUNK_SIZE = _env_int("BULKCHANGE_CHUNK_SIZE", 50)
-BULKCHANGE_TASK_TIMEOUT = _env_int("BULKCHANGE_TASK_TIMEOUT", 300)
-BULKCHANGE_TASK_RETRY = _env_int("BULKCHANGE_TASK_RETRY", 360)
+BULKCHANGE_MAX_RETRY_DELAY_SECONDS = env.float(
+    "BULKCHANGE_MAX_RETRY_DELAY_SECONDS", 3600, validate=environment.positive
+)
+BULKCHANGE_CHUNK_SIZE = env.int("BULKCHANGE_CHUNK_SIZE", 50, validate=environment.at_least_one)
+BULKCHANGE_TASK_TIMEOUT = env.int("BULKCHANGE_TASK_TIMEOUT", 300, validate=environment.at_least_one)
+BULKCHANGE_TASK_RETRY = env.int("BULKCHANGE_TASK_RETRY", 360, validate=environment.at_least_one)
 # A claimed device's lease (and a handed-off chunk's), renewed every third of it while its
 # process lives (bulkchanges/leases.py): a dead worker's devices are back within about this.
 # How long a django-q2 task waits out an unreachable database before it fails (well inside
 # BULKCHANGE_TASK_TIMEOUT).
-BULKCHANGE_DB_OUTAGE_WAIT_SECONDS = _env_float("BULKCHANGE_DB_OUTAGE_WAIT_SECONDS", 120)
-BULKCHANGE_LEASE_SECONDS = _env_float("BULKCHANGE_LEASE_SECONDS", 30)
+BULKCHANGE_DB_OUTAGE_WAIT_SECONDS = env.float(
+    "BULKCHANGE_DB_OUTAGE_WAIT_SECONDS", 120, validate=environment.not_negative
+)
+BULKCHANGE_LEASE_SECONDS = env.float("BULKCHANGE_LEASE_SECONDS", 30, validate=environment.positive)
 # A concurrency slot's lease (bulkchanges/ratelimit.py): renewed every third of it while its
 # request runs, so a killed process's slots are free again within about this long.
-BULKCHANGE_SLOT_LEASE_SECONDS = _env_float("BULKCHANGE_SLOT_LEASE_SECONDS", 10)
-BULKCHANGE_HTTP_CONNECT_TIMEOUT = _env_float("BULKCHANGE_HTTP_CONNECT_TIMEOUT", 5)
-BULKCHANGE_HTTP_READ_TIMEOUT = _env_float("BULKCHANGE_HTTP_READ_TIMEOUT", 30)
-BULKCHANGE_CONFIRM_SECONDS = _env_float("BULKCHANGE_CONFIRM_SECONDS", 30)
+BULKCHANGE_SLOT_LEASE_SECONDS = env.float(
+    "BULKCHANGE_SLOT_LEASE_SECONDS", 10, validate=environment.positive
+)
+BULKCHANGE_HTTP_CONNECT_TIMEOUT = env.float(
+    "BULKCHANGE_HTTP_CONNECT_TIMEOUT", 5, validate=environment.positive
+)
+BULKCHANGE_HTTP_READ_TIMEOUT = env.float(
+    "BULKCHANGE_HTTP_READ_TIMEOUT", 30, validate=environment.positive
+)
+BULKCHANGE_CONFIRM_SECONDS = env.float(
+    "BULKCHANGE_CONFIRM_SECONDS", 30, validate=environment.positive
+)
 # Asynchronous carriers (docs/carriers/README.md): a device still pending after a CONFIRM
 # attempt waits 1, 2, 5, 10, then every 15 minutes (the last entry repeats), until its carrier's
 # confirm deadline. The time scale multiplies the schedule and the deadlines: 1 in production;
 # tests compress hours into seconds with it (the simulators take the same factor).
-BULKCHANGE_WAITING_SCHEDULE_MINUTES = [
-    float(value)
-    for value in os.environ.get("BULKCHANGE_WAITING_SCHEDULE_MINUTES", "1,2,5,10,15").split(",")
-]
-BULKCHANGE_CARRIER_TIME_SCALE = _env_float("BULKCHANGE_CARRIER_TIME_SCALE", 1.0)
+BULKCHANGE_WAITING_SCHEDULE_MINUTES = env.list(
+    "BULKCHANGE_WAITING_SCHEDULE_MINUTES",
+    [1.0, 2.0, 5.0, 10.0, 15.0],
+    subcast=float,
+    validate=environment.at_least_one_item,
+)
+BULKCHANGE_CARRIER_TIME_SCALE = env.float(
+    "BULKCHANGE_CARRIER_TIME_SCALE", 1.0, validate=environment.positive
+)
 # The public HTTPS origin carriers reach our callback receiver on (certificate from a public
 # CA). Unset: no callbacks are registered or sent; polling only.
-CARRIER_CALLBACK_BASE_URL = os.environ.get("CARRIER_CALLBACK_BASE_URL", "").rstrip("/")
+CARRIER_CALLBACK_BASE_URL = env.str("CARRIER_CALLBACK_BASE_URL", "").rstrip("/")
 # Origins exempt from the egress rules, comma-separated (scheme://host[:port], port may be *):
 # a credentials row's base_url may point there although it is no carrier's known origin, and
 # calls to it skip the connect-time public-address check. Production needs none; the demo and
 # the tests list their loopback simulators (http://127.0.0.1:*).
-PONDOPS_CARRIER_EXTRA_ORIGINS = [
-    origin.strip()
-    for origin in os.environ.get("PONDOPS_CARRIER_EXTRA_ORIGINS", "").split(",")
-    if origin.strip()
-]
-BULKCHANGE_REAPER_INTERVAL_SECONDS = _env_float("BULKCHANGE_REAPER_INTERVAL_SECONDS", 15)
-BULKCHANGE_REAPER_GRACE_SECONDS = _env_float("BULKCHANGE_REAPER_GRACE_SECONDS", 120)
-BULKCHANGE_MAX_DEVICES_PER_REQUEST = _env_int("BULKCHANGE_MAX_DEVICES_PER_REQUEST", 100_000)
+PONDOPS_CARRIER_EXTRA_ORIGINS = env.csv("PONDOPS_CARRIER_EXTRA_ORIGINS", "")
+BULKCHANGE_REAPER_INTERVAL_SECONDS = env.float(
+    "BULKCHANGE_REAPER_INTERVAL_SECONDS", 15, validate=environment.positive
+)
+BULKCHANGE_REAPER_GRACE_SECONDS = env.float(
+    "BULKCHANGE_REAPER_GRACE_SECONDS", 120, validate=environment.not_negative
+)
+BULKCHANGE_MAX_DEVICES_PER_REQUEST = env.int(
+    "BULKCHANGE_MAX_DEVICES_PER_REQUEST", 100_000, validate=environment.at_least_one
+)
 # Tests need these short too: the SQS long-poll wait and how soon a
 # malformed message becomes visible again (so the redrive policy moves it to the DLQ).
-BULKCHANGE_SQS_WAIT_SECONDS = _env_int("BULKCHANGE_SQS_WAIT_SECONDS", 20)
-BULKCHANGE_MALFORMED_VISIBILITY_SECONDS = _env_int("BULKCHANGE_MALFORMED_VISIBILITY_SECONDS", 10)
+BULKCHANGE_SQS_WAIT_SECONDS = env.int(
+    "BULKCHANGE_SQS_WAIT_SECONDS", 20, validate=environment.not_negative
+)
+BULKCHANGE_MALFORMED_VISIBILITY_SECONDS = env.int(
+    "BULKCHANGE_MALFORMED_VISIBILITY_SECONDS", 10, validate=environment.not_negative
+)
 
 # --- SQS -------------------------------------------------------------------------------------
-PONDOPS_SQS_QUEUE_URL = os.environ.get("PONDOPS_SQS_QUEUE_URL", "")
-PONDOPS_SQS_DLQ_URL = os.environ.get("PONDOPS_SQS_DLQ_URL", "")
-AWS_REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-AWS_ENDPOINT_URL_SQS = os.environ.get("AWS_ENDPOINT_URL_SQS", "")
+PONDOPS_SQS_QUEUE_URL = env.str("PONDOPS_SQS_QUEUE_URL", "")
+PONDOPS_SQS_DLQ_URL = env.str("PONDOPS_SQS_DLQ_URL", "")
+AWS_REGION = env.str("AWS_REGION", "") or env.str("AWS_DEFAULT_REGION", "us-east-1")
+AWS_ENDPOINT_URL_SQS = env.str("AWS_ENDPOINT_URL_SQS", "")
 # The queue and dead-letter queue figures on the dashboard and /healthz: each SQS read gives up
 # after this many seconds (so a slow or dead SQS never holds a page), and the answer — or the
 # failure — is reused for PONDOPS_SQS_STATUS_CACHE_SECONDS.
-PONDOPS_SQS_STATUS_TIMEOUT_SECONDS = _env_float("PONDOPS_SQS_STATUS_TIMEOUT_SECONDS", 0.5)
-PONDOPS_SQS_STATUS_CACHE_SECONDS = _env_int("PONDOPS_SQS_STATUS_CACHE_SECONDS", 15)
+PONDOPS_SQS_STATUS_TIMEOUT_SECONDS = env.float(
+    "PONDOPS_SQS_STATUS_TIMEOUT_SECONDS", 0.5, validate=environment.positive
+)
+PONDOPS_SQS_STATUS_CACHE_SECONDS = env.int(
+    "PONDOPS_SQS_STATUS_CACHE_SECONDS", 15, validate=environment.not_negative
+)
 
 # --- django-q2 -------------------------------------------------------------------------------
 # Our retries go through SQS and the reaper (state in our rows), so django-q2's own are capped:
 # one attempt, failures acknowledged. retry > timeout, else django-q2 re-runs live tasks.
 Q_CLUSTER: dict[str, Any] = {
     "name": "pondops",
-    "workers": _env_int("PONDOPS_Q_WORKERS", 2),
+    "workers": env.int("PONDOPS_Q_WORKERS", 2, validate=environment.at_least_one),
     "timeout": BULKCHANGE_TASK_TIMEOUT,
     "retry": BULKCHANGE_TASK_RETRY,
     "max_attempts": 1,
@@ -262,7 +295,7 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["poll"] = _env_float("PONDOPS_Q_POLL_SECONDS", 1.0)
+    Q_CLUSTER["poll"] = env.float("PONDOPS_Q_POLL_SECONDS", 1.0, validate=environment.positive)
 
 # --- Auth, i18n, static ----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -278,8 +311,10 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = _env_int("PONDOPS_LOGIN_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = timedelta(minutes=_env_float("PONDOPS_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_FAILURE_LIMIT = env.int("PONDOPS_LOGIN_FAILURE_LIMIT", 5, validate=environment.at_least_one)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env.float("PONDOPS_LOGIN_LOCKOUT_MINUTES", 15, validate=environment.positive)
+)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The client address as the API's throttles see it (REMOTE_ADDR unless proxies are trusted).
@@ -300,7 +335,7 @@ REST_FRAMEWORK = {
     ],
     # Hops of trusted reverse proxies in front of the app: 0 (the default) takes the client
     # address from REMOTE_ADDR and ignores X-Forwarded-For, which a client can write itself.
-    "NUM_PROXIES": _env_int("PONDOPS_TRUSTED_PROXY_HOPS", 0),
+    "NUM_PROXIES": env.int("PONDOPS_TRUSTED_PROXY_HOPS", 0, validate=environment.not_negative),
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # The partner API (bulkchanges/api): versioned in the path (/api/v1/), one JSON error shape
     # {code, detail, fields}, an OpenAPI 3 schema from drf-spectacular.
@@ -317,14 +352,20 @@ REST_FRAMEWORK = {
 # --- Partner API (bulkchanges/api) -----------------------------------------------------------
 # Requests per token ("60/min"; DRF's rate syntax: n/s, n/min, n/hour, n/day) — 429 with
 # Retry-After beyond it.
-PONDOPS_API_THROTTLE_RATE = os.environ.get("PONDOPS_API_THROTTLE_RATE", "60/min")
+PONDOPS_API_THROTTLE_RATE = env.str(
+    "PONDOPS_API_THROTTLE_RATE", "60/min", validate=environment.rate
+)
 # Failed API key authentications per client address (same syntax; empty: no limit); beyond it
 # the address gets 429 with Retry-After, whatever key it sends, until its failures age out.
-PONDOPS_API_AUTH_FAILURE_RATE = os.environ.get("PONDOPS_API_AUTH_FAILURE_RATE", "20/min")
+PONDOPS_API_AUTH_FAILURE_RATE = env.str(
+    "PONDOPS_API_AUTH_FAILURE_RATE", "20/min", validate=environment.rate
+)
 # Largest request body accepted by the API; larger is a 413. The default fits
 # BULKCHANGE_MAX_DEVICES_PER_REQUEST devices with MSISDN and EID as JSON, even pretty-printed
 # (a multipart upload is capped lower: PONDOPS_MAX_UPLOAD_BYTES below).
-PONDOPS_API_MAX_BODY_BYTES = _env_int("PONDOPS_API_MAX_BODY_BYTES", 32 * 1024 * 1024)
+PONDOPS_API_MAX_BODY_BYTES = env.int(
+    "PONDOPS_API_MAX_BODY_BYTES", 32 * 1024 * 1024, validate=environment.positive
+)
 # Django's own cap on a request body held in memory (2.5 MB by default) would turn a JSON
 # create of 80,000 devices into a 500; the API's limit (checked first, a 413) is the one.
 # The API's JSON parser streams the body (bulkchanges/api/parsers.py), so this figure bounds
@@ -333,26 +374,28 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = PONDOPS_API_MAX_BODY_BYTES
 # Largest device-list file uploaded (API multipart, admin form): 100,000 rows of the widest
 # CSV (iccid,msisdn,eid: 22 + 15 + 32 digits, CRLF) take 7.3 MB. Checked from Content-Length
 # and again while the body is read (bulkchanges/uploads.py); larger is a 413 / a form error.
-PONDOPS_MAX_UPLOAD_BYTES = _env_int("PONDOPS_MAX_UPLOAD_BYTES", 8 * 1024 * 1024)
+PONDOPS_MAX_UPLOAD_BYTES = env.int(
+    "PONDOPS_MAX_UPLOAD_BYTES", 8 * 1024 * 1024, validate=environment.positive
+)
 FILE_UPLOAD_HANDLERS = [
     "bulkchanges.uploads.BoundedUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
-PONDOPS_API_PAGE_SIZE = _env_int("PONDOPS_API_PAGE_SIZE", 50)
+PONDOPS_API_PAGE_SIZE = env.int("PONDOPS_API_PAGE_SIZE", 50, validate=environment.at_least_one)
 # Completion webhooks: attempts in all (the first included), spaced by bulkchanges.retry's
 # backoff on BULKCHANGE_RETRY_BASE_SECONDS; a sending attempt's lease. (The sweep runs in
 # every run_reaper pass.)
-PONDOPS_WEBHOOK_MAX_ATTEMPTS = _env_int("PONDOPS_WEBHOOK_MAX_ATTEMPTS", 8)
-PONDOPS_WEBHOOK_TIMEOUT_SECONDS = _env_float("PONDOPS_WEBHOOK_TIMEOUT_SECONDS", 10)
+PONDOPS_WEBHOOK_MAX_ATTEMPTS = env.int(
+    "PONDOPS_WEBHOOK_MAX_ATTEMPTS", 8, validate=environment.at_least_one
+)
+PONDOPS_WEBHOOK_TIMEOUT_SECONDS = env.float(
+    "PONDOPS_WEBHOOK_TIMEOUT_SECONDS", 10, validate=environment.positive
+)
 # Completion webhooks go to https URLs on public addresses only (checked at save and on the
 # address connected to); origins listed here (same syntax as PONDOPS_CARRIER_EXTRA_ORIGINS)
 # are exempt — plain http and loopback receivers, for the tests. Production needs none.
-PONDOPS_WEBHOOK_EXTRA_ORIGINS = [
-    origin.strip()
-    for origin in os.environ.get("PONDOPS_WEBHOOK_EXTRA_ORIGINS", "").split(",")
-    if origin.strip()
-]
+PONDOPS_WEBHOOK_EXTRA_ORIGINS = env.csv("PONDOPS_WEBHOOK_EXTRA_ORIGINS", "")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "PondOps partner API",
@@ -381,7 +424,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging ---------------------------------------------------------------------------------
-LOG_LEVEL = os.environ.get("PONDOPS_LOG_LEVEL", "INFO")
+LOG_LEVEL = env.str("PONDOPS_LOG_LEVEL", "INFO", validate=environment.log_level)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -394,6 +437,8 @@ LOGGING = {
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # lockouts and repeated failures, not every start
-        "django_q": {"level": os.environ.get("PONDOPS_Q_LOG_LEVEL", "WARNING")},
+        "django_q": {
+            "level": env.str("PONDOPS_Q_LOG_LEVEL", "WARNING", validate=environment.log_level)
+        },
     },
 }

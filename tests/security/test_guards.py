@@ -44,12 +44,15 @@ OPERATOR_PASSWORD = "a-long-operator-passphrase-41"
 
 
 def production_env(**extra: str) -> dict[str, str]:
-    """The environment of a production process on this machine's test database."""
+    """The environment of a deployed process on this machine's test database: ``staging``, a
+    deployed name that gets every guard tested here whatever the test database is
+    (``production`` also requires PostgreSQL and Redis: tests/unit/pondops/test_environment.py
+    and tests/deploy)."""
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_DEBUG"}
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "pondops.settings",
-            "PONDOPS_ENVIRONMENT": "production",
+            "PONDOPS_ENVIRONMENT": "staging",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_ALLOWED_HOSTS": "pondops.example.com",
             # Required outside local once secrets are encrypted at rest (issue 13, item 3).
@@ -82,7 +85,7 @@ def user_create(username: str, password: str | None, **fields: Any) -> AbstractB
 
 # --- Finding 4: the demo's known password reaches a production database ---------------------
 
-DEMO_REFUSAL = "the demo refuses to run with PONDOPS_ENVIRONMENT='production'"
+DEMO_REFUSAL = "the demo refuses to run with PONDOPS_ENVIRONMENT='staging'"
 
 
 @pytest.mark.parametrize(
@@ -136,7 +139,7 @@ def test_finding_4_demo_seed_itself_refuses_outside_local(settings: Any) -> None
 
 
 START_REFUSAL = (
-    "refusing to start with PONDOPS_ENVIRONMENT='production': user(s) 'admin' still have the "
+    "refusing to start with PONDOPS_ENVIRONMENT='staging': user(s) 'admin' still have the "
     "demo's published password"
 )
 
@@ -225,12 +228,12 @@ def test_check_deploy_fails_while_a_user_has_the_demo_password() -> None:
     [
         (
             {"DJANGO_SECRET_KEY": ""},
-            "DJANGO_SECRET_KEY must be set with PONDOPS_ENVIRONMENT='production' (the built-in "
+            "DJANGO_SECRET_KEY must be set with PONDOPS_ENVIRONMENT='staging' (the built-in "
             "key is public)",
         ),
         (
             {"DJANGO_DEBUG": "true"},
-            "DJANGO_DEBUG must be off with PONDOPS_ENVIRONMENT='production'",
+            "DJANGO_DEBUG must be off with PONDOPS_ENVIRONMENT='staging'",
         ),
     ],
     ids=["no-secret-key", "debug-on"],
