@@ -5,9 +5,7 @@ nothing opens; and a deployment cannot start without keys of its own.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from django.db import connection, models
 
 from bulkchanges.encryption import DecryptionError
 from bulkchanges.models import IntegrationAuthentication, Tenant
+from tests.fixtures.fresh_settings import django_setup_fresh
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_A = Fernet.generate_key().decode()
@@ -97,30 +96,16 @@ def test_finding_3_a_secret_cannot_be_searched_for(credentials: IntegrationAuthe
 
 
 def start(**environment: str) -> subprocess.CompletedProcess[str]:
-    """``django.setup()`` in a fresh interpreter, as every process and command starts, with a
-    production-shaped environment (nothing is connected to at import)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PONDOPS_", "DJANGO_", "DATABASE_URL", "REDIS_URL"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="pondops.settings",
-        PONDOPS_VAR_DIR=str(ROOT / "var"),
-        DJANGO_SECRET_KEY="a-production-secret-key-" + "x" * 40,
-        DJANGO_ALLOWED_HOSTS="pondops.example",
-        DATABASE_URL="postgres://pondops@127.0.0.1:5432/pondops",
-        REDIS_URL="redis://127.0.0.1:6379/0",
-        **environment,
-    )
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    """Django set up in a fresh interpreter with a production-shaped environment."""
+    return django_setup_fresh(
+        {
+            "PONDOPS_VAR_DIR": str(ROOT / "var"),
+            "DJANGO_SECRET_KEY": "a-production-secret-key-" + "x" * 40,
+            "DJANGO_ALLOWED_HOSTS": "pondops.example",
+            "DATABASE_URL": "postgres://pondops@127.0.0.1:5432/pondops",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            **environment,
+        }
     )
 
 

@@ -5,39 +5,22 @@ import, so each case starts a fresh interpreter, as every process and command do
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.fixtures.fresh_settings import django_setup_fresh
+
 PRODUCTION_SECRET_KEY = "a-production-secret-key-" + "x" * 40
 
 
 def start(tmp_path: Path, *, print_setting: str = "", **environment: str) -> tuple[int, str]:
-    """Set up Django as every process does; prints ``settings.<print_setting>`` when given.
-    Nothing connects to a database or Redis at import."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PONDOPS_", "DJANGO_", "BULKCHANGE_", "DATABASE_URL", "REDIS_URL"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="pondops.settings", PONDOPS_VAR_DIR=str(tmp_path), **environment
-    )
-    code = "import django; django.setup(); from django.conf import settings; "
-    code += f"print(repr(settings.{print_setting}))" if print_setting else "pass"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    """Django set up as every process starts; prints ``settings.<print_setting>`` when given."""
+    code = f"from django.conf import settings; print(repr(settings.{print_setting}))"
+    result = django_setup_fresh(
+        {"PONDOPS_VAR_DIR": str(tmp_path), **environment},
+        code=code if print_setting else "pass",
     )
     return result.returncode, (result.stdout + result.stderr).strip()
 
