@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.log import log_response
 
 from pondops.logcontext import log_context_bind
 
@@ -38,5 +39,16 @@ class RequestIdMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         with log_context_bind(request_id=request_id):
             response = self.get_response(request)
+            if response.status_code >= 400:
+                # Django logs an error answer ("Unauthorized: /metrics") only after the last
+                # middleware has returned, outside this context; logged here it carries the
+                # id, and Django, seeing it logged, does not log it again.
+                log_response(
+                    "%s: %s",
+                    response.reason_phrase,
+                    request.path,
+                    response=response,
+                    request=request,
+                )
         response[REQUEST_ID_HEADER] = request_id
         return response
