@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from pondops.logcontext import log_context_bind, log_context_get, logging_config
+from pondops.logcontext import (
+    log_context_bind,
+    log_context_get,
+    log_format_default,
+    logging_config,
+)
 from pondops.middleware import request_id_from
 from tests.fixtures.logs import json_lines
 
@@ -115,3 +120,9 @@ def test_a_sane_request_id_is_kept(given: str) -> None:
 def test_any_other_request_id_is_replaced_by_a_new_one(given: str | None) -> None:
     made = request_id_from(given)
     assert made != given and len(made) == 32 and made.isalnum()
+
+
+def test_logs_are_plain_on_a_laptop_and_json_wherever_they_are_shipped() -> None:
+    assert log_format_default(environment_name="local") == "plain"
+    assert log_format_default(environment_name="staging") == "json"
+    assert log_format_default(environment_name="production") == "json"
