@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -171,3 +173,19 @@ def test_without_a_token_metrics_is_open_and_never_redirected_to_https(
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     assert client.get("/admin/login/").status_code == 301  # what the exemption is from
+
+
+def test_reset_metrics_dir_empties_the_metrics_files_and_nothing_else(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_4711.db").write_bytes(b"old boot")
+    (directory / "histogram_4712.db").write_bytes(b"old boot")
+    (directory / "notes.txt").write_text("someone else's")
+    out = StringIO()
+
+    call_command("reset_metrics_dir", "--dir", str(directory), stdout=out)
+
+    assert sorted(path.name for path in directory.iterdir()) == ["notes.txt"]
+    assert "2 metrics files removed" in out.getvalue()
+    call_command("reset_metrics_dir", "--dir", str(tmp_path / "new"), stdout=out)
+    assert (tmp_path / "new").is_dir()
