@@ -13,7 +13,8 @@ process starts, prometheus-client keeps each process's values in files of that d
 it must be emptied before they start (:func:`metrics_directory_reset`, ``manage.py
 reset_metrics_dir``): files of an earlier boot would be added to this one's figures. When a
 gunicorn worker exits, :func:`metrics_process_dead` drops its live-gauge files (counters
-stay: they are totals).
+stay: they are totals). Files are named by host name and pid (:func:`metrics_process_id`), so
+processes in separate containers on one host may share the directory.
 
 The scrape-time figures (queue depth, oldest unfinished bulk change, …) are not here: they
 are read when ``/metrics`` is, by ``bulkchanges.metrics``.
@@ -22,11 +23,28 @@ are read when ``/metrics`` is, by ``bulkchanges.metrics``.
 from __future__ import annotations
 
 import os
+import re
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Metric, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, Metric, multiprocess, values
 from prometheus_client.registry import REGISTRY, Collector
+
+# prometheus-client names each process's files by its pid. Processes in separate containers
+# sharing the directory (one process per container) have colliding pids — each container's
+# first process is pid 1 — and would write into one another's files; the host name (each
+# container's own) makes the name unique. Set before the first metric below is created.
+_HOST = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
+
+
+def metrics_process_id(pid: int | None = None) -> str:
+    """The name of a process's files in the multiprocess directory: ``<host>-<pid>``."""
+    return f"{_HOST}-{os.getpid() if pid is None else pid}"
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    values.ValueClass = values.MultiProcessValue(process_identifier=metrics_process_id)
 
 TRANSPORT_ERROR = "error"  # the ``code`` of a call that got no HTTP answer
 
@@ -117,4 +135,4 @@ def metrics_process_dead(pid: int, *, directory: str = "") -> None:
     files. No-op outside multiprocess mode."""
     path = directory or metrics_directory()
     if path:
-        multiprocess.mark_process_dead(pid, path=path)
+        multiprocess.mark_process_dead(metrics_process_id(pid), path=path)

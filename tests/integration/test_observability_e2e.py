@@ -5,6 +5,7 @@ lines are JSON with each device's ids."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from django.test import Client
 
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
-from pondops.metrics import metrics_directory_reset
+from pondops.metrics import metrics_directory_reset, metrics_process_id
 from tests.conftest import (
     PondWorld,
     Processes,
@@ -93,7 +94,10 @@ def test_metrics_summed_over_the_hosts_processes_move_through_a_bulk_change(
     assert total(after, "pondops_bulk_changes_open") == 0
     assert total(after, "pondops_device_changes_unfinished") == 0
     assert total(after, "pondops_scrape_source_up") == 2  # the database and SQS both read
-    assert any(directory.glob("counter_*.db"))  # the counts came from the processes' files
+    # The counts came from the processes' files, each named by host name and pid.
+    names = {path.name for path in directory.glob("counter_*.db")}
+    host = re.escape(metrics_process_id(0).removesuffix("-0"))
+    assert names and all(re.fullmatch(rf"counter_{host}-\d+\.db", name) for name in names)
 
     # The workers' lines: JSON, a device outcome's carrying its ids.
     processes.stop_all()
