@@ -16,6 +16,7 @@ import requests
 
 from tests.conftest import ROOT, free_port, wait_for
 from tests.fixtures.callback_listener import CallbackListener
+from tests.fixtures.fresh_settings import django_setup_fresh
 
 API_KEY = "partner-api-key-3c9d7e"
 SESSION = "session-cookie-8a1f2b"
@@ -113,20 +114,16 @@ def test_a_views_error_reaches_sentry_without_any_credential(
 
 
 @pytest.mark.parametrize(
-    ("dsn", "active"), [("", "False False"), ("http://k@127.0.0.1:9/1", "True True")]
+    ("dsn", "loaded", "active"),
+    [("", "False", "False"), ("http://k@127.0.0.1:9/1", "True", "True")],
 )
-def test_sentry_is_initialised_only_when_a_dsn_is_set(
-    tmp_path: Path, dsn: str, active: str
-) -> None:
+def test_sentry_is_initialised_only_when_a_dsn_is_set(dsn: str, loaded: str, active: str) -> None:
     probe = (
-        "import sys, django; django.setup(); "
-        "loaded = 'sentry_sdk' in sys.modules; "
+        "import sys; loaded = 'sentry_sdk' in sys.modules; "
         "print(loaded, loaded and sys.modules['sentry_sdk'].get_client().is_active())"
     )
-    env = _env(tmp_path, DJANGO_SETTINGS_MODULE="pondops.settings")
-    if dsn:
-        env["SENTRY_DSN"] = dsn
-    out = subprocess.run(
-        [sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.split() == active.split()
+
+    out = django_setup_fresh({"SENTRY_DSN": dsn}, code=probe)
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [loaded, active]
