@@ -228,6 +228,9 @@ class CarrierHttp:
         The call is announced (``on_call_start``) before the throttle is waited for, so its
         audit row exists before anything is sent; should the announcement fail, nothing is
         sent. Whatever happens after, the call is recorded (``on_call``) exactly once.
+
+        ``description`` names the kind of call ("Update POND SIM status"): a fixed text, never
+        an ICCID or an account, since it is the ``operation`` label of the call metrics.
         """
         url = self.url(path)
         body_text = json.dumps(json_body) if json_body is not None else (data or "")
