@@ -7,11 +7,13 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from bulkchanges.api.errors import api_not_found
+from bulkchanges.metrics import metrics_view
 from bulkchanges.views import carrier_callback, healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus (docs/operations/observability.md)
     # Inbound carrier callbacks (docs/carriers/README.md)
     path(
         "carriers/<str:integration>/callbacks/<int:credentials_id>/",
