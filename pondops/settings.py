@@ -17,6 +17,9 @@ from django.core.exceptions import ImproperlyConfigured
 from pondops.encryption_keys import fernet_keys_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The package's own directory: its templates ship in the wheel, so they are found wherever the
+# package is installed (BASE_DIR is the source tree's root only in a checkout).
+PACKAGE_DIR = Path(__file__).resolve().parent
 # The default SQLite file, the SQLite test databases, the demo's logs and STATIC_ROOT live here.
 # Importing the settings creates nothing: the SQLite backend (pondops/sqlite3) creates it when
 # it first opens a database in it, the demo launcher for its logs, collectstatic for STATIC_ROOT.
@@ -75,7 +78,8 @@ if DEPLOYED and DEBUG:
 # Origins (scheme://host[:port]) allowed to POST forms, e.g. the admin behind its public name.
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
-if _env_bool("PONDOPS_BEHIND_TLS_PROXY", False):
+PONDOPS_BEHIND_TLS_PROXY = _env_bool("PONDOPS_BEHIND_TLS_PROXY", False)
+if PONDOPS_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = _env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600 if DEPLOYED else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", DEPLOYED)
@@ -114,6 +118,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files, before anything that reads the session or the database (whitenoise's docs).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -129,7 +135,8 @@ WSGI_APPLICATION = "pondops.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # Before the apps' directories: PondOps' admin templates override django.contrib.admin's.
+        "DIRS": [PACKAGE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -292,6 +299,38 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+
+# --- Deployment: static files and the web server (docs/operations/deployment.md) -------------
+# Static files are served by the web process itself (whitenoise). Deployed environments serve
+# what `manage.py collectstatic` (a release step) put in STATIC_ROOT: compressed, with hashed
+# names cached for a year by browsers and proxies (whitenoise marks them immutable). Locally
+# (`./dev up`, the tests) nothing is collected: files come straight from the apps' static
+# directories under their plain names, as Django's own storage names them.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if DEPLOYED
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = not DEPLOYED
+# Read by pondops/gunicorn_conf.py (gunicorn -c python:pondops.gunicorn_conf pondops.wsgi).
+# Where the web server listens; worker processes, and threads per worker (gthread): each
+# thread serves one request at a time, so workers x threads requests run at once per host.
+PONDOPS_WEB_BIND = _env_list("PONDOPS_WEB_BIND", "0.0.0.0:8000")
+PONDOPS_WEB_WORKERS = _env_int("PONDOPS_WEB_WORKERS", 2)
+PONDOPS_WEB_THREADS = _env_int("PONDOPS_WEB_THREADS", 4)
+# A worker silent this long is killed and replaced; SIGTERM waits this long for requests in
+# flight. Both cover the largest request: a PONDOPS_API_MAX_BODY_BYTES create of
+# BULKCHANGE_MAX_DEVICES_PER_REQUEST devices, read, validated and inserted in one transaction.
+PONDOPS_WEB_TIMEOUT_SECONDS = _env_int("PONDOPS_WEB_TIMEOUT_SECONDS", 120)
+PONDOPS_WEB_GRACEFUL_TIMEOUT_SECONDS = _env_int("PONDOPS_WEB_GRACEFUL_TIMEOUT_SECONDS", 120)
+# With PONDOPS_BEHIND_TLS_PROXY: the proxies' addresses or networks gunicorn takes
+# X-Forwarded-Proto from (comma-separated); empty: any peer (only the proxy reaches the port).
+PONDOPS_WEB_FORWARDED_ALLOW_IPS = _env_list("PONDOPS_WEB_FORWARDED_ALLOW_IPS")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
