@@ -30,6 +30,7 @@ Decisions (docs/operations/deployment.md):
 - **Logs to the standard streams**: the access log on stdout, gunicorn's own on stderr. The
   access line logs the path without its query string: a Teal callback carries its token there,
   and secrets never reach a log. No referrer either (it may carry another site's query).
+- **No control socket**: it lives at one path per user, so two gunicorns collide there.
 - ``worker_tmp_dir`` is ``/dev/shm`` where it exists: the workers' heartbeat files must not
   sit on a slow or read-only disk (container images).
 """
@@ -59,6 +60,11 @@ forwarder_headers = ""  # no header may set SCRIPT_NAME or PATH_INFO
 
 if os.path.isdir("/dev/shm"):  # noqa: S108 — tmpfs for the heartbeat files, not temp data
     worker_tmp_dir = "/dev/shm"  # noqa: S108
+
+# gunicorn's control socket (gunicornc) sits at one path per user ($HOME/.gunicorn): two web
+# processes of one user would fight over it, and a read-only home refuses it. Signals (HUP,
+# TTIN/TTOU, TERM) do the same work.
+control_socket_disable = True
 
 accesslog = "-"
 errorlog = "-"
