@@ -228,8 +228,8 @@ class TlsProxy:
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
-        shown = f"[{host}]" if ":" in str(host) else host
+        host = str(self._server.server_address[0])
+        shown = f"[{host}]" if ":" in host else host
         return f"https://{shown}:{self.port}"
 
     def start(self) -> TlsProxy:
