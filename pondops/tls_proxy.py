@@ -16,7 +16,8 @@ What it promises, because the settings rely on it (``PONDOPS_BEHIND_TLS_PROXY``)
   ``Set-Cookie`` included; no upstream: 502.
 
 ``python -m pondops.tls_proxy --listen 127.0.0.1:8443 --upstream 127.0.0.1:8000
---cert-dir DIR`` runs it in the foreground until SIGTERM or Ctrl-C.
+--cert-dir DIR`` runs it in the foreground until SIGTERM or Ctrl-C, on the certificate in DIR
+(made there when there is none).
 """
 
 from __future__ import annotations
@@ -263,10 +264,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", type=_address, default=("127.0.0.1", 8443))
     parser.add_argument("--upstream", type=_address, default=("127.0.0.1", 8000))
     parser.add_argument(
-        "--cert-dir", type=Path, required=True, help="where the certificate is written"
+        "--cert-dir",
+        type=Path,
+        required=True,
+        help=f"holds {CERTIFICATE_FILE} and {KEY_FILE}; made there (self-signed) when missing",
     )
     options = parser.parse_args(argv)
-    certificate = self_signed_certificate_create(directory=options.cert_dir)
+    certificate = Certificate(
+        certificate=options.cert_dir / CERTIFICATE_FILE, key=options.cert_dir / KEY_FILE
+    )
+    if not (certificate.certificate.exists() and certificate.key.exists()):
+        certificate = self_signed_certificate_create(directory=options.cert_dir)
     proxy = TlsProxy(listen=options.listen, upstream=options.upstream, certificate=certificate)
 
     def stop(signum: int, frame: FrameType | None) -> None:
