@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from tests.conftest import ROOT, database_url
 
 PACKAGE_DATA = [ROOT / "pondops" / "templates", ROOT / "bulkchanges" / "static"]
 MIGRATIONS = ROOT / "bulkchanges" / "migrations"
+NOT_SOURCE = (".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".*_cache", "test-*")
 
 
 def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -42,9 +44,12 @@ def _expected_files() -> set[str]:
 def test_the_wheel_carries_templates_static_files_and_migrations_and_runs_outside_the_tree(
     tmp_path: Path,
 ) -> None:
+    # Built from a copy: setuptools leaves build/ and *.egg-info where it builds.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     wheels = tmp_path / "wheels"
     build = ["wheel", ".", "--no-deps", "--no-build-isolation", "-w", str(wheels)]
-    _run([sys.executable, "-m", "pip", *build], cwd=ROOT)
+    _run([sys.executable, "-m", "pip", *build], cwd=source)
     [wheel] = wheels.glob("pondops-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert _expected_files() <= names, sorted(_expected_files() - names)
