@@ -8,6 +8,17 @@ database, creates the queue and its dead-letter queue, seeds the demo data for e
 queues one demo bulk change per carrier, then prints where to log in and, later, one line per
 carrier on how its demo bulk change ended.
 
+With ``production`` (``manage.py run_demo --production``, ``./dev prod``) it rehearses the
+production layout instead: the workers run with ``PONDOPS_ENVIRONMENT=production`` against the
+PostgreSQL of ``DATABASE_URL`` and the Redis of ``REDIS_URL`` (both required, on this machine),
+the web server is gunicorn (``pondops.gunicorn_conf``) on static files collected first, and a
+TLS-terminating proxy (:mod:`pondops.tls_proxy`, a self-signed certificate made on every start,
+which the simulators trust for their callbacks) stands in front of it as the load balancer
+would. moto and the simulators still stand in for AWS and the carriers. The demo admin gets a
+password generated for this start (production refuses the published one); the Django secret
+key and the Fernet key are this machine's own, made once in ``<PONDOPS_VAR_DIR>/rehearsal``
+unless the environment sets them.
+
 It runs until SIGINT (Ctrl-C) or SIGTERM, then stops the children — SIGTERM, a grace period,
 then SIGKILL for the child's whole process group (``qcluster`` forks workers) — and returns.
 A child that dies on its own stops everything with :class:`DevStackError`, after printing the
@@ -17,7 +28,9 @@ tail of that child's log.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,6 +44,7 @@ from pathlib import Path
 from types import FrameType
 
 import requests
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
@@ -52,6 +66,7 @@ from bulkchanges.services.demo import (
 )
 from integrations.base import Integration
 from integrations.simulators.control import SimulatorControl, SimulatorControlError
+from pondops.tls_proxy import CERTIFICATE_FILE, Certificate, self_signed_certificate_create
 
 HOST = "127.0.0.1"
 QUEUE_VISIBILITY_SECONDS = 60
@@ -78,6 +93,8 @@ class DevStackOptions:
     simulator_port: int = 8765
     admin_password: str = DEMO_ADMIN_PASSWORD
     demo_bulk_change: bool = True
+    production: bool = False  # the production layout (module docstring)
+    proxy_port: int = 8443  # the TLS proxy, with production only
 
 
 @dataclass
@@ -98,6 +115,8 @@ class DevStack:
         self.children: list[_Child] = []
         self._stop_requested = threading.Event()
         self._hurry = threading.Event()  # a second signal: kill without the grace period
+        self._secrets: dict[str, str] = {}  # the production rehearsal's keys
+        self._certificate: Certificate | None = None  # the production rehearsal's TLS proxy
 
     # -- the run --------------------------------------------------------------------------
 
@@ -110,6 +129,9 @@ class DevStack:
         }
         try:
             self._check_environment()
+            if self.options.production:
+                self._check_production_services()
+                self._secrets = self._rehearsal_secrets()
             self._check_ports()
             bulk_change_ids = self._start()
             self._watch(bulk_change_ids)
@@ -143,7 +165,18 @@ class DevStack:
 
         simulator_url = f"http://{HOST}:{options.simulator_port}"
         simulators = ["run_simulators", "--host", HOST, "--port", str(options.simulator_port)]
-        self._spawn("simulators", _manage(*simulators), url=simulator_url, infrastructure=True)
+        trust: dict[str, str] = {}
+        if options.production:
+            # The proxy's certificate, made now: the simulators' callbacks verify it.
+            self._certificate = self_signed_certificate_create(directory=self._certificate_dir)
+            trust["SSL_CERT_FILE"] = str(self._certificate.certificate)
+        self._spawn(
+            "simulators",
+            _manage(*simulators),
+            url=simulator_url,
+            infrastructure=True,
+            extra_env=trust,
+        )
         control = SimulatorControl(simulator_url)
         self._wait_until("simulators", lambda: _simulator_answers(control))
 
@@ -162,24 +195,31 @@ class DevStack:
         self._check_stop()
 
         web_url = f"http://{HOST}:{options.web_port}"
-        environment = {
+        environment = self._production_environment() if options.production else {}
+        environment |= {
             "AWS_ENDPOINT_URL_SQS": sqs_url,
             "PONDOPS_SQS_QUEUE_URL": queue_url,
             "PONDOPS_SQS_DLQ_URL": dlq_url,
-            # The simulators call back on loopback (ThingSpace, Teal), as carriers would on
-            # the public origin in production.
-            "CARRIER_CALLBACK_BASE_URL": web_url,
             # The credentials rows point at the loopback simulators: an allowed extra origin.
             "PONDOPS_CARRIER_EXTRA_ORIGINS": extra_origins,
         }
-        # --insecure: the admin's CSS is served by runserver although DEBUG stays off.
-        web = ["runserver", f"{HOST}:{options.web_port}", "--noreload", "--insecure"]
-        self._spawn("web", _manage(*web), url=web_url + "/", extra_env=environment)
+        if options.production:
+            web_url = f"https://{HOST}:{options.proxy_port}"
+        # The simulators call back on loopback (ThingSpace, Teal), as carriers would on the
+        # public origin in production: there through the TLS proxy, trusting its certificate.
+        environment["CARRIER_CALLBACK_BASE_URL"] = web_url
+        if options.production:
+            self._start_production_web(environment)
+        else:
+            # --insecure: the admin's CSS is served by runserver although DEBUG stays off.
+            web = ["runserver", f"{HOST}:{options.web_port}", "--noreload", "--insecure"]
+            self._spawn("web", _manage(*web), url=web_url + "/", extra_env=environment)
         self._spawn("qcluster", _manage("qcluster"), extra_env=environment)
         poller = _manage("poll_sqs", "--wait-seconds", str(POLL_WAIT_SECONDS))
         self._spawn("poll_sqs", poller, extra_env=environment)
         self._spawn("run_reaper", _manage("run_reaper"), extra_env=environment)
-        self._wait_until("web", lambda: _status(f"{web_url}/admin/login/") == 200)
+        verify = str(self._certificate.certificate) if self._certificate else True
+        self._wait_until("web", lambda: _status(f"{web_url}/admin/login/", verify=verify) == 200)
         self._register_callbacks(data, web_url)
 
         bulk_changes: list[BulkChange] = []
@@ -187,6 +227,87 @@ class DevStack:
             bulk_changes = demo_bulk_changes_create(data=data)
         self._announce(web_url, data, bulk_changes)
         return [bulk_change.pk for bulk_change in bulk_changes]
+
+    # -- the production rehearsal ---------------------------------------------------------
+
+    @property
+    def _rehearsal_dir(self) -> Path:
+        return Path(settings.VAR_DIR) / "rehearsal"
+
+    @property
+    def _certificate_dir(self) -> Path:
+        return self._rehearsal_dir / "tls"
+
+    def _rehearsal_secrets(self) -> dict[str, str]:
+        """DJANGO_SECRET_KEY and PONDOPS_FERNET_KEYS for the production processes: the
+        environment's, else this machine's own, made once (mode 0600) and kept, so that the
+        secrets encrypted by an earlier rehearsal still open. This process encrypts the demo's
+        secrets with the same keys."""
+        path = self._rehearsal_dir / "secrets.json"
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        if not stored:
+            stored = {
+                "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+                "PONDOPS_FERNET_KEYS": Fernet.generate_key().decode(),
+            }
+            self._rehearsal_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(json.dumps(stored))
+        chosen = {name: os.environ.get(name) or value for name, value in stored.items()}
+        settings.DJANGO_FERNETIX_KEYS = [
+            key.strip() for key in chosen["PONDOPS_FERNET_KEYS"].split(",") if key.strip()
+        ]
+        return chosen
+
+    def _production_environment(self) -> dict[str, str]:
+        proxy = f"https://{HOST}:{self.options.proxy_port}"
+        return {
+            **self._secrets,
+            "PONDOPS_ENVIRONMENT": "production",
+            "DJANGO_ALLOWED_HOSTS": f"{HOST},localhost",
+            "DJANGO_CSRF_TRUSTED_ORIGINS": f"{proxy},https://localhost:{self.options.proxy_port}",
+            "PONDOPS_BEHIND_TLS_PROXY": "true",
+            "PONDOPS_WEB_BIND": f"{HOST}:{self.options.web_port}",
+        }
+
+    def _start_production_web(self, environment: dict[str, str]) -> None:
+        """collectstatic (a release step, in the production environment: hashed names), then
+        gunicorn and the TLS proxy in front of it, on the certificate made before."""
+        collect = subprocess.run(
+            _manage("collectstatic", "--noinput", "--verbosity", "0"),
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "pondops.settings", **environment},
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if collect.returncode != 0:
+            raise DevStackError(f"collectstatic failed: {collect.stderr.strip()[-500:]}")
+        self.say(f"  static files collected into {_shown(Path(settings.STATIC_ROOT))}")
+        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:pondops.gunicorn_conf"]
+        web_url = f"http://{HOST}:{self.options.web_port}"
+        self._spawn("web", [*gunicorn, "pondops.wsgi"], url=web_url, extra_env=environment)
+        proxy_url = f"https://{HOST}:{self.options.proxy_port}"
+        proxy = [
+            *(sys.executable, "-m", "pondops.tls_proxy"),
+            *("--listen", f"{HOST}:{self.options.proxy_port}"),
+            *("--upstream", f"{HOST}:{self.options.web_port}"),
+            *("--cert-dir", str(self._certificate_dir)),
+        ]
+        self._spawn("tls_proxy", proxy, url=proxy_url, infrastructure=True)
+
+    def _check_production_services(self) -> None:
+        """The rehearsal runs on what production needs: PostgreSQL and Redis."""
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            raise DevStackError(
+                "the production rehearsal needs PostgreSQL: set DATABASE_URL (./dev prod "
+                "defaults it to postgresql://127.0.0.1:5432/pondops)"
+            )
+        if not settings.REDIS_URL:
+            raise DevStackError(
+                "the production rehearsal needs Redis: set REDIS_URL (./dev prod defaults it "
+                "to redis://127.0.0.1:6379/0)"
+            )
 
     def _register_callbacks(self, data: DemoData, web_url: str) -> None:
         """Register the demo ThingSpace account's CarrierService listener on the local web
@@ -222,6 +343,12 @@ class DevStack:
             f"  Admin:        {web_url}/admin/",
             f"  Login:        {data.admin_username} / {self.options.admin_password}",
         ]
+        if self.options.production:
+            certificate = _shown(self._certificate_dir / CERTIFICATE_FILE)
+            lines += [
+                "  Mode:         production (gunicorn behind a TLS proxy, PostgreSQL, Redis)",
+                f"  Certificate:  {certificate} (self-signed; trust it or accept the warning)",
+            ]
         if bulk_changes:
             lines.append("  Bulk changes: one per carrier")
         for bulk_change in bulk_changes:
@@ -275,14 +402,17 @@ class DevStack:
 
     def _check_ports(self) -> None:
         options = self.options
-        ports = [options.web_port, options.sqs_port, options.simulator_port]
-        if len(set(ports)) != len(ports):
-            raise DevStackError("--web-port, --sqs-port and --simulator-port must differ")
-        for flag, port in (
+        flags = [
             ("--web-port", options.web_port),
             ("--sqs-port", options.sqs_port),
             ("--simulator-port", options.simulator_port),
-        ):
+        ]
+        if options.production:
+            flags.append(("--proxy-port", options.proxy_port))
+        ports = [port for _, port in flags]
+        if len(set(ports)) != len(ports):
+            raise DevStackError(" and ".join(flag for flag, _ in flags) + " must differ")
+        for flag, port in flags:
             if not 0 < port < 65536:
                 raise DevStackError(f"{flag} {port} is not a TCP port")
             if not _port_free(port):
@@ -384,10 +514,11 @@ def _manage(*args: str) -> list[str]:
     return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args]
 
 
-def _status(url: str) -> int | None:
-    """The HTTP status ``url`` answers with, or None while nothing answers."""
+def _status(url: str, *, verify: str | bool = True) -> int | None:
+    """The HTTP status ``url`` answers with, or None while nothing answers (``verify``: the
+    certificate file an https URL is checked against)."""
     try:
-        return requests.get(url, timeout=2).status_code
+        return requests.get(url, timeout=2, verify=verify).status_code
     except requests.RequestException:
         return None
 

@@ -21,6 +21,9 @@ from pondops.logcontext import log_format_default, logging_config
 from pondops.sentry import sentry_configure
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The package's own directory: its templates ship in the wheel, so they are found wherever the
+# package is installed (BASE_DIR is the source tree's root only in a checkout).
+PACKAGE_DIR = Path(__file__).resolve().parent
 # Every variable is read through ``env`` (pondops/environment.py): a bad value stops the start
 # naming the variable, an empty one means unset, and ``<NAME>_FILE`` reads it from a file.
 env = PondOpsEnv()
@@ -63,7 +66,8 @@ if DEPLOYED and DEBUG:
 # Origins (scheme://host[:port]) allowed to POST forms, e.g. the admin behind its public name.
 CSRF_TRUSTED_ORIGINS = env.csv("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
-if env.bool("PONDOPS_BEHIND_TLS_PROXY", False):
+PONDOPS_BEHIND_TLS_PROXY = env.bool("PONDOPS_BEHIND_TLS_PROXY", False)
+if PONDOPS_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env.int(
     "DJANGO_SECURE_HSTS_SECONDS",
@@ -106,6 +110,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files, before anything that reads the session or the database (whitenoise's docs).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -121,7 +127,8 @@ WSGI_APPLICATION = "pondops.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # Before the apps' directories: PondOps' admin templates override django.contrib.admin's.
+        "DIRS": [PACKAGE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -329,6 +336,42 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+
+# --- Deployment: static files and the web server (docs/operations/deployment.md) -------------
+# Static files are served by the web process itself (whitenoise). Deployed environments serve
+# what `manage.py collectstatic` (a release step) put in STATIC_ROOT: compressed, with hashed
+# names cached for a year by browsers and proxies (whitenoise marks them immutable). Locally
+# (`./dev up`, the tests) nothing is collected: files come straight from the apps' static
+# directories under their plain names, as Django's own storage names them.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if DEPLOYED
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = not DEPLOYED
+# Read by pondops/gunicorn_conf.py (gunicorn -c python:pondops.gunicorn_conf pondops.wsgi).
+# Where the web server listens; worker processes, and threads per worker (gthread): each
+# thread serves one request at a time, so workers x threads requests run at once per host.
+PONDOPS_WEB_BIND = env.csv("PONDOPS_WEB_BIND", "0.0.0.0:8000")
+PONDOPS_WEB_WORKERS = env.int("PONDOPS_WEB_WORKERS", 2, validate=environment.at_least_one)
+PONDOPS_WEB_THREADS = env.int("PONDOPS_WEB_THREADS", 4, validate=environment.at_least_one)
+# A worker silent this long is killed and replaced; SIGTERM waits this long for requests in
+# flight. Both cover the largest request: a PONDOPS_API_MAX_BODY_BYTES create of
+# BULKCHANGE_MAX_DEVICES_PER_REQUEST devices, read, validated and inserted in one transaction.
+PONDOPS_WEB_TIMEOUT_SECONDS = env.int(
+    "PONDOPS_WEB_TIMEOUT_SECONDS", 120, validate=environment.at_least_one
+)
+PONDOPS_WEB_GRACEFUL_TIMEOUT_SECONDS = env.int(
+    "PONDOPS_WEB_GRACEFUL_TIMEOUT_SECONDS", 120, validate=environment.at_least_one
+)
+# With PONDOPS_BEHIND_TLS_PROXY: the proxies' addresses or networks gunicorn takes
+# X-Forwarded-Proto from (comma-separated); empty: any peer (only the proxy reaches the port).
+PONDOPS_WEB_FORWARDED_ALLOW_IPS = env.csv("PONDOPS_WEB_FORWARDED_ALLOW_IPS", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

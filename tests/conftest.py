@@ -52,6 +52,7 @@ pytest_plugins = [
     "tests.fixtures.scripted_carrier",
     "tests.fixtures.callback_listener",
     "tests.fixtures.logs",
+    "tests.fixtures.tls_proxy",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -358,9 +359,17 @@ class Processes:
     ) -> subprocess.Popen[bytes]:
         """Start ``manage.py *args``; ``start_new_session`` lets a test kill its process group
         (qcluster and its worker processes) at once."""
-        log = self.log_dir / f"{args[0]}-{len(self.running)}.log"
+        return self.start_command(
+            args[0], [str(ROOT / "manage.py"), *args], start_new_session=start_new_session, **env
+        )
+
+    def start_command(
+        self, name: str, argv: list[str], *, start_new_session: bool = False, **env: str
+    ) -> subprocess.Popen[bytes]:
+        """Start ``python *argv`` (a module with ``-m``, say gunicorn) as :meth:`start` does."""
+        log = self.log_dir / f"{name}-{len(self.running)}.log"
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), *args],
+            [sys.executable, *argv],
             env={**self.env, **env},
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,

@@ -44,7 +44,7 @@ class PondOpsAdminSite(AdminSite):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> TemplateResponse:
         """The app list, below the operations dashboard for staff who may view bulk
-        changes (``templates/admin/index.html``) — counted within their tenants — and a
+        changes (``pondops/templates/admin/index.html``) — counted within their tenants — and a
         notice for staff who belong to no tenant."""
         tenant_ids = tenancy.request_tenant_ids(request)
         context: dict[str, Any] = {}

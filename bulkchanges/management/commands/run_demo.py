@@ -4,13 +4,17 @@
 Seeds demo credentials and SIMs for every carrier (POND, ThingSpace, Jasper, Telegence, Teal)
 and queues one demo bulk change per carrier unless ``--no-demo-bulk-change``. What it starts
 and in which order lives in :mod:`pondops.devstack`; this command only parses the flags.
-``./dev up`` runs it. It refuses to run unless ``PONDOPS_ENVIRONMENT`` is ``local`` (the
+``./dev up`` runs it; ``./dev prod`` runs it with ``--production``, the production layout
+(gunicorn behind a TLS proxy, workers in production mode, PostgreSQL and Redis; see
+:mod:`pondops.devstack`), where the admin's password is generated on every start unless given.
+It refuses to run unless ``PONDOPS_ENVIRONMENT`` is ``local`` (the
 default), before touching any database.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -38,15 +42,22 @@ class Command(BaseCommand):
             f"{DEMO_ADMIN_PASSWORD!r}); set on every start",
         )
         parser.add_argument(
+            "--production",
+            action="store_true",
+            help="rehearse the production layout: gunicorn behind a TLS proxy, the workers in "
+            "production mode, on DATABASE_URL (PostgreSQL) and REDIS_URL",
+        )
+        parser.add_argument("--proxy-port", type=int, default=defaults.proxy_port)
+        parser.add_argument(
             "--no-demo-bulk-change",
             action="store_true",
             help="seed the demo data but queue none of the demo bulk changes (one per carrier)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        password = (
-            options["admin_password"] or os.environ.get(ADMIN_LOGIN_VARIABLE) or DEMO_ADMIN_PASSWORD
-        )
+        # Production refuses the published demo password: the rehearsal makes one per start.
+        fallback = secrets.token_urlsafe(12) if options["production"] else DEMO_ADMIN_PASSWORD
+        password = options["admin_password"] or os.environ.get(ADMIN_LOGIN_VARIABLE) or fallback
         stack = DevStack(
             DevStackOptions(
                 web_port=options["web_port"],
@@ -54,6 +65,8 @@ class Command(BaseCommand):
                 simulator_port=options["simulator_port"],
                 admin_password=password,
                 demo_bulk_change=not options["no_demo_bulk_change"],
+                production=options["production"],
+                proxy_port=options["proxy_port"],
             ),
             say=self._say,
         )
