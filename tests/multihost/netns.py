@@ -167,7 +167,8 @@ class NetnsHost:
 
     def delete(self) -> None:
         """Remove the veth pair (deleting one end deletes both), the blackhole route, the
-        namespace and its /etc/netns directory; each part may already be gone."""
+        namespace and its /etc/netns directory (and /etc/netns once empty); each part may
+        already be gone."""
         with contextlib.suppress(RuntimeError):
             ip("link", "delete", self.host_veth)
         with contextlib.suppress(RuntimeError):
@@ -175,3 +176,5 @@ class NetnsHost:
         with contextlib.suppress(RuntimeError):
             ip("netns", "delete", self.name)
         shutil.rmtree(NETNS_ETC / self.name, ignore_errors=True)
+        with contextlib.suppress(OSError):  # /etc/netns itself, when no other host is left
+            NETNS_ETC.rmdir()
