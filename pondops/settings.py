@@ -196,6 +196,27 @@ if PRODUCTION and not REDIS_URL:
         "the task broker, the shared cache and the carrier rate limiters of every host live there"
     )
 
+# --- Scaling out: a host cut off mid-transaction (docs/operations/scaling-out.md) ------------
+# A host that loses its network inside a transaction (a claim's SELECT … FOR UPDATE) leaves
+# its PostgreSQL session "idle in transaction", holding its row locks, until the server's TCP
+# keepalive notices (hours by default): every other host's claims and reaper passes on those
+# rows wait behind it. PostgreSQL ends such a session after this many seconds (0: never), which
+# frees the locks; PondOps' transactions are short, none waits on anything but the database.
+PONDOPS_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = env.float(
+    "PONDOPS_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", 60, validate=environment.not_negative
+)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _idle_ms = round(PONDOPS_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS * 1000)
+    _options["options"] = " ".join(  # after any libpq options the DATABASE_URL gave
+        part
+        for part in (
+            _options.get("options", ""),
+            f"-c idle_in_transaction_session_timeout={_idle_ms}",
+        )
+        if part
+    )
+
 # --- Processing knobs (README "Configuration") ------------------------------------------------
 BULKCHANGE_MAX_RETRIES = env.int("BULKCHANGE_MAX_RETRIES", 5, validate=environment.not_negative)
 BULKCHANGE_RETRY_BASE_SECONDS = env.float(

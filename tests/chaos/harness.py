@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
@@ -271,12 +271,21 @@ class ChaosStack:
             extra={"PONDOPS_Q_POLL_SECONDS": "0.3", **self.options.env},
         )
 
-    def spawn(self, name: str, *args: str) -> Proc:
-        """``manage.py *args`` in a session (and process group) of its own."""
-        log = self.workdir / f"{name}-{len(self.procs)}.log"
+    def spawn(
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
+        label: str = "",
+    ) -> Proc:
+        """``manage.py *args`` in a session (and process group) of its own; ``prefix`` runs it
+        through another command that execs it (``ip netns exec …``, tests/multihost), with
+        ``env`` instead of :meth:`worker_env`."""
+        log = self.workdir / f"{name}{label}-{len(self.procs)}.log"
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            env=self.worker_env(),
+            [*prefix, sys.executable, str(ROOT / "manage.py"), *args],
+            env=self.worker_env() if env is None else env,
             cwd=ROOT,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -441,6 +450,13 @@ class ChaosStack:
         wait_until(up, timeout=60, message="carrier simulators")
         self.control().config(latency_ms=self.options.latency_ms)
 
+    @property
+    def carrier_origin(self) -> str:
+        """Where the workers reach the simulators (the credentials' base URLs start with it):
+        the simulators' own loopback URL here; a forwarder's name for hosts that cannot see
+        this machine's loopback (tests/multihost)."""
+        return self.simulator_url
+
     def control(self, timeout: float = 30) -> Any:
         from integrations.simulators.control import SimulatorControl
 
@@ -468,14 +484,14 @@ class ChaosStack:
         common = {"tenant": self.tenant, "account": account, "max_concurrency": o.concurrency}
         self.pond = IntegrationAuthentication.objects.create(
             integration="POND",
-            base_url=self.simulator_url + "/pond/ds/u/distributorPPUService/v1",
+            base_url=self.carrier_origin + "/pond/ds/u/distributorPPUService/v1",
             secret=POND_KEY,
             rate_limit=o.rate_limit,
             **common,
         )
         self.rev = IntegrationAuthentication.objects.create(
             integration="REV",
-            base_url=self.simulator_url + "/rev",
+            base_url=self.carrier_origin + "/rev",
             username=REV_USER,
             secret=REV_PASSWORD,
             rate_limit=o.rev_rate_limit,
