@@ -12,7 +12,8 @@ The poller outlives its dependencies: when SQS cannot be reached, throttles or f
 database goes away, it waits (``retry.outage_delay_seconds``: capped exponential backoff with
 jitter, reset by the next success) and tries again, logging each outage once when it starts
 and once when it ends — never a traceback per attempt. It beats ``heartbeats.POLLER`` every
-few seconds, so /healthz can tell a live poller from a dead one.
+few seconds, so /healthz can tell a live poller from a dead one. While a message is handled,
+its ids are in the log context (``pondops.logcontext``), on every line logged meanwhile.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bulkchanges import heartbeats, sqs, tasks, transitions
 from bulkchanges.models import BulkChange, DeviceChange
 from bulkchanges.retry import outage_delay_seconds, sqs_delay_seconds
 from bulkchanges.services.dead_letters import refused_message_record
+from pondops.logcontext import log_context_bind
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +213,12 @@ class SqsConsumer:
         message_id = str(raw.get("MessageId", "?"))
         try:
             message = sqs.decode(raw)
-            outcome = self._dispatch(message)
+            with log_context_bind(
+                bulk_change_id=message.bulk_change_id,
+                device_change_id=message.device_change_id,
+                request_id=message.request_id,
+            ):
+                outcome = self._dispatch(message)
         except sqs.MalformedMessage as problem:
             self._refuse(raw, problem)
             return "malformed"

@@ -5,6 +5,8 @@ A task that meets the database unreachable waits for it and runs again (capped j
 backoff, within ``BULKCHANGE_DB_OUTAGE_WAIT_SECONDS``) instead of failing: with the Redis broker
 a failed task is gone, and its devices — PENDING, never claimed — would wait for the
 stalled-bulk-change rule. Running again is safe for the same reason a second delivery is.
+
+Each task binds its ids to the log context (``pondops.logcontext``) for the lines it logs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from django_q.tasks import async_task
 from bulkchanges.retry import outage_delay_seconds
 from bulkchanges.services import logs
 from bulkchanges.services.processing import bulk_change_fan_out, device_changes_process
+from pondops.logcontext import log_context_bind
 
 PROCESS_DEVICES = "bulkchanges.tasks.process_devices"
 PROCESS_BULK_CHANGE = "bulkchanges.tasks.process_bulk_change"
@@ -79,27 +82,34 @@ def enqueue_devices(
 
 def process_bulk_change(bulk_change_id: int, request_id: str = "", automated: bool = False) -> int:
     """Fan a bulk change out into ``process_devices`` chunks."""
-    return _through_database_outages(
-        f"bulk change {bulk_change_id}",
-        lambda: bulk_change_fan_out(
-            bulk_change_id=bulk_change_id,
-            enqueue=lambda ids: enqueue_devices(ids, request_id=request_id, automated=automated),
-            process_by=logs.process_by_worker(automated=automated),
-            request_id=request_id,
-        ),
-    )
+    with log_context_bind(bulk_change_id=bulk_change_id, request_id=request_id):
+        return _through_database_outages(
+            f"bulk change {bulk_change_id}",
+            lambda: bulk_change_fan_out(
+                bulk_change_id=bulk_change_id,
+                enqueue=lambda ids: enqueue_devices(
+                    ids, request_id=request_id, automated=automated
+                ),
+                process_by=logs.process_by_worker(automated=automated),
+                request_id=request_id,
+            ),
+        )
 
 
 def process_devices(
     device_change_ids: list[int], request_id: str = "", automated: bool = False
 ) -> int:
-    """Claim and process these device changes."""
-    return _through_database_outages(
-        f"devices {device_change_ids[:1]}… ({len(device_change_ids)})",
-        lambda: device_changes_process(
-            ids=device_change_ids,
-            process_by=logs.process_by_worker(automated=automated),
-            request_id=request_id,
-            enqueue=lambda ids: enqueue_devices(ids, request_id=request_id, automated=automated),
-        ),
-    )
+    """Claim and process these device changes (each device's run binds its own ids to the log
+    context; the request id covers the lines of the chunk outside them)."""
+    with log_context_bind(request_id=request_id):
+        return _through_database_outages(
+            f"devices {device_change_ids[:1]}… ({len(device_change_ids)})",
+            lambda: device_changes_process(
+                ids=device_change_ids,
+                process_by=logs.process_by_worker(automated=automated),
+                request_id=request_id,
+                enqueue=lambda ids: enqueue_devices(
+                    ids, request_id=request_id, automated=automated
+                ),
+            ),
+        )

@@ -18,6 +18,8 @@ from typing import Any
 
 from environs import FileAwareEnv, validate
 
+from pondops.logcontext import FORMATS as LOG_FORMATS
+
 
 class PondOpsEnv(FileAwareEnv):
     def __init__(self) -> None:
@@ -37,6 +39,7 @@ class PondOpsEnv(FileAwareEnv):
 # Validators for the values whose shape a typo would break far from the settings.
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 log_level = validate.OneOf(LOG_LEVELS, error="must be one of " + ", ".join(LOG_LEVELS))
+log_format = validate.OneOf(LOG_FORMATS, error="must be one of " + ", ".join(LOG_FORMATS))
 positive = validate.Range(min=0, min_inclusive=False, error="must be greater than 0")
 at_least_one = validate.Range(min=1, error="must be at least 1")
 not_negative = validate.Range(min=0, error="must not be negative")

@@ -17,6 +17,8 @@ from django.core.exceptions import ImproperlyConfigured
 from pondops import environment
 from pondops.encryption_keys import fernet_keys_parse
 from pondops.environment import PondOpsEnv
+from pondops.logcontext import log_format_default, logging_config
+from pondops.sentry import sentry_configure
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Every variable is read through ``env`` (pondops/environment.py): a bad value stops the start
@@ -441,22 +443,32 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Logging ---------------------------------------------------------------------------------
+# --- Observability (docs/operations/observability.md) ----------------------------------------
+# Logs: one line a record on stderr, JSON (python-json-logger) or plain; either way every line
+# carries the ids of the work in hand (bulk change, device change, request id, carrier) from the
+# log context (pondops/logcontext.py). Default: plain in local, JSON everywhere else.
 LOG_LEVEL = env.str("PONDOPS_LOG_LEVEL", "INFO", validate=environment.log_level)
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "botocore": {"level": "WARNING"},
-        "urllib3": {"level": "WARNING"},
-        "axes": {"level": "WARNING"},  # lockouts and repeated failures, not every start
-        "django_q": {
-            "level": env.str("PONDOPS_Q_LOG_LEVEL", "WARNING", validate=environment.log_level)
-        },
-    },
-}
+PONDOPS_LOG_FORMAT = env.str(
+    "PONDOPS_LOG_FORMAT",
+    log_format_default(environment_name=ENVIRONMENT_NAME),
+    validate=environment.log_format,
+)
+LOGGING = logging_config(
+    log_format=PONDOPS_LOG_FORMAT,
+    level=LOG_LEVEL,
+    q_level=env.str("PONDOPS_Q_LOG_LEVEL", "WARNING", validate=environment.log_level),
+)
+# The request id of each web request (X-Request-ID in, or made up; X-Request-ID out) on every
+# line the request logs: first, so every later middleware's lines carry it.
+MIDDLEWARE.insert(0, "pondops.middleware.RequestIdMiddleware")
+# Prometheus at /metrics. PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself, from the
+# environment, when each process starts) is the directory every process of a host shares in
+# multiprocess mode; unset, /metrics shows the serving process's own counters only.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", "")
+# Set: /metrics wants "Authorization: Bearer <token>". Unset: open (keep it off the proxy).
+PONDOPS_METRICS_TOKEN = env.str("PONDOPS_METRICS_TOKEN", "")
+SECURE_REDIRECT_EXEMPT.append(r"^metrics$")  # scraped over plain http inside the network
+# Sentry when SENTRY_DSN is set (redacted, no bodies, no local variables); unset: not loaded.
+SENTRY_DSN = env.str("SENTRY_DSN", "")
+PONDOPS_RELEASE = env.str("PONDOPS_RELEASE", "")  # default: pondops@<package version>
+sentry_configure(dsn=SENTRY_DSN, environment=ENVIRONMENT_NAME, release=PONDOPS_RELEASE)

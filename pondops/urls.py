@@ -10,10 +10,12 @@ from drf_spectacular.views import SpectacularAPIView
 
 from bulkchanges.api.docs import ApiRedocView, ApiSwaggerView
 from bulkchanges.api.errors import api_not_found
+from bulkchanges.metrics import metrics_view
 from bulkchanges.views import carrier_callback
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus (docs/operations/observability.md)
     # Inbound carrier callbacks (docs/carriers/README.md)
     path(
         "carriers/<str:integration>/callbacks/<int:credentials_id>/",

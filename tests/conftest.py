@@ -51,6 +51,7 @@ pytest_plugins = [
     "tests.fixtures.simulators",
     "tests.fixtures.scripted_carrier",
     "tests.fixtures.callback_listener",
+    "tests.fixtures.logs",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,6 +24,7 @@ from bulkchanges.services.logs import (
     log_row,
     log_write,
 )
+from pondops.metrics import device_outcome_count
 
 BATCH = 1000
 
@@ -54,6 +55,9 @@ def bulk_change_cancel(*, bulk_change: BulkChange, actor: str) -> int:
             response_text=f"{cancelled} devices cancelled; devices in flight end CANCELLED "
             "after their current step",
         )
+    device_outcome_count(
+        carrier=bulk_change.integration, status=DeviceChange.Status.CANCELLED, count=cancelled
+    )
     bulk_change.refresh_from_db()
     return cancelled
 

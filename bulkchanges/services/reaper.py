@@ -18,6 +18,7 @@ from bulkchanges import sqs, transitions
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
 from bulkchanges.services import logs
 from bulkchanges.services.processing import Enqueue, bulk_change_complete_if_done
+from pondops.metrics import device_outcome_count
 
 logger = logging.getLogger(__name__)
 Status = DeviceChange.Status
@@ -78,10 +79,10 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
 # on what they returned (tests make two passes read the same rows before either writes).
 
 
-def _expired_leases(now: datetime) -> list[tuple[int, int, int, str]]:
+def _expired_leases(now: datetime) -> list[tuple[int, int, int, str, str]]:
     return list(
         DeviceChange.objects.filter(status=Status.PROCESSING, claimed_until__lt=now).values_list(
-            "pk", "bulk_change_id", "attempts", "last_error"
+            "pk", "bulk_change_id", "attempts", "last_error", "bulk_change__integration"
         )[:5000]
     )
 
@@ -141,7 +142,7 @@ def _expire_leases(
     rows still in flight are closed as having had no response."""
     expired = _expired_leases(now)
     requeue: list[int] = []
-    for pk, bulk_change_id, attempts, last_error in expired:
+    for pk, bulk_change_id, attempts, last_error, integration in expired:
         gave_up = attempts >= settings.BULKCHANGE_MAX_RETRIES
         reason = "worker lease expired (worker died or stalled mid-device)"
         with transaction.atomic():
@@ -165,6 +166,9 @@ def _expire_leases(
                     error_text=reason + ("; gave up" if gave_up else "; requeued"),
                 )
         if won:
+            device_outcome_count(
+                carrier=integration, status=Status.ERROR if gave_up else Status.RETRY_SCHEDULED
+            )
             touched.add(bulk_change_id)
             report.leases_expired += 1
             if gave_up:

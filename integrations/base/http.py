@@ -4,7 +4,8 @@
 audit :class:`~integrations.base.audit.CallRecord` per call (failed ones too), and the
 translation of every failure into our error types — the readable message of an error answer
 (:func:`readable_error`), transient or permanent by status, ``Retry-After`` honoured and a 429
-slowing every sender of the credentials down.
+slowing every sender of the credentials down. It is also where every call is counted for the
+Prometheus metrics (``pondops.metrics``: by integration, operation and status; latency).
 
 :class:`CarrierClient` is the base of each carrier's client: one :class:`CarrierHttp` named for
 the carrier, and one ``_call`` that sends the carrier's authentication, ``Accept:
@@ -48,6 +49,7 @@ from integrations.base.errors import (
     parse_retry_after,
 )
 from integrations.base.protocol import Credentials, NoThrottle, Throttle
+from pondops.metrics import carrier_call_observe
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +228,9 @@ class CarrierHttp:
         The call is announced (``on_call_start``) before the throttle is waited for, so its
         audit row exists before anything is sent; should the announcement fail, nothing is
         sent. Whatever happens after, the call is recorded (``on_call``) exactly once.
+
+        ``description`` names the kind of call ("Update POND SIM status"): a fixed text, never
+        an ICCID or an account, since it is the ``operation`` label of the call metrics.
         """
         url = self.url(path)
         body_text = json.dumps(json_body) if json_body is not None else (data or "")
@@ -323,6 +328,14 @@ class CarrierHttp:
         started: float,
     ) -> CallRecord:
         secrets = self.credentials.secrets
+        elapsed = time.monotonic() - started
+        # Every call passes here exactly once, answered or not: the one place it is counted.
+        carrier_call_observe(
+            carrier=self.credentials.integration,
+            operation=description,
+            status=status,
+            seconds=elapsed,
+        )
         call = CallRecord(
             description=description,
             method=method,
@@ -330,7 +343,7 @@ class CarrierHttp:
             request_text=sent_text,
             response_status=status,
             response_text=audit_text(response_text or "", secrets),
-            elapsed_ms=int((time.monotonic() - started) * 1000),
+            elapsed_ms=int(elapsed * 1000),
             call_id=call_id,
         )
         self.on_call(call)

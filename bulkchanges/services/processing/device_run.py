@@ -62,6 +62,8 @@ from integrations.base import (
     http_session,
     processor_class,
 )
+from pondops.logcontext import log_context_bind
+from pondops.metrics import device_outcome_count
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ class DeviceRun:
             "bulk_change_id": self.bulk_change.pk,
             "device_change_id": device_change.pk,
             "request_id": self.request_id,
+            "carrier": self.bulk_change.integration,
         }
         self.in_rev_step = False
         # Whether the bulk change was still running when the last step was recorded (the claim
@@ -117,7 +120,14 @@ class DeviceRun:
     def run(self) -> None:
         """Run the steps and record the outcome. Every path ends in a recorded outcome: should
         recording it fail with a bug of ours, the device ends ERROR saying so at once, rather
-        than sitting PROCESSING until its lease expires."""
+        than sitting PROCESSING until its lease expires.
+
+        Every log line of the run — ours, the carrier clients', the libraries' — carries the
+        device's ids and carrier through the log context."""
+        with log_context_bind(**self.extra):
+            self._run_recording_failures()
+
+    def _run_recording_failures(self) -> None:
         try:
             self._run_and_record()
         except Exception as error:
@@ -499,6 +509,7 @@ class DeviceRun:
                 extra=self.extra,
             )
             return False
+        device_outcome_count(carrier=self.bulk_change.integration, status=status)  # committed
         level = logging.WARNING if error else logging.INFO
         logger.log(
             level,
@@ -552,6 +563,7 @@ class DeviceRun:
             request_id = self.device_change.carrier_request_id or "(no id)"
             self._finish(Status.CANCELLED, error=transitions.cancelled_while_waiting(request_id))
             return
+        device_outcome_count(carrier=self.bulk_change.integration, status=Status.AWAITING_CARRIER)
         logger.info(
             "device change %s (%s): %s; next check at %s",
             self.device_change.pk,

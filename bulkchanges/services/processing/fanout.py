@@ -15,6 +15,7 @@ from bulkchanges.services import logs
 from bulkchanges.services.processing.claims import Enqueue
 from bulkchanges.services.processing.completion import bulk_change_complete_if_done
 from integrations.base import processor_class
+from pondops.metrics import device_outcome_count
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def _fail_writes_disabled(*, bulk_change: BulkChange, process_by: str, request_i
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         with transaction.atomic():
-            transitions.device_changes_fail_unclaimed(ids=batch, now=now, error=message)
+            failed = transitions.device_changes_fail_unclaimed(ids=batch, now=now, error=message)
             BulkChangeLog.objects.bulk_create(
                 logs.log_row(
                     bulk_change_id=bulk_change.pk,
@@ -97,6 +98,9 @@ def _fail_writes_disabled(*, bulk_change: BulkChange, process_by: str, request_i
                 )
                 for pk in batch
             )
+        device_outcome_count(
+            carrier=bulk_change.integration, status=DeviceChange.Status.ERROR, count=failed
+        )
     logger.warning(
         "bulk change %s: %s",
         bulk_change.pk,

@@ -670,3 +670,39 @@ def test_a_client_call_may_bring_its_own_auth_headers_or_http_basic(
     assert sent(mocked, 0).headers["Authorization"] == "Bearer t"
     assert "X-Key" not in sent(mocked, 0).headers
     assert sent(mocked, 1).headers["Authorization"] == "Basic dXNlcjpwdw=="
+
+
+# --- Metrics ---------------------------------------------------------------------------------
+
+
+def _sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_every_call_is_counted_by_integration_operation_and_code_429s_and_failures_too(
+    http: CarrierHttp, mocked: responses.RequestsMock
+) -> None:
+    labels = {"carrier": "ACME", "operation": "Read Acme thing"}
+    before = {
+        code: _sample("pondops_carrier_requests_total", **labels, code=code)
+        for code in ("200", "429", "error")
+    }
+    limited = _sample("pondops_carrier_rate_limited_total", carrier="ACME")
+    timed = _sample("pondops_carrier_request_duration_seconds_count", carrier="ACME")
+    mocked.get(URL, json={"id": 1})
+    mocked.get(URL, status=429, json={"message": "slow down"})
+    mocked.get(URL, body=requests.ConnectionError("refused"))
+
+    get(http)
+    with pytest.raises(TransientError):
+        get(http)
+    with pytest.raises(TransientError):
+        get(http)
+
+    for code in ("200", "429", "error"):
+        counted = _sample("pondops_carrier_requests_total", **labels, code=code)
+        assert counted == before[code] + 1, code
+    assert _sample("pondops_carrier_rate_limited_total", carrier="ACME") == limited + 1
+    assert _sample("pondops_carrier_request_duration_seconds_count", carrier="ACME") == timed + 3
