@@ -106,8 +106,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: answers /livez, /readyz and /healthz before host validation and the TLS redirect
-    # (load balancers probe by address, over http); docs/operations/health.md.
+    # Before anything that reads the Host header (only RequestIdMiddleware, inserted below, may
+    # come first): answers /livez, /readyz and /healthz before host validation and the TLS
+    # redirect (load balancers probe by address, over http); docs/operations/health.md.
     "bulkchanges.health.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
