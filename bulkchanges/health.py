@@ -1,6 +1,6 @@
 """The health probes ``/livez``, ``/readyz`` and ``/healthz`` (docs/operations/health.md).
 
-They answer in :class:`HealthProbeMiddleware`, first in MIDDLEWARE, before anything reads the
+They answer in :class:`HealthProbeMiddleware`, early in MIDDLEWARE, before anything reads the
 Host header or redirects to https: load balancers and orchestrators probe a web process by its
 address or an internal name (which ALLOWED_HOSTS would turn into a 400) and over plain http
 (which the TLS redirect would turn into a 301). Everything the probes answer is fixed JSON that
@@ -275,7 +275,7 @@ PROBES: dict[str, Callable[[], JsonResponse]] = {
 
 
 class HealthProbeMiddleware:
-    """Answers the three probe paths itself, first in MIDDLEWARE (see the module docstring):
+    """Answers the three probe paths itself, early in MIDDLEWARE (see the module docstring):
     no Host check, no TLS redirect, no session, CSRF or authentication. GET and HEAD only
     (HEAD: the same status and headers, no body); any other method is a 405. ``Cache-Control:
     no-store``, so that no proxy or CDN between the prober and the process ever answers for
