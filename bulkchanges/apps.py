@@ -5,6 +5,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.core import checks
 from django.db.models.signals import post_migrate
 
 # The names under which earlier releases scheduled the reaper and the webhook sweep.
@@ -19,6 +20,9 @@ class BulkChangesConfig(AppConfig):
     def ready(self) -> None:
         post_migrate.connect(_remove_recovery_schedules, sender=self)
         import_module("pondops.startup")  # registers check --deploy's demo-password check
+        from bulkchanges.checks import timings_check
+
+        checks.register(timings_check, "pondops")  # pondops.E010-E015: the timing settings
 
 
 class PondOpsAdminConfig(admin_apps.AdminConfig):

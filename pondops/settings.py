@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",  # its AbstractAPIKey; our model is bulkchanges.PartnerApiKey
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: /api/docs/ works offline
     "bulkchanges",  # before django_q: its qcluster command wraps django-q2's
     "django_q",
     "bulkchanges.api",
@@ -109,6 +110,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Before anything that reads the Host header (only RequestIdMiddleware, inserted below, may
+    # come first): answers /livez, /readyz and /healthz before host validation and the TLS
+    # redirect (load balancers probe by address, over http); docs/operations/health.md.
+    "bulkchanges.health.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files, before anything that reads the session or the database (whitenoise's docs).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -305,6 +310,14 @@ PONDOPS_SQS_STATUS_CACHE_SECONDS = env.int(
     "PONDOPS_SQS_STATUS_CACHE_SECONDS", 15, validate=environment.not_negative
 )
 
+# --- Health probes (bulkchanges/health.py; docs/operations/health.md) ---------------------
+# How long /readyz and /healthz wait for the database's SELECT 1 (and /healthz for Redis's
+# PING) before they report it down: a hung database must not hold a load balancer's probe.
+PONDOPS_HEALTH_TIMEOUT_SECONDS = env.float(
+    "PONDOPS_HEALTH_TIMEOUT_SECONDS", 2.0, validate=environment.positive
+)
+# --- end of health probes ---------------------------------------------------------------------
+
 # --- django-q2 -------------------------------------------------------------------------------
 # Our retries go through SQS and the reaper (state in our rows), so django-q2's own are capped:
 # one attempt, failures acknowledged. retry > timeout, else django-q2 re-runs live tasks.
@@ -472,6 +485,12 @@ SPECTACULAR_SETTINGS = {
         '`{"code", "detail", "fields"}`.'
     ),
     "VERSION": "1.0.0",
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Swagger UI would send the schema's URL to validator.swagger.io for its badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_INCLUDE_SCHEMA": False,
