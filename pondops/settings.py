@@ -7,6 +7,7 @@ Code reads these through ``django.conf.settings``; nothing else reads ``os.envir
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -388,6 +389,10 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not DEPLOYED
+if not DEPLOYED:
+    # Locally nothing is collected, so whitenoise's note that STATIC_ROOT is missing is noise
+    # (on every `./dev up` start and in the tests). Deployed, it stays: collectstatic was missed.
+    warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
 # Read by pondops/gunicorn_conf.py (gunicorn -c python:pondops.gunicorn_conf pondops.wsgi).
 # Where the web server listens; worker processes, and threads per worker (gthread): each
 # thread serves one request at a time, so workers x threads requests run at once per host.
