@@ -30,18 +30,20 @@ WORKDIR /src
 COPY . /src
 # The project as a wheel (what a deployment installs), then its pinned dependencies into a
 # venv at the path it keeps in the final stage (a venv's scripts name their interpreter).
+# Neither pip nor setuptools stays in it: nothing installs at run time.
 RUN python3.11 -m venv /opt/pondops/venv \
     && /opt/pondops/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/pondops/venv/bin/pip install /wheels/pondops-*.whl
-# The demo extra (moto's SQS server) in a venv of its own, for the demo target only.
-RUN cp -a /opt/pondops/venv /opt/pondops/venv-demo \
-    && /opt/pondops/venv-demo/bin/pip install "$(ls /wheels/pondops-*.whl)[demo]" \
-    && /opt/pondops/venv-demo/bin/python -c "import moto.server"
-# Neither venv needs pip at run time.
-RUN for venv in /opt/pondops/venv /opt/pondops/venv-demo; do \
-        "$venv/bin/python" -m pip uninstall -y -q pip setuptools wheel 2>/dev/null || true; \
-        find "$venv" -name __pycache__ -prune -exec rm -rf {} +; \
-    done
+    && /opt/pondops/venv/bin/pip install /wheels/pondops-*.whl \
+    && /opt/pondops/venv/bin/pip uninstall -y -q pip setuptools \
+    && find /opt/pondops/venv -name __pycache__ -prune -exec rm -rf {} +
+
+# --- builder-demo: the same venv plus the demo extra (moto's SQS server) ---------------------
+FROM builder AS builder-demo
+RUN /opt/pondops/venv/bin/python -m ensurepip \
+    && /opt/pondops/venv/bin/python -m pip install "$(ls /wheels/pondops-*.whl)[demo]" \
+    && /opt/pondops/venv/bin/python -c "import moto.server" \
+    && /opt/pondops/venv/bin/python -m pip uninstall -y -q pip setuptools \
+    && find /opt/pondops/venv -name __pycache__ -prune -exec rm -rf {} +
 
 # --- runtime: what production runs ------------------------------------------------------------
 FROM base AS runtime
@@ -80,7 +82,7 @@ USER root
 RUN apt-get update \
     && apt-get install -y --no-install-recommends socat \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
-COPY --from=builder /opt/pondops/venv-demo /opt/pondops/venv
+COPY --from=builder-demo /opt/pondops/venv /opt/pondops/venv
 USER pondops:pondops
 
 # The last stage is what a plain `docker build .` makes: production's image.
