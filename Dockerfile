@@ -26,6 +26,10 @@ RUN apt-get update \
         python3.11-venv python3.11-dev build-essential libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# The CA bundle pip trusts: Debian's. A build behind a TLS-intercepting proxy mounts its own and
+# names it here (deploy/container/smoke does); a build argument of this stage only, never in
+# the final image.
+ARG PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /src
 COPY . /src
 # The project as a wheel (what a deployment installs), then its pinned dependencies into a
