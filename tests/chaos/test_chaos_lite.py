@@ -30,7 +30,13 @@ LITE_ENV = {
     "BULKCHANGE_RETRY_BASE_SECONDS": "1",
     "BULKCHANGE_TASK_TIMEOUT": "30",
     "BULKCHANGE_TASK_RETRY": "40",
+    # One device's CONFIRM attempt must fit in the task timeout (system check pondops.E014):
+    # 2 x (2 + 3) + 5 = 15 s < 30 s.
+    "BULKCHANGE_HTTP_CONNECT_TIMEOUT": "2",
     "BULKCHANGE_HTTP_READ_TIMEOUT": "3",
+    "BULKCHANGE_CONFIRM_SECONDS": "5",
+    # A task waits out a database outage inside its timeout, then fails cleanly (pondops.E011).
+    "BULKCHANGE_DB_OUTAGE_WAIT_SECONDS": "20",
     "BULKCHANGE_CHUNK_SIZE": "10",
 }
 
