@@ -17,9 +17,11 @@ instead of sending late, so every request leaves within [slot, slot + L].
 Why no trailing second then holds more than ``rate`` (r) requests: reserved slots only move
 forward and lie at least ``s`` apart (a 429 only pushes the schedule later), so requests i and
 i + r have slots at least r·s = 1 + m seconds apart and leave at least 1 + m - L apart:
-1.015 s with m = 3 % and L = 15 ms. The carrier counts r + 1 requests within one second only
+1.045 s with m = 6 % and L = 15 ms. The carrier counts r + 1 requests within one second only
 if their transit times (client work, network, the carrier's own queue) differ by more than
-m - L = 15 ms. The cost: the schedule runs at r / (1 + m) = 0.971 of the limit, less the slots
+m - L = 45 ms (3 % left only 15 ms, which two hosts' network paths exceeded: tests/multihost
+saw 51 requests in a second at a limit of 50). The cost: the schedule runs at r / (1 + m) =
+0.943 of the limit, less the slots
 that late wakers give up (a busy host), provided there are enough senders to fill it. A sender
 asks for a slot no earlier than now plus its last reservation's round trip, so an idle schedule
 does not hand back a slot that passed while the answer travelled. A 429 pushes the schedule
@@ -64,7 +66,7 @@ from integrations.base import Credentials, Throttle
 logger = logging.getLogger(__name__)
 
 MAX_PENALTY_SECONDS = 5.0
-RATE_MARGIN = 0.03  # slots (1 + m)/rate apart: the window's headroom, see the module docstring
+RATE_MARGIN = 0.06  # slots (1 + m)/rate apart: the window's headroom, see the module docstring
 LATE_TOLERANCE_SECONDS = 0.015  # woken later than this after its slot, a sender takes another
 MAX_LEAD_SECONDS = 0.25  # the most a reservation asks ahead of now (its last round trip)
 
