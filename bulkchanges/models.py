@@ -55,6 +55,12 @@ class Tenant(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A bulk change with more devices than this waits for a second person's approval
+    # (four-eyes, docs/operator-features.md), whatever its target.
+    approval_threshold = models.PositiveIntegerField(
+        default=1000,
+        help_text="A bulk change with more devices than this needs a second person's approval.",
+    )
     webhook_secret = EncryptedSecretField(
         max_length=100, default=webhook_secret_generate, editable=False
     )
@@ -287,17 +293,36 @@ class BulkChange(models.Model):
 
     class Status(models.TextChoices):
         NEW = "NEW"
+        SCHEDULED = "SCHEDULED"
+        AWAITING_APPROVAL = "AWAITING_APPROVAL"
         QUEUED = "QUEUED"
         PROCESSING = "PROCESSING"
+        CANCELLING = "CANCELLING"
         PROCESSED = "PROCESSED"
         PROCESSED_WITH_ERRORS = "PROCESSED_WITH_ERRORS"
         ERROR = "ERROR"
         CANCELLED = "CANCELLED"
 
+    class Decision(models.TextChoices):
+        APPROVED = "APPROVED"
+        REJECTED = "REJECTED"
+
     TERMINAL = frozenset(
         {Status.PROCESSED, Status.PROCESSED_WITH_ERRORS, Status.ERROR, Status.CANCELLED}
     )
-    OPEN = frozenset({Status.NEW, Status.QUEUED, Status.PROCESSING})
+    # Not final: what an operator may still cancel, what the dashboard counts as open.
+    OPEN = frozenset(
+        {
+            Status.NEW,
+            Status.SCHEDULED,
+            Status.AWAITING_APPROVAL,
+            Status.QUEUED,
+            Status.PROCESSING,
+            Status.CANCELLING,
+        }
+    )
+    # Held back before the queue: no SQS message, no device claimable, nobody blocked.
+    GATED = frozenset({Status.SCHEDULED, Status.AWAITING_APPROVAL})
     # Released and not final: its devices may be claimed and block later changes of theirs.
     RUNNABLE = frozenset({Status.QUEUED, Status.PROCESSING})
 
@@ -320,6 +345,27 @@ class BulkChange(models.Model):
     # with a different request is refused (409) instead of returning this bulk change.
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     callback_url = models.URLField(max_length=500, blank=True, default="")
+    # The first time it reached a final status: a later retry's completion moves
+    # ``processed_at``, never this (the console's "time to complete" reads it).
+    first_processed_at = models.DateTimeField(null=True, blank=True)
+    # Scheduled: SCHEDULED until due, then released by the reaper (at most 180 days ahead).
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    # Cancel: when it was asked for, and by whom (CANCELLING until no device is in flight).
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.CharField(max_length=200, blank=True, default="")
+    # Four-eyes approval: why it waits (blank: it needed none), then the decision.
+    approval_reason = models.CharField(max_length=300, blank=True, default="")
+    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True, default="")
+    decided_by = models.CharField(max_length=200, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, default="")
+    # Revert: the bulk change this one undoes; preview: the dry run it was created from.
+    reverts = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reverted_by"
+    )
+    preview = models.ForeignKey(
+        "Preview", on_delete=models.SET_NULL, null=True, blank=True, related_name="bulk_changes"
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -330,10 +376,16 @@ class BulkChange(models.Model):
                 name="uniq_bulk_change_idempotency_key",
             ),
         ]
-        indexes = [models.Index(fields=["status", "queued_at"])]
+        indexes = [
+            models.Index(fields=["status", "queued_at"]),
+            models.Index(fields=["status", "scheduled_for"]),
+        ]
         permissions = [
             ("retry_bulkchange", "Can retry failed devices of a bulk change"),
             ("cancel_bulkchange", "Can cancel a bulk change"),
+            ("reschedule_bulkchange", "Can reschedule a scheduled bulk change"),
+            ("approve_bulkchange", "Can approve or reject another person's bulk change"),
+            ("revert_bulkchange", "Can revert a finished bulk change"),
         ]
 
     def __str__(self) -> str:
@@ -404,6 +456,9 @@ class DeviceChange(models.Model):
     write_started_at = models.DateTimeField(null=True, blank=True)
     rev_service_id = models.BigIntegerField(null=True, blank=True)
     rev_product_ids = models.JSONField(default=dict, blank=True)
+    # The carrier status before our change, recorded with ``write_started_at`` (the carrier
+    # read if one was made, else the inventory at claim time): what a revert puts back.
+    previous_status = models.CharField(max_length=40, blank=True, default="")
 
     objects = TouchingQuerySet.as_manager()
 
@@ -434,7 +489,14 @@ class BulkChangeLog(models.Model):
     through the application (services only create; the admin is read-only) — except a call's
     row, written before the call (``in_flight``) and completed once with its answer."""
 
-    bulk_change = models.ForeignKey(BulkChange, on_delete=models.CASCADE, related_name="logs")
+    # Exactly one of ``bulk_change`` and ``preview`` is set: a preview's carrier reads are
+    # audited like a bulk change's calls.
+    bulk_change = models.ForeignKey(
+        BulkChange, on_delete=models.CASCADE, null=True, blank=True, related_name="logs"
+    )
+    preview = models.ForeignKey(
+        "Preview", on_delete=models.CASCADE, null=True, blank=True, related_name="logs"
+    )
     device_change = models.ForeignKey(
         DeviceChange, on_delete=models.CASCADE, null=True, blank=True, related_name="logs"
     )
@@ -454,7 +516,17 @@ class BulkChangeLog(models.Model):
 
     class Meta:
         ordering = ["-processed_at", "-id"]
-        indexes = [models.Index(fields=["bulk_change", "processed_at"])]
+        indexes = [
+            models.Index(fields=["bulk_change", "processed_at"]),
+            models.Index(fields=["preview", "processed_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(bulk_change__isnull=False, preview__isnull=True)
+                | Q(bulk_change__isnull=True, preview__isnull=False),
+                name="bulk_change_log_one_owner",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.log_entry_description} ({self.processed_at:%Y-%m-%d %H:%M:%S})"
@@ -469,6 +541,100 @@ class BulkChangeLog(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("BulkChangeLog rows are append-only")
+
+
+class Preview(models.Model):
+    """A dry run (docs/operator-features.md): each device's current status read through the
+    carrier's read API and judged against the request, no carrier write ever made. Of a
+    proposed request, of an existing bulk change (``bulk_change``), or of a revert
+    (``revert_of``: each device's target is its recorded previous status). Read in the
+    background in leased chunks, like a bulk change; a bulk change can be created from it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED"
+        RUNNING = "RUNNING"
+        DONE = "DONE"
+        ERROR = "ERROR"
+
+    TERMINAL = frozenset({Status.DONE, Status.ERROR})
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="previews")
+    integration = models.CharField(max_length=20, choices=Integration.choices)
+    integration_authentication = models.ForeignKey(
+        IntegrationAuthentication, on_delete=models.PROTECT, related_name="previews"
+    )
+    request = models.JSONField(default=dict, help_text="The StatusUpdateRequest, legacy keys.")
+    bulk_change = models.ForeignKey(
+        BulkChange, on_delete=models.CASCADE, null=True, blank=True, related_name="previews"
+    )
+    revert_of = models.ForeignKey(
+        BulkChange,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="revert_previews",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error_text = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "queued_at"])]
+
+    def __str__(self) -> str:
+        return f"Preview {self.pk} ({self.integration}, {self.status})"
+
+    @property
+    def target_status(self) -> str:
+        value: Any = (self.request or {}).get("UpdateStatus", "")
+        return str(value)
+
+
+class PreviewDevice(models.Model):
+    """One device of a preview: what its carrier said (``status_read``) and the verdict. A
+    blank ``verdict`` is not read yet; the lease fields work as a DeviceChange's claim does."""
+
+    class Verdict(models.TextChoices):
+        WOULD_CHANGE = "WOULD_CHANGE", "would change"
+        ALREADY_IN_TARGET = "ALREADY_IN_TARGET", "already in target (would be skipped)"
+        UNKNOWN_TO_CARRIER = "UNKNOWN_TO_CARRIER", "unknown to the carrier"
+        TRANSITION_REFUSED = "TRANSITION_REFUSED", "transition refused by the carrier's rules"
+        MISSING_IDENTIFIER = "MISSING_IDENTIFIER", "missing identifier"
+        COULD_NOT_READ = "COULD_NOT_READ", "could not read"
+        NOT_REVERTIBLE = "NOT_REVERTIBLE", "cannot be reverted"
+
+    preview = models.ForeignKey(Preview, on_delete=models.CASCADE, related_name="devices")
+    # For a revert: the device change it undoes (its previous status is the target).
+    device_change = models.ForeignKey(
+        DeviceChange, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    iccid = models.CharField(max_length=22)
+    msisdn = models.CharField(max_length=15, blank=True, default="")
+    eid = models.CharField(max_length=32, blank=True, default="")
+    target_status = models.CharField(max_length=40, blank=True, default="")
+    status_read = models.CharField(max_length=40, blank=True, default="")
+    verdict = models.CharField(max_length=20, choices=Verdict.choices, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    rev_service_id = models.BigIntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["preview", "verdict"]),
+            models.Index(fields=["claim_token"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Preview device {self.pk} ({self.iccid}, {self.verdict or 'not read'})"
 
 
 class RateLimitBucket(models.Model):

@@ -24,7 +24,7 @@ from uuid import UUID
 
 from django.db import connection, models, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
-from django.db.models.functions import Concat
+from django.db.models.functions import Coalesce, Concat
 
 from bulkchanges.models import BulkChange, DeviceChange, WebhookDelivery
 
@@ -65,6 +65,19 @@ def _t(name: str, sources: Iterable[str], targets: Iterable[str], why: str) -> T
 
 BULK_CHANGE: Mapping[str, Transition] = _table(
     _t("release", {Bulk.NEW}, {Bulk.QUEUED}, "another system's NEW bulk change gets a message"),
+    _t(
+        "release_scheduled",
+        {Bulk.SCHEDULED},
+        {Bulk.QUEUED},
+        "its scheduled time has come: the reaper queues it",
+    ),
+    _t(
+        "approve",
+        {Bulk.AWAITING_APPROVAL},
+        {Bulk.QUEUED, Bulk.SCHEDULED},
+        "a second person approves: queued, or scheduled while its time is ahead",
+    ),
+    _t("reject", {Bulk.AWAITING_APPROVAL}, {Bulk.CANCELLED}, "a second person rejects it"),
     _t("start", {Bulk.QUEUED}, {Bulk.PROCESSING}, "the fan-out task starts handing out devices"),
     _t(
         "complete",
@@ -72,12 +85,24 @@ BULK_CHANGE: Mapping[str, Transition] = _table(
         {Bulk.PROCESSED, Bulk.PROCESSED_WITH_ERRORS, Bulk.ERROR},
         "no device is unfinished; the final status follows from the device counts",
     ),
-    _t("cancel", BulkChange.OPEN, {Bulk.CANCELLED}, "an operator or partner cancels"),
+    _t(
+        "cancel",
+        BulkChange.OPEN - {Bulk.CANCELLING},
+        {Bulk.CANCELLING, Bulk.CANCELLED},
+        "an operator or partner cancels: CANCELLING while devices that sent a carrier write "
+        "run to their end, else CANCELLED at once",
+    ),
+    _t(
+        "finish_cancel",
+        {Bulk.CANCELLING},
+        {Bulk.CANCELLED},
+        "the last device in flight of a cancelled bulk change has ended",
+    ),
     _t(
         "reopen",
-        set(Bulk.values) - {Bulk.CANCELLED},
+        BulkChange.TERMINAL - {Bulk.CANCELLED} | BulkChange.RUNNABLE | {Bulk.NEW},
         {Bulk.PROCESSING},
-        "a retry re-queues devices; a cancelled bulk change is never reopened",
+        "a retry re-queues devices; a cancelled (or cancelling) bulk change is never reopened",
     ),
 )
 
@@ -195,16 +220,78 @@ def _terminal_fields(target: str, now: datetime) -> dict[str, Any]:
 # --- BulkChange ----------------------------------------------------------------------------
 
 
-def bulk_change_initial(*, now: datetime) -> dict[str, Any]:
-    """The fields a bulk change our entry points create starts with: QUEUED, queued now (its
-    SQS message follows the commit)."""
-    return {"status": Bulk.QUEUED, "queued_at": now}
+def bulk_change_initial(
+    *, now: datetime, scheduled_for: datetime | None = None, approval_reason: str = ""
+) -> dict[str, Any]:
+    """The fields a bulk change our entry points create starts with: AWAITING_APPROVAL when a
+    gate holds it (``approval_reason``), else SCHEDULED while ``scheduled_for`` is ahead, else
+    QUEUED, queued now (its SQS message follows the commit)."""
+    fields: dict[str, Any] = {"scheduled_for": scheduled_for, "approval_reason": approval_reason}
+    if approval_reason:
+        return {**fields, "status": Bulk.AWAITING_APPROVAL}
+    if scheduled_for is not None and scheduled_for > now:
+        return {**fields, "status": Bulk.SCHEDULED}
+    return {**fields, "status": Bulk.QUEUED, "queued_at": now}
 
 
 def bulk_change_release(*, bulk_change_id: int, now: datetime) -> bool:
     """NEW → QUEUED: a bulk change written by another system is released by its message."""
     rows = BulkChange.objects.filter(pk=bulk_change_id)
     return bool(_move(rows, BULK_CHANGE["release"], Bulk.QUEUED, queued_at=now))
+
+
+def bulk_change_release_scheduled(*, bulk_change_id: int, now: datetime) -> bool:
+    """SCHEDULED → QUEUED once ``scheduled_for`` has passed (False: not due, rescheduled,
+    cancelled, or another reaper released it first)."""
+    rows = BulkChange.objects.filter(pk=bulk_change_id, scheduled_for__lte=now)
+    return bool(_move(rows, BULK_CHANGE["release_scheduled"], Bulk.QUEUED, queued_at=now))
+
+
+def bulk_change_reschedule(*, bulk_change_id: int, scheduled_for: datetime) -> bool:
+    """Not a status change: a SCHEDULED (or still AWAITING_APPROVAL) bulk change gets a new
+    ``scheduled_for``. False: it has started, or was cancelled, meanwhile."""
+    rows = BulkChange.objects.filter(pk=bulk_change_id, status__in=BulkChange.GATED)
+    return bool(rows.update(scheduled_for=scheduled_for))
+
+
+def bulk_change_approve(
+    *, bulk_change_id: int, now: datetime, by: str, note: str = ""
+) -> str | None:
+    """AWAITING_APPROVAL → SCHEDULED while its ``scheduled_for`` is ahead, else QUEUED (queued
+    now). One conditional update: of two approvers (or an approver and a rejecter) the first
+    wins. Returns the status reached, or None when another decision came first."""
+    rows = BulkChange.objects.filter(pk=bulk_change_id)
+    decided = {"decision": BulkChange.Decision.APPROVED, "decided_by": by, "decided_at": now}
+    transition = BULK_CHANGE["approve"]
+    if _move(
+        rows.filter(scheduled_for__gt=now),
+        transition,
+        Bulk.SCHEDULED,
+        **decided,
+        decision_note=note,
+    ):
+        return Bulk.SCHEDULED
+    if _move(rows, transition, Bulk.QUEUED, **decided, decision_note=note, queued_at=now):
+        return Bulk.QUEUED
+    return None
+
+
+def bulk_change_reject(*, bulk_change_id: int, now: datetime, by: str, note: str = "") -> bool:
+    """AWAITING_APPROVAL → CANCELLED, with the decision and ``processed_at``."""
+    rows = BulkChange.objects.filter(pk=bulk_change_id)
+    return bool(
+        _move(
+            rows,
+            BULK_CHANGE["reject"],
+            Bulk.CANCELLED,
+            decision=BulkChange.Decision.REJECTED,
+            decided_by=by,
+            decided_at=now,
+            decision_note=note,
+            processed_at=now,
+            first_processed_at=now,
+        )
+    )
 
 
 def bulk_change_start(*, bulk_change_id: int) -> bool:
@@ -214,21 +301,58 @@ def bulk_change_start(*, bulk_change_id: int) -> bool:
 
 
 def bulk_change_complete(*, bulk_change_id: int, final: str, now: datetime) -> bool:
-    """QUEUED | PROCESSING → ``final``, with ``processed_at``. Written once: a second call, or
-    one after a cancel, wins nothing."""
+    """QUEUED | PROCESSING → ``final``, with ``processed_at`` (and ``first_processed_at`` the
+    first time). Written once: a second call, or one after a cancel, wins nothing."""
     rows = BulkChange.objects.filter(pk=bulk_change_id)
-    return bool(_move(rows, BULK_CHANGE["complete"], final, processed_at=now))
+    return bool(
+        _move(
+            rows,
+            BULK_CHANGE["complete"],
+            final,
+            processed_at=now,
+            first_processed_at=Coalesce(F("first_processed_at"), Value(now)),
+        )
+    )
 
 
-def bulk_change_cancel(*, bulk_change_id: int, now: datetime) -> bool:
-    """NEW | QUEUED | PROCESSING → CANCELLED, with ``processed_at``."""
+def bulk_change_cancel(*, bulk_change_id: int, now: datetime, by: str, in_flight: bool) -> bool:
+    """Any open status but CANCELLING → CANCELLING while ``in_flight`` (devices that sent a
+    carrier write run to their end), else CANCELLED with ``processed_at``. Records who asked
+    and when."""
     rows = BulkChange.objects.filter(pk=bulk_change_id)
-    return bool(_move(rows, BULK_CHANGE["cancel"], Bulk.CANCELLED, processed_at=now))
+    asked = {"cancel_requested_at": now, "cancel_requested_by": by}
+    if in_flight:
+        return bool(_move(rows, BULK_CHANGE["cancel"], Bulk.CANCELLING, **asked))
+    return bool(
+        _move(
+            rows,
+            BULK_CHANGE["cancel"],
+            Bulk.CANCELLED,
+            **asked,
+            processed_at=now,
+            first_processed_at=Coalesce(F("first_processed_at"), Value(now)),
+        )
+    )
+
+
+def bulk_change_finish_cancel(*, bulk_change_id: int, now: datetime) -> bool:
+    """CANCELLING → CANCELLED once no device is in flight, with ``processed_at``. Written
+    once, like a completion."""
+    rows = BulkChange.objects.filter(pk=bulk_change_id)
+    return bool(
+        _move(
+            rows,
+            BULK_CHANGE["finish_cancel"],
+            Bulk.CANCELLED,
+            processed_at=now,
+            first_processed_at=Coalesce(F("first_processed_at"), Value(now)),
+        )
+    )
 
 
 def bulk_change_reopen(*, bulk_change_id: int) -> bool:
-    """Any status but CANCELLED → PROCESSING, ``processed_at`` cleared: a retry re-queued some
-    of its devices."""
+    """A final (not cancelled) or running bulk change → PROCESSING, ``processed_at`` cleared
+    (``first_processed_at`` kept): a retry re-queued some of its devices."""
     rows = BulkChange.objects.filter(pk=bulk_change_id)
     return bool(_move(rows, BULK_CHANGE["reopen"], Bulk.PROCESSING, processed_at=None))
 

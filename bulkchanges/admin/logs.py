@@ -52,7 +52,9 @@ class BulkChangeLogAdmin(TenantScopedAdmin, ReadOnlyAdmin):
         css = {"all": ("bulkchanges/pondops.css",)}
 
     @admin.display(description="bulk change", ordering="bulk_change_id")
-    def bulk_change_link(self, row: BulkChangeLog) -> SafeString:
+    def bulk_change_link(self, row: BulkChangeLog) -> SafeString | str:
+        if row.bulk_change_id is None:
+            return f"preview {row.preview_id}"
         return display.bulk_change_link(row.bulk_change_id)
 
     @admin.display(description="response status", ordering="response_status")

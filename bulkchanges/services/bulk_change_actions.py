@@ -42,7 +42,9 @@ def bulk_change_cancel(*, bulk_change: BulkChange, actor: str) -> int:
     finish their current step and end CANCELLED. Returns the devices cancelled now."""
     now = timezone.now()
     with transaction.atomic():
-        if not transitions.bulk_change_cancel(bulk_change_id=bulk_change.pk, now=now):
+        if not transitions.bulk_change_cancel(
+            bulk_change_id=bulk_change.pk, now=now, by=actor, in_flight=False
+        ):
             raise Conflict(
                 f"bulk change {bulk_change.pk} is {bulk_change.status}; only NEW, "
                 "QUEUED or PROCESSING bulk changes can be cancelled"

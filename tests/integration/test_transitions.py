@@ -42,7 +42,15 @@ def _bulk_change(status: str = BulkChange.Status.QUEUED) -> BulkChange:
         integration_authentication=credentials,
         created_by="test",
         status=status,
+        scheduled_for=timezone.now() - timedelta(minutes=5),  # due, where that matters
     )
+
+
+def _approve(pk: int, target: str) -> bool:
+    """Approve: a bulk change whose time is ahead is to become SCHEDULED, else QUEUED."""
+    if target == BulkChange.Status.SCHEDULED:
+        BulkChange.objects.filter(pk=pk).update(scheduled_for=timezone.now() + timedelta(hours=1))
+    return transitions.bulk_change_approve(bulk_change_id=pk, now=now(), by="admin:two") == target
 
 
 def _row(model: type[models.Model], status: str) -> models.Model:
@@ -81,11 +89,24 @@ INVOKERS: dict[tuple[type[models.Model], str], Invoke] = {
     (BulkChange, "release"): lambda pk, _: transitions.bulk_change_release(
         bulk_change_id=pk, now=now()
     ),
+    (BulkChange, "release_scheduled"): lambda pk, _: transitions.bulk_change_release_scheduled(
+        bulk_change_id=pk, now=now()
+    ),
+    (BulkChange, "approve"): _approve,
+    (BulkChange, "reject"): lambda pk, _: transitions.bulk_change_reject(
+        bulk_change_id=pk, now=now(), by="admin:second"
+    ),
     (BulkChange, "start"): lambda pk, _: transitions.bulk_change_start(bulk_change_id=pk),
     (BulkChange, "complete"): lambda pk, target: transitions.bulk_change_complete(
         bulk_change_id=pk, final=target, now=now()
     ),
-    (BulkChange, "cancel"): lambda pk, _: transitions.bulk_change_cancel(
+    (BulkChange, "cancel"): lambda pk, target: transitions.bulk_change_cancel(
+        bulk_change_id=pk,
+        now=now(),
+        by="admin:ops",
+        in_flight=target == BulkChange.Status.CANCELLING,
+    ),
+    (BulkChange, "finish_cancel"): lambda pk, _: transitions.bulk_change_finish_cancel(
         bulk_change_id=pk, now=now()
     ),
     (BulkChange, "reopen"): lambda pk, _: transitions.bulk_change_reopen(bulk_change_id=pk),
