@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.urls import reverse
 from django.utils import timezone
@@ -72,6 +72,22 @@ def progress_bar(progress: Progress, *, compact: bool = False) -> SafeString:
 
 def _percent(part: int, total: int) -> str:
     return f"{part * 100 / total:.2f}"
+
+
+def timestamp(value: datetime | None) -> SafeString | str:
+    """The console's one way to show a moment: ``2026-12-01 19:52:56`` with seconds, in a
+    ``<time>`` element carrying the ISO instant, UTC on hover. Rendered in UTC; the console's
+    script (``bulkchanges/static/bulkchanges/pondops.js``) rewrites it into the viewer's time
+    zone, keeping UTC in the title. A dash for no value."""
+    if value is None:
+        return EMPTY
+    utc = value.astimezone(UTC)
+    return format_html(
+        '<time class="pondops-time" datetime="{}" title="{} UTC">{} UTC</time>',
+        utc.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        f"{utc:%Y-%m-%d %H:%M:%S}",
+        f"{utc:%Y-%m-%d %H:%M:%S}",
+    )
 
 
 def duration(delta: timedelta) -> str:
