@@ -17,13 +17,14 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from bulkchanges.admin import display
 from bulkchanges.admin.audit import actor
 from bulkchanges.admin.forms import ScheduledForField
 from bulkchanges.admin.history import history_record
+from bulkchanges.admin.tenancy import request_tenant_ids, tenant_scope
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange
 from bulkchanges.services.approvals import (
@@ -76,6 +77,21 @@ def awaiting_approval_by(queryset: QuerySet[Any], *, username: str) -> QuerySet[
     for door in DOORS:
         own |= Q(created_by__iexact=f"{door}:{username}")
     return queryset.filter(status=Status.AWAITING_APPROVAL).exclude(own)
+
+
+def awaiting_my_approval_tile(request: HttpRequest) -> dict[str, Any] | None:
+    """The dashboard's "awaiting my approval" figure: within the viewer's tenants, for staff
+    who may approve (None otherwise: no tile)."""
+    if not request.user.has_perm("bulkchanges.approve_bulkchange"):
+        return None
+    visible = tenant_scope(
+        BulkChange.objects.all(), tenant_path="tenant", tenant_ids=request_tenant_ids(request)
+    )
+    changelist = reverse("admin:bulkchanges_bulkchange_changelist")
+    return {
+        "count": awaiting_approval_by(visible, username=request.user.get_username()).count(),
+        "url": f"{changelist}?{AwaitingMyApprovalFilter.parameter_name}=mine",
+    }
 
 
 class BulkChangeGates(admin.ModelAdmin):

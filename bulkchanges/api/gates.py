@@ -45,10 +45,11 @@ class DecisionApi(PartnerApi):
     required_role = Role.APPROVE
 
     def decide(self, request: Request, service: Callable[..., BulkChange]) -> Response:
+        bulk_change = self.bulk_change()  # another tenant's is a 404, before any 400
         body = DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         bulk_change = service(
-            bulk_change=self.bulk_change(),
+            bulk_change=bulk_change,
             actor=partner_scope(request).actor,
             note=body.validated_data["note"],
         )
@@ -104,10 +105,11 @@ class BulkChangeRescheduleApi(PartnerApi):
         responses={200: BulkChangeDetailSerializer, **errors(400, 404, 409)},
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        bulk_change = self.bulk_change()  # another tenant's is a 404, before any 400
         body = RescheduleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         bulk_change = bulk_change_reschedule(
-            bulk_change=self.bulk_change(),
+            bulk_change=bulk_change,
             actor=partner_scope(request).actor,
             scheduled_for=body.validated_data["scheduled_for"],
         )

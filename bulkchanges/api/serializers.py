@@ -183,7 +183,10 @@ class AwareDateTimeField(serializers.DateTimeField):
 
     def to_internal_value(self, value: Any) -> datetime:
         if isinstance(value, str):
-            parsed = parse_datetime(value.strip())
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:  # well-formed but impossible (month 13): DRF's own message
+                parsed = None
             if parsed is not None and timezone.is_naive(parsed):
                 raise serializers.ValidationError(
                     "add a UTC offset, for example 2026-12-02T18:00:00+00:00"
@@ -353,6 +356,11 @@ class BulkChangeDetailSerializer(BulkChangeSerializer):
     bulk change completes)."""
 
     webhook = serializers.SerializerMethodField()
+    decision = serializers.ChoiceField(
+        choices=BulkChange.Decision.choices,
+        allow_blank=True,
+        help_text="Four-eyes approval's decision; empty while none was needed or made.",
+    )
 
     class Meta(BulkChangeSerializer.Meta):
         fields: tuple[str, ...] = (
