@@ -222,19 +222,6 @@ class Gates:
     def scheduled_ahead(self) -> bool:
         return self.scheduled_for is not None and self.scheduled_for > self.now
 
-    def describe(self) -> str:
-        """One sentence for the creation preview and the CLI's summary."""
-        if self.approval_reason:
-            then = (
-                f", then run at {self.scheduled_for.isoformat()} (UTC offset included)"
-                if self.scheduled_ahead and self.scheduled_for is not None
-                else ", then run at once"
-            )
-            return f"This will wait for approval because {self.approval_reason}{then}."
-        if self.scheduled_ahead and self.scheduled_for is not None:
-            return f"This will wait until {self.scheduled_for.isoformat()}, then run."
-        return "This will run at once."
-
 
 def scheduled_for_validate(*, scheduled_for: datetime | None, now: datetime) -> datetime | None:
     """A bulk change's ``scheduled_for``: timezone-aware, at most BULKCHANGE_MAX_SCHEDULE_DAYS
