@@ -237,7 +237,7 @@ class JasperProcessor(StatusUpdateProcessor[JasperClient]):
         Step.CONFIRM: READ_DEVICE,
     }
     statuses: ClassVar[Mapping[str, StatusMapping]] = {
-        name: StatusMapping(name, name, name)
+        name: StatusMapping(name, name, name, destructive=name == RETIRED)
         for name in (ACTIVATED, DEACTIVATED, ACTIVATION_READY, TEST_READY, INVENTORY, RETIRED)
     }
     # Cisco's fair-use policy: one call at a time per account. The calls-per-second limit is

@@ -299,7 +299,7 @@ class PondProcessor(StatusUpdateProcessor[PondClient]):
     statuses: ClassVar[Mapping[str, StatusMapping]] = {
         ACTIVE: StatusMapping(ACTIVE, ENABLED, ACTIVE),
         SUSPENDED: StatusMapping(SUSPENDED, DISABLED, SUSPENDED),
-        TERMINATED: StatusMapping(TERMINATED, DISABLED, TERMINATED),
+        TERMINATED: StatusMapping(TERMINATED, DISABLED, TERMINATED, destructive=True),
     }
     # POND publishes no limit: a new row starts at the base default (10 requests/s, 4 at
     # once); the operator sets the account's real rate on the row (a 429 slows every sender).

@@ -233,7 +233,8 @@ class TelegenceProcessor(StatusUpdateProcessor[TelegenceClient]):
         Step.CONFIRM: READ_LINE,
     }
     statuses: ClassVar[Mapping[str, StatusMapping]] = {
-        target: StatusMapping(target, code, target) for target, code in SUBSCRIBER_STATUS.items()
+        target: StatusMapping(target, code, target, destructive=target == CANCELLED)
+        for target, code in SUBSCRIBER_STATUS.items()
     }
     # The contract publishes no limits; these are PondOps' defaults for a new row (an operator
     # sets the account's real figures on the IntegrationAuthentication row).

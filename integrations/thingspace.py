@@ -345,7 +345,7 @@ class ThingSpaceProcessor(StatusUpdateProcessor[ThingSpaceClient]):
     statuses: ClassVar[Mapping[str, StatusMapping]] = {
         ACTIVE: StatusMapping(ACTIVE, ACTIVATE, ACTIVE),  # or restore, when suspended
         SUSPENDED: StatusMapping(SUSPENDED, SUSPEND, SUSPENDED),
-        DEACTIVATED: StatusMapping(DEACTIVATED, DEACTIVATE, DEACTIVATED),
+        DEACTIVATED: StatusMapping(DEACTIVATED, DEACTIVATE, DEACTIVATED, destructive=True),
     }
 
     # The action this processor submitted (the confirm deadline depends on it).

@@ -287,6 +287,10 @@ BULKCHANGE_REAPER_GRACE_SECONDS = env.float(
 BULKCHANGE_MAX_DEVICES_PER_REQUEST = env.int(
     "BULKCHANGE_MAX_DEVICES_PER_REQUEST", 100_000, validate=environment.at_least_one
 )
+# How far ahead a bulk change may be scheduled (docs/operator-features.md).
+BULKCHANGE_MAX_SCHEDULE_DAYS = env.int(
+    "BULKCHANGE_MAX_SCHEDULE_DAYS", 180, validate=environment.at_least_one
+)
 # Tests need these short too: the SQS long-poll wait and how soon a
 # malformed message becomes visible again (so the redrive policy moves it to the DLQ).
 BULKCHANGE_SQS_WAIT_SECONDS = env.int(

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from bulkchanges.admin import display
 from bulkchanges.admin.bulk_change_actions import BulkChangeActions
 from bulkchanges.admin.creation import BulkChangeCreation
+from bulkchanges.admin.gates import BulkChangeGates
 from bulkchanges.admin.readonly import ReadOnlyAdmin
 from bulkchanges.admin.tenancy import TenantScopedAdmin
 from bulkchanges.models import BulkChange
@@ -57,7 +58,9 @@ def _progress(bulk_change: BulkChange) -> Progress:
 
 
 @admin.register(BulkChange)
-class BulkChangeAdmin(TenantScopedAdmin, BulkChangeCreation, BulkChangeActions, ReadOnlyAdmin):
+class BulkChangeAdmin(
+    TenantScopedAdmin, BulkChangeCreation, BulkChangeActions, BulkChangeGates, ReadOnlyAdmin
+):
     tenant_path = "tenant"
     # Compact enough for a laptop screen with the admin's navigation and filter sidebars open:
     # carrier, type and target share one column, age and time to complete another.

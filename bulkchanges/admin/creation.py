@@ -27,9 +27,10 @@ from bulkchanges.devicelists import (
     parse_device_list,
 )
 from bulkchanges.errors import ApplicationError
-from bulkchanges.models import Tenant
+from bulkchanges.models import BulkChange, Tenant
 from bulkchanges.services import (
     bulk_change_create,
+    bulk_change_gates,
     credentials_resolve,
     device_list_preview,
     status_update_request_validate,
@@ -132,6 +133,16 @@ class BulkChangeCreation:
         except ApplicationError as error:
             self._form_errors(form, error, devices_field=devices_field)
             return None
+        try:
+            gates = bulk_change_gates(
+                tenant=form.tenant,
+                validated=validated,
+                device_count=len(parsed.devices),
+                scheduled_for=cleaned.get("scheduled_for"),
+            )
+        except ApplicationError as error:
+            form.add_error("scheduled_for", error.detail[:1].upper() + error.detail[1:] + ".")
+            return None
         preview = device_list_preview(
             tenant=form.tenant, integration=form.integration, parsed=parsed
         )
@@ -143,10 +154,13 @@ class BulkChangeCreation:
                 integration=form.integration,
                 request=request_kwargs,
                 devices=preview.devices,
+                scheduled_for=gates.scheduled_for,
             )
         return {
             "preview": preview,
             "draft": draft,
+            "gates": gates,
+            "gates_scheduled_for": display.timestamp(gates.scheduled_for),
             "request_lines": display.describe_request(
                 validated.request, integration=form.integration
             ),
@@ -208,6 +222,7 @@ class BulkChangeCreation:
                 validated=validated,
                 devices=draft.device_refs(),
                 idempotency_key=draft.idempotency_key,
+                scheduled_for=draft.scheduled_for_moment,
             )
         except ApplicationError as error:
             messages.error(request, f"Nothing was created: {error}")
@@ -216,7 +231,17 @@ class BulkChangeCreation:
         if created:
             messages.success(
                 request,
-                f"Bulk change {bulk_change.pk} queued: {draft.device_count} devices to "
-                f"{validated.request.update_status} on {draft.integration}.",
+                f"Bulk change {bulk_change.pk} {_first_status_words(bulk_change)}: "
+                f"{draft.device_count} devices to {validated.request.update_status} on "
+                f"{draft.integration}.",
             )
         return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
+
+
+def _first_status_words(bulk_change: BulkChange) -> str:
+    """How the success message names where the new bulk change stands."""
+    if bulk_change.status == BulkChange.Status.AWAITING_APPROVAL:
+        return f"awaits approval (because {bulk_change.approval_reason})"
+    if bulk_change.status == BulkChange.Status.SCHEDULED and bulk_change.scheduled_for:
+        return f"scheduled for {bulk_change.scheduled_for:%Y-%m-%d %H:%M} UTC"
+    return "queued"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
@@ -28,6 +29,11 @@ class Draft:
     request: dict[str, Any]
     devices: str  # one "iccid,msisdn,eid" a line: compact, and nothing to escape (digits)
     device_count: int
+    scheduled_for: str = ""  # ISO 8601 with offset; empty: start at once
+
+    @property
+    def scheduled_for_moment(self) -> datetime | None:
+        return datetime.fromisoformat(self.scheduled_for) if self.scheduled_for else None
 
     @property
     def idempotency_key(self) -> str:
@@ -55,6 +61,7 @@ def draft_save(
     integration: str,
     request: dict[str, Any],
     devices: Sequence[DeviceRef],
+    scheduled_for: datetime | None = None,
 ) -> Draft:
     rev = request.get("rev_service")
     draft = Draft(
@@ -64,6 +71,7 @@ def draft_save(
         request={**request, "rev_service": rev.to_legacy() if rev else None},
         devices="\n".join(f"{d.iccid},{d.msisdn},{d.eid}" for d in devices),
         device_count=len(devices),
+        scheduled_for=scheduled_for.isoformat() if scheduled_for else "",
     )
     session[SESSION_KEY] = asdict(draft)
     return draft

@@ -21,6 +21,29 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
+class ScheduledForField(forms.DateTimeField):
+    """When a bulk change starts: ISO 8601 (``2026-12-02 18:00`` or ``2026-12-02T18:00``),
+    in UTC unless it names an offset (``…T18:00+01:00``). The creation rules (at most
+    BULKCHANGE_MAX_SCHEDULE_DAYS ahead, not in the past) are the service's."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", "Start at (UTC)")
+        kwargs.setdefault(
+            "help_text",
+            "Optional: e.g. 2026-12-24 06:00 (UTC) or 2026-12-24T07:00+01:00. Empty: start "
+            f"at once. At most {settings.BULKCHANGE_MAX_SCHEDULE_DAYS} days ahead.",
+        )
+        kwargs.setdefault(
+            "widget",
+            forms.DateTimeInput(
+                attrs={"placeholder": "YYYY-MM-DD HH:MM", "size": 25, "autocomplete": "off"},
+                format="%Y-%m-%d %H:%M",
+            ),
+        )
+        super().__init__(**kwargs)
+
+
 class TargetForm(forms.Form):
     """Step one: whose devices, on which carrier — the rest of the form depends on both.
     ``tenants``: the operator's tenants, the only ones offered or accepted."""
@@ -62,6 +85,7 @@ class NewBulkChangeForm(forms.Form):
         empty_label="The carrier's default for the target status",
     )
     account_number = forms.CharField(required=False, max_length=200, label="Account number")
+    scheduled_for = ScheduledForField()
     service_plan = forms.CharField(
         required=False, max_length=200, help_text="ThingSpace activation: the service plan."
     )

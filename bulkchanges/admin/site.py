@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 
 from bulkchanges.admin import tenancy
 from bulkchanges.admin.dashboard import dashboard_context
+from bulkchanges.admin.gates import awaiting_my_approval_tile
 
 NO_TENANT_NOTICE = (
     "You belong to no tenant yet, so the console shows you no tenant's bulk changes, devices "
@@ -54,4 +55,5 @@ class PondOpsAdminSite(AdminSite):
             context["dashboard"] = dashboard_context(
                 tenant_ids=tenant_ids, show_dead_letters=tenancy.is_superuser(request)
             )
+            context["awaiting_my_approval"] = awaiting_my_approval_tile(request)
         return super().index(request, {**context, **(extra_context or {})})

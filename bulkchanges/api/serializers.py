@@ -5,8 +5,11 @@ the legacy RevService keys that ``RevServiceRequest.from_legacy`` validates."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -174,6 +177,24 @@ class DeviceRowsField(serializers.Field):
         return value
 
 
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 moment that names its UTC offset: a time without one is refused rather
+    than guessed (a partner's local 09:00 is not ours)."""
+
+    def to_internal_value(self, value: Any) -> datetime:
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:  # well-formed but impossible (month 13): DRF's own message
+                parsed = None
+            if parsed is not None and timezone.is_naive(parsed):
+                raise serializers.ValidationError(
+                    "add a UTC offset, for example 2026-12-02T18:00:00+00:00"
+                )
+        moment: datetime = super().to_internal_value(value)
+        return moment
+
+
 class _BulkChangeRequestSerializer(serializers.Serializer):
     tenant = serializers.IntegerField(
         required=False,
@@ -212,6 +233,13 @@ class _BulkChangeRequestSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=500,
         help_text="https URL to POST the signed completion summary to.",
+    )
+    scheduled_for = AwareDateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="Optional: when to start (ISO 8601 with a UTC offset), at most "
+        "BULKCHANGE_MAX_SCHEDULE_DAYS (180) days ahead; SCHEDULED until then. Omit to start "
+        "at once.",
     )
 
 
@@ -300,6 +328,8 @@ class BulkChangeSerializer(serializers.ModelSerializer):
             "callback_url",
             "request",
             "progress",
+            "scheduled_for",
+            "approval_reason",
         )
         read_only_fields = fields
 
@@ -326,9 +356,21 @@ class BulkChangeDetailSerializer(BulkChangeSerializer):
     bulk change completes)."""
 
     webhook = serializers.SerializerMethodField()
+    decision = serializers.ChoiceField(
+        choices=BulkChange.Decision.choices,
+        allow_blank=True,
+        help_text="Four-eyes approval's decision; empty while none was needed or made.",
+    )
 
     class Meta(BulkChangeSerializer.Meta):
-        fields: tuple[str, ...] = (*BulkChangeSerializer.Meta.fields, "webhook")
+        fields: tuple[str, ...] = (
+            *BulkChangeSerializer.Meta.fields,
+            "decision",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+            "webhook",
+        )
         read_only_fields = fields
 
     @extend_schema_field(WebhookStateSerializer(allow_null=True))

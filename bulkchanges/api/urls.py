@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from bulkchanges.api import actions, exports, views
+from bulkchanges.api import actions, exports, gates, views
 
 app_name = "api"
 
@@ -24,6 +24,21 @@ urlpatterns = [
         "bulk-changes/<int:pk>/cancel/",
         actions.BulkChangeCancelApi.as_view(),
         name="bulk-change-cancel",
+    ),
+    path(
+        "bulk-changes/<int:pk>/approve/",
+        gates.BulkChangeApproveApi.as_view(),
+        name="bulk-change-approve",
+    ),
+    path(
+        "bulk-changes/<int:pk>/reject/",
+        gates.BulkChangeRejectApi.as_view(),
+        name="bulk-change-reject",
+    ),
+    path(
+        "bulk-changes/<int:pk>/reschedule/",
+        gates.BulkChangeRescheduleApi.as_view(),
+        name="bulk-change-reschedule",
     ),
     path(
         "bulk-changes/<int:pk>/export.csv",

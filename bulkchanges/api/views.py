@@ -129,7 +129,9 @@ class BulkChangeListCreateApi(PartnerListApi):
         summary="Create a bulk change",
         description="From a JSON list of devices, or a multipart upload of a CSV device list "
         "(with the other fields as form fields; options and rev_service as JSON). Validated "
-        "exactly as the admin validates; the bulk change is queued at once.",
+        "exactly as the admin validates. The bulk change is QUEUED at once — or SCHEDULED "
+        "until `scheduled_for`, or AWAITING_APPROVAL (`approval_reason` says why) when its "
+        "target is destructive or it has more devices than the tenant's approval threshold.",
         parameters=[IDEMPOTENCY_KEY],
         request={
             "application/json": BulkChangeCreateSerializer,
@@ -137,7 +139,10 @@ class BulkChangeListCreateApi(PartnerListApi):
         },
         examples=[CREATE_EXAMPLE],
         responses={
-            201: OpenApiResponse(BulkChangeDetailSerializer, description="Created and queued."),
+            201: OpenApiResponse(
+                BulkChangeDetailSerializer,
+                description="Created: queued, scheduled or awaiting approval (its `status`).",
+            ),
             200: OpenApiResponse(
                 BulkChangeDetailSerializer,
                 description="A repeat of an earlier request with the same Idempotency-Key: "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -203,6 +204,89 @@ def device_list_preview(*, tenant: Tenant, integration: str, parsed: ParsedDevic
     )
 
 
+# A scheduled time this little in the past is taken as "now" (clocks and forms lag); more is
+# refused, since nobody means to schedule something for yesterday.
+SCHEDULE_PAST_TOLERANCE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Gates:
+    """What holds a new bulk change back before the queue: approval (``approval_reason``, in
+    words, blank when none is needed) and a scheduled time still ahead."""
+
+    scheduled_for: datetime | None
+    approval_reason: str
+    now: datetime
+
+    @property
+    def scheduled_ahead(self) -> bool:
+        return self.scheduled_for is not None and self.scheduled_for > self.now
+
+
+def scheduled_for_validate(*, scheduled_for: datetime | None, now: datetime) -> datetime | None:
+    """A bulk change's ``scheduled_for``: timezone-aware, at most BULKCHANGE_MAX_SCHEDULE_DAYS
+    ahead, and not more than a minute in the past (a minute or less is taken as now).
+    ApplicationError (field ``scheduled_for``) otherwise."""
+    if scheduled_for is None:
+        return None
+    if timezone.is_naive(scheduled_for):
+        raise ApplicationError(
+            "scheduled_for needs a UTC offset (for example 2026-12-02T18:00:00+00:00)",
+            fields={"scheduled_for": ["no UTC offset"]},
+        )
+    if scheduled_for < now - SCHEDULE_PAST_TOLERANCE:
+        raise ApplicationError(
+            f"scheduled_for {scheduled_for.isoformat()} is in the past; leave it empty to run "
+            "at once",
+            fields={"scheduled_for": ["in the past"]},
+        )
+    days = settings.BULKCHANGE_MAX_SCHEDULE_DAYS
+    if scheduled_for > now + timedelta(days=days):
+        raise ApplicationError(
+            f"scheduled_for {scheduled_for.isoformat()} is more than {days} days ahead",
+            fields={"scheduled_for": [f"at most {days} days ahead"]},
+        )
+    return scheduled_for
+
+
+def approval_reason_for(*, tenant: Tenant, integration: str, target: str, device_count: int) -> str:
+    """Why a bulk change needs a second person's approval, in words; blank when it does not.
+    Destructive targets are data in each carrier's status table (``StatusMapping.destructive``)."""
+    reasons: list[str] = []
+    mapping = processor_class(integration).statuses.get(target)
+    if mapping is not None and mapping.destructive:
+        reasons.append(f"target {target} is destructive")
+    threshold = tenant.approval_threshold
+    if device_count > threshold:
+        reasons.append(
+            f"{device_count:,} devices is above this tenant's approval threshold of {threshold:,}"
+        )
+    return " and ".join(reasons)
+
+
+def bulk_change_gates(
+    *,
+    tenant: Tenant,
+    validated: ValidatedRequest,
+    device_count: int,
+    scheduled_for: datetime | None = None,
+    now: datetime | None = None,
+) -> Gates:
+    """The gates a new bulk change passes through (validating ``scheduled_for``): shown by the
+    admin's preview before submit and applied by :func:`bulk_change_create`."""
+    now = now or timezone.now()
+    return Gates(
+        scheduled_for=scheduled_for_validate(scheduled_for=scheduled_for, now=now),
+        approval_reason=approval_reason_for(
+            tenant=tenant,
+            integration=validated.credentials.integration,
+            target=validated.request.update_status,
+            device_count=device_count,
+        ),
+        now=now,
+    )
+
+
 def bulk_change_create(
     *,
     tenant: Tenant,
@@ -212,10 +296,14 @@ def bulk_change_create(
     idempotency_key: str | None = None,
     callback_url: str = "",
     request_fingerprint: str = "",
+    scheduled_for: datetime | None = None,
 ) -> tuple[BulkChange, bool]:
-    """Record a status-update bulk change as QUEUED with its devices, in one transaction, and
-    send its SQS message once that commits. Returns (bulk_change, created): a repeated
-    ``idempotency_key`` for the tenant returns the original with created=False.
+    """Record a status-update bulk change with its devices, in one transaction, in its first
+    status (:func:`bulk_change_gates`): AWAITING_APPROVAL when its target is destructive or it
+    has more devices than the tenant's approval threshold, else SCHEDULED while
+    ``scheduled_for`` is ahead, else QUEUED — and only then is its SQS message sent, once the
+    transaction commits. Returns (bulk_change, created): a repeated ``idempotency_key`` for the
+    tenant returns the original with created=False.
 
     ``request_fingerprint`` (the API's hash of the normalised request) is stored with the key;
     a repeat of the key whose fingerprint differs from the stored one is a Conflict (409)
@@ -237,6 +325,9 @@ def bulk_change_create(
     if len(devices) > settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST:
         raise too_many_devices_error()
     credentials, request = validated.credentials, validated.request
+    gates = bulk_change_gates(
+        tenant=tenant, validated=validated, device_count=len(devices), scheduled_for=scheduled_for
+    )
     if processor_class(credentials.integration).limits_daily_actions:
         _check_daily_action_budget(credentials=credentials, devices=devices)
     change_request = request.to_legacy()
@@ -248,7 +339,11 @@ def bulk_change_create(
                 integration_authentication=credentials,
                 change_request_type=BulkChange.ChangeRequestType.STATUS_UPDATE,
                 created_by=created_by,
-                **transitions.bulk_change_initial(now=timezone.now()),
+                **transitions.bulk_change_initial(
+                    now=gates.now,
+                    scheduled_for=gates.scheduled_for,
+                    approval_reason=gates.approval_reason,
+                ),
                 request=change_request,
                 idempotency_key=idempotency_key or "",
                 request_fingerprint=request_fingerprint if idempotency_key else "",
@@ -272,9 +367,10 @@ def bulk_change_create(
                     )
                     for device in batch
                 )
-            transaction.on_commit(
-                partial(sqs.send_bulk_change, bulk_change.pk, request_id=idempotency_key or "")
-            )
+            if bulk_change.status == BulkChange.Status.QUEUED:
+                transaction.on_commit(
+                    partial(sqs.send_bulk_change, bulk_change.pk, request_id=idempotency_key or "")
+                )
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -285,12 +381,13 @@ def bulk_change_create(
             raise
         return existing, False
     logger.info(
-        "bulk change %s created by %s: %s devices to %s on %s",
+        "bulk change %s created by %s: %s devices to %s on %s, %s",
         bulk_change.pk,
         created_by,
         len(devices),
         request.update_status,
         credentials.integration,
+        bulk_change.status,
         extra={"bulk_change_id": bulk_change.pk, "request_id": idempotency_key or ""},
     )
     return bulk_change, True

@@ -28,6 +28,11 @@ OPERATOR_CANCEL = "Bulk change cancelled"
 WRITES_DISABLED = "Writes disabled"
 LEASE_EXPIRED = "Worker lease expired"
 NO_RESPONSE = "no response: worker stopped"
+# Scheduled bulk changes and four-eyes approval (bulkchanges.services.approvals, .scheduling).
+OPERATOR_APPROVE = "Bulk change approved"
+OPERATOR_REJECT = "Bulk change rejected"
+OPERATOR_RESCHEDULE = "Bulk change rescheduled"
+RELEASED_SCHEDULED = "Released scheduled bulk change"
 
 
 @cache

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -275,6 +275,8 @@ def request_fingerprint(
         "callback_url": str(request.get("callback_url") or "").strip(),
         "devices": [[d.iccid, d.msisdn, d.eid] for d in devices.devices],
     }
+    if request.get("scheduled_for"):  # only when set: older fingerprints stay valid
+        normalised["scheduled_for"] = request["scheduled_for"].astimezone(UTC).isoformat()
     # The canonical JSON, hashed as it is encoded: the same digest as hashing json.dumps's
     # string, without holding 100,000 devices' worth of text (and its pieces) at once.
     digest = hashlib.sha256()
@@ -321,7 +323,7 @@ def partner_bulk_change_create(
 
     ``request`` holds the validated JSON/form fields: integration, target_status, credentials,
     is_ignore_current_status, post_update_status, account_number, options, rev_service,
-    callback_url."""
+    callback_url, scheduled_for."""
     idempotency_key = idempotency_key.strip()
     if len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
         raise ApplicationError(
@@ -358,4 +360,5 @@ def partner_bulk_change_create(
         idempotency_key=idempotency_key or None,
         callback_url=callback_url,
         request_fingerprint=fingerprint,
+        scheduled_for=request.get("scheduled_for"),
     )

@@ -1,4 +1,4 @@
-"""The reaper: the database is the outbox, so nothing stays PROCESSING, QUEUED or
+"""The reaper: the database is the outbox, so nothing stays PROCESSING, QUEUED, SCHEDULED or
 RETRY_SCHEDULED forever (docs/architecture.md §7). Run by ``run_reaper`` (its own process) and
 ``reap_once``."""
 
@@ -18,6 +18,7 @@ from bulkchanges import sqs, transitions
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
 from bulkchanges.services import logs
 from bulkchanges.services.processing import Enqueue, bulk_change_complete_if_done
+from bulkchanges.services.scheduling import bulk_changes_release_due
 from pondops.metrics import device_outcome_count
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class ReapReport:
     bulk_changes_resent: int = 0
     bulk_changes_completed: int = 0
     unanswered_calls: int = 0
+    scheduled_released: int = 0
 
     def __str__(self) -> str:
         return (
@@ -41,7 +43,8 @@ class ReapReport:
             f"retry messages re-sent {self.retries_resent}, "
             f"bulk changes re-sent {self.bulk_changes_resent}, "
             f"completed {self.bulk_changes_completed}, "
-            f"unanswered calls closed {self.unanswered_calls}"
+            f"unanswered calls closed {self.unanswered_calls}, "
+            f"scheduled bulk changes released {self.scheduled_released}"
         )
 
 
@@ -57,6 +60,8 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     _expire_leases(now, enqueue, process_by, report, touched)
     _return_lost_hand_offs(now, enqueue, report)
     _resend_overdue_retries(now - grace, report)
+    # Due SCHEDULED bulk changes: at most one reaper interval late (docs/operator-features.md).
+    report.scheduled_released += bulk_changes_release_due(now=now)
     report.unanswered_calls += logs.call_rows_unanswered_close(
         started_before=now - grace - _longest_call()
     )

@@ -301,6 +301,9 @@ class StatusMapping:
     target: str  # canonical name, as docs/carriers/README.md lists it
     carrier_value: str  # what the carrier API is sent (or its action)
     post_update_status: str  # DeviceStatus code recorded after success
+    # A target that cannot be undone from PondOps (the line is gone or retired): a bulk change
+    # to it waits for a second person's approval (four-eyes, docs/operator-features.md).
+    destructive: bool = False
 
 
 # --- The processor base ----------------------------------------------------------------------

@@ -146,6 +146,8 @@ def test_export_reads_rows_through_an_iterator(
     partner: Partner, django_assert_max_num_queries: Any
 ) -> None:
     """Constant memory: one query (a server-side cursor on PostgreSQL), rows streamed."""
+    partner.tenant.approval_threshold = 2500  # queued, not held for four-eyes approval
+    partner.tenant.save(update_fields=["approval_threshold"])
     bulk_change = create_bulk_change(partner.world, iccids(2500), with_rev=False)
     response = partner.client.get(f"{API}/bulk-changes/{bulk_change.pk}/export.csv")
     assert isinstance(response, StreamingHttpResponse)

@@ -43,6 +43,9 @@ def test_the_schema_and_docs_are_served_without_a_key(client: Any) -> None:
         f"{API}/bulk-changes/{{id}}/logs/",
         f"{API}/bulk-changes/{{id}}/retry/",
         f"{API}/bulk-changes/{{id}}/cancel/",
+        f"{API}/bulk-changes/{{id}}/approve/",
+        f"{API}/bulk-changes/{{id}}/reject/",
+        f"{API}/bulk-changes/{{id}}/reschedule/",
         f"{API}/bulk-changes/{{id}}/export.csv",
         f"{API}/webhook-secret/",
     }
@@ -94,14 +97,19 @@ def api_world(
         response_text="{}",
         response_status=500,
     )
-    yield {"key": partner.key, "ids": [open_one.pk, done.pk, 10**9]}
+    awaiting = create_bulk_change(
+        partner.world, iccids(2, start=200), status="TERMINATED", with_rev=False
+    )
+    yield {"key": partner.key, "ids": [open_one.pk, done.pk, awaiting.pk, 10**9]}
     cache.clear()
 
 
 # Creating a bulk change has rules JSON Schema cannot state (the carrier's status names, the
 # tenant's credentials, one line per ICCID, daily budgets), so a schema-valid create may be
-# refused with a 400 that names the field; positive_data_acceptance is not applied there.
-BUSINESS_RULES = {"POST /api/v1/bulk-changes/"}
+# refused with a 400 that names the field; positive_data_acceptance is not applied there. Nor
+# to reschedule: its time must lie between a minute ago and BULKCHANGE_MAX_SCHEDULE_DAYS ahead,
+# relative to now, which a schema cannot say either.
+BUSINESS_RULES = {"POST /api/v1/bulk-changes/", "POST /api/v1/bulk-changes/{id}/reschedule/"}
 
 
 def _call(case: Any, mode: GenerationMode, api_world: dict[str, Any]) -> None:
@@ -158,5 +166,5 @@ def test_every_operation_conforms_to_the_live_schema(
             except (Exception, BaseExceptionGroup) as error:  # every operation runs; all shown
                 FIGURES["failures"][operation.label] += 1
                 failures.append(f"{operation.label} ({mode.value}): {error}")
-    assert len(FIGURES["operations"]) == 9
+    assert len(FIGURES["operations"]) == 12
     assert not failures, "\n\n".join(failures)

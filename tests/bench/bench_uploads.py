@@ -49,7 +49,7 @@ SEED = """
 from django.contrib.auth import get_user_model
 from bulkchanges.models import IntegrationAuthentication, Tenant
 from bulkchanges.services.partners import partner_token_issue
-tenant = Tenant.objects.create(name="Bench IoT")
+tenant = Tenant.objects.create(name="Bench IoT", approval_threshold=10**9)
 pond = IntegrationAuthentication.objects.create(
     tenant=tenant, integration="POND", base_url="http://127.0.0.1:9", account="1001",
     secret="bench-pond-key", rate_limit=0, max_concurrency=4)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bulkchanges.models import BulkChange, Device, DeviceChange
+from bulkchanges.services.approvals import bulk_change_approve
 from integrations.pond import SIM_SERVICE_FIELDS
 from tests.conftest import PondWorld, Queue, create_bulk_change, drain, iccids
 
@@ -64,6 +65,13 @@ def test_suspend_reads_every_page_and_leaves_terminated_packages_alone(
     assert pond_world.simulator.call_count("pond", "purge_sim") == 0
 
 
+def approved(bulk_change: BulkChange) -> BulkChange:
+    """TERMINATED is destructive: a second person approves it (four-eyes) before it runs."""
+    if bulk_change.status != BulkChange.Status.AWAITING_APPROVAL:
+        return bulk_change
+    return bulk_change_approve(bulk_change=bulk_change, actor="admin:approver")
+
+
 def test_terminate_disables_services_and_terminates_live_packages_without_purging(
     pond_world: PondWorld, sqs_queue: Queue, inline_workers: None
 ) -> None:
@@ -71,7 +79,7 @@ def test_terminate_disables_services_and_terminates_live_packages_without_purgin
     seed(pond_world, iccid, ["ACTIVE", "NOT_ACTIVE", "TERMINATED"])
 
     bulk_change = drain(
-        create_bulk_change(pond_world, [iccid], status="TERMINATED", with_rev=False)
+        approved(create_bulk_change(pond_world, [iccid], status="TERMINATED", with_rev=False))
     )
 
     assert bulk_change.status == BulkChange.Status.PROCESSED
@@ -153,7 +161,11 @@ def test_the_current_status_read_decides_which_devices_are_skipped(
     seed(pond_world, iccid, packages, **sim)
 
     bulk_change = drain(
-        create_bulk_change(pond_world, [iccid], status=target, with_rev=False, ignore_current=False)
+        approved(
+            create_bulk_change(
+                pond_world, [iccid], status=target, with_rev=False, ignore_current=False
+            )
+        )
     )
 
     device_change = DeviceChange.objects.get(bulk_change=bulk_change)

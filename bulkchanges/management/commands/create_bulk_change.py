@@ -1,5 +1,7 @@
 """``manage.py create_bulk_change`` — validate and queue a status-update bulk change exactly as
-the admin and the API do; prints the bulk change id as the last token."""
+the admin and the API do (the same gates: ``--scheduled-for`` keeps it SCHEDULED, a
+destructive target or a large list AWAITING_APPROVAL); prints the bulk change id as the last
+token."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from bulkchanges.devicelists import DeviceListError, parse_device_list
 from bulkchanges.errors import ApplicationError
+from bulkchanges.management.commands._moments import moment_parse
+from bulkchanges.models import BulkChange
 from bulkchanges.services import (
     bulk_change_create,
     credentials_resolve,
@@ -48,9 +52,17 @@ class Command(BaseCommand):
         parser.add_argument("--rev-package-id", type=int)
         parser.add_argument("--prorate", action="store_true")
         parser.add_argument("--request-id", help="idempotency key: a repeat prints the same id")
+        parser.add_argument(
+            "--scheduled-for",
+            help="start at this time (ISO 8601 with a UTC offset), at most "
+            "BULKCHANGE_MAX_SCHEDULE_DAYS ahead; SCHEDULED until then",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
+            scheduled_for = (
+                moment_parse(options["scheduled_for"]) if options["scheduled_for"] else None
+            )
             tenant = tenant_get(name=options["tenant"])
             limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
             if options["iccids_file"] == "-":
@@ -79,6 +91,7 @@ class Command(BaseCommand):
                 validated=validated,
                 devices=parsed.devices,
                 idempotency_key=options["request_id"],
+                scheduled_for=scheduled_for,
             )
         except (OSError, DeviceListError, ApplicationError) as error:
             raise CommandError(str(error)) from None
@@ -88,8 +101,9 @@ class Command(BaseCommand):
             self.stderr.write(f"and {parsed.rejected_count - len(parsed.rejected):,} more lines")
         if created:
             self.stdout.write(
-                f"queued {len(parsed.devices)} devices ({parsed.duplicate_count} duplicates and "
-                f"{parsed.malformed_count} malformed lines skipped); bulk change {bulk_change.pk}"
+                f"{_outcome(bulk_change, len(parsed.devices))} ({parsed.duplicate_count} "
+                f"duplicates and {parsed.malformed_count} malformed lines skipped); bulk change "
+                f"{bulk_change.pk}"
             )
         else:
             self.stdout.write(f"request id already used; existing bulk change {bulk_change.pk}")
@@ -122,3 +136,15 @@ class Command(BaseCommand):
             package_id=options["rev_package_id"],
             products=products,
         )
+
+
+def _outcome(bulk_change: BulkChange, devices: int) -> str:
+    """What creation did with the devices, by the bulk change's first status."""
+    if bulk_change.status == BulkChange.Status.AWAITING_APPROVAL:
+        return (
+            f"{devices} devices await approval in the console or the API, because "
+            f"{bulk_change.approval_reason}"
+        )
+    if bulk_change.status == BulkChange.Status.SCHEDULED and bulk_change.scheduled_for:
+        return f"scheduled {devices} devices for {bulk_change.scheduled_for.isoformat()}"
+    return f"queued {devices} devices"
