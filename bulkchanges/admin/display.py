@@ -50,6 +50,14 @@ def progress_bar(progress: Progress, *, compact: bool = False) -> SafeString:
     label = f"{progress.done}/{progress.total}"
     if not compact:
         label += f" ({progress.percent:g}%)"
+    if cancelled:  # a cancelled job is not "30/30 (100%)": say what changed and what did not
+        label = (
+            f"{progress.changed} changed, {cancelled} cancelled"
+            + (f", {progress.failed} failed" if progress.failed else "")
+            + (f", {progress.in_flight} finishing" if progress.in_flight else "")
+            if compact
+            else progress.cancel_summary()
+        )
     return format_html(
         '<div class="pondops-progress" title="{}" data-done="{}" data-total="{}">'
         '<div class="pondops-progress__bar">'

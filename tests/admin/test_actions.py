@@ -86,8 +86,9 @@ def test_cancelling_a_finished_bulk_change_explains_why_not(
 
     response = admin_client.post(url("cancel", bulk_change), follow=True)
 
-    assert "only NEW, QUEUED or PROCESSING bulk changes can be cancelled" in (
-        response.content.decode()
+    assert (
+        "is PROCESSED; only NEW, SCHEDULED, AWAITING_APPROVAL, QUEUED, PROCESSING bulk "
+        "changes can be cancelled" in response.content.decode()
     )
     assert logged_by(bulk_change, OPERATOR_CANCEL) == []
 
