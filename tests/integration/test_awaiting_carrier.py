@@ -20,18 +20,19 @@ from bulkchanges.models import (
     CarrierCallback,
     DeviceChange,
     IntegrationAuthentication,
-    Tenant,
 )
 from bulkchanges.services import (
     bulk_change_cancel,
-    bulk_change_create,
     bulk_change_retry,
-    status_update_request_validate,
 )
 from bulkchanges.services.reaper import reap
-from bulkchanges.types import DeviceRef
 from tests.conftest import Queue, descriptions, drain, iccids, wait_for
-from tests.fixtures.scripted_carrier import Script, ScriptedCarrier
+from tests.fixtures.scripted_carrier import (
+    Script,
+    ScriptedCarrier,
+    scripted_bulk_change,
+    scripted_credentials,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,31 +49,12 @@ def world(
     scripted_carrier: ScriptedCarrier, device_statuses: None, settings: Any
 ) -> IntegrationAuthentication:
     settings.CARRIER_CALLBACK_BASE_URL = "https://pondops.example"
-    tenant = Tenant.objects.create(name="Async Co")
-    return IntegrationAuthentication.objects.create(
-        tenant=tenant,
-        integration="TEAL",
-        base_url="https://carrier.invalid",
-        account="scripted",
-        username="key",
-        secret="scripted-secret",
-        rate_limit=0,
-    )
+    credentials: IntegrationAuthentication = scripted_credentials(tenant_name="Async Co")
+    return credentials
 
 
 def create(credentials: IntegrationAuthentication, numbers: list[str]) -> BulkChange:
-    validated = status_update_request_validate(
-        tenant=credentials.tenant,
-        integration="TEAL",
-        update_status="disabled",
-        is_ignore_current_status=True,
-    )
-    bulk_change, _ = bulk_change_create(
-        tenant=credentials.tenant,
-        created_by="test",
-        validated=validated,
-        devices=[DeviceRef(iccid=iccid, eid=f"8904{iccid}") for iccid in numbers],
-    )
+    bulk_change: BulkChange = scripted_bulk_change(credentials, numbers)
     return bulk_change
 
 
