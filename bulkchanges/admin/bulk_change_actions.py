@@ -271,7 +271,7 @@ class BulkChangeActions(admin.ModelAdmin):
 def cancel_explanation(impact: CancelImpact) -> str:
     """The confirm page's words for what a cancel will do to this bulk change right now."""
     now = (
-        f"{impact.cancel_now} device{'s' if impact.cancel_now != 1 else ''} "
+        f"Right now {impact.cancel_now} device{'s' if impact.cancel_now != 1 else ''} "
         f"{'has' if impact.cancel_now == 1 else 'have'} not sent the change to the carrier "
         "yet: they become CANCELLED now."
     )
