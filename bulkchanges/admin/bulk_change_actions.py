@@ -99,7 +99,8 @@ class BulkChangeActions(admin.ModelAdmin):
             title=f"Cancel bulk change {bulk_change.pk}?",
             bulk_changes=[bulk_change],
             explanation=cancel_explanation(
-                bulk_change_cancel_impact(bulk_change_id=bulk_change.pk)
+                bulk_change_cancel_impact(bulk_change_id=bulk_change.pk),
+                with_rev=bool((bulk_change.request or {}).get("RevService")),
             ),
             submit="Yes, cancel it",
             danger=True,
@@ -152,7 +153,8 @@ class BulkChangeActions(admin.ModelAdmin):
             bulk_changes=list(queryset),
             explanation="Devices that have not sent their change to the carrier yet become "
             "CANCELLED now. Devices that already have finish with their real outcome "
-            "(PROCESSED or ERROR), Rev.io steps included; each bulk change stays CANCELLING "
+            "(PROCESSED or ERROR), Rev.io steps included where the change has them; each bulk "
+            "change stays CANCELLING "
             "until they have, then becomes CANCELLED. Only bulk changes not yet final or "
             "cancelling can be cancelled. This cannot be undone; each cancellation is logged "
             "under your name.",
@@ -268,7 +270,7 @@ class BulkChangeActions(admin.ModelAdmin):
         return response
 
 
-def cancel_explanation(impact: CancelImpact) -> str:
+def cancel_explanation(impact: CancelImpact, *, with_rev: bool) -> str:
     """The confirm page's words for what a cancel will do to this bulk change right now."""
     now = (
         f"Right now {impact.cancel_now} device{'s' if impact.cancel_now != 1 else ''} "
@@ -280,9 +282,9 @@ def cancel_explanation(impact: CancelImpact) -> str:
             f" {impact.finishing} device{'s' if impact.finishing != 1 else ''} "
             f"{'has' if impact.finishing == 1 else 'have'} already sent the change to the "
             "carrier: they are not stopped (a half-applied change is worse than a finished "
-            "one) and finish with their real outcome, PROCESSED or ERROR, Rev.io steps "
-            "included. The bulk change stays CANCELLING until they have, then becomes "
-            "CANCELLED."
+            "one) and finish with their real outcome, PROCESSED or ERROR"
+            f"{', Rev.io steps included' if with_rev else ''}. The bulk change stays "
+            "CANCELLING until they have, then becomes CANCELLED."
         )
     else:
         later = " No device is in flight, so the bulk change becomes CANCELLED at once."

@@ -55,6 +55,7 @@ class CancelOutcome:
     status: str
     cancelled: int
     finishing: int
+    with_rev: bool = False  # the request creates Rev.io services: they are finished too
 
     def describe(self) -> str:
         """The words the console, the API and the audit row use for it."""
@@ -68,8 +69,8 @@ class CancelOutcome:
         return (
             f"{now}; {self.finishing} device{'s' if self.finishing != 1 else ''} {verb} "
             "already sent the change to the carrier and will finish with their real outcome "
-            "(PROCESSED or ERROR), Rev.io steps included; the bulk change stays CANCELLING "
-            "until they have, then becomes CANCELLED."
+            f"(PROCESSED or ERROR){', Rev.io steps included' if self.with_rev else ''}; the "
+            "bulk change stays CANCELLING until they have, then becomes CANCELLED."
         )
 
 
@@ -111,6 +112,7 @@ def bulk_change_cancel(*, bulk_change: BulkChange, actor: str) -> CancelOutcome:
             status=BulkChange.Status.CANCELLING if finishing else BulkChange.Status.CANCELLED,
             cancelled=cancelled,
             finishing=finishing,
+            with_rev=bool((bulk_change.request or {}).get("RevService")),
         )
         log_write(
             bulk_change_id=pk,

@@ -97,6 +97,7 @@ def test_cancel_with_a_device_in_flight_says_what_happens_and_records_the_admin_
     assert "1 device has already sent the change to the carrier" in confirm
     assert "finish with their real outcome, PROCESSED or ERROR" in confirm
     assert "stays CANCELLING until they have" in confirm
+    assert "Rev.io" not in confirm  # this change creates no Rev.io service
 
     page = admin_client.post(url("cancel", bulk_change), follow=True).content.decode()
 

@@ -527,3 +527,32 @@ def test_previous_status_is_the_inventory_at_claim_time_else_the_carriers_read(
     assert (second.status, second.previous_status) == (Status.PROCESSED, "waiting")
     assert carrier.reads == [unknown]
     assert first.write_started_at is not None and second.write_started_at is not None
+
+
+# --- The completion webhook follows CANCELLED, a rejected approval's too -----------------------
+
+
+def test_a_rejected_approval_is_announced_like_any_cancelled_bulk_change(
+    world: IntegrationAuthentication,
+    inline_workers: None,
+    callback_listener: CallbackListener,
+    settings: Any,
+) -> None:
+    """Whoever writes the rejection, the sweep announces a CANCELLED bulk change that has no
+    delivery yet, with its counts (its devices never ran: none changed)."""
+    from bulkchanges.services.webhooks import webhook_deliveries_sweep
+
+    bulk_change = create(world, iccids(2), callback_url=callback_listener.url)
+    BulkChange.objects.filter(pk=bulk_change.pk).update(
+        status=BulkChange.Status.AWAITING_APPROVAL, queued_at=None
+    )
+    decided = timezone.now() - timedelta(seconds=settings.BULKCHANGE_REAPER_GRACE_SECONDS + 5)
+    assert transitions.bulk_change_reject(bulk_change_id=bulk_change.pk, now=decided, by="two")
+
+    webhook_deliveries_sweep()
+
+    wait_for(lambda: callback_listener.bodies(), timeout=10, message="the completion webhook")
+    [payload] = callback_listener.bodies()
+    assert payload["bulk_change"]["status"] == "CANCELLED"
+    assert payload["bulk_change"]["progress"]["total"] == 2
+    assert payload["bulk_change"]["progress"]["changed"] == 0

@@ -537,6 +537,7 @@ def test_cancel_lets_an_in_flight_device_run_to_its_end_then_the_bulk_change_is_
     outcome = bulk_change_cancel(bulk_change=bulk_change, actor="admin:ops")
     assert (outcome.cancelled, outcome.finishing, outcome.status) == (0, 1, "CANCELLING")
     assert "stays CANCELLING" in outcome.describe()
+    assert "Rev.io steps included" in outcome.describe()  # this change creates a Rev service
     assert BulkChange.objects.get(pk=bulk_change.pk).status == BulkChange.Status.CANCELLING
     worker.join(timeout=60)
 
