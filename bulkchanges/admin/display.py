@@ -59,8 +59,8 @@ def progress_bar(progress: Progress, *, compact: bool = False) -> SafeString:
             for n, what in ((progress.failed, "failed"), (progress.in_flight, "finishing"))
             if n
         ]
-        # One line in a list's narrow column; a line each where the bar stands alone.
-        label_html = format_html_join(", " if compact else mark_safe("<br>"), "{} {}", parts)
+        # A line each: no wider than "30/30", in a list's column as beside the page's bar.
+        label_html = format_html_join(mark_safe("<br>"), "{} {}", parts)
     return format_html(
         '<div class="pondops-progress" title="{}" data-done="{}" data-total="{}">'
         '<div class="pondops-progress__bar">'
