@@ -21,6 +21,7 @@ from bulkchanges.models import (
     PartnerApiKey,
     Tenant,
 )
+from bulkchanges.transitions import device_change_in_flight
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,44 @@ class Progress:
         return self.counts.get(DeviceChange.Status.AWAITING_CARRIER, 0)
 
     @property
+    def changed(self) -> int:
+        """PROCESSED: the carrier made the change (in a cancelled bulk change: before the cancel
+        took effect, by devices that had already sent it)."""
+        return self.counts.get(DeviceChange.Status.PROCESSED, 0)
+
+    @property
+    def skipped(self) -> int:
+        """SKIPPED: already in the target status, no carrier call."""
+        return self.counts.get(DeviceChange.Status.SKIPPED, 0)
+
+    @property
+    def cancelled(self) -> int:
+        """CANCELLED: stopped by a cancel before sending anything to the carrier."""
+        return self.counts.get(DeviceChange.Status.CANCELLED, 0)
+
+    @property
+    def in_flight(self) -> int:
+        """Devices not finished yet (pending, processing, retry scheduled, waiting on the
+        carrier). In a CANCELLING bulk change these are the ones that already sent their
+        change to the carrier and run to their end."""
+        return sum(self.counts.get(status, 0) for status in DeviceChange.UNFINISHED)
+
+    def cancel_summary(self) -> str:
+        """What a cancel left behind, in words: "8 changed before the cancel took effect, 22
+        cancelled" (then skipped, failed and still running, when there are any)."""
+        parts = [
+            f"{self.changed} changed before the cancel took effect",
+            f"{self.cancelled} cancelled",
+        ]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped (already in the target status)")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.in_flight:
+            parts.append(f"{self.in_flight} still finishing")
+        return ", ".join(parts)
+
+    @property
     def percent(self) -> float:
         if not self.total:
             return 100.0
@@ -130,9 +169,38 @@ class Progress:
             "succeeded": self.succeeded,
             "failed": self.failed,
             "awaiting_carrier": self.awaiting_carrier,
+            "changed": self.changed,
+            "skipped": self.skipped,
+            "cancelled": self.cancelled,
+            "in_flight": self.in_flight,
             "percent": self.percent,
             "counts": dict(self.counts),
         }
+
+
+@dataclass(frozen=True)
+class CancelImpact:
+    """What a cancel would do now: the devices that have sent no carrier write become CANCELLED
+    at once; the ones that have (``write_started_at`` set, or waiting on the carrier) run to
+    their end with their real outcome, the bulk change CANCELLING until they have."""
+
+    cancel_now: int
+    finishing: int
+
+
+def bulk_change_cancel_impact(*, bulk_change_id: int) -> CancelImpact:
+    """One grouped read of what :func:`bulkchanges.services.bulk_change_cancel` would do (the
+    confirm pages show it; the cancel itself decides again, row by row)."""
+    unfinished = DeviceChange.objects.filter(
+        bulk_change_id=bulk_change_id, status__in=DeviceChange.UNFINISHED
+    )
+    counts = unfinished.aggregate(
+        finishing=Count("id", filter=device_change_in_flight()),
+        total=Count("id"),
+    )
+    return CancelImpact(
+        cancel_now=counts["total"] - counts["finishing"], finishing=counts["finishing"]
+    )
 
 
 def bulk_change_progress(*, bulk_change_id: int) -> Progress:

@@ -24,7 +24,7 @@ from uuid import UUID
 
 from django.db import connection, models, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
-from django.db.models.functions import Coalesce, Concat
+from django.db.models.functions import Coalesce
 
 from bulkchanges.models import BulkChange, DeviceChange, WebhookDelivery
 
@@ -116,14 +116,9 @@ DEVICE_CHANGE: Mapping[str, Transition] = _table(
     _t(
         "finish",
         {Device.PROCESSING},
-        {
-            Device.PROCESSED,
-            Device.SKIPPED,
-            Device.ERROR,
-            Device.CANCELLED,
-            Device.RETRY_SCHEDULED,
-        },
-        "the claim holder records the outcome (or a transient failure's retry)",
+        {Device.PROCESSED, Device.SKIPPED, Device.ERROR, Device.RETRY_SCHEDULED},
+        "the claim holder records the outcome (or a transient failure's retry); a device "
+        "of a cancelled bulk change that sent a carrier write ends with its real outcome",
     ),
     _t(
         "wait",
@@ -146,9 +141,10 @@ DEVICE_CHANGE: Mapping[str, Transition] = _table(
     ),
     _t(
         "cancel",
-        {Device.PENDING, Device.RETRY_SCHEDULED, Device.AWAITING_CARRIER},
+        {Device.PENDING, Device.PROCESSING, Device.RETRY_SCHEDULED},
         {Device.CANCELLED},
-        "the bulk change is cancelled while the device is not claimed",
+        "the bulk change is cancelled before the device sent a carrier write "
+        "(`write_started_at` unset); a claimed one's worker then loses its write start",
     ),
     _t(
         "requeue",
@@ -360,14 +356,35 @@ def bulk_change_reopen(*, bulk_change_id: int) -> bool:
 # --- DeviceChange --------------------------------------------------------------------------
 
 
+# Released and not final: a bulk change whose devices may still be claimed and block later
+# changes of their ICCID. In a CANCELLING one only the devices in flight run (below).
+RELEASED = BulkChange.RUNNABLE | {Bulk.CANCELLING}
+
+
+def device_change_in_flight() -> Q:
+    """A device change that has sent (or may have sent) a carrier write: a cancel leaves it to
+    run to its end — all its remaining steps, Rev.io included — because a half-applied change
+    is worse than a finished one."""
+    return Q(write_started_at__isnull=False) | Q(status=Device.AWAITING_CARRIER)
+
+
+def device_change_may_run() -> Q:
+    """The bulk change lets this device work: it is running, or it is CANCELLING and the
+    device is in flight. A device that sent no write is never claimed in a CANCELLING bulk
+    change (the cancel made it CANCELLED)."""
+    return Q(bulk_change__status__in=BulkChange.RUNNABLE) | (
+        Q(bulk_change__status=Bulk.CANCELLING) & device_change_in_flight()
+    )
+
+
 def device_change_claimable(now: datetime) -> Q:
     """The claim's guard beyond its source statuses: PENDING, a retry that is due, or a lease
-    that expired — in a bulk change that is running."""
+    that expired — in a bulk change that lets it run (:func:`device_change_may_run`)."""
     return (
         Q(status=Device.PENDING)
         | Q(status__in=(Device.RETRY_SCHEDULED, Device.AWAITING_CARRIER), next_attempt_at__lte=now)
         | Q(status=Device.PROCESSING, claimed_until__lt=now)
-    ) & Q(bulk_change__status__in=BulkChange.RUNNABLE)
+    ) & device_change_may_run()
 
 
 def device_changes_claim(
@@ -417,12 +434,11 @@ def device_change_wait(
     *, device_change_id: int, token: UUID | None, now: datetime, next_attempt_at: datetime
 ) -> bool:
     """PROCESSING → AWAITING_CARRIER until ``next_attempt_at``, only while ``token`` still holds
-    the claim and the bulk change still runs (a waiting device of a cancelled one would never
-    be claimed again); the lease is released and the wait counted (``carrier_waits + 1``), the
-    RetryNumber is not. False: the lease was lost, or the bulk change was cancelled."""
-    rows = DeviceChange.objects.filter(
-        pk=device_change_id, claim_token=token, bulk_change__status__in=BulkChange.RUNNABLE
-    )
+    the claim; the lease is released and the wait counted (``carrier_waits + 1``), the
+    RetryNumber is not. A cancel does not stop it: a submitted change runs to its end, and a
+    CANCELLING bulk change's waiting devices are claimed again when due. False: the lease was
+    lost."""
+    rows = DeviceChange.objects.filter(pk=device_change_id, claim_token=token)
     return bool(
         _move(
             rows,
@@ -567,40 +583,51 @@ def device_changes_fail_unclaimed(*, ids: Iterable[int], now: datetime, error: s
     )
 
 
-# What a device cancelled while its carrier worked on its request says, around the request id.
-CANCELLED_WHILE_WAITING = (
-    "cancelled while the carrier was working on request ",
-    "; the carrier may still apply it: check the device before retrying",
-)
-
-
-def cancelled_while_waiting(request_id: str) -> str:
-    return f"{CANCELLED_WHILE_WAITING[0]}{request_id}{CANCELLED_WHILE_WAITING[1]}"
+def device_change_start_write(
+    *,
+    device_change_id: int,
+    token: UUID | None,
+    now: datetime,
+    previous_status: str,
+    lease_until: datetime,
+) -> bool:
+    """Not a status change, but one side of the cancel race: record, just before this device's
+    first carrier write, that the carrier may have our change from now on (``write_started_at``)
+    and what its status was before (``previous_status``, what a revert puts back), renewing the
+    lease. Conditional on the claim (token, PROCESSING) and on no write having started: a cancel
+    that came first made the device CANCELLED and released its claim, so this wins nothing and
+    the worker stops without a carrier write; one that comes after finds ``write_started_at``
+    set and leaves the device to run to its end. Exactly one of the two wins."""
+    rows = DeviceChange.objects.filter(
+        pk=device_change_id,
+        claim_token=token,
+        status=Device.PROCESSING,
+        write_started_at__isnull=True,
+    )
+    return bool(
+        rows.update(
+            write_started_at=now,
+            previous_status=previous_status[:40],
+            claimed_until=lease_until,
+        )
+    )
 
 
 def device_changes_cancel(*, bulk_change_id: int, now: datetime) -> int:
-    """PENDING | RETRY_SCHEDULED | AWAITING_CARRIER → CANCELLED for a cancelled bulk change's
-    unclaimed devices. A device that was waiting on its carrier keeps the request id and says
-    that the carrier may still apply the change."""
-    rows = DeviceChange.objects.filter(bulk_change_id=bulk_change_id)
-    waiting = _move(
-        rows.filter(status=Device.AWAITING_CARRIER),
-        DEVICE_CHANGE["cancel"],
-        Device.CANCELLED,
-        **_terminal_fields(Device.CANCELLED, now),
-        next_attempt_at=None,
-        last_error=Concat(
-            Value(CANCELLED_WHILE_WAITING[0]),
-            F("carrier_request_id"),
-            Value(CANCELLED_WHILE_WAITING[1]),
-        ),
-    )
-    return waiting + _move(
+    """PENDING | RETRY_SCHEDULED | PROCESSING → CANCELLED for a cancelled bulk change's devices
+    that have sent no carrier write (``write_started_at`` unset), their claims released. One
+    conditional UPDATE, the other side of :func:`device_change_start_write`'s: a worker that
+    claimed such a device loses its write start and stops. Devices in flight are not touched.
+    Returns the devices cancelled."""
+    rows = DeviceChange.objects.filter(bulk_change_id=bulk_change_id, write_started_at__isnull=True)
+    return _move(
         rows,
         DEVICE_CHANGE["cancel"],
         Device.CANCELLED,
         **_terminal_fields(Device.CANCELLED, now),
         next_attempt_at=None,
+        claimed_until=None,
+        claim_token=None,
     )
 
 

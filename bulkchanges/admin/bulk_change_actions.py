@@ -23,9 +23,10 @@ from django.utils import timezone
 from bulkchanges.admin import display
 from bulkchanges.admin.audit import actor
 from bulkchanges.admin.confirm import confirm_page
+from bulkchanges.admin.history import history_record
 from bulkchanges.errors import ApplicationError
 from bulkchanges.models import BulkChange
-from bulkchanges.selectors import bulk_change_progress_map
+from bulkchanges.selectors import CancelImpact, bulk_change_cancel_impact, bulk_change_progress_map
 from bulkchanges.services import bulk_change_cancel, bulk_change_retry
 from bulkchanges.services.exports import bulk_change_export
 
@@ -97,9 +98,10 @@ class BulkChangeActions(admin.ModelAdmin):
             request,
             title=f"Cancel bulk change {bulk_change.pk}?",
             bulk_changes=[bulk_change],
-            explanation="Devices not yet started become CANCELLED; devices in flight finish "
-            "their current step and end CANCELLED. This cannot be undone. The cancellation is "
-            "logged under your name.",
+            explanation=cancel_explanation(
+                bulk_change_cancel_impact(bulk_change_id=bulk_change.pk),
+                with_rev=bool((bulk_change.request or {}).get("RevService")),
+            ),
             submit="Yes, cancel it",
             danger=True,
         )
@@ -149,9 +151,13 @@ class BulkChangeActions(admin.ModelAdmin):
             request,
             title="Cancel these bulk changes?",
             bulk_changes=list(queryset),
-            explanation="Devices not yet started become CANCELLED; devices in flight end "
-            "CANCELLED after their current step. Only NEW, QUEUED or PROCESSING bulk changes "
-            "can be cancelled. Each cancellation is logged under your name.",
+            explanation="Devices that have not sent their change to the carrier yet become "
+            "CANCELLED now. Devices that already have finish with their real outcome "
+            "(PROCESSED or ERROR), Rev.io steps included where the change has them; each bulk "
+            "change stays CANCELLING "
+            "until they have, then becomes CANCELLED. Only bulk changes not yet final or "
+            "cancelling can be cancelled. This cannot be undone; each cancellation is logged "
+            "under your name.",
             submit="Yes, cancel them",
             action="cancel_action",
             danger=True,
@@ -244,15 +250,13 @@ class BulkChangeActions(admin.ModelAdmin):
     def _cancel(self, request: HttpRequest, bulk_changes: list[BulkChange]) -> None:
         for bulk_change in bulk_changes:
             try:
-                cancelled = bulk_change_cancel(bulk_change=bulk_change, actor=actor(request))
+                outcome = bulk_change_cancel(bulk_change=bulk_change, actor=actor(request))
             except ApplicationError as error:
                 messages.error(request, f"Bulk change {bulk_change.pk}: {error}")
                 continue
-            messages.success(
-                request,
-                f"Bulk change {bulk_change.pk} cancelled: {cancelled} devices cancelled now; "
-                "devices in flight end CANCELLED after their current step.",
-            )
+            described = outcome.describe()
+            history_record(request, bulk_change, f"Cancelled: {described}")
+            messages.success(request, f"Bulk change {bulk_change.pk}: {described}")
 
     def _export(self, request: HttpRequest, bulk_change_ids: list[int]) -> StreamingHttpResponse:
         lines = bulk_change_export(bulk_change_ids=bulk_change_ids, actor=actor(request))
@@ -264,3 +268,24 @@ class BulkChangeActions(admin.ModelAdmin):
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+def cancel_explanation(impact: CancelImpact, *, with_rev: bool) -> str:
+    """The confirm page's words for what a cancel will do to this bulk change right now."""
+    now = (
+        f"Right now {impact.cancel_now} device{'s' if impact.cancel_now != 1 else ''} "
+        f"{'has' if impact.cancel_now == 1 else 'have'} not sent the change to the carrier "
+        "yet: they become CANCELLED now."
+    )
+    if impact.finishing:
+        later = (
+            f" {impact.finishing} device{'s' if impact.finishing != 1 else ''} "
+            f"{'has' if impact.finishing == 1 else 'have'} already sent the change to the "
+            "carrier: they are not stopped (a half-applied change is worse than a finished "
+            "one) and finish with their real outcome, PROCESSED or ERROR"
+            f"{', Rev.io steps included' if with_rev else ''}. The bulk change stays "
+            "CANCELLING until they have, then becomes CANCELLED."
+        )
+    else:
+        later = " No device is in flight, so the bulk change becomes CANCELLED at once."
+    return f"{now}{later} This cannot be undone. The cancellation is logged under your name."

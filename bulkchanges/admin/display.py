@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from bulkchanges.models import (
     BulkChange,
@@ -43,13 +43,24 @@ def status_badge(status: str) -> SafeString:
 def progress_bar(progress: Progress, *, compact: bool = False) -> SafeString:
     """A stacked bar (succeeded, errors, cancelled, then waiting on the carrier — not done yet,
     not failed) with ``done/total (percent)``; ``compact`` (the list) leaves the percent to the
-    tooltip."""
+    tooltip. With cancelled devices the label says what changed and what was cancelled instead
+    (done/total would read 100 % for a job that changed a third of its devices), the tooltip
+    the whole of it ("8 changed before the cancel took effect, 22 cancelled")."""
     total = progress.total or 1
     cancelled = progress.counts.get(DeviceChange.Status.CANCELLED, 0)
     title = ", ".join(f"{n} {status.lower()}" for status, n in progress.counts.items() if n)
     label = f"{progress.done}/{progress.total}"
     if not compact:
         label += f" ({progress.percent:g}%)"
+    label_html: SafeString | str = label
+    if cancelled:  # a cancelled job is not "30/30 (100%)": say what changed and what did not
+        parts = [(progress.changed, "changed"), (cancelled, "cancelled")] + [
+            (n, what)
+            for n, what in ((progress.failed, "failed"), (progress.in_flight, "finishing"))
+            if n
+        ]
+        # A line each: no wider than "30/30", in a list's column as beside the page's bar.
+        label_html = format_html_join(mark_safe("<br>"), "{} {}", parts)
     return format_html(
         '<div class="pondops-progress" title="{}" data-done="{}" data-total="{}">'
         '<div class="pondops-progress__bar">'
@@ -59,14 +70,16 @@ def progress_bar(progress: Progress, *, compact: bool = False) -> SafeString:
         '<span class="pondops-progress__waiting" style="width: {}%"></span>'
         "</div>"
         '<span class="pondops-progress__label">{}</span></div>',
-        f"{progress.percent:g}% done: {title}" if title else "no devices",
+        (progress.cancel_summary() if cancelled else f"{progress.percent:g}% done: {title}")
+        if title
+        else "no devices",
         progress.done,
         progress.total,
         _percent(progress.succeeded, total),
         _percent(progress.failed, total),
         _percent(cancelled, total),
         _percent(progress.awaiting_carrier, total),
-        label,
+        label_html,
     )
 
 

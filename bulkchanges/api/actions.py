@@ -64,16 +64,28 @@ class BulkChangeCancelApi(PartnerApi):
     @extend_schema(
         tags=[TAG],
         summary="Cancel a bulk change",
-        description="Devices not yet claimed become CANCELLED; devices in flight finish their "
-        "current step and end CANCELLED. Only NEW, QUEUED or PROCESSING bulk changes (else 409).",
+        description="Devices that have not sent their change to the carrier yet become "
+        "CANCELLED at once (`cancelled`). Devices that already have (`finishing`) are not "
+        "stopped: they run to their end, Rev.io steps included, and finish PROCESSED or ERROR; "
+        "the bulk change stays `CANCELLING` until they have, then becomes `CANCELLED` and its "
+        "completion webhook is sent. `status` is the bulk change's status after the call. Only "
+        "bulk changes that are neither final nor already cancelling (else 409).",
         parameters=[ID],
         request=None,
         responses={200: CancelResultSerializer, **errors(404, 409)},
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         bulk_change = self.bulk_change()
-        cancelled = bulk_change_cancel(bulk_change=bulk_change, actor=partner_scope(request).actor)
-        return Response({"cancelled": cancelled, "bulk_change": self.render_detail(bulk_change)})
+        outcome = bulk_change_cancel(bulk_change=bulk_change, actor=partner_scope(request).actor)
+        return Response(
+            {
+                "cancelled": outcome.cancelled,
+                "finishing": outcome.finishing,
+                "status": outcome.status,
+                "detail": outcome.describe(),
+                "bulk_change": self.render_detail(bulk_change),
+            }
+        )
 
 
 class WebhookSecretApi(PartnerApi):

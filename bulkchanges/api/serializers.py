@@ -294,6 +294,19 @@ class ProgressSerializer(serializers.Serializer):
         help_text="AWAITING_CARRIER: the carrier accepted the change and is still working on "
         "it (not a failure; checked again on the waiting schedule)."
     )
+    changed = serializers.IntegerField(
+        help_text="PROCESSED: changed at the carrier (in a cancelled bulk change: before the "
+        "cancel took effect)."
+    )
+    skipped = serializers.IntegerField(help_text="SKIPPED: already in the target status.")
+    cancelled = serializers.IntegerField(
+        help_text="CANCELLED: stopped by a cancel before sending anything to the carrier."
+    )
+    in_flight = serializers.IntegerField(
+        help_text="Not finished yet (PENDING, PROCESSING, RETRY_SCHEDULED, AWAITING_CARRIER); "
+        "in a CANCELLING bulk change, the devices that already sent their change and run to "
+        "their end."
+    )
     percent = serializers.FloatField(help_text="done / total, in percent.")
     counts = serializers.DictField(
         child=serializers.IntegerField(), help_text="Devices per status (every status listed)."
@@ -472,8 +485,17 @@ class RetryResultSerializer(ActionResultSerializer):
 
 class CancelResultSerializer(ActionResultSerializer):
     cancelled = serializers.IntegerField(
-        help_text="Devices cancelled now; devices in flight end CANCELLED after their step."
+        help_text="Devices cancelled now: none of them had sent its change to the carrier."
     )
+    finishing = serializers.IntegerField(
+        help_text="Devices that had already sent their change to the carrier: they run to their "
+        "end and finish PROCESSED or ERROR."
+    )
+    status = serializers.ChoiceField(
+        choices=[BulkChange.Status.CANCELLING, BulkChange.Status.CANCELLED],
+        help_text="CANCELLING while `finishing` devices run, else CANCELLED.",
+    )
+    detail = serializers.CharField(help_text="What the cancel did, in words.")
 
 
 class WebhookSecretSerializer(serializers.Serializer):

@@ -2,6 +2,7 @@
 ``<entity>_<action>``)."""
 
 from bulkchanges.services.bulk_change_actions import (
+    CancelOutcome,
     bulk_change_cancel,
     bulk_change_get,
     bulk_change_retry,
@@ -17,6 +18,7 @@ from bulkchanges.services.bulk_changes import (
 )
 
 __all__ = [
+    "CancelOutcome",
     "Preview",
     "ValidatedRequest",
     "bulk_change_cancel",

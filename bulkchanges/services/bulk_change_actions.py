@@ -1,10 +1,12 @@
 """Operator actions on an existing bulk change — cancel and retry — shared by the admin, the
 API and the commands, each logged with the actor. Status changes go through
-:mod:`bulkchanges.transitions`."""
+:mod:`bulkchanges.transitions`. A cancel is truthful: it stops what has not reached the
+carrier and lets what has run to its end (docs/architecture.md §6, "Cancel")."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -16,13 +18,18 @@ from django.utils import timezone
 from bulkchanges import sqs, transitions
 from bulkchanges.errors import Conflict, NotFound
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, Tenant
-from bulkchanges.selectors import RESUBMITTABLE
+from bulkchanges.selectors import RESUBMITTABLE, device_status_counts
 from bulkchanges.services.logs import (
     OPERATOR_CANCEL,
     OPERATOR_RESUBMIT,
     OPERATOR_RETRY,
     log_row,
     log_write,
+)
+from bulkchanges.services.processing.completion import (
+    bulk_change_complete_if_done,
+    bulk_change_completion_record,
+    completion_time,
 )
 from pondops.metrics import device_outcome_count
 
@@ -37,31 +44,98 @@ def bulk_change_get(*, bulk_change_id: int, tenant: Tenant | None = None) -> Bul
     return found
 
 
-def bulk_change_cancel(*, bulk_change: BulkChange, actor: str) -> int:
-    """Cancel an open bulk change: devices not yet claimed become CANCELLED; in-flight devices
-    finish their current step and end CANCELLED. Returns the devices cancelled now."""
-    now = timezone.now()
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What a cancel did: ``cancelled`` devices (none had sent a carrier write) became CANCELLED
+    at once; ``finishing`` devices had already sent their change to the carrier and run to
+    their end with their real outcome, the bulk change ``status`` CANCELLING until they have
+    (CANCELLED at once when there were none)."""
+
+    bulk_change_id: int
+    status: str
+    cancelled: int
+    finishing: int
+    with_rev: bool = False  # the request creates Rev.io services: they are finished too
+
+    def describe(self) -> str:
+        """The words the console, the API and the audit row use for it."""
+        now = (
+            f"{self.cancelled} device{'s' if self.cancelled != 1 else ''} cancelled now "
+            "(no change sent to the carrier)"
+        )
+        if not self.finishing:
+            return f"{now}; no device was in flight, so the bulk change is CANCELLED."
+        verb = "has" if self.finishing == 1 else "have"
+        return (
+            f"{now}; {self.finishing} device{'s' if self.finishing != 1 else ''} {verb} "
+            "already sent the change to the carrier and will finish with their real outcome "
+            f"(PROCESSED or ERROR){', Rev.io steps included' if self.with_rev else ''}; the "
+            "bulk change stays CANCELLING until they have, then becomes CANCELLED."
+        )
+
+
+def bulk_change_cancel(*, bulk_change: BulkChange, actor: str) -> CancelOutcome:
+    """Cancel an open bulk change. Devices that have sent no carrier write become CANCELLED at
+    once (a worker that claimed one loses its write start and stops without calling the
+    carrier); devices that have run to their end — all remaining steps, Rev.io included — and
+    end PROCESSED or ERROR. The bulk change is CANCELLING until the last of them ends, then
+    CANCELLED with its completion row and webhook (at once if none was in flight). One audit
+    row with the actor. Conflict when it is not cancellable (final, or already cancelling)."""
+    pk = bulk_change.pk
+    cancellable = transitions.BULK_CHANGE["cancel"].sources
     with transaction.atomic():
-        if not transitions.bulk_change_cancel(
-            bulk_change_id=bulk_change.pk, now=now, by=actor, in_flight=False
-        ):
+        status = (
+            BulkChange.objects.select_for_update()
+            .filter(pk=pk)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status not in cancellable:
             raise Conflict(
-                f"bulk change {bulk_change.pk} is {bulk_change.status}; only NEW, "
-                "QUEUED or PROCESSING bulk changes can be cancelled"
+                f"bulk change {pk} is {status}; only "
+                + ", ".join(s for s in BulkChange.Status.values if s in cancellable)
+                + " bulk changes can be cancelled"
             )
-        cancelled = transitions.device_changes_cancel(bulk_change_id=bulk_change.pk, now=now)
+        cancelled = transitions.device_changes_cancel(bulk_change_id=pk, now=timezone.now())
+        finishing = DeviceChange.objects.filter(
+            bulk_change_id=pk, status__in=DeviceChange.UNFINISHED
+        ).count()
+        if not transitions.bulk_change_cancel(
+            bulk_change_id=pk,
+            now=completion_time(bulk_change_id=pk),
+            by=actor,
+            in_flight=bool(finishing),
+        ):
+            raise Conflict(f"bulk change {pk} changed meanwhile; it was not cancelled")
+        outcome = CancelOutcome(
+            bulk_change_id=pk,
+            status=BulkChange.Status.CANCELLING if finishing else BulkChange.Status.CANCELLED,
+            cancelled=cancelled,
+            finishing=finishing,
+            with_rev=bool((bulk_change.request or {}).get("RevService")),
+        )
         log_write(
-            bulk_change_id=bulk_change.pk,
+            bulk_change_id=pk,
             description=OPERATOR_CANCEL,
             process_by=actor,
-            response_text=f"{cancelled} devices cancelled; devices in flight end CANCELLED "
-            "after their current step",
+            response_text=outcome.describe(),
         )
+        if not finishing:
+            bulk_change_completion_record(
+                bulk_change_id=pk,
+                final=BulkChange.Status.CANCELLED,
+                counts=device_status_counts(bulk_change_id=pk),
+                process_by=actor,
+            )
     device_outcome_count(
         carrier=bulk_change.integration, status=DeviceChange.Status.CANCELLED, count=cancelled
     )
+    if finishing:
+        # The last device in flight may have ended between the count and the commit, its own
+        # completion check still seeing the bulk change running: finish the cancel for it.
+        bulk_change_complete_if_done(bulk_change_id=pk, process_by=actor)
     bulk_change.refresh_from_db()
-    return cancelled
+    return outcome
 
 
 def _stuck(now: datetime) -> Q:
@@ -92,6 +166,11 @@ def bulk_change_retry(
     devices whose carrier request was never confirmed and submits them again: the old request
     id goes to each device's audit row. Logs the actor and each device's old attempt count.
     Returns the device change ids (re-)queued, or that would be with ``dry_run``."""
+    if bulk_change.status == BulkChange.Status.CANCELLING:
+        raise Conflict(
+            f"bulk change {bulk_change.pk} is cancelling (its devices in flight are finishing); "
+            "it cannot be retried"
+        )
     if bulk_change.status == BulkChange.Status.CANCELLED:
         raise Conflict(f"bulk change {bulk_change.pk} is cancelled; it cannot be retried")
     now = timezone.now()
@@ -119,7 +198,9 @@ def bulk_change_retry(
     description = OPERATOR_RESUBMIT if resubmit else OPERATOR_RETRY
     with transaction.atomic():
         if not transitions.bulk_change_reopen(bulk_change_id=bulk_change.pk):
-            raise Conflict(f"bulk change {bulk_change.pk} is cancelled; it cannot be retried")
+            raise Conflict(
+                f"bulk change {bulk_change.pk} was cancelled meanwhile; it cannot be retried"
+            )
         transitions.device_changes_requeue(
             ids=[pk for pk, *_ in chosen], eligible=eligible, resubmit=resubmit
         )

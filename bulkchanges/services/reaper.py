@@ -1,6 +1,8 @@
-"""The reaper: the database is the outbox, so nothing stays PROCESSING, QUEUED, SCHEDULED or
-RETRY_SCHEDULED forever (docs/architecture.md §7). Run by ``run_reaper`` (its own process) and
-``reap_once``."""
+"""The reaper: the database is the outbox, so nothing stays PROCESSING, QUEUED, SCHEDULED,
+RETRY_SCHEDULED or CANCELLING forever (docs/architecture.md §7). A CANCELLING bulk change is
+released work like a running one: its devices in flight get their re-sends and expired-lease
+handling, and once none is left the reaper writes its CANCELLED. Run by ``run_reaper`` (its
+own process) and ``reap_once``."""
 
 from __future__ import annotations
 
@@ -65,7 +67,8 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     report.unanswered_calls += logs.call_rows_unanswered_close(
         started_before=now - grace - _longest_call()
     )
-    runnable_without_work = BulkChange.objects.filter(status__in=BulkChange.RUNNABLE).exclude(
+    # Running or CANCELLING with nothing left: a completion (or a cancel's finish) was missed.
+    runnable_without_work = BulkChange.objects.filter(status__in=transitions.RELEASED).exclude(
         Exists(
             DeviceChange.objects.filter(
                 bulk_change=OuterRef("pk"), status__in=DeviceChange.UNFINISHED
@@ -98,7 +101,7 @@ def _lost_hand_offs(now: datetime) -> list[uuid.UUID | None]:
             status=Status.PENDING,
             claim_token__isnull=False,
             claimed_until__lt=now,
-            bulk_change__status__in=BulkChange.RUNNABLE,
+            bulk_change__status__in=transitions.RELEASED,
         )
         .values_list("claim_token", flat=True)
         .distinct()[:1000]
@@ -112,7 +115,7 @@ def _overdue_retries(
         DeviceChange.objects.filter(
             status__in=(Status.RETRY_SCHEDULED, Status.AWAITING_CARRIER),
             next_attempt_at__lt=overdue_before,
-            bulk_change__status__in=BulkChange.RUNNABLE,
+            bulk_change__status__in=transitions.RELEASED,
         ).values_list("pk", "bulk_change_id", "attempts", "status", "next_attempt_at")[:5000]
     )
 
@@ -121,7 +124,7 @@ def _stalled_bulk_changes(stalled_before: datetime) -> list[tuple[int, datetime 
     recent = DeviceChange.objects.filter(bulk_change=OuterRef("pk"), updated_at__gte=stalled_before)
     pending = DeviceChange.objects.filter(bulk_change=OuterRef("pk"), status=Status.PENDING)
     return list(
-        BulkChange.objects.filter(status__in=BulkChange.RUNNABLE, queued_at__lt=stalled_before)
+        BulkChange.objects.filter(status__in=transitions.RELEASED, queued_at__lt=stalled_before)
         .filter(Exists(pending))
         .exclude(Exists(recent))
         .values_list("pk", "queued_at")[:1000]
@@ -229,7 +232,7 @@ def _resend_stalled_bulk_changes(
     (a lost message, or a fan-out that died half-way) is sent again."""
     for bulk_change_id, read_at in _stalled_bulk_changes(stalled_before):
         mine = BulkChange.objects.filter(
-            pk=bulk_change_id, status__in=BulkChange.RUNNABLE, queued_at=read_at
+            pk=bulk_change_id, status__in=transitions.RELEASED, queued_at=read_at
         )
         if mine.update(queued_at=now):
             BulkChangeLog.objects.bulk_create(

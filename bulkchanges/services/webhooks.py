@@ -1,8 +1,9 @@
-"""Completion webhooks: when a bulk change that carries a ``callback_url`` completes, PondOps
-POSTs a JSON summary to that URL, signed per Standard Webhooks with the tenant's secret:
-``webhook-id`` (the event id), ``webhook-timestamp`` (the attempt's send time, Unix seconds)
-and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``). The signing key
-is the stored secret's UTF-8 bytes; receivers are shown it as ``whsec_<base64 of the key>``
+"""Completion webhooks: when a bulk change that carries a ``callback_url`` reaches a final
+status (PROCESSED, PROCESSED_WITH_ERRORS, ERROR or CANCELLED), PondOps POSTs a JSON summary to
+that URL, signed per Standard Webhooks with the tenant's secret: ``webhook-id`` (the event id),
+``webhook-timestamp`` (the attempt's send time, Unix seconds) and ``webhook-signature``
+(``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``). The signing key is the stored secret's
+UTF-8 bytes; receivers are shown it as ``whsec_<base64 of the key>``
 (:func:`webhook_secret_for_receivers`), the form the ``standardwebhooks`` library verifies
 with. Signing the timestamp lets a receiver refuse replays (the library: older than 5 min).
 
@@ -77,8 +78,10 @@ ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 RECEIVER_SECRET_PREFIX = "whsec_"  # noqa: S105 — the scheme's prefix, not a secret
-# Completions announced: CANCELLED is an operator's act, not a completion.
-ANNOUNCED = frozenset(BulkChange.TERMINAL - {BulkChange.Status.CANCELLED})
+# Every final status is announced, CANCELLED included (a cancel once its devices in flight
+# have ended, or a rejected approval): the partner learns how it ended and the counts —
+# ``progress`` says how many changed before the cancel took effect and how many were cancelled.
+ANNOUNCED = BulkChange.TERMINAL
 SWEEP_BATCH = 500
 MAX_RESPONSE_LOGGED = 2000
 

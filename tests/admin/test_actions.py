@@ -78,6 +78,38 @@ def test_cancel_from_the_page_asks_first_then_cancels_and_logs_the_user(
     assert 'id="pondops-cancel"' not in page  # a final bulk change offers no cancel
 
 
+def test_cancel_with_a_device_in_flight_says_what_happens_and_records_the_admin_history(
+    admin_client: Client, console: Console
+) -> None:
+    from django.contrib.admin.models import LogEntry
+    from django.utils import timezone
+
+    bulk_change = make_bulk_change(console, 4, device_statuses=["PROCESSED", "PROCESSING"])
+    DeviceChange.objects.filter(bulk_change=bulk_change, status="PROCESSING").update(
+        write_started_at=timezone.now()  # its change is at the carrier
+    )
+
+    confirm = admin_client.get(url("cancel", bulk_change)).content.decode()
+    assert (
+        "Right now 2 devices have not sent the change to the carrier yet: they become "
+        "CANCELLED now." in confirm
+    )
+    assert "1 device has already sent the change to the carrier" in confirm
+    assert "finish with their real outcome, PROCESSED or ERROR" in confirm
+    assert "stays CANCELLING until they have" in confirm
+    assert "Rev.io" not in confirm  # this change creates no Rev.io service
+
+    page = admin_client.post(url("cancel", bulk_change), follow=True).content.decode()
+
+    bulk_change.refresh_from_db()
+    assert bulk_change.status == BulkChange.Status.CANCELLING
+    assert statuses(bulk_change) == ["PROCESSED", "PROCESSING", "CANCELLED", "CANCELLED"]
+    assert "2 devices cancelled now (no change sent to the carrier); 1 device has already" in page
+    [entry] = LogEntry.objects.filter(object_id=str(bulk_change.pk))
+    assert entry.user.get_username() == "admin"
+    assert entry.change_message.startswith("Cancelled: 2 devices cancelled now")
+
+
 def test_cancelling_a_finished_bulk_change_explains_why_not(
     admin_client: Client, console: Console
 ) -> None:
@@ -86,8 +118,9 @@ def test_cancelling_a_finished_bulk_change_explains_why_not(
 
     response = admin_client.post(url("cancel", bulk_change), follow=True)
 
-    assert "only NEW, QUEUED or PROCESSING bulk changes can be cancelled" in (
-        response.content.decode()
+    assert (
+        "is PROCESSED; only NEW, SCHEDULED, AWAITING_APPROVAL, QUEUED, PROCESSING bulk "
+        "changes can be cancelled" in response.content.decode()
     )
     assert logged_by(bulk_change, OPERATOR_CANCEL) == []
 

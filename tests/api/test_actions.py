@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.http import StreamingHttpResponse
+from django.utils import timezone
 
 from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange
 from tests.api.conftest import API, Partner, fail_devices
@@ -82,7 +83,13 @@ def test_cancel_then_cancel_again_is_409_and_retry_after_cancel_is_409(partner: 
     response = partner.client.post(url)
     assert response.status_code == 200, response.content
     assert response.json()["cancelled"] == 3
+    assert response.json()["finishing"] == 0 and response.json()["status"] == "CANCELLED"
+    assert response.json()["detail"] == (
+        "3 devices cancelled now (no change sent to the carrier); no device was in flight, "
+        "so the bulk change is CANCELLED."
+    )
     assert response.json()["bulk_change"]["status"] == "CANCELLED"
+    assert response.json()["bulk_change"]["progress"]["cancelled"] == 3
     assert response.json()["bulk_change"]["progress"]["counts"]["CANCELLED"] == 3
     log = BulkChangeLog.objects.get(log_entry_description="Bulk change cancelled")
     assert log.process_by == "api:acme-api"
@@ -91,6 +98,29 @@ def test_cancel_then_cancel_again_is_409_and_retry_after_cancel_is_409(partner: 
     assert again.status_code == 409 and again.json()["code"] == "conflict"
     retry = partner.client.post(f"{API}/bulk-changes/{bulk_change.pk}/retry/")
     assert retry.status_code == 409
+
+
+def test_cancel_with_devices_in_flight_answers_cancelling_and_what_finishes(
+    partner: Partner,
+) -> None:
+    bulk_change = create_bulk_change(partner.world, iccids(3), with_rev=False)
+    sent_write = DeviceChange.objects.filter(bulk_change=bulk_change).order_by("pk").first()
+    assert sent_write is not None
+    DeviceChange.objects.filter(pk=sent_write.pk).update(
+        status="AWAITING_CARRIER", write_started_at=timezone.now(), next_attempt_at=timezone.now()
+    )
+
+    response = partner.client.post(f"{API}/bulk-changes/{bulk_change.pk}/cancel/")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["cancelled"], body["finishing"], body["status"]) == (2, 1, "CANCELLING")
+    assert "1 device has already sent the change to the carrier" in body["detail"]
+    assert "stays CANCELLING" in body["detail"]
+    assert body["bulk_change"]["status"] == "CANCELLING"
+    assert body["bulk_change"]["progress"]["in_flight"] == 1
+    retry = partner.client.post(f"{API}/bulk-changes/{bulk_change.pk}/retry/")
+    assert retry.status_code == 409 and "is cancelling" in retry.json()["detail"]
 
 
 def read_csv(response: Any) -> list[list[str]]:

@@ -45,6 +45,10 @@ def test_list_shows_only_my_tenants_bulk_changes_newest_first_with_progress(
         "succeeded": 2,
         "failed": 1,
         "awaiting_carrier": 0,
+        "changed": 2,
+        "skipped": 0,
+        "cancelled": 0,
+        "in_flight": 0,
         "percent": 100.0,
         "counts": {
             "PENDING": 0,

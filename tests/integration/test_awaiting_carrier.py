@@ -20,18 +20,19 @@ from bulkchanges.models import (
     CarrierCallback,
     DeviceChange,
     IntegrationAuthentication,
-    Tenant,
 )
 from bulkchanges.services import (
     bulk_change_cancel,
-    bulk_change_create,
     bulk_change_retry,
-    status_update_request_validate,
 )
 from bulkchanges.services.reaper import reap
-from bulkchanges.types import DeviceRef
 from tests.conftest import Queue, descriptions, drain, iccids, wait_for
-from tests.fixtures.scripted_carrier import Script, ScriptedCarrier
+from tests.fixtures.scripted_carrier import (
+    Script,
+    ScriptedCarrier,
+    scripted_bulk_change,
+    scripted_credentials,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,31 +49,12 @@ def world(
     scripted_carrier: ScriptedCarrier, device_statuses: None, settings: Any
 ) -> IntegrationAuthentication:
     settings.CARRIER_CALLBACK_BASE_URL = "https://pondops.example"
-    tenant = Tenant.objects.create(name="Async Co")
-    return IntegrationAuthentication.objects.create(
-        tenant=tenant,
-        integration="TEAL",
-        base_url="https://carrier.invalid",
-        account="scripted",
-        username="key",
-        secret="scripted-secret",
-        rate_limit=0,
-    )
+    credentials: IntegrationAuthentication = scripted_credentials(tenant_name="Async Co")
+    return credentials
 
 
 def create(credentials: IntegrationAuthentication, numbers: list[str]) -> BulkChange:
-    validated = status_update_request_validate(
-        tenant=credentials.tenant,
-        integration="TEAL",
-        update_status="disabled",
-        is_ignore_current_status=True,
-    )
-    bulk_change, _ = bulk_change_create(
-        tenant=credentials.tenant,
-        created_by="test",
-        validated=validated,
-        devices=[DeviceRef(iccid=iccid, eid=f"8904{iccid}") for iccid in numbers],
-    )
+    bulk_change: BulkChange = scripted_bulk_change(credentials, numbers)
     return bulk_change
 
 
@@ -379,18 +361,31 @@ def test_the_reaper_resends_an_overdue_wait_with_the_same_retry_number(
     assert reap(enqueue=lambda ids: None, process_by="reaper").retries_resent == 0
 
 
-def test_cancel_ends_waiting_devices_cancelled_and_says_the_carrier_may_still_apply_it(
+def test_cancel_leaves_a_waiting_device_to_be_confirmed_then_the_bulk_change_is_cancelled(
     world: IntegrationAuthentication,
     sqs_queue: Queue,
     inline_workers: None,
     carrier: ScriptedCarrier,
 ) -> None:
-    bulk_change, _ = waiting(world, carrier)
-    assert bulk_change_cancel(bulk_change=bulk_change, actor="ops") == 1
+    """A device waiting on its carrier has sent its change: the cancel does not stop it. Its
+    checks go on in the CANCELLING bulk change until the carrier confirms (PROCESSED)."""
+    [iccid] = iccids(1)
+    carrier.scripts[iccid] = Script(pending_checks=2)
+    bulk_change = create(world, [iccid])
+    poll_until(lambda: only_device(bulk_change).status == Status.AWAITING_CARRIER)
+
+    outcome = bulk_change_cancel(bulk_change=bulk_change, actor="ops")
+    assert (outcome.cancelled, outcome.finishing) == (0, 1)
+    assert bulk_change.status == BulkChange.Status.CANCELLING
+    poll_until(lambda: BulkChange.objects.get(pk=bulk_change.pk).status in BulkChange.TERMINAL)
+
     device = only_device(bulk_change)
-    assert device.status == Status.CANCELLED
-    assert device.carrier_request_id in device.last_error
-    assert "the carrier may still apply it" in device.last_error
+    assert device.status == Status.PROCESSED and device.last_error == ""
+    assert len(carrier.submits) == 1  # confirmed, never submitted again
+    bulk_change.refresh_from_db()
+    assert bulk_change.status == BulkChange.Status.CANCELLED
+    assert bulk_change.processed_at is not None and device.processed_at is not None
+    assert bulk_change.processed_at >= device.processed_at
 
 
 def test_a_lost_submit_answer_is_flagged_to_the_processor_on_the_retry(
@@ -449,27 +444,40 @@ def _encode(query: dict[str, str]) -> str:
     return urlencode(query)
 
 
-def test_a_device_whose_bulk_change_is_cancelled_during_its_check_ends_cancelled_not_waiting(
+def test_a_device_whose_bulk_change_is_cancelled_during_its_check_waits_and_ends_processed(
     world: IntegrationAuthentication,
     sqs_queue: Queue,
     inline_workers: None,
     carrier: ScriptedCarrier,
     monkeypatch: Any,
 ) -> None:
+    """A cancel while the carrier is being asked: the device still waits (AWAITING_CARRIER in a
+    CANCELLING bulk change), is checked again, and ends with the carrier's answer."""
     from tests.fixtures.scripted_carrier import ScriptedProcessor
 
     [iccid] = iccids(1)
-    carrier.scripts[iccid] = Script(outcome="never")
     bulk_change = create(world, [iccid])
+    checks: list[str] = []
 
-    def check_then_cancel(self: ScriptedProcessor, context: Any, script: Script) -> None:
-        bulk_change_cancel(bulk_change=bulk_change, actor="ops")  # while the check runs
-        return None
+    def check_then_cancel(self: ScriptedProcessor, context: Any, script: Script) -> Any:
+        checks.append(context.iccid)
+        if len(checks) == 1:
+            bulk_change_cancel(bulk_change=bulk_change, actor="ops")  # while the check runs
+            return None  # still pending
+        return confirmed()
 
     monkeypatch.setattr(ScriptedProcessor, "_check", check_then_cancel)
-    poll_until(lambda: only_device(bulk_change).status in DeviceChange.TERMINAL)
+    poll_until(lambda: BulkChange.objects.get(pk=bulk_change.pk).status in BulkChange.TERMINAL)
 
     device = only_device(bulk_change)
-    assert device.status == Status.CANCELLED
-    assert device.last_error == transitions.cancelled_while_waiting(device.carrier_request_id)
+    assert device.status == Status.PROCESSED
+    assert device.carrier_waits == 1 and len(checks) == 2
     assert device.claim_token is None and device.claimed_until is None
+    assert BulkChange.objects.get(pk=bulk_change.pk).status == BulkChange.Status.CANCELLED
+    assert "Waiting for carrier" in descriptions(bulk_change, device)
+
+
+def confirmed() -> Any:
+    from integrations.base import Step, StepResult, utc_now
+
+    return StepResult(Step.CONFIRM, {"carrier_status_at": utc_now()})

@@ -367,8 +367,8 @@ def test_a_gated_bulk_change_can_be_cancelled_before_it_starts(
         if gate == "scheduled"
         else create(tenant, status="TERMINATED")
     )
-    cancelled = bulk_change_cancel(bulk_change=bulk_change, actor="admin:bob")
-    assert cancelled == 3
+    outcome = bulk_change_cancel(bulk_change=bulk_change, actor="admin:bob")
+    assert (outcome.cancelled, outcome.finishing, outcome.status) == (3, 0, Status.CANCELLED)
     bulk_change.refresh_from_db()
     assert bulk_change.status == Status.CANCELLED
     assert set(bulk_change.device_changes.values_list("status", flat=True)) == {"CANCELLED"}

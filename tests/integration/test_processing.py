@@ -485,19 +485,27 @@ def test_cancel_stops_unclaimed_devices(
     numbers = iccids(4)
     seed_sims(pond_world, numbers)
     bulk_change = create_bulk_change(pond_world, numbers, with_rev=False)
-    assert bulk_change_cancel(bulk_change=bulk_change, actor="admin:ops") == 4
+    outcome = bulk_change_cancel(bulk_change=bulk_change, actor="admin:ops")
+    assert (outcome.cancelled, outcome.finishing, outcome.status) == (4, 0, "CANCELLED")
     SqsConsumer(wait_seconds=1).poll_once()
 
     assert bulk_change.status == BulkChange.Status.CANCELLED
     assert pond_world.simulator.call_count("pond") == 0
-    assert descriptions(bulk_change) == ["Bulk change cancelled"]
+    assert descriptions(bulk_change) == ["Bulk change cancelled", "Bulk change completed"]
+    completion = BulkChangeLog.objects.get(
+        bulk_change=bulk_change, log_entry_description="Bulk change completed"
+    )
+    assert completion.response_text == (
+        "CANCELLED: 0 changed before the cancel took effect, 4 cancelled"
+    )
 
 
-def test_cancel_lets_an_in_flight_device_finish_its_step_then_end_cancelled(
+def test_cancel_lets_an_in_flight_device_run_to_its_end_then_the_bulk_change_is_cancelled(
     pond_world: PondWorld, sqs_queue: Queue
 ) -> None:
-    """docs/architecture.md §6: in-flight devices finish their current step, keep what they
-    recorded, and end CANCELLED — no later step, no Rev.io service."""
+    """docs/architecture.md §6: a device that sent its carrier write runs every remaining step
+    — the package status, the inventory, the Rev.io service — and ends PROCESSED; the bulk
+    change is CANCELLING until then, CANCELLED after, never finished before its last device."""
     import threading
 
     from django.db import connection
@@ -526,26 +534,33 @@ def test_cancel_lets_an_in_flight_device_finish_its_step_then_end_cancelled(
         interval=0.02,
         message="the SIM status call in flight",
     )
-    bulk_change_cancel(bulk_change=bulk_change, actor="admin:ops")
-    worker.join(timeout=30)
+    outcome = bulk_change_cancel(bulk_change=bulk_change, actor="admin:ops")
+    assert (outcome.cancelled, outcome.finishing, outcome.status) == (0, 1, "CANCELLING")
+    assert "stays CANCELLING" in outcome.describe()
+    assert "Rev.io steps included" in outcome.describe()  # this change creates a Rev service
+    assert BulkChange.objects.get(pk=bulk_change.pk).status == BulkChange.Status.CANCELLING
+    worker.join(timeout=60)
 
     device_change.refresh_from_db()
-    assert device_change.status == DeviceChange.Status.CANCELLED
-    assert device_change.carrier_status_at is not None  # the step in flight was recorded
-    assert device_change.service_status_at is None
-    assert device_change.rev_service_id is None
-    assert pond_world.simulator.call_count("pond", "list_packages") == 0
-    assert pond_world.simulator.call_count("rev") == 0
-    assert descriptions(bulk_change, device_change) == [
-        "Update POND SIM status",
-        "Device status change result",
-    ]
-    outcome = BulkChangeLog.objects.get(
-        device_change=device_change, log_entry_description="Device status change result"
-    )
-    assert outcome.response_text.startswith("CANCELLED: bulk change cancelled")
+    assert device_change.status == DeviceChange.Status.PROCESSED
+    assert device_change.carrier_status_at is not None
+    assert device_change.service_status_at is not None  # the next step ran after the cancel
+    assert device_change.rev_service_id is not None  # and so did Rev.io
+    assert device_change.previous_status == ""  # no inventory, no read (IsIgnoreCurrentStatus)
+    assert pond_world.simulator.call_count("pond", "list_packages") >= 1
+    assert pond_world.simulator.call_count("rev") >= 1
+    assert Device.objects.filter(iccid=iccid, status__code="SUSPENDED").exists()
     bulk_change.refresh_from_db()
     assert bulk_change.status == BulkChange.Status.CANCELLED
+    assert bulk_change.processed_at is not None and device_change.processed_at is not None
+    assert bulk_change.processed_at >= device_change.processed_at
+    [completion] = BulkChangeLog.objects.filter(
+        bulk_change=bulk_change, log_entry_description="Bulk change completed"
+    )
+    assert completion.response_text == (
+        "CANCELLED: 1 changed before the cancel took effect, 0 cancelled"
+    )
+    assert completion.processed_at >= device_change.processed_at
 
 
 def test_retry_command_requeues_failed_devices_and_logs_who(

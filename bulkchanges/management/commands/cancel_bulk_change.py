@@ -21,11 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             bulk_change = bulk_change_get(bulk_change_id=options["bulk_change_id"])
-            cancelled = bulk_change_cancel(
-                bulk_change=bulk_change, actor=f"cli:{getpass.getuser()}"
-            )
+            outcome = bulk_change_cancel(bulk_change=bulk_change, actor=f"cli:{getpass.getuser()}")
         except ApplicationError as error:
             raise CommandError(str(error)) from None
-        self.stdout.write(
-            f"bulk change {bulk_change.pk}: {bulk_change.status}, {cancelled} devices cancelled"
-        )
+        self.stdout.write(f"bulk change {bulk_change.pk}: {outcome.status}. {outcome.describe()}")

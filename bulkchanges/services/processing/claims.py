@@ -7,8 +7,10 @@ too (hand-offs, their renewals), and a claim that skipped a claimable device wou
 The wait is one short transaction: claims take one device at a time.
 
 A device change is claimable only when no older device change for the same ICCID and
-integration in a running bulk change is unfinished: two bulk changes touching one device apply
-in creation order, and when one finishes the next waiting one is enqueued.
+integration in a released bulk change (running, or cancelling: its devices in flight still
+write) is unfinished: two bulk changes touching one device apply in creation order, and when
+one finishes the next waiting one is enqueued. In a CANCELLING bulk change only the devices
+that already sent a carrier write are claimed (``transitions.device_change_may_run``).
 
 Leases die with their process (:mod:`bulkchanges.leases`): a claim's lease, and the hand-off
 lease of a chunk's PENDING rows (taken when django-q2 hands the chunk to a cluster and again
@@ -31,7 +33,7 @@ from django.utils import timezone
 
 from bulkchanges import transitions
 from bulkchanges.leases import LeaseKind
-from bulkchanges.models import BulkChange, DeviceChange
+from bulkchanges.models import DeviceChange
 
 # Hands device change ids to workers (django-q2 in production, inline in some tests).
 Enqueue = Callable[[list[int]], object]
@@ -83,14 +85,15 @@ def chunk_held(*, ids: Sequence[int]) -> Iterator[None]:
 
 
 def older_unfinished_exists() -> Exists:
-    """An older unfinished device change for the same ICCID and integration is running."""
+    """An older unfinished device change for the same ICCID and integration is running (or
+    finishing in a cancelling bulk change)."""
     return Exists(
         DeviceChange.objects.filter(
             iccid=OuterRef("iccid"),
             bulk_change__integration=OuterRef("bulk_change__integration"),
             pk__lt=OuterRef("pk"),
             status__in=DeviceChange.UNFINISHED,
-            bulk_change__status__in=BulkChange.RUNNABLE,
+            bulk_change__status__in=transitions.RELEASED,
         )
     )
 
@@ -130,8 +133,8 @@ def next_waiting_device_change(*, device_change: DeviceChange) -> int | None:
             bulk_change__integration=device_change.bulk_change.integration,
             pk__gt=device_change.pk,
             status__in=[DeviceChange.Status.PENDING, DeviceChange.Status.RETRY_SCHEDULED],
-            bulk_change__status__in=BulkChange.RUNNABLE,
         )
+        .filter(transitions.device_change_may_run())
         .order_by("pk")
         .values_list("pk", flat=True)
         .first()

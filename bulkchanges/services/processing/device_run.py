@@ -7,7 +7,13 @@ checks the claim token, so a worker whose lease was taken over stops without wri
 
 Outcomes: PROCESSED, SKIPPED (already in the target, no carrier call), ERROR (permanent failure,
 or out of retries), RETRY_SCHEDULED (transient failure: a delayed SQS message follows the
-commit), CANCELLED (the bulk change was cancelled between two steps).
+commit), AWAITING_CARRIER (the carrier is still working on the submitted change).
+
+A cancel stops a device only before its first carrier write: the write start
+(:func:`bulkchanges.transitions.device_change_start_write`) and the cancel are both
+conditional and exactly one wins. A device whose write started runs to its end — every
+remaining step, Rev.io included, its retries and carrier waits too — and records its real
+outcome, whatever the bulk change's status says meanwhile.
 """
 
 from __future__ import annotations
@@ -21,12 +27,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from bulkchanges import sqs, transitions
 from bulkchanges.models import (
-    BulkChange,
     BulkChangeLog,
     CarrierCallback,
     Device,
@@ -84,8 +89,9 @@ class _LeaseLost(Exception):
     """Another worker took the device over (our lease expired); stop without writing."""
 
 
-class _Cancelled(Exception):
-    """The bulk change was cancelled; stop after the current step."""
+class _CancelledBeforeWrite(Exception):
+    """The bulk change was cancelled before this device sent a carrier write: the cancel made
+    it CANCELLED and released its claim; stop without calling the carrier."""
 
 
 class DeviceRun:
@@ -108,9 +114,11 @@ class DeviceRun:
             "carrier": self.bulk_change.integration,
         }
         self.in_rev_step = False
-        # Whether the bulk change was still running when the last step was recorded (the claim
-        # saw it running before the first); checked before each next step.
-        self.cancelled = False
+        # The inventory status at claim time, and the carrier's answer if this run read it:
+        # what ``previous_status`` records with the write start.
+        device = device_change.device
+        self.inventory_status = device.status.code if device and device.status else ""
+        self.carrier_read: str | None = None
         self.recorded: str | None = None  # the status _finish wrote, when it won
         self.write_started = False  # this attempt recorded (or found) write_started_at
         self.notes: list[str] = []  # what the steps said ("reconciled by read"), for the outcome
@@ -154,13 +162,15 @@ class DeviceRun:
                 self.device_change.pk,
                 extra=self.extra,
             )
+        except _CancelledBeforeWrite:
+            logger.info(
+                "device change %s: bulk change cancelled before its first carrier write; "
+                "stopped without calling the carrier",
+                self.device_change.pk,
+                extra=self.extra,
+            )
         except CarrierPending as pending:
             self._wait(pending)
-        except _Cancelled:
-            self._finish(
-                Status.CANCELLED,
-                outcome="bulk change cancelled; stopped after the last completed step",
-            )
         except TransientError as error:
             self._retry_or_give_up(error)
         except PermanentError as error:
@@ -223,7 +233,6 @@ class DeviceRun:
                 return
         for step in processor_cls.steps:
             if not context.progress.is_done(step):
-                self._check_cancelled()
                 if step in WRITE_STEPS and not self.write_started:
                     self._record_write_started(context)
                 if step is Step.CONFIRM:
@@ -275,33 +284,24 @@ class DeviceRun:
             code: str = device.status.code
             return code
         current: str | None = processor.read_status(context)
+        self.carrier_read = current
         self._flush_calls()
         return current
 
-    def _check_cancelled(self) -> None:
-        if self.cancelled:
-            raise _Cancelled
-
     def _record(self, result: StepResult, context: UpdateContext) -> UpdateContext:
-        """Persist a completed step (and renew the lease) before the next one starts. The same
-        UPDATE tells whether the bulk change is still running: if it was cancelled, the step
-        is kept all the same and the device stops before its next step."""
+        """Persist a completed step (and renew the lease) before the next one starts. A cancel
+        does not stop a device here: once its write started it runs to its end (before, the
+        cancel released its claim, and this UPDATE finds no row of ours)."""
         updates = dict(result.updates)
         if "rev_product_ids" in updates:
             updates["rev_product_ids"] = dict(updates["rev_product_ids"])
         lease = timezone.now() + timedelta(seconds=settings.BULKCHANGE_LEASE_SECONDS)
         mine = DeviceChange.objects.filter(pk=self.device_change.pk, claim_token=self.token)
-        running = Exists(
-            BulkChange.objects.filter(pk=OuterRef("bulk_change_id"), status__in=BulkChange.RUNNABLE)
-        )
         with transaction.atomic():
             self._flush_calls()
-            won = mine.filter(running).update(claimed_until=lease, **updates)
-            if not won:  # cancelled meanwhile (keep the step), or the lease was lost
-                won = mine.update(claimed_until=lease, **updates)
-                self.cancelled = bool(won)
+            won = mine.update(claimed_until=lease, **updates)
         if not won:
-            raise _LeaseLost
+            self._stop_lost_claim()
         for name, value in updates.items():
             setattr(self.device_change, name, value)
         if result.note:
@@ -310,12 +310,41 @@ class DeviceRun:
 
     def _record_write_started(self, context: UpdateContext) -> None:
         """Mark, before this attempt's first carrier write, that the carrier may have our
-        change from now on (the cancel rule of docs/architecture.md §7). The context keeps the
-        value the attempt started with: a write started by an *earlier* attempt is what tells
-        the processor that an answer may have been lost (repeat safety)."""
-        self.write_started = True
+        change from now on, with the status it had before (``previous_status``: the carrier's
+        answer if this run read it, else the inventory at claim time). One conditional UPDATE
+        that races a cancel: the loser of the two is the worker, which then stops without a
+        carrier write (docs/architecture.md §6, "Cancel"). The context keeps the value the
+        attempt started with: a write started by an *earlier* attempt is what tells the
+        processor that an answer may have been lost (repeat safety)."""
         if context.progress.write_started_at is None:
-            self._record(StepResult(Step.PREPARE, {"write_started_at": timezone.now()}), context)
+            now = timezone.now()
+            previous = self.carrier_read if self.carrier_read is not None else self.inventory_status
+            with transaction.atomic():
+                self._flush_calls()
+                won = transitions.device_change_start_write(
+                    device_change_id=self.device_change.pk,
+                    token=self.token,
+                    now=now,
+                    previous_status=previous or "",
+                    lease_until=now + timedelta(seconds=settings.BULKCHANGE_LEASE_SECONDS),
+                )
+            if not won:
+                self._stop_lost_claim()
+            self.device_change.write_started_at = now
+            self.device_change.previous_status = (previous or "")[:40]
+        self.write_started = True
+
+    def _stop_lost_claim(self) -> None:
+        """A token-guarded write found no row of ours: a cancel released the claim (before any
+        carrier write), or another worker took over an expired lease."""
+        status = (
+            DeviceChange.objects.filter(pk=self.device_change.pk)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if status == Status.CANCELLED:
+            raise _CancelledBeforeWrite
+        raise _LeaseLost
 
     def _with_deadline(self, result: StepResult, deadline: timedelta) -> StepResult:
         """SUBMIT's result with the confirm deadline (the carrier's figure, time-scaled)."""
@@ -395,7 +424,6 @@ class DeviceRun:
         carrier_done = self.device_change.carrier_status_at or timezone.now()
         context = replace(context, today=carrier_done.date())
         for step in (Step.REV_SERVICE, Step.REV_PRODUCTS):
-            self._check_cancelled()
             context = self._record(rev.perform(step, context, request.rev_service), context)
         return context
 
@@ -559,9 +587,12 @@ class DeviceRun:
                     retry_number=self.device_change.attempts,
                     delay=(next_attempt_at - now).total_seconds(),
                 )
-        if not won:  # cancelled meanwhile (never left waiting in a stopped bulk change), or lost
-            request_id = self.device_change.carrier_request_id or "(no id)"
-            self._finish(Status.CANCELLED, error=transitions.cancelled_while_waiting(request_id))
+        if not won:
+            logger.warning(
+                "device change %s: lease lost before recording the wait; stopping",
+                self.device_change.pk,
+                extra=self.extra,
+            )
             return
         device_outcome_count(carrier=self.bulk_change.integration, status=Status.AWAITING_CARRIER)
         logger.info(

@@ -30,18 +30,21 @@ def bulk_change_fan_out(
     request_id: str = "",
 ) -> int:
     """Start (or resume) a bulk change: QUEUED → PROCESSING, then hand its PENDING devices to
-    ``enqueue`` in chunks of BULKCHANGE_CHUNK_SIZE. Safe to run twice: claims decide who
+    ``enqueue`` in chunks of BULKCHANGE_CHUNK_SIZE. A CANCELLING one (the reaper re-sent its
+    message) hands out only its PENDING devices in flight. Safe to run twice: claims decide who
     processes a device. Returns the devices handed out."""
     bulk_change = (
         BulkChange.objects.select_related("integration_authentication")
         .filter(pk=bulk_change_id)
         .first()
     )
-    if bulk_change is None or bulk_change.status not in BulkChange.RUNNABLE:
+    if bulk_change is None or bulk_change.status not in transitions.RELEASED:
         return 0
-    transitions.bulk_change_start(bulk_change_id=bulk_change_id)
+    cancelling = bulk_change.status == BulkChange.Status.CANCELLING
+    if not cancelling:
+        transitions.bulk_change_start(bulk_change_id=bulk_change_id)
     credentials = bulk_change.integration_authentication
-    if not credentials.writes_enabled:
+    if not credentials.writes_enabled and not cancelling:
         _fail_writes_disabled(bulk_change=bulk_change, process_by=process_by, request_id=request_id)
         bulk_change_complete_if_done(bulk_change_id=bulk_change_id, process_by=process_by)
         return 0
@@ -50,6 +53,8 @@ def bulk_change_fan_out(
     pending = DeviceChange.objects.filter(
         bulk_change_id=bulk_change_id, status=DeviceChange.Status.PENDING
     ).order_by("pk")
+    if cancelling:  # only the devices in flight still run (a retry re-queued them earlier)
+        pending = pending.filter(transitions.device_change_in_flight())
     last = 0
     while True:  # keyset pages: constant memory, no cursor held open across enqueues
         page = list(pending.filter(pk__gt=last).values_list("pk", flat=True)[:size])
