@@ -103,7 +103,9 @@ def test_reschedule_and_cancel(devices: Path) -> None:
     assert row.process_by == f"cli:{getpass.getuser()}"
 
     out = run("cancel_bulk_change", str(bulk_change.pk))
-    assert out.strip().startswith(f"bulk change {bulk_change.pk}: CANCELLED. 3 devices cancelled now")
+    assert out.strip().startswith(
+        f"bulk change {bulk_change.pk}: CANCELLED. 3 devices cancelled now"
+    )
     assert BulkChange.objects.get(pk=bulk_change.pk).status == Status.CANCELLED
 
     with pytest.raises(CommandError, match="is CANCELLED; only a scheduled bulk change"):
