@@ -43,14 +43,7 @@ class DeviceCarrierFilter(CarrierFilter):
 @admin.register(DeviceChange)
 class DeviceChangeAdmin(IdentifierPrefixSearch, TenantScopedAdmin, ReadOnlyAdmin):
     tenant_path = "bulk_change__tenant"
-    list_display = (
-        "device_link",
-        "bulk_change_link",
-        "status_badge",
-        "attempts",
-        "error",
-        "processed",
-    )
+    list_display = ("device_link", "bulk_change_link", "outcome", "processed")
     list_display_links = None
     list_filter = (BulkChangeFilter, "status", DeviceCarrierFilter)
     prefix_search_fields = ("iccid", "msisdn")
@@ -88,19 +81,29 @@ class DeviceChangeAdmin(IdentifierPrefixSearch, TenantScopedAdmin, ReadOnlyAdmin
             device_change.bulk_change.integration,
         )
 
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, device_change: DeviceChange) -> SafeString:
-        return display.status_badge(device_change.status)
-
-    @admin.display(description="last error")
-    def error(self, device_change: DeviceChange) -> SafeString | str:
-        if not device_change.last_error:
-            return display.EMPTY
-        return format_html(
-            '<span title="{}">{}</span>',
-            device_change.last_error,
-            Truncator(device_change.last_error).chars(90),
+    @admin.display(description="outcome", ordering="status")
+    def outcome(self, device_change: DeviceChange) -> SafeString:
+        """The status badge, the retry count when there were retries, and the last error in
+        short (all of it on hover and on the device's page)."""
+        retries = (
+            format_html(
+                ' <span class="pondops-retries">{} {}</span>',
+                device_change.attempts,
+                "retry" if device_change.attempts == 1 else "retries",
+            )
+            if device_change.attempts
+            else ""
         )
+        error = (
+            format_html(
+                '<span class="pondops-list-error" title="{}">{}</span>',
+                device_change.last_error,
+                Truncator(device_change.last_error).chars(90),
+            )
+            if device_change.last_error
+            else ""
+        )
+        return format_html("{}{}{}", display.status_badge(device_change.status), retries, error)
 
     @admin.display(description="processed", ordering="processed_at")
     def processed(self, device_change: DeviceChange) -> SafeString | str:

@@ -12,9 +12,9 @@ from typing import Any
 from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.http import urlencode
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from bulkchanges.models import (
     BulkChange,
@@ -299,16 +299,18 @@ def device_change_facts(device_change: DeviceChange) -> list[Fact]:
     never the lease's internals (``device_change_internals``)."""
     steps = [
         ("carrier status set", device_change.carrier_status_at),
-        ("Rev.io service done", device_change.service_status_at),
+        ("packages updated", device_change.service_status_at),  # POND's SERVICE_STATUS step
     ]
     done = format_html_join(
-        "; ", "{} {}", ((name, timestamp(moment)) for name, moment in steps if moment)
+        mark_safe("<br>"),
+        "{} {}",
+        ((name, timestamp(moment)) for name, moment in steps if moment),
     )
     facts = [
         Fact("Previous status", device_change.previous_status or EMPTY),
         Fact("Carrier request id", device_change.carrier_request_id or EMPTY),
         Fact("Submitted to the carrier", timestamp(device_change.carrier_submitted_at)),
-        Fact("Steps completed", "; ".join(done) or "none yet"),
+        Fact("Steps completed", done or "none yet"),
         Fact("Attempts (RetryNumber)", str(device_change.attempts)),
         Fact("Processed", timestamp(device_change.processed_at)),
     ]
@@ -403,3 +405,12 @@ def timestamp_column(field: str, description: str) -> Any:
 
     column.__name__ = f"{field}_time"
     return column
+
+
+def process_by(text: str) -> SafeString:
+    """Who wrote an audit row (``worker:<host>/<pid>``, ``admin:<user>``), in full on hover;
+    a long name may break after its ``:`` and ``/``, never inside a word."""
+    breakable = mark_safe(  # noqa: S308 - escaped first; only <wbr> is added
+        escape(text).replace(":", ":<wbr>").replace("/", "/<wbr>")
+    )
+    return format_html('<span class="pondops-by" title="{}">{}</span>', text, breakable)

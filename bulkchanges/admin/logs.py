@@ -54,32 +54,30 @@ class OutcomeFilter(admin.SimpleListFilter):
         return queryset
 
 
+class EntryFilter(admin.AllValuesFieldListFilter):
+    """The entries (``log_entry_description``) that occur, titled as the list's column."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "entry"
+
+
 @admin.register(BulkChangeLog)
 class BulkChangeLogAdmin(IdentifierPrefixSearch, TenantScopedAdmin, ReadOnlyAdmin):
-    list_title = "Audit log"
     tenant_path = "bulk_change__tenant"  # or the preview's tenant: get_queryset
-    list_display = (
-        "time",
-        "device",
-        "owner",
-        "log_entry_description",
-        "outcome",
-        "answer",
-        "process_by_short",
-    )
+    list_display = ("time", "device", "entry", "outcome", "process_by_short")
     list_display_links = ("time",)
     list_filter = (
         BulkChangeFilter,
         DeviceChangeFilter,
         LogCarrierFilter,
         OutcomeFilter,
-        "log_entry_description",
+        ("log_entry_description", EntryFilter),
     )
     list_select_related = ("device_change", "bulk_change", "preview")
     prefix_search_fields = ("device_change__iccid",)
     search_help_text = "The start of a device's ICCID (digits; spaces are ignored)."
     fields = (
-        "owner",
         "device",
         "log_entry_description",
         "time",
@@ -113,18 +111,31 @@ class BulkChangeLogAdmin(IdentifierPrefixSearch, TenantScopedAdmin, ReadOnlyAdmi
     def time(self, row: BulkChangeLog) -> SafeString | str:
         return display.timestamp(row.processed_at)
 
-    @admin.display(description="device (ICCID)", ordering="device_change__iccid")
-    def device(self, row: BulkChangeLog) -> SafeString | str:
+    @admin.display(description="entry", ordering="log_entry_description")
+    def entry(self, row: BulkChangeLog) -> str:
+        return row.log_entry_description
+
+    @admin.display(description="device · bulk change", ordering="device_change__iccid")
+    def device(self, row: BulkChangeLog) -> SafeString:
+        """The device's ICCID (to its page) over the row's bulk change or preview."""
         if row.device_change is None:
-            return display.EMPTY
-        url = reverse("admin:bulkchanges_devicechange_change", args=[row.device_change_id])
-        return format_html('<a href="{}">{}</a>', url, row.device_change.iccid)
+            device: SafeString | str = display.EMPTY
+        else:
+            url = reverse("admin:bulkchanges_devicechange_change", args=[row.device_change_id])
+            device = format_html(
+                '<a href="{}" class="pondops-iccid">{}</a>', url, row.device_change.iccid
+            )
+        return format_html('{}<span class="pondops-quiet">{}</span>', device, self.owner(row))
 
     @admin.display(description="bulk change", ordering="bulk_change_id")
     def owner(self, row: BulkChangeLog) -> SafeString | str:
         """The bulk change, or the preview whose carrier read this row records."""
         if row.bulk_change_id is not None:
-            return display.bulk_change_link(row.bulk_change_id)
+            return format_html(
+                'bulk change <a href="{}">{}</a>',
+                display.bulk_change_url(row.bulk_change_id),
+                row.bulk_change_id,
+            )
         try:
             url = reverse("admin:bulkchanges_preview_change", args=[row.preview_id])
         except NoReverseMatch:  # no preview pages on this site
@@ -140,29 +151,38 @@ class BulkChangeLogAdmin(IdentifierPrefixSearch, TenantScopedAdmin, ReadOnlyAdmi
         return display.EMPTY if row.response_status is None else str(row.response_status)
 
     @admin.display(description="outcome", ordering="has_errors")
-    def outcome(self, row: BulkChangeLog) -> SafeString | str:
-        """The error in short (all of it on hover and on the row's page); for a row without
-        one, its note when it is short (an outcome such as "PROCESSED: status set")."""
+    def outcome(self, row: BulkChangeLog) -> SafeString:
+        """The answer's HTTP status (or that none came yet), then the error in short — all of
+        it on hover and on the row's page — or, for a row without one, its note when short
+        (an outcome such as "PROCESSED: status set")."""
+        answer = self.answer(row)
+        status = (
+            format_html('<span class="pondops-http">{}</span> ', answer)
+            if answer != display.EMPTY
+            else ""
+        )
         if row.has_errors:
-            text = display.readable(row.error_text) or "error"
+            text = (
+                display.readable(row.error_text).strip()
+                or display.readable(row.response_text).strip()
+                or "error"
+            )
             return format_html(
-                '<span class="pondops-log-error" title="{}">{}</span>',
+                '{}<span class="pondops-log-error" title="{}">{}</span>',
+                status,
                 text,
                 Truncator(text).chars(100),
             )
         if not row.request_text and row.response_text and "\n" not in row.response_text.strip():
             text = display.readable(row.response_text).strip()
-            return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(80))
-        return display.EMPTY
+            return format_html(
+                '{}<span title="{}">{}</span>', status, text, Truncator(text).chars(80)
+            )
+        return format_html("{}", status or display.EMPTY)
 
     @admin.display(description="by", ordering="process_by")
     def process_by_short(self, row: BulkChangeLog) -> SafeString:
-        """``worker:<host>/<pid>`` and ``admin:<user>`` in full on hover; long names wrap."""
-        return format_html(
-            '<span class="pondops-by" title="{}">{}</span>',
-            row.process_by,
-            Truncator(row.process_by).chars(40),
-        )
+        return display.process_by(Truncator(row.process_by).chars(60))
 
     @admin.display(description="request")
     def request_readable(self, row: BulkChangeLog) -> SafeString:

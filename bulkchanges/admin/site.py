@@ -29,15 +29,14 @@ NO_TENANT_NOTICE = (
 
 
 class PlainTitles(ModelAdmin):
-    """A list's title in plain words — "Device changes", not Django's "Select device change to
-    change" (or "to view"). ``list_title`` names it where the model's plural does not read
-    well ("Audit log" for BulkChangeLog); a page that passes its own ``title`` keeps it."""
+    """A list's title in plain words — the model's plural, "Device changes", "Audit log" —
+    not Django's "Select device change to change" (or "to view"); a page that passes its own
+    ``title`` keeps it."""
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        # Read from the admin class (this mixin stands first in the MRO, so no default here).
-        title = getattr(self, "list_title", "") or capfirst(str(self.opts.verbose_name_plural))
+        title = capfirst(str(self.opts.verbose_name_plural))
         return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
 

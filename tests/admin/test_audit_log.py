@@ -62,7 +62,7 @@ def test_a_row_names_its_device_by_iccid_and_shows_seconds(
     html = admin_client.get(LOG).content.decode()
 
     page = reverse("admin:bulkchanges_devicechange_change", args=[device.pk])
-    assert f'<a href="{page}">{device.iccid}</a>' in html  # the ICCID, not the row's id
+    assert f'<a href="{page}" class="pondops-iccid">{device.iccid}</a>' in html  # not an id
     assert f'title="{moment:%Y-%m-%d %H:%M:%S} UTC">{moment:%Y-%m-%d %H:%M:%S} UTC</time>' in html
     assert "HTTP 400 from POND: unknown ICCID" in html and ">400<" in html
     assert "admin:alice" in html and "<h1>Audit log</h1>" in html
