@@ -127,6 +127,16 @@ def test_an_operator_reads_a_failed_device_retries_it_and_audits_it_in_local_tim
         assert_local_times(page)
         shots.take("device-list", is_list=True)
 
+        # A time added later (a live refresh's fragment) is rewritten too, in summer as EDT.
+        page.evaluate(
+            """document.querySelector("#content-main").insertAdjacentHTML("beforeend",
+            '<p id="late"><time class="pondops-time" datetime="2026-07-01T12:00:05Z"'
+            + ' title="2026-07-01 12:00:05 UTC">2026-07-01 12:00:05 UTC</time></p>')"""
+        )
+        expect(page.locator("#late time")).to_have_text("2026-07-01 08:00:05 EDT")
+        expect(page.locator("#late time")).to_have_attribute("title", "2026-07-01 12:00:05 UTC")
+        page.reload()
+
         # Search by the start of the failing ICCID, then open its page.
         page.fill("#searchbar", failing[:-2])
         page.press("#searchbar", "Enter")
