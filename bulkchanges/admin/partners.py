@@ -187,7 +187,7 @@ class WebhookDeliveryAdmin(TenantScopedAdmin, ReadOnlyAdmin):
         }.get(field.name, field.name)
         for field in WebhookDelivery._meta.fields
     ]
-    fields = readonly_fields
+    fields = tuple(readonly_fields)
 
     completed = display.timestamp_column("completed_at", "bulk change completed")
     next_attempt = display.timestamp_column("next_attempt_at", "next attempt")
