@@ -14,7 +14,7 @@ LEGACY_RECOVERY_SCHEDULES = ("bulkchanges-reaper", "bulkchanges-webhook-sweep")
 
 class BulkChangesConfig(AppConfig):
     name = "bulkchanges"
-    verbose_name = "Bulk changes"
+    verbose_name = "Operations"  # the breadcrumb above "Bulk changes", "Audit log", …
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

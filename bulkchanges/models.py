@@ -515,6 +515,9 @@ class BulkChangeLog(models.Model):
     in_flight = models.BooleanField(default=False)
 
     class Meta:
+        # The console's name for these rows (its list, breadcrumbs and navigation).
+        verbose_name = "audit log entry"
+        verbose_name_plural = "audit log"
         ordering = ["-processed_at", "-id"]
         indexes = [
             models.Index(fields=["bulk_change", "processed_at"]),

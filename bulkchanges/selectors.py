@@ -500,3 +500,11 @@ def partner_api_keys_list(*, tenant: Tenant | None = None) -> QuerySet[PartnerAp
     user, role, expiry, revocation, last use (the hashed key is not read)."""
     keys = PartnerApiKey.objects.select_related("tenant", "user").defer("hashed_key")
     return keys.filter(tenant=tenant) if tenant is not None else keys
+
+
+def device_change_trail(*, device_change_id: int) -> QuerySet[BulkChangeLog]:
+    """One device's own audit rows (its calls, outcomes, retries, callbacks and the operator
+    actions naming it), newest first — the device change page's trail and attempts."""
+    return BulkChangeLog.objects.filter(device_change_id=device_change_id).order_by(
+        "-processed_at", "-id"
+    )

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from bulkchanges.admin import display
 from bulkchanges.admin.readonly import ReadOnlyAdmin
 from bulkchanges.admin.tenancy import TenantScopedAdmin
 from bulkchanges.models import CarrierCallback
@@ -62,7 +63,7 @@ class CarrierCallbackAdmin(TenantScopedAdmin, ReadOnlyAdmin):
     tenant_path = "integration_authentication__tenant"
     list_display = (
         "request_id",
-        "received_at",
+        "received",
         "integration",
         "outcome",
         "device_change_link",
@@ -82,14 +83,17 @@ class CarrierCallbackAdmin(TenantScopedAdmin, ReadOnlyAdmin):
         "outcome",
         "reason",
         "device_change",
-        "received_at",
-        "last_received_at",
+        "received",
+        "last_received",
         "copies",
         "method",
         "path",
         "body",
     )
     readonly_fields = fields
+
+    received = display.timestamp_column("received_at", "received")
+    last_received = display.timestamp_column("last_received_at", "last received")
 
     @admin.display(description="device", ordering="device_change_id")
     def device_change_link(self, callback: CarrierCallback) -> SafeString | str:

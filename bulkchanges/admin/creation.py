@@ -82,7 +82,7 @@ class BulkChangeCreation:
             form=form,
             has_credentials=form.has_credentials,
             rev_fields=[form[name] for name in NewBulkChangeForm.REV_FIELDS],
-            option_fields=[form[name] for name in NewBulkChangeForm.OPTION_FIELDS],
+            option_fields=[form[name] for name in form.option_field_names],
         )
         if request.method == "POST" and form.is_valid():
             preview = self._preview(request, form)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
@@ -22,6 +24,7 @@ from bulkchanges.models import (
     IntegrationAuthentication,
 )
 from bulkchanges.selectors import Progress
+from bulkchanges.services import logs
 from bulkchanges.types import OPTION_KEYS, StatusUpdateRequest
 from integrations.base import redact
 from integrations.rev_request import RevServiceRequest
@@ -276,3 +279,151 @@ def _pretty(body: str) -> str:
         return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False)
     except ValueError:
         return body
+
+
+# --- A device change's page ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One labelled value on a page; ``value`` may be markup (a timestamp, a link)."""
+
+    label: str
+    value: SafeString | str
+
+
+def change_request_in_words(
+    change_request: dict[str, object], *, integration: str
+) -> list[RequestLine]:
+    """A device change's request (the legacy JSON each device carries) as an operator reads
+    it; one that does not parse is shown as its JSON with the reason."""
+    try:
+        request = StatusUpdateRequest.from_legacy(change_request)
+    except (ValueError, TypeError) as error:
+        return [
+            RequestLine("Request", json.dumps(change_request, indent=2, sort_keys=True)),
+            RequestLine("Note", f"this request cannot be read as a status update: {error}"),
+        ]
+    return describe_request(request, integration=integration)
+
+
+def device_change_facts(device_change: DeviceChange) -> list[Fact]:
+    """What an operator asks of one device: how far it got and with the carrier's words —
+    never the lease's internals (``device_change_internals``)."""
+    steps = [
+        ("carrier status set", device_change.carrier_status_at),
+        ("packages updated", device_change.service_status_at),  # POND's SERVICE_STATUS step
+    ]
+    done = format_html_join(
+        mark_safe("<br>"),
+        "{} {}",
+        ((name, timestamp(moment)) for name, moment in steps if moment),
+    )
+    facts = [
+        Fact("Previous status", device_change.previous_status or EMPTY),
+        Fact("Carrier request id", device_change.carrier_request_id or EMPTY),
+        Fact("Submitted to the carrier", timestamp(device_change.carrier_submitted_at)),
+        Fact("Steps completed", done or "none yet"),
+        Fact("Attempts (RetryNumber)", str(device_change.attempts)),
+        Fact("Processed", timestamp(device_change.processed_at)),
+    ]
+    if device_change.next_attempt_at is not None and device_change.status in (
+        DeviceChange.Status.RETRY_SCHEDULED,
+        DeviceChange.Status.AWAITING_CARRIER,
+    ):
+        facts.append(Fact("Next attempt", timestamp(device_change.next_attempt_at)))
+    if device_change.rev_service_id is not None:
+        facts.append(Fact("Rev.io service id", str(device_change.rev_service_id)))
+    facts.append(Fact("Last updated", timestamp(device_change.updated_at)))
+    return facts
+
+
+def device_change_internals(device_change: DeviceChange) -> list[Fact]:
+    """The claim and timing fields a superuser may need when a device is stuck."""
+    return [
+        Fact("Claim token", str(device_change.claim_token or EMPTY)),
+        Fact("Claimed until", timestamp(device_change.claimed_until)),
+        Fact("Write started", timestamp(device_change.write_started_at)),
+        Fact("Confirm deadline", timestamp(device_change.confirm_deadline_at)),
+        Fact("Carrier waits", str(device_change.carrier_waits)),
+        Fact("Retry message sent", timestamp(device_change.retry_message_sent_at)),
+    ]
+
+
+# The audit rows that mark one attempt of a device, or an operator's retry of it (the others
+# are the attempt's HTTP calls, shown in the trail).
+ATTEMPT_DESCRIPTIONS = frozenset(
+    {
+        logs.DEVICE_OUTCOME,
+        logs.RETRY_SCHEDULED,
+        logs.AWAITING_CARRIER,
+        logs.LEASE_EXPIRED,
+        logs.WRITES_DISABLED,
+        logs.CARRIER_CALLBACK,
+        logs.OPERATOR_RETRY,
+        logs.OPERATOR_RESUBMIT,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One step of a device's history: when, what happened (a status badge when the row
+    names the status it left the device in), the detail or error, and who."""
+
+    row: BulkChangeLog
+    number: int
+    event: str
+    result: SafeString | str
+    detail: str
+    error: str
+
+
+def device_attempts(trail: list[BulkChangeLog]) -> list[Attempt]:
+    """The attempt rows of a device's trail (newest first), oldest first and numbered."""
+    rows = [row for row in reversed(trail) if row.log_entry_description in ATTEMPT_DESCRIPTIONS]
+    attempts = []
+    for number, row in enumerate(rows, 1):
+        text = redact(row.response_text or "").strip()
+        head, separator, rest = text.partition(": ")
+        if separator and head in DeviceChange.Status.values:
+            result: SafeString | str = status_badge(head)
+            detail = rest
+        else:
+            result, detail = EMPTY, text
+        error = redact(row.error_text or "").strip()
+        if error and detail.strip() == error.partition("\n\n")[0].strip():
+            detail = ""  # the outcome repeats the error: say it once
+        attempts.append(
+            Attempt(
+                row=row,
+                number=number,
+                event=row.log_entry_description,
+                result=result,
+                detail=detail,
+                error=error,
+            )
+        )
+    return attempts
+
+
+def timestamp_column(field: str, description: str) -> Any:
+    """A model admin attribute showing the moment ``field`` as :func:`timestamp` does, sorted
+    by it — for ``list_display`` and ``readonly_fields``:
+    ``received = display.timestamp_column("received_at", "received")``."""
+
+    @admin.display(description=description, ordering=field)
+    def column(model_admin: admin.ModelAdmin, row: Any) -> SafeString | str:
+        return timestamp(getattr(row, field, None))
+
+    column.__name__ = f"{field}_time"
+    return column
+
+
+def process_by(text: str) -> SafeString:
+    """Who wrote an audit row (``worker:<host>/<pid>``, ``admin:<user>``), in full on hover;
+    a long name may break after its ``:`` and ``/``, never inside a word."""
+    breakable = mark_safe(  # noqa: S308 - escaped first; only <wbr> is added
+        escape(text).replace(":", ":<wbr>").replace("/", "/<wbr>")
+    )
+    return format_html('<span class="pondops-by" title="{}">{}</span>', text, breakable)

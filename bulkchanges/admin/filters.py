@@ -1,12 +1,15 @@
-"""List filters shared by the console's lists."""
+"""List filters and searches shared by the console's lists."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+
+from integrations.base import Integration, carrier_integrations
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrPromise
@@ -49,7 +52,38 @@ class IdFilter(admin.SimpleListFilter):
         return queryset.filter(**{self.field: int(value)})
 
 
-class BulkChangeFilter(IdFilter):
+class IdBoxFilter(IdFilter):
+    """An :class:`IdFilter` whose sidebar entry is a small form: type an id, press Enter — the
+    list's other filters and search are kept (hidden fields)."""
+
+    template = "bulkchanges/admin/id_filter.html"
+
+    def has_output(self) -> bool:
+        return True
+
+    def choices(self, changelist: Any) -> Any:
+        kept = [
+            (name, value)
+            for name, value in changelist.get_filters_params().items()
+            if name != self.parameter_name
+        ]
+        if changelist.query:
+            kept.append(("q", changelist.query))
+        yield {
+            "box": True,
+            "parameter_name": self.parameter_name,
+            "value": self.value() or "",
+            "active": f"{self.label} {self.value()}" if self.value() else "",
+            "kept": [(name, value) for name, values in kept for value in _as_list(values)],
+            "all_url": changelist.get_query_string(remove=[self.parameter_name]),
+        }
+
+
+def _as_list(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list | tuple) else [str(value)]
+
+
+class BulkChangeFilter(IdBoxFilter):
     title = "bulk change"
     parameter_name = "bulk_change"
     field = "bulk_change_id"
@@ -61,3 +95,54 @@ class DeviceChangeFilter(IdFilter):
     parameter_name = "device_change"
     field = "device_change_id"
     label = "Device change"
+
+
+class CarrierFilter(admin.SimpleListFilter):
+    """The carriers that process bulk changes — never Rev.io, which is billing — by the
+    integration at ``field`` (a bulk change's, seen from its devices or its audit rows)."""
+
+    title = "carrier"
+    parameter_name = "carrier"
+    field = "integration"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, Integration(value).label) for value in carrier_integrations()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{self.field: value}) if value else queryset
+
+
+def identifier_prefix_q(term: str, *, fields: Sequence[str]) -> Q | None:
+    """Rows whose identifier in any of ``fields`` (ICCID, MSISDN, EID: digits) starts with
+    ``term``, whitespace ignored — so a pasted "8901 2600 …" or the first digits of a batch
+    find their devices. None for a term that holds anything but digits (it matches nothing).
+    Case-sensitive ``startswith``: identifiers are digits, and PostgreSQL can then answer it
+    from the column's index when its collation allows."""
+    digits = "".join(term.split())
+    if not digits.isdigit():
+        return None
+    query = Q()
+    for name in fields:
+        query |= Q(**{f"{name}__startswith": digits})
+    return query
+
+
+class IdentifierPrefixSearch(admin.ModelAdmin):
+    """The list's search box finds rows by the start of an identifier (``identifier_prefix_q``
+    over ``prefix_search_fields``); a term that is no number finds nothing rather than
+    scanning every text column."""
+
+    prefix_search_fields: tuple[str, ...] = ()
+
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        # Non-empty so the admin shows its search box; the search itself is ours, below.
+        return self.prefix_search_fields
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        if not search_term.strip():
+            return queryset, False
+        query = identifier_prefix_q(search_term, fields=self.prefix_search_fields)
+        return (queryset.none() if query is None else queryset.filter(query)), False

@@ -16,6 +16,19 @@ from bulkchanges.models import DeviceStatus, IntegrationAuthentication, Tenant
 from integrations.base import Integration, carrier_integrations, processor_class
 from integrations.rev_request import RevProduct, RevServiceRequest
 
+# The carrier options each carrier's processor reads (``validate_options`` of
+# integrations/thingspace.py and integrations/telegence.py); the other carriers take none.
+CARRIER_OPTION_FIELDS: dict[str, tuple[str, ...]] = {
+    Integration.THINGSPACE: ("service_plan", "mdn_zip_code", "reason_code", "etf_waiver"),
+    Integration.TELEGENCE: ("reason_code",),
+}
+OPTION_HELP: dict[tuple[str, str], str] = {
+    (Integration.THINGSPACE, "reason_code"): "ThingSpace: the reason code (FF, the only code "
+    "ThingSpace documents).",
+    (Integration.TELEGENCE, "reason_code"): "Telegence: the line's reason code, e.g. CR "
+    "(up to 10 letters or digits).",
+}
+
 
 def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
@@ -176,6 +189,18 @@ class NewBulkChangeForm(forms.Form):
         self.tenant = tenant
         self.integration = integration
         self.upload_refusal = upload_refusal
+        # Only this carrier's options are offered; another carrier's, posted anyway (a stale
+        # or hand-made form), are refused in clean() rather than silently dropped.
+        self.option_field_names = CARRIER_OPTION_FIELDS.get(integration, ())
+        self.foreign_options = [
+            name for name in self.OPTION_FIELDS if name not in self.option_field_names
+        ]
+        for name in self.foreign_options:
+            del self.fields[name]
+        for name in self.option_field_names:
+            help_text = OPTION_HELP.get((integration, name))
+            if help_text:
+                self.fields[name].help_text = help_text
         self.fields["devices_file"].help_text = (
             "A CSV with a header naming <code>iccid</code> (and optionally <code>msisdn</code>, "
             f"<code>eid</code>), or one ICCID a line; UTF-8; at most "
@@ -211,6 +236,7 @@ class NewBulkChangeForm(forms.Form):
             self.add_error("devices_text", "Give the devices either as a file or pasted, not both.")
         elif not has_file and not has_text:
             self.add_error("devices_file", "Upload a device list or paste one.")
+        self._refuse_foreign_options()
         if self._rev_given(cleaned):
             for name in ("rev_customer_id", "rev_service_type_id"):
                 if not cleaned.get(name):
@@ -218,6 +244,23 @@ class NewBulkChangeForm(forms.Form):
             if cleaned.get("rev_products") and cleaned.get("rev_package_id"):
                 self.add_error("rev_products", "Give a package or products, not both.")
         return cleaned
+
+    def _refuse_foreign_options(self) -> None:
+        label = Integration(self.integration).label
+        for name in self.foreign_options:
+            if (self.data.get(self.add_prefix(name)) or "").strip():
+                field = NewBulkChangeForm.base_fields[name]
+                carriers = " and ".join(
+                    Integration(carrier).label
+                    for carrier, names in CARRIER_OPTION_FIELDS.items()
+                    if name in names
+                )
+                self.add_error(
+                    None,
+                    f"{field.label or name.replace('_', ' ').capitalize()} is a {carriers} "
+                    f"option; {label} takes none, so this form does not accept it. Reload the "
+                    "form and leave it out.",
+                )
 
     def clean_rev_products(self) -> list[RevProduct]:
         products = []
@@ -254,7 +297,7 @@ class NewBulkChangeForm(forms.Form):
     def options(self) -> dict[str, str]:
         return {
             name: str(self.cleaned_data[name]).strip()
-            for name in self.OPTION_FIELDS
+            for name in self.option_field_names
             if self.cleaned_data.get(name)
         }
 

@@ -11,6 +11,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from bulkchanges.admin import display
+from bulkchanges.admin.filters import IdentifierPrefixSearch
 from bulkchanges.admin.operators import TenantMembershipInline
 from bulkchanges.admin.tenancy import ReferenceDataAdmin, TenantScopedAdmin, is_superuser
 from bulkchanges.errors import ApplicationError
@@ -127,9 +129,12 @@ class TenantAdmin(TenantScopedAdmin):
     """An operator sees and may rename their own tenants; only superusers add or delete one."""
 
     tenant_path = "pk"
-    list_display = ("id", "name", "created_at")
+    list_display = ("id", "name", "created")
     search_fields = ("name",)
     inlines = (TenantMembershipInline,)
+    readonly_fields = ("created",)
+
+    created = display.timestamp_column("created_at", "created")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return is_superuser(request) and super().has_add_permission(request)
@@ -198,9 +203,11 @@ class IntegrationAuthenticationAdmin(TenantScopedAdmin):
             *super().get_readonly_fields(request, obj),
             "secrets_stored",
             "callback_registration",
-            "callback_registered_at",
+            "callback_registered",
             "audited_changes",
         ]
+
+    callback_registered = display.timestamp_column("callback_registered_at", "callback registered")
 
     @admin.display(description="audited changes")
     def audited_changes(self, credentials: IntegrationAuthentication) -> str:
@@ -215,7 +222,7 @@ class IntegrationAuthenticationAdmin(TenantScopedAdmin):
                 "<li>{} — {} ({}): {}</li>",
                 (
                     (
-                        f"{change.changed_at:%Y-%m-%d %H:%M:%S}",
+                        display.timestamp(change.changed_at),
                         change.actor,
                         change.get_via_display(),
                         ("created: " if change.created else "")
@@ -243,9 +250,13 @@ class DeviceStatusAdmin(ReferenceDataAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(TenantScopedAdmin):
+class DeviceAdmin(IdentifierPrefixSearch, TenantScopedAdmin):
     tenant_path = "tenant"
-    list_display = ("iccid", "msisdn", "tenant", "integration", "status", "updated_at")
+    list_display = ("iccid", "msisdn", "tenant", "integration", "status", "updated")
     list_filter = ("integration", "tenant")
-    search_fields = ("=iccid", "=msisdn", "=eid")
+    prefix_search_fields = ("iccid", "msisdn", "eid")
+    search_help_text = "The start of an ICCID, MSISDN or EID (digits; spaces are ignored)."
     list_select_related = ("tenant", "status")
+    readonly_fields = ("updated",)
+
+    updated = display.timestamp_column("updated_at", "updated")

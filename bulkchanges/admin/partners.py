@@ -18,8 +18,10 @@ from django.db.models import ForeignKey
 from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.safestring import SafeString
 from rest_framework_api_key.models import APIKey
 
+from bulkchanges.admin import display
 from bulkchanges.admin.readonly import ReadOnlyAdmin
 from bulkchanges.admin.tenancy import TenantScopedAdmin, request_tenant_ids, tenant_scope
 from bulkchanges.errors import ApplicationError
@@ -37,11 +39,14 @@ ISSUED_KEY = "_pondops_issued_api_key"  # the request attribute holding the key 
 @admin.register(PartnerProfile)
 class PartnerProfileAdmin(TenantScopedAdmin):
     tenant_path = "tenant"
-    list_display = ("user", "tenant", "created_at")
+    list_display = ("user", "tenant", "created")
     list_filter = ("tenant",)
     search_fields = ("user__username", "tenant__name")
     raw_id_fields = ("user",)
     list_select_related = ("user", "tenant")
+    readonly_fields = ("created",)
+
+    created = display.timestamp_column("created_at", "created")
 
 
 class PartnerApiKeyForm(forms.ModelForm):
@@ -83,24 +88,36 @@ class PartnerApiKeyAdmin(TenantScopedAdmin):
         "tenant",
         "user",
         "role",
-        "expiry_date",
+        "expires",
         "revoked",
-        "last_used_at",
-        "created",
+        "last_used",
+        "issued",
     )
     list_filter = ("role", "revoked", "tenant")
     search_fields = ("prefix", "name", "user__username")
     list_select_related = ("tenant", "user")
     ordering = ("-created",)
 
+    expires = display.timestamp_column("expiry_date", "expires")
+    last_used = display.timestamp_column("last_used_at", "last used")
+    issued = display.timestamp_column("created", "issued")
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return PartnerApiKeyForm.Meta.fields if obj is None else (*self.list_display, "created_by")
+        if obj is None:
+            return PartnerApiKeyForm.Meta.fields
+        shown = (*self.list_display, "created_by")
+        # An unrevoked key's expiry stays editable (a form field); a revoked one's is shown.
+        return (
+            shown
+            if obj.revoked
+            else tuple("expiry_date" if name == "expires" else name for name in shown)
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return ()
-        fixed = ("prefix", "tenant", "user", "role", "created", "created_by", "last_used_at")
-        return (*fixed, "name", "expiry_date", "revoked") if obj.revoked else fixed
+        fixed = ("prefix", "tenant", "user", "role", "issued", "created_by", "last_used")
+        return (*fixed, "name", "expires", "revoked") if obj.revoked else fixed
 
     def formfield_for_foreignkey(
         self, db_field: ForeignKey, request: HttpRequest, **kwargs: Any
@@ -148,13 +165,37 @@ class WebhookDeliveryAdmin(TenantScopedAdmin, ReadOnlyAdmin):
 
     list_display = (
         "id",
-        "bulk_change_id",
+        "bulk_change_link",
         "attempt",
         "status",
         "response_status",
-        "next_attempt_at",
-        "finished_at",
+        "next_attempt",
+        "finished",
     )
     list_filter = ("status",)
     search_fields = ("=bulk_change__id",)
-    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
+    search_help_text = "A bulk change id."
+    # Every field, its moments shown as the console shows moments.
+    readonly_fields = [
+        {
+            "completed_at": "completed",
+            "next_attempt_at": "next_attempt",
+            "claimed_until": "claimed_until_time",
+            "started_at": "started",
+            "finished_at": "finished",
+            "created_at": "created",
+        }.get(field.name, field.name)
+        for field in WebhookDelivery._meta.fields
+    ]
+    fields = tuple(readonly_fields)
+
+    completed = display.timestamp_column("completed_at", "bulk change completed")
+    next_attempt = display.timestamp_column("next_attempt_at", "next attempt")
+    claimed_until_time = display.timestamp_column("claimed_until", "claimed until")
+    started = display.timestamp_column("started_at", "started")
+    finished = display.timestamp_column("finished_at", "finished")
+    created = display.timestamp_column("created_at", "created")
+
+    @admin.display(description="bulk change", ordering="bulk_change_id")
+    def bulk_change_link(self, delivery: WebhookDelivery) -> SafeString:
+        return display.bulk_change_link(delivery.bulk_change_id)

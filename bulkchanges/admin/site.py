@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.admin import AdminSite, ModelAdmin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.text import capfirst
 
 from bulkchanges.admin import tenancy
 from bulkchanges.admin.dashboard import dashboard_context
@@ -28,18 +29,41 @@ NO_TENANT_NOTICE = (
 )
 
 
+class PlainTitles(ModelAdmin):
+    """A list's title in plain words — the model's plural, "Device changes", "Audit log" —
+    not Django's "Select device change to change" (or "to view"); a page that passes its own
+    ``title`` keeps it."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        title = capfirst(str(self.opts.verbose_name_plural))
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+
+def _with_plain_titles(admin_class: type[ModelAdmin]) -> type[ModelAdmin]:
+    if issubclass(admin_class, PlainTitles):
+        return admin_class
+    return type(
+        admin_class.__name__, (PlainTitles, admin_class), {"__module__": admin_class.__module__}
+    )
+
+
 class PondOpsAdminSite(AdminSite):
     site_header = "PondOps operations console"
     site_title = "PondOps"
     index_title = "Dashboard"
+    # No "View site" link: the console is the only site PondOps serves (the partner API has
+    # no pages of its own but its documentation, linked from nowhere an operator needs).
+    site_url = None
 
     def register(
         self, model_or_iterable: Any, admin_class: type[ModelAdmin] | None = None, **options: Any
     ) -> None:
-        """An admin that does not say how its rows are scoped to tenants is superuser-only."""
-        super().register(
-            model_or_iterable, tenancy.fail_closed(admin_class or ModelAdmin), **options
-        )
+        """An admin that does not say how its rows are scoped to tenants is superuser-only;
+        every list is titled in plain words (:class:`PlainTitles`)."""
+        scoped = tenancy.fail_closed(admin_class or ModelAdmin)
+        super().register(model_or_iterable, _with_plain_titles(scoped), **options)
 
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

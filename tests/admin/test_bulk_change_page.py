@@ -79,7 +79,7 @@ def test_the_device_list_filters_to_one_bulk_change_by_status_and_iccid(
 
     def iccids(**params: str) -> list[str]:
         html = admin_client.get(url, params).content.decode()
-        return re.findall(r'<td class="field-iccid">(\d+)</td>', html)
+        return re.findall(r'class="pondops-iccid">(\d+)</a>', html)
 
     mine = list(bulk_change.device_changes.order_by("id").values_list("iccid", flat=True))
     assert sorted(iccids(bulk_change=str(bulk_change.pk))) == sorted(mine)
