@@ -157,3 +157,63 @@ def log_write(**kwargs: object) -> BulkChangeLog:
     row = log_row(**kwargs)  # type: ignore[arg-type]
     row.save(force_insert=True)
     return row
+
+
+# --- Previews and reverts (docs/operator-features.md) ----------------------------------------
+
+PREVIEW_CREATED = "Preview requested"
+PREVIEW_DEVICE_VERDICT = "Preview verdict"
+PREVIEW_FINISHED = "Preview finished"
+PREVIEW_FAILED = "Preview failed"
+PREVIEW_BULK_CHANGE_CREATED = "Bulk change created from preview"
+REVERT_PREVIEW_CREATED = "Revert previewed"
+REVERT_CREATED = "Revert created"
+
+
+def preview_log_row(
+    *,
+    preview_id: int,
+    description: str,
+    process_by: str,
+    request_id: str = "",
+    error_text: str = "",
+    has_errors: bool | None = None,
+    request_text: str = "",
+    response_text: str = "",
+    response_status: int | None = None,
+) -> BulkChangeLog:
+    """An unsaved audit row of a preview (``bulk_change`` null: the check constraint allows
+    exactly one of the two)."""
+    return BulkChangeLog(
+        preview_id=preview_id,
+        log_entry_description=description,
+        request_text=redact(request_text),
+        response_text=redact(response_text),
+        response_status=response_status,
+        has_errors=bool(error_text) if has_errors is None else has_errors,
+        error_text=redact(error_text),
+        process_by=process_by,
+        request_id=request_id[:200],
+        processed_at=timezone.now(),
+    )
+
+
+def preview_log_write(**kwargs: object) -> BulkChangeLog:
+    """Write one preview audit row (an operator action, a verdict, the end of the run)."""
+    row = preview_log_row(**kwargs)  # type: ignore[arg-type]
+    row.save(force_insert=True)
+    return row
+
+
+def preview_call_started_write(start: CallStart, *, preview_id: int, process_by: str) -> int:
+    """A preview's read call, written before it is sent (as :func:`call_started_write` does
+    for a bulk change); completed by :func:`call_row_complete`."""
+    row = preview_log_row(
+        preview_id=preview_id,
+        description=start.description,
+        process_by=process_by,
+        request_text=start.request_text,
+    )
+    row.in_flight = True
+    row.save(force_insert=True)
+    return int(row.pk)

@@ -33,6 +33,7 @@ class ReapReport:
     bulk_changes_resent: int = 0
     bulk_changes_completed: int = 0
     unanswered_calls: int = 0
+    previews_resent: int = 0
 
     def __str__(self) -> str:
         return (
@@ -41,7 +42,8 @@ class ReapReport:
             f"retry messages re-sent {self.retries_resent}, "
             f"bulk changes re-sent {self.bulk_changes_resent}, "
             f"completed {self.bulk_changes_completed}, "
-            f"unanswered calls closed {self.unanswered_calls}"
+            f"unanswered calls closed {self.unanswered_calls}, "
+            f"stalled previews re-enqueued {self.previews_resent}"
         )
 
 
@@ -57,6 +59,7 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     _expire_leases(now, enqueue, process_by, report, touched)
     _return_lost_hand_offs(now, enqueue, report)
     _resend_overdue_retries(now - grace, report)
+    _resend_stalled_previews(now, now - grace, report)
     report.unanswered_calls += logs.call_rows_unanswered_close(
         started_before=now - grace - _longest_call()
     )
@@ -239,3 +242,11 @@ def _resend_stalled_bulk_changes(
             )
             sqs.send_bulk_change(bulk_change_id, request_id="reaper")
             report.bulk_changes_resent += 1
+
+
+def _resend_stalled_previews(now: datetime, stalled_before: datetime, report: ReapReport) -> None:
+    """Previews whose reads stopped (a dead worker's chunk, a lost task) are started again;
+    their fan-out hands out only the devices nobody holds (services.previews)."""
+    from bulkchanges.services.previews import previews_stalled_resend
+
+    report.previews_resent += previews_stalled_resend(now=now, stalled_before=stalled_before)
