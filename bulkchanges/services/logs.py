@@ -42,7 +42,7 @@ def process_by_worker(*, automated: bool = False) -> str:
 
 def log_row(
     *,
-    bulk_change_id: int,
+    bulk_change_id: int | None = None,
     description: str,
     process_by: str,
     device_change_id: int | None = None,
@@ -52,10 +52,13 @@ def log_row(
     request_text: str = "",
     response_text: str = "",
     response_status: int | None = None,
+    preview_id: int | None = None,
 ) -> BulkChangeLog:
-    """An unsaved row; callers save it or bulk_create many."""
+    """An unsaved row of a bulk change, or of a preview (``preview_id``; exactly one of the
+    two, a check constraint); callers save it or bulk_create many."""
     return BulkChangeLog(
         bulk_change_id=bulk_change_id,
+        preview_id=preview_id,
         device_change_id=device_change_id,
         log_entry_description=description,
         request_text=redact(request_text),
@@ -170,45 +173,10 @@ REVERT_PREVIEW_CREATED = "Revert previewed"
 REVERT_CREATED = "Revert created"
 
 
-def preview_log_row(
-    *,
-    preview_id: int,
-    description: str,
-    process_by: str,
-    request_id: str = "",
-    error_text: str = "",
-    has_errors: bool | None = None,
-    request_text: str = "",
-    response_text: str = "",
-    response_status: int | None = None,
-) -> BulkChangeLog:
-    """An unsaved audit row of a preview (``bulk_change`` null: the check constraint allows
-    exactly one of the two)."""
-    return BulkChangeLog(
-        preview_id=preview_id,
-        log_entry_description=description,
-        request_text=redact(request_text),
-        response_text=redact(response_text),
-        response_status=response_status,
-        has_errors=bool(error_text) if has_errors is None else has_errors,
-        error_text=redact(error_text),
-        process_by=process_by,
-        request_id=request_id[:200],
-        processed_at=timezone.now(),
-    )
-
-
-def preview_log_write(**kwargs: object) -> BulkChangeLog:
-    """Write one preview audit row (an operator action, a verdict, the end of the run)."""
-    row = preview_log_row(**kwargs)  # type: ignore[arg-type]
-    row.save(force_insert=True)
-    return row
-
-
 def preview_call_started_write(start: CallStart, *, preview_id: int, process_by: str) -> int:
     """A preview's read call, written before it is sent (as :func:`call_started_write` does
     for a bulk change); completed by :func:`call_row_complete`."""
-    row = preview_log_row(
+    row = log_row(
         preview_id=preview_id,
         description=start.description,
         process_by=process_by,

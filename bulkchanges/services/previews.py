@@ -29,11 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from queue import Empty, SimpleQueue
+from queue import SimpleQueue
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -58,6 +58,11 @@ from bulkchanges.services.bulk_changes import (
     status_update_request_validate,
     too_many_devices_error,
 )
+
+# The device runner's HTTP sessions (one per credentials per process) and thread drain serve
+# the preview's reads too.
+from bulkchanges.services.processing.device_run import _session_for
+from bulkchanges.services.processing.runner import _drain_in_thread
 from bulkchanges.tokens import token_store
 from bulkchanges.types import DeviceRef, StatusUpdateRequest
 from integrations.base import (
@@ -69,7 +74,6 @@ from integrations.base import (
     TransientError,
     UpdateContext,
     WriteRefused,
-    http_session,
     processor_class,
 )
 
@@ -81,17 +85,6 @@ Enqueue = Callable[[list[int]], object]
 # The longest one wait between a read's retries (a carrier's Retry-After included): the
 # device's lease is renewed before each retry, the chunk's task must not sit for minutes.
 MAX_READ_RETRY_DELAY_SECONDS = 10.0
-
-# One HTTP session per credentials per process, as the device runner keeps.
-_sessions: dict[int, Any] = {}
-
-
-def _session_for(credentials_id: int) -> Any:
-    session = _sessions.get(credentials_id)
-    if session is None:
-        session = _sessions.setdefault(credentials_id, http_session())
-    return session
-
 
 # --- Creating --------------------------------------------------------------------------------
 
@@ -140,7 +133,7 @@ def preview_create(
             batch_size=BATCH,
         )
         what = f"of bulk change {bulk_change.pk}" if bulk_change is not None else "of a request"
-        logs.preview_log_write(
+        logs.log_write(
             preview_id=preview.pk,
             description=logs.PREVIEW_CREATED,
             process_by=actor,
@@ -212,21 +205,16 @@ def preview_fan_out(*, preview_id: int, enqueue: Enqueue, process_by: str) -> in
         )
         return 0
     transitions.preview_start(preview_id=preview_id, now=now)
-    unread = (
-        _claimable(PreviewDevice.objects.filter(preview_id=preview_id), now)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    chunks = 0
-    chunk: list[int] = []
-    for pk in unread.iterator(chunk_size=BATCH):
-        chunk.append(pk)
-        if len(chunk) >= settings.BULKCHANGE_CHUNK_SIZE:
-            enqueue(chunk)
-            chunks, chunk = chunks + 1, []
-    if chunk:
+    unread = _claimable(PreviewDevice.objects.filter(preview_id=preview_id), now).order_by("pk")
+    size = settings.BULKCHANGE_CHUNK_SIZE
+    chunks, after = 0, 0
+    while True:
+        # Page by id, no cursor left open: an inline hand-off (sync mode) reads meanwhile.
+        chunk = list(unread.filter(pk__gt=after).values_list("pk", flat=True)[:size])
+        if not chunk:
+            break
         enqueue(chunk)
-        chunks += 1
+        chunks, after = chunks + 1, chunk[-1]
     if not chunks:
         preview_finish_if_done(preview_id=preview_id, process_by=process_by)
     return chunks
@@ -260,19 +248,6 @@ def preview_devices_read(*, preview_id: int, ids: Sequence[int], process_by: str
     return done
 
 
-def _drain_in_thread(pending: SimpleQueue[int], read: Callable[[int], bool]) -> int:
-    done = 0
-    try:
-        while True:
-            try:
-                pk = pending.get_nowait()
-            except Empty:
-                return done
-            done += read(pk)
-    finally:
-        connection.close()  # worker threads open their own connections
-
-
 def preview_finish_if_done(*, preview_id: int, process_by: str) -> bool:
     """DONE once no device is unread, with one audit row carrying the verdict counts. Written
     once (the transition is conditional)."""
@@ -280,7 +255,7 @@ def preview_finish_if_done(*, preview_id: int, process_by: str) -> bool:
         if not transitions.preview_finish(preview_id=preview_id, now=timezone.now()):
             return False
         counts = preview_verdict_counts(preview_id=preview_id)
-        logs.preview_log_write(
+        logs.log_write(
             preview_id=preview_id,
             description=logs.PREVIEW_FINISHED,
             process_by=process_by,
@@ -294,7 +269,7 @@ def preview_finish_if_done(*, preview_id: int, process_by: str) -> bool:
 def _fail(preview: Preview, error: str, *, process_by: str) -> None:
     with transaction.atomic():
         if transitions.preview_fail(preview_id=preview.pk, now=timezone.now(), error=error):
-            logs.preview_log_write(
+            logs.log_write(
                 preview_id=preview.pk,
                 description=logs.PREVIEW_FAILED,
                 process_by=process_by,
@@ -348,7 +323,7 @@ class _Calls:
         if row_id is not None:
             logs.call_row_complete(row_id, call)
             return
-        logs.preview_log_write(
+        logs.log_write(
             preview_id=self.preview_id,
             description=call.description,
             process_by=self.process_by,
@@ -396,7 +371,7 @@ class _Reader:
                 claimed_until=None,
             )
             if written:
-                logs.preview_log_write(
+                logs.log_write(
                     preview_id=self.preview.pk,
                     description=logs.PREVIEW_DEVICE_VERDICT,
                     process_by=self.process_by,
@@ -632,7 +607,7 @@ def preview_bulk_change_create(
         if created:
             BulkChange.objects.filter(pk=bulk_change.pk).update(preview=preview)
             bulk_change.preview = preview
-            logs.preview_log_write(
+            logs.log_write(
                 preview_id=preview.pk,
                 description=logs.PREVIEW_BULK_CHANGE_CREATED,
                 process_by=actor,

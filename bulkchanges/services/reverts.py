@@ -137,7 +137,7 @@ def revert_preview_create(*, bulk_change: BulkChange, actor: str) -> Preview:
         summary = f"revert preview {preview.pk}: {total - left_out:,} devices to read, " + (
             f"{left_out:,} left out (not revertible)"
         )
-        logs.preview_log_write(
+        logs.log_write(
             preview_id=preview.pk,
             description=logs.REVERT_PREVIEW_CREATED,
             process_by=actor,
@@ -235,7 +235,7 @@ def revert_create(*, preview: Preview, actor: str) -> list[BulkChange]:
             process_by=actor,
             response_text=summary + not_undone,
         )
-        logs.preview_log_write(
+        logs.log_write(
             preview_id=preview.pk,
             description=logs.REVERT_CREATED,
             process_by=actor,
