@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +38,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from bulkchanges import transitions
-from bulkchanges.errors import ApplicationError
+from bulkchanges.errors import ApplicationError, NotFound
 from bulkchanges.models import (
     BulkChange,
     Device,
@@ -151,6 +151,22 @@ def preview_create(
         extra={"preview_id": preview.pk},
     )
     return preview
+
+
+def partner_preview_create(
+    *,
+    tenant: Tenant,
+    actor: str,
+    request: Mapping[str, Any],
+    device_rows: Sequence[Mapping[str, Any]],
+) -> Preview:
+    """A preview from an API request: the same fields and device list as a bulk change's
+    create, parsed and validated the same way (every bad line refused)."""
+    from bulkchanges.services.partners import partner_device_list_parse, partner_request_validate
+
+    devices = partner_device_list_parse(device_rows=device_rows)
+    validated = partner_request_validate(tenant=tenant, request=request)
+    return preview_create(tenant=tenant, actor=actor, validated=validated, devices=devices.devices)
 
 
 def preview_of_bulk_change_create(*, bulk_change: BulkChange, actor: str) -> Preview:
@@ -278,16 +294,36 @@ def _fail(preview: Preview, error: str, *, process_by: str) -> None:
     logger.warning("preview %s failed: %s", preview.pk, error, extra={"preview_id": preview.pk})
 
 
-def preview_verdict_counts(*, preview_id: int) -> dict[str, int]:
-    """Devices per verdict, in the verdicts' declared order (unread ones not counted)."""
+@dataclass(frozen=True)
+class PreviewProgress:
+    """The one read model of a preview's progress (the admin page, its poll, the API, the
+    CLI): devices in all, read so far, and how many got each verdict (declared order)."""
+
+    total: int
+    read: int
+    counts: dict[str, int]
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(100 * self.read / self.total)
+
+
+def preview_progress(*, preview_id: int) -> PreviewProgress:
+    """One grouped query on the (preview, verdict) index."""
     counted = dict(
         PreviewDevice.objects.filter(preview_id=preview_id)
-        .exclude(verdict="")
         .order_by()
         .values_list("verdict")
         .annotate(n=Count("id"))
     )
-    return {verdict: counted[verdict] for verdict in Verdict.values if verdict in counted}
+    counts = {verdict: counted[verdict] for verdict in Verdict.values if verdict in counted}
+    total = sum(counted.values())
+    return PreviewProgress(total=total, read=total - counted.get("", 0), counts=counts)
+
+
+def preview_verdict_counts(*, preview_id: int) -> dict[str, int]:
+    """Devices per verdict, in the verdicts' declared order (unread ones not counted)."""
+    return preview_progress(preview_id=preview_id).counts
 
 
 @dataclass(frozen=True)
@@ -645,3 +681,12 @@ def _revalidate(preview: Preview) -> ValidatedRequest:
         options=request.options,
         rev_service=request.rev_service,
     )
+
+
+def preview_get(*, preview_id: int, tenant: Tenant | None = None) -> Preview:
+    """A preview by id, within ``tenant`` when given (another tenant's is a 404)."""
+    rows = Preview.objects.select_related("tenant", "integration_authentication")
+    found = (rows if tenant is None else rows.filter(tenant=tenant)).filter(pk=preview_id).first()
+    if found is None:
+        raise NotFound(f"preview {preview_id} does not exist")
+    return found

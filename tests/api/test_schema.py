@@ -45,6 +45,13 @@ def test_the_schema_and_docs_are_served_without_a_key(client: Any) -> None:
         f"{API}/bulk-changes/{{id}}/cancel/",
         f"{API}/bulk-changes/{{id}}/export.csv",
         f"{API}/webhook-secret/",
+        f"{API}/previews/",
+        f"{API}/previews/{{id}}/",
+        f"{API}/previews/{{id}}/devices/",
+        f"{API}/previews/{{id}}/bulk-change/",
+        f"{API}/previews/{{id}}/revert/",
+        f"{API}/bulk-changes/{{id}}/preview/",
+        f"{API}/bulk-changes/{{id}}/revert-preview/",
     }
     create = schema["paths"][f"{API}/bulk-changes/"]["post"]
     assert set(create["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
@@ -101,7 +108,15 @@ def api_world(
 # Creating a bulk change has rules JSON Schema cannot state (the carrier's status names, the
 # tenant's credentials, one line per ICCID, daily budgets), so a schema-valid create may be
 # refused with a 400 that names the field; positive_data_acceptance is not applied there.
-BUSINESS_RULES = {"POST /api/v1/bulk-changes/"}
+# A preview's create has the same rules; creating from a preview or a revert needs a finished
+# preview, a revert preview a finished bulk change (else a 409).
+BUSINESS_RULES = {
+    "POST /api/v1/bulk-changes/",
+    "POST /api/v1/previews/",
+    "POST /api/v1/previews/{id}/bulk-change/",
+    "POST /api/v1/previews/{id}/revert/",
+    "POST /api/v1/bulk-changes/{id}/revert-preview/",
+}
 
 
 def _call(case: Any, mode: GenerationMode, api_world: dict[str, Any]) -> None:
@@ -158,5 +173,5 @@ def test_every_operation_conforms_to_the_live_schema(
             except (Exception, BaseExceptionGroup) as error:  # every operation runs; all shown
                 FIGURES["failures"][operation.label] += 1
                 failures.append(f"{operation.label} ({mode.value}): {error}")
-    assert len(FIGURES["operations"]) == 9
+    assert len(FIGURES["operations"]) == 17
     assert not failures, "\n\n".join(failures)
