@@ -42,7 +42,7 @@ from bulkchanges.services.previews import (
 from bulkchanges.services.reverts import revert_create, revert_preview_create
 
 DEVICE_PAGE_SIZE = 100
-LOG_ROWS = 50
+LOG_ROWS = 20
 PROGRESS_TEMPLATE = "bulkchanges/admin/preview_progress.html"
 Verdict = PreviewDevice.Verdict
 # Verdicts an operator reads as good, as "nothing to do" and as a problem.
@@ -69,37 +69,30 @@ def verdict_badge(verdict: str) -> SafeString:
     )
 
 
-def preview_bar(progress: PreviewProgress) -> SafeString:
-    """read/total as the console's progress bar (read devices green)."""
+def preview_bar(progress: PreviewProgress, *, compact: bool = False) -> SafeString:
+    """read/total as the console's progress bar (read devices green); ``compact`` (the list)
+    leaves the percent to the tooltip."""
+    suffix = "" if compact else f" read ({progress.percent}%)"
     return format_html(
         '<div class="pondops-progress" data-done="{}" data-total="{}" title="{}% read">'
         '<div class="pondops-progress__bar"><span class="pondops-progress__ok" '
         'style="width: {}%"></span></div>'
-        '<span class="pondops-progress__label">{}/{} read ({}%)</span></div>',
+        '<span class="pondops-progress__label">{}/{}{}</span></div>',
         progress.read,
         progress.total,
         progress.percent,
         progress.percent,
         progress.read,
         progress.total,
-        progress.percent,
+        suffix,
     )
 
 
 @admin.register(Preview)
 class PreviewAdmin(TenantScopedAdmin, ReadOnlyAdmin):
-    list_display = (
-        "preview",
-        "of",
-        "tenant",
-        "integration",
-        "target",
-        "status_badge",
-        "progress",
-        "created_by",
-        "created",
-    )
-    list_filter = ("status", "integration")
+    # Few columns: the list stays whole at 1024 px beside the navigation and the filter.
+    list_display = ("preview", "tenant", "target", "status_badge", "progress", "created")
+    list_filter = ("status",)
     search_fields = ("=id", "devices__iccid")
     list_select_related = ("tenant", "bulk_change", "revert_of")
     change_form_template = "admin/bulkchanges/preview/change_form.html"
@@ -111,27 +104,25 @@ class PreviewAdmin(TenantScopedAdmin, ReadOnlyAdmin):
 
     @admin.display(description="Preview", ordering="id")
     def preview(self, preview: Preview) -> SafeString:
-        return format_html('<a href="{}">Preview {}</a>', preview_url(preview.pk), preview.pk)
+        return format_html(
+            '<a href="{}">Preview {}</a><br><span class="pondops-quiet">{}</span>',
+            preview_url(preview.pk),
+            preview.pk,
+            self.of(preview),
+        )
 
-    @admin.display(description="Of")
-    def of(self, preview: Preview) -> SafeString | str:
+    @staticmethod
+    def of(preview: Preview) -> str:
         if preview.revert_of_id:
-            return format_html(
-                'revert of <a href="{}">{}</a>',
-                display.bulk_change_url(preview.revert_of_id),
-                preview.revert_of_id,
-            )
+            return f"revert of bulk change {preview.revert_of_id}"
         if preview.bulk_change_id:
-            return format_html(
-                'bulk change <a href="{}">{}</a>',
-                display.bulk_change_url(preview.bulk_change_id),
-                preview.bulk_change_id,
-            )
-        return "a request"
+            return f"of bulk change {preview.bulk_change_id}"
+        return "of a request"
 
-    @admin.display(description="Target")
+    @admin.display(description="Target", ordering="integration")
     def target(self, preview: Preview) -> str:
-        return "previous statuses" if preview.revert_of_id else preview.target_status
+        target = "previous statuses" if preview.revert_of_id else preview.target_status
+        return f"{preview.integration} {target}"
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, preview: Preview) -> SafeString:
@@ -139,7 +130,7 @@ class PreviewAdmin(TenantScopedAdmin, ReadOnlyAdmin):
 
     @admin.display(description="Progress")
     def progress(self, preview: Preview) -> SafeString:
-        return preview_bar(preview_progress(preview_id=preview.pk))
+        return preview_bar(preview_progress(preview_id=preview.pk), compact=True)
 
     @admin.display(description="Created", ordering="created_at")
     def created(self, preview: Preview) -> SafeString | str:
@@ -246,6 +237,7 @@ class PreviewAdmin(TenantScopedAdmin, ReadOnlyAdmin):
                     .order_by("-processed_at", "-id")[:LOG_ROWS]
                 ],
                 "created_at": display.timestamp(preview.created_at),
+                "log_count": BulkChangeLog.objects.filter(preview=preview).count(),
                 **(extra_context or {}),
             }
         )
