@@ -60,10 +60,12 @@ def log_in(page: Page, base_url: str, world: PondWorld) -> None:
     expect(page.locator("#pondops-dashboard")).to_be_visible()
 
 
-def wait_done(page: Page, processes: Processes) -> None:
+def wait_status(page: Page, processes: Processes, status: str, *, of: str = "preview") -> None:
+    """Until the page's live status (a preview's, or a bulk change's) shows ``status``."""
+    where = "#pondops-preview-status" if of == "preview" else "#pondops-status"
     try:
-        expect(page.locator("#pondops-preview-status [data-status]")).to_have_attribute(
-            "data-status", "DONE", timeout=TIMEOUT_MS
+        expect(page.locator(f"{where} [data-status]")).to_have_attribute(
+            "data-status", status, timeout=TIMEOUT_MS
         )
     except AssertionError:
         print(processes.logs())
@@ -108,14 +110,12 @@ def test_preview_a_list_against_the_carrier_then_create_the_bulk_change(
         Preview.Status.RUNNING,
     ), "the preview finished before it could be watched"
     # Caught mid-read: running, some devices read, the page updating itself.
-    expect(page.locator("#pondops-preview-status [data-status]")).to_have_attribute(
-        "data-status", "RUNNING", timeout=TIMEOUT_MS
-    )
+    wait_status(page, processes, "RUNNING")
     expect(page.locator("#pondops-preview-progress .pondops-progress__label")).not_to_have_text(
         re.compile(r"^0/"), timeout=TIMEOUT_MS
     )
     shoot(page, shots, "02-preview-running")
-    wait_done(page, processes)
+    wait_status(page, processes, "DONE")
     expect(page.locator("#pondops-create-bulk-change")).to_be_visible()
     counts = page.locator("#pondops-verdicts")
     expect(counts.locator('tr[data-verdict="WOULD_CHANGE"]')).to_contain_text("14")
@@ -140,13 +140,7 @@ def test_preview_a_list_against_the_carrier_then_create_the_bulk_change(
     expect(page.locator(".messagelist")).to_contain_text(f"created from preview {preview.pk}")
     bulk_change = BulkChange.objects.get(preview=preview)
     assert sorted(bulk_change.device_changes.values_list("iccid", flat=True)) == numbers[6:20]
-    try:
-        expect(page.locator("#pondops-status [data-status]")).to_have_attribute(
-            "data-status", "PROCESSED", timeout=TIMEOUT_MS
-        )
-    except AssertionError:
-        print(processes.logs())
-        raise
+    wait_status(page, processes, "PROCESSED", of="bulk change")
     shoot(page, shots, "06-created-bulk-change")
 
 
@@ -186,7 +180,7 @@ def test_revert_a_finished_bulk_change_from_its_page(
     shoot(page, shots, "07-finished-bulk-change")
 
     page.click("#pondops-revert")
-    wait_done(page, processes)
+    wait_status(page, processes, "DONE")
     expect(page.locator("#pondops-confirm-revert")).to_contain_text("4 devices back to ACTIVE")
     expect(page.locator("#pondops-confirm-revert")).to_contain_text("1 device back to TERMINATED")
     expect(page.locator("#rev-services")).to_contain_text("7004")
@@ -201,12 +195,6 @@ def test_revert_a_finished_bulk_change_from_its_page(
     )
     reverts = list(BulkChange.objects.filter(reverts=bulk_change).order_by("pk"))
     assert [r.request["UpdateStatus"] for r in reverts] == ["ACTIVE", "TERMINATED"]
-    try:
-        expect(page.locator("#pondops-status [data-status]")).to_have_attribute(
-            "data-status", "PROCESSED", timeout=TIMEOUT_MS
-        )
-    except AssertionError:
-        print(processes.logs())
-        raise
+    wait_status(page, processes, "PROCESSED", of="bulk change")
     shoot(page, shots, "09-revert-bulk-change")
     assert pond_world.simulator.pond_sim(numbers[0])["sim_data_service_status"] == "ENABLED"
