@@ -59,7 +59,9 @@ def preview_url(preview_id: int, **query: str) -> str:
 
 def verdict_badge(verdict: str) -> SafeString:
     if not verdict:
-        return format_html('<span class="pondops-verdict pondops-verdict--unread">not read</span>')
+        return format_html(
+            '<span class="pondops-verdict pondops-verdict--unread">{}</span>', "not read"
+        )
     tone = VERDICT_TONE.get(verdict, "bad")
     return format_html(
         '<span class="pondops-verdict pondops-verdict--{}" data-verdict="{}">{}</span>',
