@@ -113,3 +113,56 @@ def process_devices(
                 ),
             ),
         )
+
+
+# --- Previews (docs/operator-features.md): no SQS message, a django-q2 task started after the
+# preview's commit; the reaper re-enqueues a stalled one -----------------------------------------
+
+RUN_PREVIEW = "bulkchanges.tasks.run_preview"
+READ_PREVIEW_DEVICES = "bulkchanges.tasks.read_preview_devices"
+
+
+def enqueue_preview(preview_id: int) -> str:
+    task_id: str = async_task(RUN_PREVIEW, preview_id, task_name=f"preview-{preview_id}")
+    return task_id
+
+
+def enqueue_preview_devices(preview_id: int, preview_device_ids: Sequence[int]) -> str:
+    ids = list(preview_device_ids)
+    task_id: str = async_task(
+        READ_PREVIEW_DEVICES,
+        preview_id,
+        ids,
+        task_name=f"preview-{preview_id}-devices-{ids[0]}-{len(ids)}",
+    )
+    return task_id
+
+
+def run_preview(preview_id: int) -> int:
+    """Start a preview and hand its unread devices out in chunks."""
+    from bulkchanges.services.previews import preview_fan_out
+
+    with log_context_bind(request_id=f"preview-{preview_id}"):
+        return _through_database_outages(
+            f"preview {preview_id}",
+            lambda: preview_fan_out(
+                preview_id=preview_id,
+                enqueue=lambda ids: enqueue_preview_devices(preview_id, ids),
+                process_by=logs.process_by_worker(),
+            ),
+        )
+
+
+def read_preview_devices(preview_id: int, preview_device_ids: list[int]) -> int:
+    """Claim and read one chunk of a preview's devices."""
+    from bulkchanges.services.previews import preview_devices_read
+
+    with log_context_bind(request_id=f"preview-{preview_id}"):
+        return _through_database_outages(
+            f"preview {preview_id} devices {preview_device_ids[:1]}…",
+            lambda: preview_devices_read(
+                preview_id=preview_id,
+                ids=preview_device_ids,
+                process_by=logs.process_by_worker(),
+            ),
+        )

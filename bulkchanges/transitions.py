@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from django.db import connection, models, transaction
-from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 
-from bulkchanges.models import BulkChange, DeviceChange, WebhookDelivery
+from bulkchanges.models import BulkChange, DeviceChange, Preview, PreviewDevice, WebhookDelivery
 
 Bulk = BulkChange.Status
 Device = DeviceChange.Status
@@ -170,10 +170,34 @@ WEBHOOK_DELIVERY: Mapping[str, Transition] = _table(
     ),
 )
 
+PreviewStatus = Preview.Status
+
+PREVIEW: Mapping[str, Transition] = _table(
+    _t(
+        "start",
+        {PreviewStatus.QUEUED},
+        {PreviewStatus.RUNNING},
+        "its first task starts handing out devices to read",
+    ),
+    _t(
+        "finish",
+        {PreviewStatus.QUEUED, PreviewStatus.RUNNING},
+        {PreviewStatus.DONE},
+        "every device has its verdict",
+    ),
+    _t(
+        "fail",
+        {PreviewStatus.QUEUED, PreviewStatus.RUNNING},
+        {PreviewStatus.ERROR},
+        "the preview cannot go on (its credentials were removed or deactivated, a bug)",
+    ),
+)
+
 TABLES: Mapping[type[models.Model], Mapping[str, Transition]] = {
     BulkChange: BULK_CHANGE,
     DeviceChange: DEVICE_CHANGE,
     WebhookDelivery: WEBHOOK_DELIVERY,
+    Preview: PREVIEW,
 }
 
 
@@ -698,4 +722,30 @@ def webhook_delivery_finish(
             response_status=response_status,
             error_text=error_text,
         )
+    )
+
+
+# --- Preview -------------------------------------------------------------------------------
+
+
+def preview_start(*, preview_id: int, now: datetime) -> bool:
+    """QUEUED → RUNNING with ``started_at`` (False: already running, or finished)."""
+    rows = Preview.objects.filter(pk=preview_id)
+    return bool(_move(rows, PREVIEW["start"], PreviewStatus.RUNNING, started_at=now))
+
+
+def preview_finish(*, preview_id: int, now: datetime) -> bool:
+    """QUEUED | RUNNING → DONE with ``finished_at``, once no device is left unread. Written
+    once: a second call wins nothing."""
+    rows = Preview.objects.filter(pk=preview_id).exclude(
+        Exists(PreviewDevice.objects.filter(preview=OuterRef("pk"), verdict=""))
+    )
+    return bool(_move(rows, PREVIEW["finish"], PreviewStatus.DONE, finished_at=now))
+
+
+def preview_fail(*, preview_id: int, now: datetime, error: str) -> bool:
+    """QUEUED | RUNNING → ERROR with ``finished_at`` and why."""
+    rows = Preview.objects.filter(pk=preview_id)
+    return bool(
+        _move(rows, PREVIEW["fail"], PreviewStatus.ERROR, finished_at=now, error_text=error)
     )

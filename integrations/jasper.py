@@ -157,6 +157,7 @@ class JasperClient(CarrierClient):
     """
 
     carrier = CARRIER
+    read_calls: ClassVar[frozenset[str]] = frozenset({READ_DEVICE})
     http_class = JasperHttp  # Jasper's error classification in place of the shared one
 
     @classmethod
@@ -239,6 +240,12 @@ class JasperProcessor(StatusUpdateProcessor[JasperClient]):
     statuses: ClassVar[Mapping[str, StatusMapping]] = {
         name: StatusMapping(name, name, name, destructive=name == RETIRED)
         for name in (ACTIVATED, DEACTIVATED, ACTIVATION_READY, TEST_READY, INVENTORY, RETIRED)
+    }
+    # jasper.md "Statuses": nothing leaves RETIRED; an activated SIM never goes back to a
+    # pre-activation status.
+    refused_transitions: ClassVar[Mapping[str, frozenset[str]]] = {
+        RETIRED: frozenset({ACTIVATED, DEACTIVATED, ACTIVATION_READY, TEST_READY, INVENTORY}),
+        ACTIVATED: frozenset({ACTIVATION_READY, TEST_READY}),
     }
     # Cisco's fair-use policy: one call at a time per account. The calls-per-second limit is
     # operator-specific and unpublished: 5/s is our assumption, lowered by every 40000029.

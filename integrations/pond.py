@@ -133,6 +133,7 @@ class PondClient(CarrierClient):
     """
 
     carrier = "POND"
+    read_calls: ClassVar[frozenset[str]] = frozenset({READ_SIM, LIST_PACKAGES})
 
     @classmethod
     def auth_failure(cls, credentials: Credentials) -> str:
@@ -300,6 +301,10 @@ class PondProcessor(StatusUpdateProcessor[PondClient]):
         ACTIVE: StatusMapping(ACTIVE, ENABLED, ACTIVE),
         SUSPENDED: StatusMapping(SUSPENDED, DISABLED, SUSPENDED),
         TERMINATED: StatusMapping(TERMINATED, DISABLED, TERMINATED, destructive=True),
+    }
+    # pond.md: a Terminated SIM cannot be brought back (enabling its services is a 409).
+    refused_transitions: ClassVar[Mapping[str, frozenset[str]]] = {
+        TERMINATED: frozenset({ACTIVE, SUSPENDED}),
     }
     # POND publishes no limit: a new row starts at the base default (10 requests/s, 4 at
     # once); the operator sets the account's real rate on the row (a 429 slows every sender).

@@ -161,6 +161,8 @@ class TealClient(CarrierClient):
     """
 
     carrier = CARRIER
+    # Teal's read is asynchronous: queued under our requestId, then its result read.
+    read_calls: ClassVar[frozenset[str]] = frozenset({REQUEST_INFO, READ_OPERATION})
 
     def __init__(self, *, credentials: Credentials, **options: Unpack[HttpOptions]) -> None:
         super().__init__(credentials=credentials, **options)
@@ -177,6 +179,8 @@ class TealClient(CarrierClient):
             on_call=options.get("on_call"),
             on_call_start=options.get("on_call_start"),
             timeouts=options.get("timeouts"),
+            read_only=options.get("read_only"),
+            allowed_calls=self.read_calls,
         )
 
     @classmethod

@@ -131,6 +131,7 @@ class TelegenceClient(CarrierClient):
     :class:`~integrations.base.http.CarrierHttp`)."""
 
     carrier = CARRIER
+    read_calls: ClassVar[frozenset[str]] = frozenset({READ_LINE})
 
     @classmethod
     def auth_failure(cls, credentials: Credentials) -> str:
@@ -235,6 +236,10 @@ class TelegenceProcessor(StatusUpdateProcessor[TelegenceClient]):
     statuses: ClassVar[Mapping[str, StatusMapping]] = {
         target: StatusMapping(target, code, target, destructive=target == CANCELLED)
         for target, code in SUBSCRIBER_STATUS.items()
+    }
+    # telegence.md: Cancelled is final.
+    refused_transitions: ClassVar[Mapping[str, frozenset[str]]] = {
+        CANCELLED: frozenset({ACTIVE, SUSPENDED}),
     }
     # The contract publishes no limits; these are PondOps' defaults for a new row (an operator
     # sets the account's real figures on the IntegrationAuthentication row).

@@ -40,6 +40,7 @@ from integrations.base.protocol import (
     CallbackEvent,
     CallbackOutcome,
     Credentials,
+    PreviewRead,
     StatusMapping,
     StatusUpdateProcessor,
     Step,
@@ -52,6 +53,8 @@ from integrations.base.protocol import (
 from integrations.base.registry import Integration
 from integrations.thingspace_tokens import (
     CARRIER,
+    REQUEST_OAUTH,
+    START_SESSION,
     ThingSpaceTokenClient,
     account_label,
     error_code,
@@ -157,6 +160,10 @@ class ThingSpaceClient(ThingSpaceTokenClient):
     on demand and repeats once after a refused token). Every method raises our error types
     (see :class:`CarrierHttp`)."""
 
+    # The logins (in the token client) and the reads; never a submit or a callback change.
+    read_calls: ClassVar[frozenset[str]] = frozenset(
+        {REQUEST_OAUTH, START_SESSION, READ_DEVICE, CHECK_REQUEST, LIST_CALLBACKS}
+    )
     # Seams for the activation limiter (tests replace them).
     sleep: Callable[[float], None] = staticmethod(time.sleep)
     wall_clock: Callable[[], float] = staticmethod(time.time)
@@ -337,6 +344,10 @@ class ThingSpaceProcessor(StatusUpdateProcessor[ThingSpaceClient]):
     default_max_concurrency = 4
     callback_auth = CallbackAuth.BODY_CREDENTIALS
     callback_methods = frozenset({"POST"})
+    # thingspace.md: only an active line can be suspended.
+    refused_transitions: ClassVar[Mapping[str, frozenset[str]]] = {
+        DEACTIVATED: frozenset({SUSPENDED}),
+    }
     steps = (Step.SUBMIT, Step.CONFIRM)
     descriptions: ClassVar[Mapping[Step, str]] = {
         Step.SUBMIT: SUBMIT_CHANGE,
@@ -415,6 +426,22 @@ class ThingSpaceProcessor(StatusUpdateProcessor[ThingSpaceClient]):
         """The line's state as a target name (active, suspended, deactivated), else None; a
         device the account does not have is a permanent error."""
         return self._read(context).target
+
+    def preview_read(self, context: UpdateContext) -> PreviewRead:
+        """The line's state, and — when ``active`` would be an activation (the line is neither
+        active nor suspended) — the IMEI or SKU number the activation needs, if neither is
+        known (the inventory's IMEI, the read's, or the request's ``sku_number``)."""
+        device = self._read(context)
+        target = self._target(context)
+        missing = ""
+        if target == ACTIVE and device.target not in (ACTIVE, SUSPENDED):
+            imei = context.imei.strip() or device.imei
+            if not imei and not (context.options.get("sku_number") or "").strip():
+                missing = (
+                    f"ThingSpace activation needs the IMEI (or a SKU number) for ICCID "
+                    f"{context.iccid}"
+                )
+        return PreviewRead(device.target, missing)
 
     def confirm_deadline(self, context: UpdateContext) -> timedelta:
         """12 hours for an activation, 2 hours for suspend, restore and deactivate. In a later

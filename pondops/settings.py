@@ -233,6 +233,11 @@ BULKCHANGE_MAX_RETRY_DELAY_SECONDS = env.float(
     "BULKCHANGE_MAX_RETRY_DELAY_SECONDS", 3600, validate=environment.positive
 )
 BULKCHANGE_CHUNK_SIZE = env.int("BULKCHANGE_CHUNK_SIZE", 50, validate=environment.at_least_one)
+# A preview's transient read failures are retried within its task (BULKCHANGE_MAX_RETRIES of
+# them), base·2ⁿ apart with jitter, each wait at most 10 s (docs/operator-features.md).
+BULKCHANGE_PREVIEW_RETRY_BASE_SECONDS = env.float(
+    "BULKCHANGE_PREVIEW_RETRY_BASE_SECONDS", 1, validate=environment.not_negative
+)
 BULKCHANGE_TASK_TIMEOUT = env.int("BULKCHANGE_TASK_TIMEOUT", 300, validate=environment.at_least_one)
 BULKCHANGE_TASK_RETRY = env.int("BULKCHANGE_TASK_RETRY", 360, validate=environment.at_least_one)
 # A claimed device's lease (and a handed-off chunk's), renewed every third of it while its

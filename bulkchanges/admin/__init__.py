@@ -11,6 +11,7 @@ from bulkchanges.admin import (
     inventory,
     logs,
     partners,
+    previews,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "inventory",
     "logs",
     "partners",
+    "previews",
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from bulkchanges.api import actions, exports, gates, views
+from bulkchanges.api import actions, exports, gates, previews, views
 
 app_name = "api"
 
@@ -46,4 +46,26 @@ urlpatterns = [
         name="bulk-change-export",
     ),
     path("webhook-secret/", actions.WebhookSecretApi.as_view(), name="webhook-secret"),
+    # Previews (dry runs) and reverts: bulkchanges/api/previews.py
+    path("previews/", previews.PreviewListCreateApi.as_view(), name="preview-list"),
+    path("previews/<int:pk>/", previews.PreviewDetailApi.as_view(), name="preview-detail"),
+    path(
+        "previews/<int:pk>/devices/", previews.PreviewDevicesApi.as_view(), name="preview-devices"
+    ),
+    path(
+        "previews/<int:pk>/bulk-change/",
+        previews.PreviewBulkChangeApi.as_view(),
+        name="preview-bulk-change",
+    ),
+    path("previews/<int:pk>/revert/", previews.PreviewRevertApi.as_view(), name="preview-revert"),
+    path(
+        "bulk-changes/<int:pk>/preview/",
+        previews.BulkChangePreviewApi.as_view(),
+        name="bulk-change-preview",
+    ),
+    path(
+        "bulk-changes/<int:pk>/revert-preview/",
+        previews.BulkChangeRevertPreviewApi.as_view(),
+        name="bulk-change-revert-preview",
+    ),
 ]

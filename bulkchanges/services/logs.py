@@ -47,7 +47,7 @@ def process_by_worker(*, automated: bool = False) -> str:
 
 def log_row(
     *,
-    bulk_change_id: int,
+    bulk_change_id: int | None = None,
     description: str,
     process_by: str,
     device_change_id: int | None = None,
@@ -57,10 +57,13 @@ def log_row(
     request_text: str = "",
     response_text: str = "",
     response_status: int | None = None,
+    preview_id: int | None = None,
 ) -> BulkChangeLog:
-    """An unsaved row; callers save it or bulk_create many."""
+    """An unsaved row of a bulk change, or of a preview (``preview_id``; exactly one of the
+    two, a check constraint); callers save it or bulk_create many."""
     return BulkChangeLog(
         bulk_change_id=bulk_change_id,
+        preview_id=preview_id,
         device_change_id=device_change_id,
         log_entry_description=description,
         request_text=redact(request_text),
@@ -162,3 +165,28 @@ def log_write(**kwargs: object) -> BulkChangeLog:
     row = log_row(**kwargs)  # type: ignore[arg-type]
     row.save(force_insert=True)
     return row
+
+
+# --- Previews and reverts (docs/operator-features.md) ----------------------------------------
+
+PREVIEW_CREATED = "Preview requested"
+PREVIEW_DEVICE_VERDICT = "Preview verdict"
+PREVIEW_FINISHED = "Preview finished"
+PREVIEW_FAILED = "Preview failed"
+PREVIEW_BULK_CHANGE_CREATED = "Bulk change created from preview"
+REVERT_PREVIEW_CREATED = "Revert previewed"
+REVERT_CREATED = "Revert created"
+
+
+def preview_call_started_write(start: CallStart, *, preview_id: int, process_by: str) -> int:
+    """A preview's read call, written before it is sent (as :func:`call_started_write` does
+    for a bulk change); completed by :func:`call_row_complete`."""
+    row = log_row(
+        preview_id=preview_id,
+        description=start.description,
+        process_by=process_by,
+        request_text=start.request_text,
+    )
+    row.in_flight = True
+    row.save(force_insert=True)
+    return int(row.pk)

@@ -38,6 +38,7 @@ from bulkchanges.models import (
     webhook_secret_generate,
 )
 from bulkchanges.services.bulk_changes import (
+    ValidatedRequest,
     bulk_change_create,
     bulk_change_find_repeat,
     credentials_resolve,
@@ -308,6 +309,26 @@ def _rev_service(*, tenant: Tenant, data: Mapping[str, Any] | None) -> RevServic
         ) from None
 
 
+def partner_request_validate(*, tenant: Tenant, request: Mapping[str, Any]) -> ValidatedRequest:
+    """The API's request fields (integration, target_status, credentials,
+    is_ignore_current_status, post_update_status, account_number, options, rev_service)
+    validated as every entry point validates them; a bulk change's create and a preview's
+    share it."""
+    return status_update_request_validate(
+        tenant=tenant,
+        integration=str(request["integration"]).upper(),
+        update_status=str(request["target_status"]),
+        credentials_id=request.get("credentials"),
+        is_ignore_current_status=bool(request.get("is_ignore_current_status")),
+        post_update_status=request.get("post_update_status") or None,
+        account_number=str(request.get("account_number") or ""),
+        options={
+            k: str(v) for k, v in (request.get("options") or {}).items() if v not in ("", None)
+        },
+        rev_service=_rev_service(tenant=tenant, data=request.get("rev_service")),
+    )
+
+
 def partner_bulk_change_create(
     *,
     tenant: Tenant,
@@ -339,19 +360,7 @@ def partner_bulk_change_create(
         if existing is not None:
             return existing, False
     callback_url = callback_url_validate(str(request.get("callback_url") or ""))
-    validated = status_update_request_validate(
-        tenant=tenant,
-        integration=str(request["integration"]).upper(),
-        update_status=str(request["target_status"]),
-        credentials_id=request.get("credentials"),
-        is_ignore_current_status=bool(request.get("is_ignore_current_status")),
-        post_update_status=request.get("post_update_status") or None,
-        account_number=str(request.get("account_number") or ""),
-        options={
-            k: str(v) for k, v in (request.get("options") or {}).items() if v not in ("", None)
-        },
-        rev_service=_rev_service(tenant=tenant, data=request.get("rev_service")),
-    )
+    validated = partner_request_validate(tenant=tenant, request=request)
     return bulk_change_create(
         tenant=tenant,
         created_by=actor,

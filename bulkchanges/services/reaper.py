@@ -37,6 +37,7 @@ class ReapReport:
     bulk_changes_completed: int = 0
     unanswered_calls: int = 0
     scheduled_released: int = 0
+    previews_resent: int = 0
 
     def __str__(self) -> str:
         return (
@@ -46,7 +47,8 @@ class ReapReport:
             f"bulk changes re-sent {self.bulk_changes_resent}, "
             f"completed {self.bulk_changes_completed}, "
             f"unanswered calls closed {self.unanswered_calls}, "
-            f"scheduled bulk changes released {self.scheduled_released}"
+            f"scheduled bulk changes released {self.scheduled_released}, "
+            f"stalled previews re-enqueued {self.previews_resent}"
         )
 
 
@@ -64,6 +66,7 @@ def reap(*, enqueue: Enqueue, process_by: str, now: datetime | None = None) -> R
     _resend_overdue_retries(now - grace, report)
     # Due SCHEDULED bulk changes: at most one reaper interval late (docs/operator-features.md).
     report.scheduled_released += bulk_changes_release_due(now=now)
+    _resend_stalled_previews(now, now - grace, report)
     report.unanswered_calls += logs.call_rows_unanswered_close(
         started_before=now - grace - _longest_call()
     )
@@ -247,3 +250,11 @@ def _resend_stalled_bulk_changes(
             )
             sqs.send_bulk_change(bulk_change_id, request_id="reaper")
             report.bulk_changes_resent += 1
+
+
+def _resend_stalled_previews(now: datetime, stalled_before: datetime, report: ReapReport) -> None:
+    """Previews whose reads stopped (a dead worker's chunk, a lost task) are started again;
+    their fan-out hands out only the devices nobody holds (services.previews)."""
+    from bulkchanges.services.previews import previews_stalled_resend
+
+    report.previews_resent += previews_stalled_resend(now=now, stalled_before=stalled_before)

@@ -43,6 +43,11 @@ class TransientError(IntegrationError):
         self.retry_after = retry_after
 
 
+class WriteRefused(PermanentError):
+    """A read-only client (a preview's) was asked for a call that is not one of its carrier's
+    reads: refused before anything is sent, so a dry run never changes a device."""
+
+
 class CarrierPending(IntegrationError):
     """Not a failure: the carrier has our request and has not finished it within this attempt's
     confirm budget. The device waits (AWAITING_CARRIER) on the waiting schedule, without

@@ -45,6 +45,7 @@ from integrations.base.errors import (
     AuthenticationError,
     PermanentError,
     TransientError,
+    WriteRefused,
     is_transient_status,
     parse_retry_after,
 )
@@ -85,13 +86,15 @@ class HttpOptions(TypedDict, total=False):
     processors take: the session (default: a new :func:`http_session`), the credentials'
     throttle (default: none), the audit recorders — of a call about to be sent and of its
     answer (default: records dropped) — and the (connect, read) timeouts (default:
-    :func:`default_timeouts`)."""
+    :func:`default_timeouts`). ``read_only`` makes the client refuse every call that is not
+    one of its carrier's reads (:attr:`CarrierClient.read_calls`): a preview's client."""
 
     session: requests.Session | None
     throttle: Throttle | None
     on_call: CallRecorder | None
     on_call_start: CallStartRecorder | None
     timeouts: tuple[float, float] | None
+    read_only: bool | None
 
 
 class Payload(TypedDict, total=False):
@@ -189,8 +192,13 @@ class CarrierHttp:
         on_call_start: CallStartRecorder | None = None,
         timeouts: tuple[float, float] | None = None,
         describe_error: Callable[[requests.Response], str] | None = None,
+        read_only: bool | None = None,
+        allowed_calls: frozenset[str] = frozenset(),
     ) -> None:
         self.carrier = carrier
+        # A read-only mechanism (a preview's) sends only the calls of ``allowed_calls`` (its
+        # carrier's reads); None: every call.
+        self.allowed_calls: frozenset[str] | None = allowed_calls if read_only else None
         # The readable message of an error answer: the shared reading unless the carrier's
         # error body needs its own (Telegence's ``errorDescription``/``description`` + ``id``).
         self.describe_error = describe_error or partial(readable_error, carrier)
@@ -231,7 +239,15 @@ class CarrierHttp:
 
         ``description`` names the kind of call ("Update POND SIM status"): a fixed text, never
         an ICCID or an account, since it is the ``operation`` label of the call metrics.
+
+        A read-only mechanism (``allowed_calls``) raises :class:`WriteRefused` for any other
+        call, before it is announced or sent.
         """
+        if self.allowed_calls is not None and description not in self.allowed_calls:
+            raise WriteRefused(
+                f"{self.carrier}: {description!r} refused: this client only reads (a preview "
+                "never writes to a carrier)"
+            )
         url = self.url(path)
         body_text = json.dumps(json_body) if json_body is not None else (data or "")
         all_headers = dict(headers or {})
@@ -361,6 +377,9 @@ class CarrierClient(ABC):
     """
 
     carrier: ClassVar[str]
+    # The descriptions of the calls that only read (a device's status, a request's result, the
+    # login a read needs): all that a read-only client (``read_only=True``) may send.
+    read_calls: ClassVar[frozenset[str]] = frozenset()
     # The HTTP mechanism; a carrier whose errors need more than the shared classification
     # (Rev.io's quota 403) names a subclass.
     http_class: ClassVar[type[CarrierHttp]] = CarrierHttp
@@ -372,6 +391,7 @@ class CarrierClient(ABC):
             credentials=credentials,
             auth_failure=self.auth_failure(credentials),
             describe_error=self.describe_error,
+            allowed_calls=self.read_calls,
             **options,
         )
 

@@ -306,6 +306,16 @@ class StatusMapping:
     destructive: bool = False
 
 
+@dataclass(frozen=True)
+class PreviewRead:
+    """What a preview learns of one device by reading it: its status as a canonical target
+    name (None when it matches none) and, where the carrier would refuse the change for an
+    identifier only the read reveals is missing (ThingSpace's IMEI for an activation), why."""
+
+    status: str | None
+    missing: str = ""
+
+
 # --- The processor base ----------------------------------------------------------------------
 
 ClientT = TypeVar("ClientT", bound="CarrierClient")
@@ -343,6 +353,10 @@ class StatusUpdateProcessor(ABC, Generic[ClientT]):
     # Inbound callbacks: how the carrier authenticates them, and the HTTP methods it uses.
     callback_auth: ClassVar[CallbackAuth] = CallbackAuth.NONE
     callback_methods: ClassVar[frozenset[str]] = frozenset({"POST"})
+    # The status table's refused moves (docs/carriers/README.md): a current status (canonical
+    # target name) → the targets the carrier refuses from it. Previews report them, reverts
+    # leave such devices out; the run itself still meets the carrier's refusal.
+    refused_transitions: ClassVar[Mapping[str, frozenset[str]]] = {}
     # The carrier's client. Not a ClassVar: a ClassVar cannot name the type parameter, and the
     # parameter is what gives ``self.client`` the carrier client's own methods.
     client_class: type[ClientT]
@@ -421,6 +435,22 @@ class StatusUpdateProcessor(ABC, Generic[ClientT]):
         """The device's current status as a canonical target name, or None when the carrier has
         no read call or the status matches no target."""
         return None
+
+    def preview_read(self, context: UpdateContext) -> PreviewRead:
+        """A preview's read of one device: :meth:`read_status`, and nothing missing unless the
+        carrier says otherwise. Only reads (a preview's client refuses writes)."""
+        return PreviewRead(self.read_status(context))
+
+    @classmethod
+    def transition_refusal(cls, *, current: str, target: str) -> str:
+        """Why the carrier's rules refuse moving a device from ``current`` to ``target``
+        (canonical names, any case), or "" when they allow it."""
+        for source, refused in cls.refused_transitions.items():
+            if source.lower() == current.lower() and target.lower() in {
+                name.lower() for name in refused
+            }:
+                return f"{cls.display_name} refuses a change from {source} to {target}"
+        return ""
 
     @abstractmethod
     def perform(self, step: Step, context: UpdateContext) -> StepResult:

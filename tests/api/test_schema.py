@@ -48,6 +48,13 @@ def test_the_schema_and_docs_are_served_without_a_key(client: Any) -> None:
         f"{API}/bulk-changes/{{id}}/reschedule/",
         f"{API}/bulk-changes/{{id}}/export.csv",
         f"{API}/webhook-secret/",
+        f"{API}/previews/",
+        f"{API}/previews/{{id}}/",
+        f"{API}/previews/{{id}}/devices/",
+        f"{API}/previews/{{id}}/bulk-change/",
+        f"{API}/previews/{{id}}/revert/",
+        f"{API}/bulk-changes/{{id}}/preview/",
+        f"{API}/bulk-changes/{{id}}/revert-preview/",
     }
     create = schema["paths"][f"{API}/bulk-changes/"]["post"]
     assert set(create["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
@@ -108,8 +115,17 @@ def api_world(
 # tenant's credentials, one line per ICCID, daily budgets), so a schema-valid create may be
 # refused with a 400 that names the field; positive_data_acceptance is not applied there. Nor
 # to reschedule: its time must lie between a minute ago and BULKCHANGE_MAX_SCHEDULE_DAYS ahead,
-# relative to now, which a schema cannot say either.
-BUSINESS_RULES = {"POST /api/v1/bulk-changes/", "POST /api/v1/bulk-changes/{id}/reschedule/"}
+# relative to now, which a schema cannot say either. A preview's create has the same rules as
+# a create; creating from a preview or a revert needs a finished preview, a revert preview a
+# finished bulk change (else a 409).
+BUSINESS_RULES = {
+    "POST /api/v1/bulk-changes/",
+    "POST /api/v1/bulk-changes/{id}/reschedule/",
+    "POST /api/v1/previews/",
+    "POST /api/v1/previews/{id}/bulk-change/",
+    "POST /api/v1/previews/{id}/revert/",
+    "POST /api/v1/bulk-changes/{id}/revert-preview/",
+}
 
 
 def _call(case: Any, mode: GenerationMode, api_world: dict[str, Any]) -> None:
@@ -166,5 +182,5 @@ def test_every_operation_conforms_to_the_live_schema(
             except (Exception, BaseExceptionGroup) as error:  # every operation runs; all shown
                 FIGURES["failures"][operation.label] += 1
                 failures.append(f"{operation.label} ({mode.value}): {error}")
-    assert len(FIGURES["operations"]) == 12
+    assert len(FIGURES["operations"]) == 20
     assert not failures, "\n\n".join(failures)

@@ -20,6 +20,7 @@ from bulkchanges.models import (
     BulkChange,
     DeviceChange,
     IntegrationAuthentication,
+    Preview,
     Tenant,
     WebhookDelivery,
 )
@@ -68,6 +69,15 @@ def _row(model: type[models.Model], status: str) -> models.Model:
             claim_token=TOKEN,
             claimed_until=past,
             next_attempt_at=past,
+        )
+    if model is Preview:
+        bulk_change = _bulk_change()
+        return Preview.objects.create(
+            tenant=bulk_change.tenant,
+            integration="POND",
+            integration_authentication=bulk_change.integration_authentication,
+            created_by="test",
+            status=status,
         )
     return WebhookDelivery.objects.create(
         bulk_change=_bulk_change(),
@@ -143,6 +153,11 @@ INVOKERS: dict[tuple[type[models.Model], str], Invoke] = {
         now=now(),
         response_status=200,
         error_text="",
+    ),
+    (Preview, "start"): lambda pk, _: transitions.preview_start(preview_id=pk, now=now()),
+    (Preview, "finish"): lambda pk, _: transitions.preview_finish(preview_id=pk, now=now()),
+    (Preview, "fail"): lambda pk, _: transitions.preview_fail(
+        preview_id=pk, now=now(), error="credentials removed"
     ),
 }
 

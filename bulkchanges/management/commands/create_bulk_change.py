@@ -14,15 +14,16 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from bulkchanges.devicelists import DeviceListError, parse_device_list
+from bulkchanges.devicelists import DeviceListError, ParsedDeviceList, parse_device_list
 from bulkchanges.errors import ApplicationError
 from bulkchanges.management.commands._moments import moment_parse
-from bulkchanges.models import BulkChange
+from bulkchanges.models import BulkChange, Tenant
 from bulkchanges.services import (
     bulk_change_create,
     credentials_resolve,
     status_update_request_validate,
 )
+from bulkchanges.services.bulk_changes import ValidatedRequest
 from bulkchanges.services.inventory import tenant_get
 from integrations.base import Integration
 from integrations.rev_request import RevProduct, RevServiceRequest
@@ -58,33 +59,49 @@ class Command(BaseCommand):
             "BULKCHANGE_MAX_SCHEDULE_DAYS ahead; SCHEDULED until then",
         )
 
+    def read_request(
+        self, options: dict[str, Any]
+    ) -> tuple[Tenant, ParsedDeviceList, ValidatedRequest]:
+        """The tenant, the parsed device list and the validated request the options name
+        (``preview_bulk_change`` takes the same). Raises OSError, DeviceListError or
+        ApplicationError."""
+        tenant = tenant_get(name=options["tenant"])
+        limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
+        if options["iccids_file"] == "-":
+            parsed = parse_device_list(sys.stdin.buffer, max_devices=limit)
+        else:
+            with Path(options["iccids_file"]).open("rb") as device_file:
+                parsed = parse_device_list(device_file, max_devices=limit)
+        validated = status_update_request_validate(
+            tenant=tenant,
+            integration=options["integration"],
+            update_status=options["status"],
+            credentials_id=options["credentials"],
+            is_ignore_current_status=options["ignore_current_status"],
+            post_update_status=options["post_update_status"],
+            account_number=options["account_number"],
+            options={
+                name: options[name]
+                for name in ("service_plan", "mdn_zip_code", "reason_code")
+                if options[name]
+            },
+            rev_service=self._rev_service(tenant, options),
+        )
+        return tenant, parsed, validated
+
+    def report_rejected(self, parsed: ParsedDeviceList) -> None:
+        """The skipped lines, on standard error."""
+        for line in parsed.rejected:
+            self.stderr.write(str(line))
+        if parsed.rejected_count > len(parsed.rejected):
+            self.stderr.write(f"and {parsed.rejected_count - len(parsed.rejected):,} more lines")
+
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             scheduled_for = (
                 moment_parse(options["scheduled_for"]) if options["scheduled_for"] else None
             )
-            tenant = tenant_get(name=options["tenant"])
-            limit = settings.BULKCHANGE_MAX_DEVICES_PER_REQUEST
-            if options["iccids_file"] == "-":
-                parsed = parse_device_list(sys.stdin.buffer, max_devices=limit)
-            else:
-                with Path(options["iccids_file"]).open("rb") as device_file:
-                    parsed = parse_device_list(device_file, max_devices=limit)
-            validated = status_update_request_validate(
-                tenant=tenant,
-                integration=options["integration"],
-                update_status=options["status"],
-                credentials_id=options["credentials"],
-                is_ignore_current_status=options["ignore_current_status"],
-                post_update_status=options["post_update_status"],
-                account_number=options["account_number"],
-                options={
-                    name: options[name]
-                    for name in ("service_plan", "mdn_zip_code", "reason_code")
-                    if options[name]
-                },
-                rev_service=self._rev_service(tenant, options),
-            )
+            tenant, parsed, validated = self.read_request(options)
             bulk_change, created = bulk_change_create(
                 tenant=tenant,
                 created_by=f"cli:{getpass.getuser()}",
@@ -95,10 +112,7 @@ class Command(BaseCommand):
             )
         except (OSError, DeviceListError, ApplicationError) as error:
             raise CommandError(str(error)) from None
-        for line in parsed.rejected:
-            self.stderr.write(str(line))
-        if parsed.rejected_count > len(parsed.rejected):
-            self.stderr.write(f"and {parsed.rejected_count - len(parsed.rejected):,} more lines")
+        self.report_rejected(parsed)
         if created:
             self.stdout.write(
                 f"{_outcome(bulk_change, len(parsed.devices))} ({parsed.duplicate_count} "
