@@ -1,7 +1,8 @@
 """The operations dashboard on the admin index: bulk changes by status in the last 24 hours,
 devices finished per carrier, devices in flight, the queue's approximate depth, the messages in
 the dead-letter queue (with the age of the oldest) and the oldest unfinished bulk change — so
-staff see at a glance whether processing is healthy. The site's index
+staff see at a glance whether processing is healthy. The index polls it again every few
+seconds (``BulkChangeAdmin.dashboard_live_view``, progress.js) and swaps the figures in place. The site's index
 (``bulkchanges/admin/site.py``) renders it above the app list. An operator's figures count
 only their tenants' bulk changes and devices; the queue's depth is the whole queue's (it has no
 tenant), and the dead-letter stat is shown to superusers only, as its page is.
@@ -60,6 +61,7 @@ def dashboard_context(
             "badge": display.status_badge(oldest.status),
             "progress_bar": display.progress_bar(bulk_change_progress(bulk_change_id=oldest.pk)),
             "age": display.duration(oldest_age),
+            "created": display.timestamp(oldest.created_at),
             "is_stale": oldest_age > STALE_AFTER,
         }
     return {
