@@ -1,11 +1,12 @@
 """The operations dashboard on the admin index: bulk changes by status in the last 24 hours,
 devices finished per carrier, devices in flight, the queue's approximate depth, the messages in
 the dead-letter queue (with the age of the oldest) and the oldest unfinished bulk change — so
-staff see at a glance whether processing is healthy. The index polls it again every few
-seconds (``BulkChangeAdmin.dashboard_live_view``, progress.js) and swaps the figures in place. The site's index
-(``bulkchanges/admin/site.py``) renders it above the app list. An operator's figures count
-only their tenants' bulk changes and devices; the queue's depth is the whole queue's (it has no
-tenant), and the dead-letter stat is shown to superusers only, as its page is.
+staff see at a glance whether processing is healthy. The site's index
+(``bulkchanges/admin/site.py``) renders it above the app list, and polls it again every few
+seconds (``BulkChangeAdmin.dashboard_live_view``, progress.js) to swap the figures in place.
+An operator's figures count only their tenants' bulk changes and devices; the queue's depth is
+the whole queue's (it has no tenant), and the dead-letter stat is shown to superusers only, as
+its page is.
 """
 
 from __future__ import annotations

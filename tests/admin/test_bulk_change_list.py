@@ -153,7 +153,7 @@ def test_the_live_endpoint_rewrites_the_listed_rows_cells_and_counts_newer_ones(
     )
     BulkChange.objects.filter(pk=older.pk).update(status="PROCESSING")
 
-    answer = admin_client.get(LIVE, {"ids": f"{older.pk},junk,-3", "newest": older.pk}).json()
+    answer = admin_client.get(LIVE, {"ids": f"{older.pk},junk,-3", "newest": str(older.pk)}).json()
 
     assert set(answer["rows"]) == {str(older.pk)}
     cells = answer["rows"][str(older.pk)]
@@ -179,7 +179,7 @@ def test_the_live_endpoint_answers_only_for_the_staff_members_tenants(
     theirs = make_bulk_change(Console(other_tenant, pond, rev), 1, start=40)
     client = staff_client("view_bulkchange", tenants=[console.tenant])
 
-    answer = client.get(LIVE, {"ids": f"{mine.pk},{theirs.pk}", "newest": mine.pk}).json()
+    answer = client.get(LIVE, {"ids": f"{mine.pk},{theirs.pk}", "newest": str(mine.pk)}).json()
 
     # Another tenant's bulk change is neither answered for nor counted as newer.
     assert set(answer["rows"]) == {str(mine.pk)} and answer["newer"] == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -35,12 +36,12 @@ def page(client: Client, bulk_change: BulkChange, **params: str) -> str:
     return response.content.decode()
 
 
-def live(client: Client, bulk_change: BulkChange, **params: str) -> dict:  # type: ignore[type-arg]
+def live(client: Client, bulk_change: BulkChange, **params: str) -> dict[str, Any]:
     url = reverse("admin:bulkchanges_bulkchange_progress", args=[bulk_change.pk])
     response = client.get(url, params)
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     assert "no-store" in response["Cache-Control"]
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def finish(bulk_change: BulkChange, status: str, at: datetime) -> None:
