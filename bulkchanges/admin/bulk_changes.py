@@ -30,10 +30,10 @@ from bulkchanges.admin.dashboard import dashboard_context
 from bulkchanges.admin.readonly import ReadOnlyAdmin
 from bulkchanges.admin.tenancy import TenantScopedAdmin
 from bulkchanges.console_selectors import (
+    LOG_LATEST,
     RunFigures,
     bulk_change_devices,
     bulk_change_failure_groups,
-    bulk_change_log_count,
     bulk_change_log_latest,
     bulk_change_run_figures,
     device_changes_attempts,
@@ -227,7 +227,6 @@ class BulkChangeAdmin(TenantScopedAdmin, BulkChangeCreation, BulkChangeActions, 
                 }
                 for retry in figures.retries
             ],
-            "later_completions": [display.timestamp(at) for at in figures.completions[1:]],
             "time_to_complete": display.time_to_complete(bulk_change),
             "throughput": display.throughput(figures.devices_per_minute),
             "eta": display.eta(figures.eta_seconds),
@@ -302,7 +301,7 @@ class BulkChangeAdmin(TenantScopedAdmin, BulkChangeCreation, BulkChangeActions, 
                 {"entry": display.log_entry(row), "at": display.timestamp(row.processed_at)}
                 for row in rows
             ],
-            "log_count": bulk_change_log_count(bulk_change_id=bulk_change.pk),
+            "log_more": len(rows) >= LOG_LATEST,
             "log_all_url": display.logs_url(bulk_change=bulk_change.pk),
             "log_errors_url": display.logs_url(bulk_change=bulk_change.pk, has_errors__exact=1),
         }

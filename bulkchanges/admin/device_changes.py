@@ -18,6 +18,7 @@ from bulkchanges.admin import display
 from bulkchanges.admin.audit import actor
 from bulkchanges.admin.confirm import confirm_page
 from bulkchanges.admin.filters import BulkChangeFilter
+from bulkchanges.admin.history import history_record
 from bulkchanges.admin.readonly import ReadOnlyAdmin
 from bulkchanges.admin.tenancy import TenantScopedAdmin
 from bulkchanges.errors import ApplicationError
@@ -119,6 +120,7 @@ class DeviceChangeAdmin(TenantScopedAdmin, ReadOnlyAdmin):
             except ApplicationError as error:
                 messages.error(request, f"Bulk change {bulk_change.pk}: {error}")
                 continue
+            history_record(request, bulk_change, f"Retried: {len(queued)} failed devices re-queued")
             messages.success(
                 request, f"Bulk change {bulk_change.pk}: {len(queued)} failed devices re-queued."
             )

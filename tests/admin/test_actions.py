@@ -144,6 +144,7 @@ def test_retry_selected_failed_devices_from_the_device_list(
     assert set(rows.values_list("process_by", flat=True)) == {"admin:admin"}
     assert rows.filter(device_change_id=ids[0]).exists()
     assert "1 failed devices re-queued" in response.content.decode()
+    assert history(bulk_change) == ["Retried: 1 failed devices re-queued"]
 
 
 def read_csv(response: StreamingHttpResponse) -> list[list[str]]:
