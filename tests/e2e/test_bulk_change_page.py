@@ -133,6 +133,7 @@ def test_the_page_follows_the_run_live_and_one_failure_group_is_retried(
     expect(page.locator("#pondops-summary .pondops-progress__label")).to_have_text("20/20 (100%)")
     expect(page.locator("#pondops-status-words")).to_contain_text("Finished with failures")
     expect(page.locator("#pondops-failures h2")).to_have_text("Failures (3)")
+    expect(page.locator("#pondops-cancel")).to_be_hidden()  # a final bulk change has none
     no_horizontal_scroll(page)
     shoot(page, folder, "02-detail-final")
 

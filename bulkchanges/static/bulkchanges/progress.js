@@ -4,7 +4,8 @@
 // Each fragment replaces the content of the element with that id (unchanged ones are left
 // alone; an open "request / response" toggle stays open); each row's cells replace the
 // list's td.field-<field> of the row whose checkbox has that id, so scroll and selection stay.
-// Polling stops once the answer is final (a bulk change that finished), pauses while the tab
+// Polling stops once the answer is final (a bulk change that finished; elements marked
+// data-hide-when-final, say its Cancel button, are hidden then), pauses while the tab
 // is hidden, and backs off while the server does not answer. No reload, no library.
 "use strict";
 (function () {
@@ -108,6 +109,10 @@
                 failures += 1;
             }
             if (final) {
+                // What only an open bulk change offers (Cancel) goes with its last refresh.
+                document.querySelectorAll("[data-hide-when-final]").forEach((e) => {
+                    e.hidden = true;
+                });
                 return;
             }
             // Back off while the server is unreachable; give up after about two minutes.
