@@ -1,7 +1,10 @@
-"""What staff do to bulk changes in the console: retry the failed devices, cancel, export the
+"""What staff do to bulk changes in the console: retry the failed devices (all of them, or one
+group of the same error message: ``<id>/retry/?group=<key>``), resubmit, cancel, export the
 devices as CSV — from the buttons on a bulk change's page (``<id>/retry/``, ``<id>/cancel/``,
-``<id>/export/``) or from the list's action menu. Each shows a confirmation page first, then
-calls one service, logged under the staff member's name."""
+``<id>/export/``) or from the list's action menu. Retry, resubmit and cancel show a
+confirmation page first (a retry's lists which devices and why); export downloads at once — it
+changes nothing. Each calls one service, logged under the staff member's name, and is recorded
+in the admin's history."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from django.http import (
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -24,11 +28,20 @@ from bulkchanges.admin import display
 from bulkchanges.admin.audit import actor
 from bulkchanges.admin.confirm import confirm_page
 from bulkchanges.admin.history import history_record
+from bulkchanges.console_selectors import failure_group_device_ids, failure_group_get
 from bulkchanges.errors import ApplicationError
-from bulkchanges.models import BulkChange
-from bulkchanges.selectors import CancelImpact, bulk_change_cancel_impact, bulk_change_progress_map
+from bulkchanges.models import BulkChange, DeviceChange
+from bulkchanges.selectors import (
+    RESUBMITTABLE,
+    CancelImpact,
+    bulk_change_cancel_impact,
+    bulk_change_progress_map,
+)
 from bulkchanges.services import bulk_change_cancel, bulk_change_retry
 from bulkchanges.services.exports import bulk_change_export
+
+# A retry's confirmation lists at most this many of its devices (and says how many in all).
+CONFIRM_DEVICES = 100
 
 
 class BulkChangeActions(admin.ModelAdmin):
@@ -53,19 +66,54 @@ class BulkChangeActions(admin.ModelAdmin):
     # --- Per-bulk-change actions (buttons on the page, each confirmed) -------------------
 
     def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """All failed devices, or with ``group`` those failed with one error message."""
         bulk_change = self._get_viewable(request, object_id)
         if not self.has_retry_permission(request):
             raise PermissionDenied
+        key = request.GET.get("group") or request.POST.get("group") or ""
+        group = None
+        if key:
+            group = failure_group_get(bulk_change_id=bulk_change.pk, key=key)
+            if group is None:
+                messages.warning(
+                    request,
+                    f"Bulk change {bulk_change.pk}: no failed device has that error any more "
+                    "(retried or changed meanwhile).",
+                )
+                return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
         if request.method == "POST":
-            self._retry(request, [bulk_change])
+            ids = (
+                failure_group_device_ids(bulk_change_id=bulk_change.pk, group=group)
+                if group is not None
+                else None
+            )
+            self._retry(request, [bulk_change], device_change_ids=ids)
             return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
+        devices = DeviceChange.objects.filter(
+            bulk_change=bulk_change, status=DeviceChange.Status.ERROR
+        )
+        if group is not None:
+            devices = devices.filter(last_error=group.message)
         return self._confirm(
             request,
-            title=f"Retry the failed devices of bulk change {bulk_change.pk}?",
+            title=(
+                f"Retry {group.count} failed device{pluralize(group.count)} of bulk change "
+                f"{bulk_change.pk}?"
+                if group is not None
+                else f"Retry the failed devices of bulk change {bulk_change.pk}?"
+            ),
             bulk_changes=[bulk_change],
-            explanation="Every device in ERROR is queued again with a fresh retry count; "
-            "each resumes after its last completed step. The retry is logged under your name.",
-            submit="Yes, retry failed devices",
+            explanation=(
+                "The devices below, which failed with this error, are queued again with a "
+                "fresh retry count"
+                if group is not None
+                else "Every device in ERROR (below) is queued again with a fresh retry count"
+            )
+            + "; each resumes after its last completed step. The retry is logged under your "
+            "name.",
+            submit="Yes, retry these devices" if group is not None else "Yes, retry failed devices",
+            devices=devices,
+            group=key if group is not None else "",
         )
 
     def resubmit_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -85,6 +133,7 @@ class BulkChangeActions(admin.ModelAdmin):
             "another of the line's daily actions). A plain retry confirms the old request "
             "instead. The resubmit is logged under your name, with each old request id.",
             submit="Yes, submit them again",
+            devices=DeviceChange.objects.filter(RESUBMITTABLE, bulk_change=bulk_change),
         )
 
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -107,17 +156,9 @@ class BulkChangeActions(admin.ModelAdmin):
         )
 
     def export_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        """Downloads at once: an export changes nothing, so it asks nothing (it is audited)."""
         bulk_change = self._get_viewable(request, object_id)
-        if request.method == "POST":
-            return self._export(request, [bulk_change.pk])
-        return self._confirm(
-            request,
-            title=f"Export the devices of bulk change {bulk_change.pk} as CSV?",
-            bulk_changes=[bulk_change],
-            explanation="One line per device with its status, attempts, last error and "
-            "completion time. The export is logged under your name.",
-            submit="Download CSV",
-        )
+        return self._export(request, [bulk_change])
 
     # --- List actions (each shows a confirmation page first) -----------------------------
 
@@ -169,17 +210,8 @@ class BulkChangeActions(admin.ModelAdmin):
     def export_action(
         self, request: HttpRequest, queryset: QuerySet[BulkChange]
     ) -> HttpResponseBase | None:
-        if request.POST.get("post") == "yes":
-            return self._export(request, list(queryset.values_list("pk", flat=True)))
-        return self._confirm(
-            request,
-            title="Export the devices of these bulk changes as CSV?",
-            bulk_changes=list(queryset),
-            explanation="One line per device with its bulk change, status, attempts, last "
-            "error and completion time. The export is logged under your name.",
-            submit="Download CSV",
-            action="export_action",
-        )
+        """Downloads at once, like the page's button."""
+        return self._export(request, list(queryset))
 
     # --- Confirming, then acting -----------------------------------------------------------
 
@@ -193,10 +225,29 @@ class BulkChangeActions(admin.ModelAdmin):
         submit: str,
         action: str = "",
         danger: bool = False,
+        devices: QuerySet[DeviceChange] | None = None,
+        group: str = "",
     ) -> TemplateResponse:
         """From a page (no ``action``), "back" returns to that bulk change; from the list,
-        to the list."""
+        to the list. ``devices``: the devices the action takes, listed (ICCID, status, last
+        error; the first CONFIRM_DEVICES of them, with their count) so staff see which and
+        why before they confirm."""
         progress = bulk_change_progress_map(bulk_change_ids=[bc.pk for bc in bulk_changes])
+        device_context: dict[str, object] = {}
+        if devices is not None:
+            shown = list(devices.order_by("id")[:CONFIRM_DEVICES])
+            device_context = {
+                "device_rows": [
+                    {
+                        "device_change": device_change,
+                        "badge": display.status_badge(device_change.status),
+                    }
+                    for device_change in shown
+                ],
+                "device_count": (count := devices.count()),
+                "device_more": max(0, count - len(shown)),
+                "group": group,
+            }
         return confirm_page(
             self,
             request,
@@ -219,10 +270,16 @@ class BulkChangeActions(admin.ModelAdmin):
                 }
                 for bulk_change in bulk_changes
             ],
+            **device_context,
         )
 
     def _retry(
-        self, request: HttpRequest, bulk_changes: list[BulkChange], *, resubmit: bool = False
+        self,
+        request: HttpRequest,
+        bulk_changes: list[BulkChange],
+        *,
+        resubmit: bool = False,
+        device_change_ids: list[int] | None = None,
     ) -> None:
         what = (
             "unconfirmed devices re-queued to submit again"
@@ -232,12 +289,20 @@ class BulkChangeActions(admin.ModelAdmin):
         for bulk_change in bulk_changes:
             try:
                 queued = bulk_change_retry(
-                    bulk_change=bulk_change, actor=actor(request), resubmit=resubmit
+                    bulk_change=bulk_change,
+                    actor=actor(request),
+                    resubmit=resubmit,
+                    device_change_ids=device_change_ids,
                 )
             except ApplicationError as error:
                 messages.error(request, f"Bulk change {bulk_change.pk}: {error}")
                 continue
             if queued:
+                history_record(
+                    request,
+                    bulk_change,
+                    f"{'Resubmitted' if resubmit else 'Retried'}: {len(queued)} {what}",
+                )
                 messages.success(request, f"Bulk change {bulk_change.pk}: {len(queued)} {what}.")
             else:
                 nothing = (
@@ -258,11 +323,15 @@ class BulkChangeActions(admin.ModelAdmin):
             history_record(request, bulk_change, f"Cancelled: {described}")
             messages.success(request, f"Bulk change {bulk_change.pk}: {described}")
 
-    def _export(self, request: HttpRequest, bulk_change_ids: list[int]) -> StreamingHttpResponse:
-        lines = bulk_change_export(bulk_change_ids=bulk_change_ids, actor=actor(request))
+    def _export(
+        self, request: HttpRequest, bulk_changes: list[BulkChange]
+    ) -> StreamingHttpResponse:
+        ids = [bulk_change.pk for bulk_change in bulk_changes]
+        lines = bulk_change_export(bulk_change_ids=ids, actor=actor(request))
+        history_record(request, bulk_changes, "Exported the devices as CSV")
         name = (
-            f"bulk-change-{bulk_change_ids[0]}-devices.csv"
-            if len(bulk_change_ids) == 1
+            f"bulk-change-{ids[0]}-devices.csv"
+            if len(ids) == 1
             else f"bulk-changes-devices-{timezone.now():%Y%m%d-%H%M%S}.csv"
         )
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")

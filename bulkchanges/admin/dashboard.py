@@ -2,9 +2,11 @@
 devices finished per carrier, devices in flight, the queue's approximate depth, the messages in
 the dead-letter queue (with the age of the oldest) and the oldest unfinished bulk change — so
 staff see at a glance whether processing is healthy. The site's index
-(``bulkchanges/admin/site.py``) renders it above the app list. An operator's figures count
-only their tenants' bulk changes and devices; the queue's depth is the whole queue's (it has no
-tenant), and the dead-letter stat is shown to superusers only, as its page is.
+(``bulkchanges/admin/site.py``) renders it above the app list, and polls it again every few
+seconds (``BulkChangeAdmin.dashboard_live_view``, progress.js) to swap the figures in place.
+An operator's figures count only their tenants' bulk changes and devices; the queue's depth is
+the whole queue's (it has no tenant), and the dead-letter stat is shown to superusers only, as
+its page is.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def dashboard_context(
             "badge": display.status_badge(oldest.status),
             "progress_bar": display.progress_bar(bulk_change_progress(bulk_change_id=oldest.pk)),
             "age": display.duration(oldest_age),
+            "created": display.timestamp(oldest.created_at),
             "is_stale": oldest_age > STALE_AFTER,
         }
     return {

@@ -285,7 +285,7 @@ class DeviceChangeAdmin(IdentifierPrefixSearch, TenantScopedAdmin, ReadOnlyAdmin
             history_record(
                 request,
                 [bulk_change, *DeviceChange.objects.filter(pk__in=queued)],
-                f"Retried {len(queued)} failed devices",
+                f"Retried: {len(queued)} failed devices re-queued",
             )
             messages.success(
                 request, f"Bulk change {bulk_change.pk}: {len(queued)} failed devices re-queued."

@@ -126,12 +126,62 @@ def age(created_at: datetime, *, now: datetime | None = None) -> str:
 
 
 def time_to_complete(bulk_change: BulkChange, *, now: datetime | None = None) -> str:
-    """Creation to final status; ``running 3m 10s`` while open; a dash otherwise."""
-    if bulk_change.processed_at is not None:
-        return duration(bulk_change.processed_at - bulk_change.created_at)
+    """Queued (or, never queued, created) to its FIRST completion — a later manual retry's
+    reopen and finish never rewrite it (``first_processed_at``); ``running 3m 10s`` while it
+    has not finished once; a dash otherwise (cancelled before it finished)."""
+    start = bulk_change.queued_at or bulk_change.created_at
+    first = bulk_change.first_processed_at or bulk_change.processed_at
+    if first is not None:
+        return duration(first - start)
     if bulk_change.status in BulkChange.OPEN:
-        return f"running {age(bulk_change.created_at, now=now)}"
+        return f"running {age(start, now=now)}"
     return EMPTY
+
+
+# What each bulk change status means, in plain words, for the top of its page.
+STATUS_EXPLANATIONS: dict[str, str] = {
+    BulkChange.Status.NEW: "Recorded by another system; it starts when its queue message arrives.",
+    BulkChange.Status.SCHEDULED: "Waiting for its scheduled time; no device has been sent to "
+    "the carrier yet.",
+    BulkChange.Status.AWAITING_APPROVAL: "Waiting for a second person to approve or reject "
+    "it; no device has been sent to the carrier yet.",
+    BulkChange.Status.QUEUED: "Queued: waiting for a worker to pick it up.",
+    BulkChange.Status.PROCESSING: "Running: workers are changing its devices now.",
+    BulkChange.Status.CANCELLING: "Cancelled: devices not yet sent were cancelled; devices "
+    "that already sent a carrier write are finishing.",
+    BulkChange.Status.PROCESSED: "Finished: every device was changed, or already had the "
+    "target status.",
+    BulkChange.Status.PROCESSED_WITH_ERRORS: "Finished with failures: some devices were "
+    "changed, some failed (see Failures).",
+    BulkChange.Status.ERROR: "Finished, but no device was changed (see Failures).",
+    BulkChange.Status.CANCELLED: "Cancelled: no more devices will be changed.",
+}
+
+
+def status_explanation(bulk_change: BulkChange) -> str:
+    """The status in words; a final one adds that nothing moves any more unless retried."""
+    words = STATUS_EXPLANATIONS.get(bulk_change.status, bulk_change.status)
+    if bulk_change.status in BulkChange.TERMINAL:
+        words += (
+            " Nothing more happens unless someone retries it."
+            if bulk_change.status != BulkChange.Status.CANCELLED
+            else " This is final."
+        )
+    return words
+
+
+def throughput(devices_per_minute: float | None) -> str:
+    """``42.5 devices/min``; a dash before the first device of the run finished."""
+    if devices_per_minute is None:
+        return EMPTY
+    return f"{devices_per_minute:.1f} devices/min"
+
+
+def eta(seconds: float | None) -> str:
+    """``about 4m 05s left``; a dash while unknown."""
+    if seconds is None:
+        return EMPTY
+    return f"about {duration(timedelta(seconds=seconds))} left"
 
 
 def bulk_change_url(bulk_change_id: int) -> str:

@@ -14,7 +14,13 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -301,7 +307,9 @@ class PreviewAdmin(TenantScopedAdmin, ReadOnlyAdmin):
         )
 
     def create_bulk_change_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        preview = self._get_viewable(request, object_id)
+        preview = self._get_viewable(request, object_id)  # another tenant's: 404, any method
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
         self._require(request, "add_bulkchange")
         try:
             bulk_change, _ = preview_bulk_change_create(
@@ -319,7 +327,9 @@ class PreviewAdmin(TenantScopedAdmin, ReadOnlyAdmin):
         return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
 
     def revert_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        preview = self._get_viewable(request, object_id)
+        preview = self._get_viewable(request, object_id)  # another tenant's: 404, any method
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
         self._require(request, "revert_bulkchange")
         try:
             created = revert_create(preview=preview, actor=actor(request))
@@ -422,12 +432,12 @@ class PreviewAdmin(TenantScopedAdmin, ReadOnlyAdmin):
             ),
             path(
                 "<path:object_id>/create-bulk-change/",
-                wrap(require_POST(self.create_bulk_change_view)),
+                wrap(self.create_bulk_change_view),
                 name="bulkchanges_preview_create_bulk_change",
             ),
             path(
                 "<path:object_id>/revert/",
-                wrap(require_POST(self.revert_view)),
+                wrap(self.revert_view),
                 name="bulkchanges_preview_revert",
             ),
         ]

@@ -1,5 +1,7 @@
-"""Retry, cancel and export — from the bulk change page and as list actions — each shown a
-confirmation page first, each leaving a log row naming the staff user; export streams."""
+"""Retry, cancel and export — from the bulk change page and as list actions. Retry and cancel
+show a confirmation page first (a retry's lists the devices and why they failed); export
+downloads at once. Each leaves a log row naming the staff user and an admin history entry;
+export streams."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import tracemalloc
 from collections.abc import Callable
 
 import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test import Client
@@ -174,6 +178,7 @@ def test_retry_selected_failed_devices_from_the_device_list(
     assert set(rows.values_list("process_by", flat=True)) == {"admin:admin"}
     assert rows.filter(device_change_id=ids[0]).exists()
     assert "1 failed devices re-queued" in response.content.decode()
+    assert history(bulk_change) == ["Retried: 1 failed devices re-queued"]
 
 
 def read_csv(response: StreamingHttpResponse) -> list[list[str]]:
@@ -181,7 +186,18 @@ def read_csv(response: StreamingHttpResponse) -> list[list[str]]:
     return list(csv.reader(io.StringIO(body)))
 
 
-def test_export_asks_first_then_streams_devices_with_outcomes_and_logs_the_user(
+def history(bulk_change: BulkChange) -> list[str]:
+    return list(
+        LogEntry.objects.filter(
+            object_id=str(bulk_change.pk),
+            content_type=ContentType.objects.get_for_model(BulkChange),
+        )
+        .order_by("id")
+        .values_list("change_message", flat=True)
+    )
+
+
+def test_export_downloads_at_once_streams_devices_with_outcomes_and_logs_the_user(
     admin_client: Client, console: Console
 ) -> None:
     bulk_change = make_bulk_change(console, 3, device_statuses=["PROCESSED", "ERROR"])
@@ -189,9 +205,7 @@ def test_export_asks_first_then_streams_devices_with_outcomes_and_logs_the_user(
         last_error="=HYPERLINK(evil)"
     )
 
-    assert "Download CSV" in admin_client.get(url("export", bulk_change)).content.decode()
-    assert logged_by(bulk_change, OPERATOR_EXPORT) == []
-    response = admin_client.post(url("export", bulk_change))
+    response = admin_client.get(url("export", bulk_change))  # a plain link: no confirmation
 
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -201,24 +215,79 @@ def test_export_asks_first_then_streams_devices_with_outcomes_and_logs_the_user(
     assert [row[5] for row in rows[1:]] == ["PROCESSED", "ERROR", "PENDING"]
     assert rows[2][7] == "'=HYPERLINK(evil)"  # no formula reaches a spreadsheet
     assert logged_by(bulk_change, OPERATOR_EXPORT) == ["admin:admin"]
+    assert history(bulk_change) == ["Exported the devices as CSV"]
 
 
-def test_export_list_action_puts_the_selected_bulk_changes_in_one_file(
+def test_export_list_action_downloads_the_selected_bulk_changes_in_one_file_at_once(
     admin_client: Client, console: Console
 ) -> None:
     first = make_bulk_change(console, 2)
     second = make_bulk_change(console, 1, start=10)
     selected = {"_selected_action": [first.pk, second.pk]}
 
-    confirmation = admin_client.post(
-        CHANGELIST, {"action": "export_action", "index": 0, **selected}
-    )
-    assert "Export the devices of these bulk changes as CSV?" in confirmation.content.decode()
-    response = admin_client.post(CHANGELIST, {"action": "export_action", "post": "yes", **selected})
+    response = admin_client.post(CHANGELIST, {"action": "export_action", "index": 0, **selected})
 
     assert isinstance(response, StreamingHttpResponse)
     assert [int(row[0]) for row in read_csv(response)[1:]] == [first.pk, first.pk, second.pk]
     assert logged_by(first, OPERATOR_EXPORT) == logged_by(second, OPERATOR_EXPORT)
+    assert logged_by(first, OPERATOR_EXPORT) == ["admin:admin"]
+    assert history(first) == history(second) == ["Exported the devices as CSV"]
+
+
+def test_the_retry_confirmation_lists_which_devices_and_why_and_the_retry_is_in_the_history(
+    admin_client: Client, console: Console
+) -> None:
+    bulk_change = make_bulk_change(console, 4, device_statuses=["ERROR", "PROCESSED", "ERROR"])
+    failed = list(
+        bulk_change.device_changes.filter(status="ERROR")
+        .order_by("id")
+        .values_list("iccid", flat=True)
+    )
+
+    html = admin_client.get(url("retry", bulk_change)).content.decode()
+
+    table = html[html.index('id="pondops-confirm-devices"') :]
+    assert [iccid in table for iccid in failed] == [True, True]
+    assert "HTTP 400 from POND: unknown ICCID" in table
+    assert "2 devices." in html
+    admin_client.post(url("retry", bulk_change))
+    assert history(bulk_change) == ["Retried: 2 failed devices re-queued"]
+
+
+def test_the_retry_confirmation_lists_at_most_100_devices_and_says_how_many_more(
+    admin_client: Client, console: Console
+) -> None:
+    bulk_change = make_bulk_change(console, 103, device_statuses=["ERROR"] * 103)
+
+    html = admin_client.get(url("retry", bulk_change)).content.decode()
+
+    assert "103 devices; the first 100 are listed, 3 more are not." in html
+    assert html.count("<tr><td>", html.index('id="pondops-confirm-devices"')) == 100
+
+
+def test_retry_one_failure_group_requeues_only_the_devices_with_that_error(
+    admin_client: Client, console: Console
+) -> None:
+    from bulkchanges.console_selectors import failure_key
+
+    bulk_change = make_bulk_change(console, 4, device_statuses=["ERROR", "ERROR", "ERROR"])
+    ids = list(bulk_change.device_changes.order_by("id").values_list("pk", flat=True))
+    DeviceChange.objects.filter(pk=ids[2]).update(last_error="HTTP 503 from POND: busy")
+    key = failure_key("HTTP 400 from POND: unknown ICCID")
+
+    confirm = admin_client.get(url("retry", bulk_change), {"group": key}).content.decode()
+    assert "Retry 2 failed devices of bulk change" in confirm
+    assert f'name="group" value="{key}"' in confirm
+    assert "HTTP 503" not in confirm
+    assert statuses(bulk_change) == ["ERROR", "ERROR", "ERROR", "PENDING"]  # asking changes nothing
+
+    answer = admin_client.post(f"{url('retry', bulk_change)}?group={key}", follow=True)
+
+    assert "2 failed devices re-queued" in answer.content.decode()
+    assert statuses(bulk_change) == ["PENDING", "PENDING", "ERROR", "PENDING"]
+    assert history(bulk_change) == ["Retried: 2 failed devices re-queued"]
+    gone = admin_client.get(url("retry", bulk_change), {"group": key}, follow=True)
+    assert "no failed device has that error any more" in gone.content.decode()
 
 
 def copy_devices(bulk_change: BulkChange, *, total: int) -> None:
@@ -245,7 +314,7 @@ def test_exporting_100000_devices_streams_in_constant_memory(
     bulk_change = make_bulk_change(console, 1000)
     copy_devices(bulk_change, total=100_000)
 
-    response = admin_client.post(url("export", bulk_change))
+    response = admin_client.get(url("export", bulk_change))
     assert isinstance(response, StreamingHttpResponse)
     started = time.monotonic()
     tracemalloc.start()
@@ -329,6 +398,7 @@ def test_resubmit_is_offered_only_for_unconfirmed_errors_and_asks_first(
 
     confirm = admin_client.get(url("resubmit", bulk_change)).content.decode()
     assert "submitted to the carrier again, as a new request" in confirm
+    assert unconfirmed.iccid in confirm and "1 device." in confirm
     assert statuses(bulk_change) == ["ERROR", "ERROR", "PROCESSED"]  # nothing yet
 
     answer = admin_client.post(url("resubmit", bulk_change), follow=True)
@@ -337,3 +407,4 @@ def test_resubmit_is_offered_only_for_unconfirmed_errors_and_asks_first(
     unconfirmed.refresh_from_db()
     assert unconfirmed.carrier_request_id == "" and unconfirmed.carrier_submitted_at is None
     assert logged_by(bulk_change, OPERATOR_RESUBMIT) == ["admin:admin"]
+    assert history(bulk_change) == ["Resubmitted: 1 unconfirmed devices re-queued to submit again"]

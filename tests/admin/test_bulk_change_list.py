@@ -1,10 +1,13 @@
-"""The bulk change list: badges, progress from one aggregate query per page, error links,
-filters, search by id / ICCID / MSISDN, newest first, pagination."""
+"""The bulk change list: badges (the new statuses' too), progress from one aggregate query per
+page, error links, filters, search by id / ICCID / MSISDN, newest first, pagination, and the
+live endpoint that rewrites its rows in place."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -123,3 +126,76 @@ def test_search_finds_a_bulk_change_by_id_iccid_or_msisdn(
     assert search("15551234567") == [second.pk]
     assert search("not-a-number") == []
     assert search("99999999999999999999") == []
+
+
+LIVE = reverse("admin:bulkchanges_bulkchange_live")
+
+
+def test_the_list_is_titled_bulk_changes_and_polls_its_live_endpoint(
+    admin_client: Client, console: Console
+) -> None:
+    make_bulk_change(console, 1)
+
+    html = admin_client.get(URL).content.decode()
+
+    assert "<h1>Bulk changes</h1>" in html
+    assert "Select bulk change to view" not in html
+    assert f'data-live-url="{LIVE}"' in html and "bulkchanges/progress.js" in html
+
+
+def test_the_live_endpoint_rewrites_the_listed_rows_cells_and_counts_newer_ones(
+    admin_client: Client, console: Console
+) -> None:
+    older = make_bulk_change(console, 4, device_statuses=["PROCESSED"])
+    newer = make_bulk_change(console, 2, start=20)
+    DeviceChange.objects.filter(bulk_change=older, status="PENDING").update(
+        status="ERROR", is_processed=True
+    )
+    BulkChange.objects.filter(pk=older.pk).update(status="PROCESSING")
+
+    answer = admin_client.get(LIVE, {"ids": f"{older.pk},junk,-3", "newest": str(older.pk)}).json()
+
+    assert set(answer["rows"]) == {str(older.pk)}
+    cells = answer["rows"][str(older.pk)]
+    assert set(cells) == {"status_badge", "progress", "errors", "timing"}
+    assert 'data-status="PROCESSING"' in cells["status_badge"]
+    assert ">4/4</span>" in cells["progress"]
+    assert ">3</a>" in cells["errors"]
+    assert answer["newer"] == 1 and newer.pk > older.pk
+    assert answer["final"] is False and answer["all_final"] is False
+
+
+def test_the_live_endpoint_answers_only_for_the_staff_members_tenants(
+    staff_client: Callable[..., Client], console: Console
+) -> None:
+    mine = make_bulk_change(console, 1)
+    other_tenant = Tenant.objects.create(name="Other")
+    pond = IntegrationAuthentication.objects.create(
+        tenant=other_tenant, integration="POND", base_url="http://127.0.0.1:9/", account="O"
+    )
+    rev = IntegrationAuthentication.objects.create(
+        tenant=other_tenant, integration="REV", base_url="http://127.0.0.1:9/", account="R"
+    )
+    theirs = make_bulk_change(Console(other_tenant, pond, rev), 1, start=40)
+    client = staff_client("view_bulkchange", tenants=[console.tenant])
+
+    answer = client.get(LIVE, {"ids": f"{mine.pk},{theirs.pk}", "newest": str(mine.pk)}).json()
+
+    # Another tenant's bulk change is neither answered for nor counted as newer.
+    assert set(answer["rows"]) == {str(mine.pk)} and answer["newer"] == 0
+    assert staff_client(username="nobody").get(LIVE).status_code == 403
+
+
+@pytest.mark.parametrize("status", ["SCHEDULED", "AWAITING_APPROVAL", "CANCELLING"])
+def test_the_new_statuses_have_their_own_badges(
+    admin_client: Client, console: Console, status: str
+) -> None:
+    bulk_change = make_bulk_change(console, 1)
+    BulkChange.objects.filter(pk=bulk_change.pk).update(status=status)
+    css = (Path(__file__).parents[2] / "bulkchanges/static/bulkchanges/pondops.css").read_text()
+
+    html = admin_client.get(URL).content.decode()
+
+    modifier = status.lower().replace("_", "-")
+    assert f'class="pondops-badge pondops-badge--{modifier}" data-status="{status}"' in html
+    assert f".pondops-badge--{modifier} {{ background:" in css

@@ -106,3 +106,29 @@ def test_the_dashboard_is_for_staff_who_may_view_bulk_changes(
     assert 'id="pondops-dashboard"' not in staff_client("view_tenant").get(INDEX).content.decode()
     viewer = staff_client("view_bulkchange", username="viewer")
     assert 'id="pondops-dashboard"' in viewer.get(INDEX).content.decode()
+
+
+DASHBOARD_LIVE = reverse("admin:bulkchanges_bulkchange_dashboard_live")
+
+
+def test_the_dashboard_polls_its_live_endpoint_which_answers_the_same_figures(
+    admin_client: Client, console: Console, no_queue: None
+) -> None:
+    make_bulk_change(console, 3, device_statuses=["PROCESSING"])
+
+    index = admin_client.get(INDEX).content.decode()
+    answer = admin_client.get(DASHBOARD_LIVE).json()
+
+    assert f'data-live-url="{DASHBOARD_LIVE}"' in index and "bulkchanges/progress.js" in index
+    assert answer["final"] is False and set(answer["fragments"]) == {"pondops-dashboard"}
+    body = answer["fragments"]["pondops-dashboard"]
+    assert 'id="pondops-oldest"' in body and "<time" in body  # the oldest one's creation
+    assert cell(body, "pondops-by-status", "Queued") == cell(index, "pondops-by-status", "Queued")
+    assert 'id="pondops-dashboard"' not in body  # the content, swapped into the element
+
+
+def test_the_dashboard_live_endpoint_needs_view_permission(
+    staff_client: Callable[..., Client], console: Console
+) -> None:
+    assert staff_client(username="nobody").get(DASHBOARD_LIVE).status_code == 403
+    assert staff_client("view_bulkchange").get(DASHBOARD_LIVE).status_code == 200

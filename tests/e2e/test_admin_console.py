@@ -151,19 +151,22 @@ def test_a_staff_member_runs_a_bulk_change_from_upload_to_export(
     assert page.evaluate("window.pondopsSamePage") is True, "the page reloaded"
     expect(page.locator(".pondops-progress__label").first).to_have_text("47/47 (100%)")
     print(f"\n47 devices processed in {time.monotonic() - started:.1f} s")
-    expect(page.locator("#pondops-log-refresh")).to_be_visible()
+    expect(page.locator("#pondops-status-words")).to_contain_text("Finished with failures")
 
-    # Its log: the failure is there, highlighted, with the carrier's message.
-    page.click("#pondops-log-refresh a")
+    # Its failure, grouped by the carrier's message, and the failed device in its devices.
     screenshot(page, artifacts / "admin-bulk-change-page.png")
+    expect(page.locator("#pondops-failures")).to_contain_text("HTTP 400 from POND")
+    page.click("#pondops-device-filters a[data-filter='ERROR']")
+    expect(page.locator("#pondops-device-table tbody tr")).to_have_count(1)
+    expect(page.locator("#pondops-device-table")).to_contain_text(failing)
+    # The audit log's errors, in the log list.
     page.click("#pondops-log-errors-only")
-    error_rows = page.locator("tr.pondops-log--error")
-    expect(error_rows.first).to_be_visible()
-    expect(page.locator("table.pondops-log")).to_contain_text("HTTP 400 from POND")
-    expect(page.locator("table.pondops-log")).to_contain_text(failing)
+    expect(page.locator("#result_list")).to_contain_text("HTTP 400 from POND")
 
     # Retry the failed device from the bulk change's failed devices.
-    page.click("#pondops-failed-link")
+    page.goto(
+        f"{base_url}/admin/bulkchanges/devicechange/?bulk_change={bulk_change.pk}&status__exact=ERROR"
+    )
     expect(page.locator("#result_list tbody tr")).to_have_count(1)
     expect(page.locator("#result_list")).to_contain_text(failing)
     page.check("#result_list tbody input.action-select")
@@ -188,9 +191,8 @@ def test_a_staff_member_runs_a_bulk_change_from_upload_to_export(
     # Export the devices with their outcomes.
     page.goto(f"{base_url}/admin/bulkchanges/bulkchange/{bulk_change.pk}/change/")
     screenshot(page, artifacts / "admin-bulk-change-page-final.png")
-    page.click("#pondops-export")
     with page.expect_download() as download_info:
-        page.click("#pondops-confirm")
+        page.click("#pondops-export")  # no confirmation: an export changes nothing
     download = download_info.value
     assert download.suggested_filename == f"bulk-change-{bulk_change.pk}-devices.csv"
     rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text())))

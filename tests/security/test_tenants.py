@@ -33,6 +33,7 @@ from bulkchanges.models import (
     OperatorMembership,
     PartnerApiKey,
     PartnerProfile,
+    Preview,
     Tenant,
     WebhookDelivery,
 )
@@ -128,6 +129,15 @@ def tenant_rows(name: str, *, start: int, user: str) -> TenantRows:
         ),
         PartnerProfile: PartnerProfile.objects.create(user=partner, tenant=tenant),
         PartnerApiKey: api_key,
+        Preview: Preview.objects.create(
+            tenant=tenant,
+            integration="POND",
+            integration_authentication=pond,
+            request=bulk_change.request,
+            bulk_change=bulk_change,
+            status=Preview.Status.DONE,
+            created_by=f"admin:{user}",
+        ),
     }
     return TenantRows(console, bulk_change, rows)
 
@@ -185,6 +195,7 @@ def world_models() -> list[type[Model]]:
         CarrierCallback,
         PartnerProfile,
         PartnerApiKey,
+        Preview,
     ]
 
 
