@@ -227,22 +227,31 @@ def bulk_change_progress_map(*, bulk_change_ids: Iterable[int]) -> dict[int, Pro
 
 
 def elapsed_seconds(bulk_change: BulkChange, *, now: datetime | None = None) -> float:
-    """Seconds from creation to completion (or to now while it runs)."""
-    end = bulk_change.processed_at or now or timezone.now()
+    """Seconds from creation to its first completion (a later retry's run does not rewrite it),
+    or to now while it runs for the first time."""
+    end = bulk_change.first_processed_at or bulk_change.processed_at or now or timezone.now()
     return round(max(0.0, (end - bulk_change.created_at).total_seconds()), 3)
 
 
 # --- Operations console (admin) reads ---------------------------------------------------------
 
 
+IDENTIFIER_PREFIX_MIN = 6
+
+
 def bulk_change_search(*, queryset: QuerySet[BulkChange], term: str) -> QuerySet[BulkChange]:
-    """Bulk changes whose id is ``term`` or that hold a device with ICCID or MSISDN ``term``
-    (whitespace ignored). A term that is no number matches nothing."""
+    """Bulk changes whose id is ``term`` or that hold a device whose ICCID or MSISDN starts with
+    ``term`` (at least ``IDENTIFIER_PREFIX_MIN`` digits, so a short id does not match every
+    ICCID beginning 89…; whitespace ignored). A term that is no number matches nothing."""
     term = "".join(term.split())
     if not term.isdigit():
         return queryset.none()
-    devices = DeviceChange.objects.filter(Q(iccid=term) | Q(msisdn=term)).values("bulk_change_id")
-    matches = Q(pk__in=devices)
+    matches = Q(pk__in=[])
+    if len(term) >= IDENTIFIER_PREFIX_MIN:
+        devices = DeviceChange.objects.filter(
+            Q(iccid__startswith=term) | Q(msisdn__startswith=term)
+        ).values("bulk_change_id")
+        matches = Q(pk__in=devices)
     if len(term) <= 18:  # fits a bigint
         matches |= Q(pk=int(term))
     return queryset.filter(matches)

@@ -273,16 +273,6 @@ class JasperProcessor(StatusUpdateProcessor[JasperClient]):
             ]
         return []
 
-    @classmethod
-    def validate_options(cls, *, target_status: str, options: Mapping[str, str]) -> list[str]:
-        """Jasper's status change takes no options: one given would be silently ignored, so it
-        is refused at creation instead."""
-        return [
-            f"Jasper takes no {name}; leave it empty"
-            for name, value in sorted(options.items())
-            if value
-        ]
-
     def check_identifiers(self, context: UpdateContext) -> None:
         """Jasper addresses devices by ICCID only."""
         if not context.iccid.strip():

@@ -225,6 +225,7 @@ class TelegenceProcessor(StatusUpdateProcessor[TelegenceClient]):
 
     integration = Integration.TELEGENCE
     display_name = CARRIER
+    option_names = ("reason_code",)
     # telegence.md: the APS gateway, on its own port.
     known_origins: ClassVar[tuple[Origin, ...]] = (known("https://apsapi.att.com:8082"),)
     client_class = TelegenceClient

@@ -330,6 +330,7 @@ class ThingSpaceProcessor(StatusUpdateProcessor[ThingSpaceClient]):
 
     integration = Integration.THINGSPACE
     display_name = CARRIER
+    option_names = ("service_plan", "mdn_zip_code", "reason_code", "etf_waiver")
     # thingspace.md: one API origin. ``staging.thingspace.verizon.com`` appears in the contract's
     # Sources only as a documentation page, not as an API host; a deployment that is given a
     # staging API lists it in PONDOPS_CARRIER_EXTRA_ORIGINS.

@@ -16,11 +16,12 @@ from bulkchanges.models import DeviceStatus, IntegrationAuthentication, Tenant
 from integrations.base import Integration, carrier_integrations, processor_class
 from integrations.rev_request import RevProduct, RevServiceRequest
 
-# The carrier options each carrier's processor reads (``validate_options`` of
-# integrations/thingspace.py and integrations/telegence.py); the other carriers take none.
+# The carrier options each carrier's processor reads (its ``option_names``: ThingSpace's and
+# Telegence's today); the other carriers take none.
 CARRIER_OPTION_FIELDS: dict[str, tuple[str, ...]] = {
-    Integration.THINGSPACE: ("service_plan", "mdn_zip_code", "reason_code", "etf_waiver"),
-    Integration.TELEGENCE: ("reason_code",),
+    integration: processor_class(integration).option_names
+    for integration in carrier_integrations()
+    if processor_class(integration).option_names
 }
 OPTION_HELP: dict[tuple[str, str], str] = {
     (Integration.THINGSPACE, "reason_code"): "ThingSpace: the reason code (FF, the only code "

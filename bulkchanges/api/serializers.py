@@ -336,6 +336,7 @@ class BulkChangeSerializer(serializers.ModelSerializer):
             "created_at",
             "queued_at",
             "processed_at",
+            "first_processed_at",
             "elapsed_seconds",
             "idempotency_key",
             "callback_url",

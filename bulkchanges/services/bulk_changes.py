@@ -137,7 +137,7 @@ def status_update_request_validate(
             errors["post_update_status"] = [f"no {integration} device status {code!r}"]
         else:
             post_update_status_id = status.pk
-        option_problems = processor.validate_options(target_status=target, options=options or {})
+        option_problems = processor.check_options(target_status=target, options=options or {})
         if option_problems:
             errors["options"] = option_problems
     if rev_service is not None:

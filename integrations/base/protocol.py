@@ -395,9 +395,24 @@ class StatusUpdateProcessor(ABC, Generic[ClientT]):
         allowed = ", ".join(cls.statuses)
         raise ValueError(f"{cls.display_name} cannot set status {value!r}; allowed: {allowed}")
 
+    # The carrier options (``bulkchanges.types.OPTION_KEYS`` names) this carrier's steps read;
+    # any other option given is refused at creation, never silently ignored.
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def check_options(cls, *, target_status: str, options: Mapping[str, str]) -> list[str]:
+        """Every problem with a request's carrier options, found at creation: an option this
+        carrier does not take, then the carrier's own rules (:meth:`validate_options`)."""
+        foreign = [
+            f"{cls.display_name} takes no {name}; leave it empty"
+            for name, value in sorted(options.items())
+            if value and name not in cls.option_names
+        ]
+        return foreign + cls.validate_options(target_status=target_status, options=options)
+
     @classmethod
     def validate_options(cls, *, target_status: str, options: Mapping[str, str]) -> list[str]:
-        """Problems with a request's carrier options, found at creation (not at processing)."""
+        """Problems with the values of the options this carrier takes (``option_names``)."""
         return []
 
     @classmethod

@@ -124,6 +124,11 @@ def test_search_finds_a_bulk_change_by_id_iccid_or_msisdn(
     assert search(device.iccid) == [second.pk]
     assert search(f" {device.iccid[:10]} {device.iccid[10:]} ") == [second.pk]
     assert search("15551234567") == [second.pk]
+    # The start of an ICCID or MSISDN finds it too (six digits or more: a short number is an id).
+    assert search(device.iccid[:-3]) == sorted([first.pk, second.pk], reverse=True)
+    assert search(device.iccid[:-1]) == [second.pk]
+    assert search("155512") == [second.pk]
+    assert search("15551") == []
     assert search("not-a-number") == []
     assert search("99999999999999999999") == []
 

@@ -363,6 +363,16 @@ def test_a_status_the_carrier_cannot_set_is_refused_at_creation_with_the_allowed
             id="jasper-takes-no-reason-code",
         ),
         pytest.param(
+            "teal",
+            "disabled",
+            {"service_plan": "IoT 1GB", "reason_code": "FF"},
+            [
+                "Teal takes no reason_code; leave it empty",
+                "Teal takes no service_plan; leave it empty",
+            ],
+            id="teal-takes-no-thingspace-options",
+        ),
+        pytest.param(
             "telegence",
             "Suspended",
             {"reason_code": "C R"},

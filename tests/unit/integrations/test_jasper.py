@@ -139,7 +139,7 @@ def test_validate_options_accepts_none_and_refuses_any_given() -> None:
         )
         == []
     )
-    assert JasperProcessor.validate_options(
+    assert JasperProcessor.check_options(
         target_status="DEACTIVATED", options={"service_plan": "IoT 1GB", "reason_code": "FF"}
     ) == [
         "Jasper takes no reason_code; leave it empty",
