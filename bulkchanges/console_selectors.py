@@ -104,17 +104,37 @@ def bulk_change_run_figures(
 # --- Failures grouped by message --------------------------------------------------------------
 
 
-def failure_key(message: str) -> str:
-    """A short stable name for one error message, for URLs (messages are long and carry any
+# What varies per device inside one carrier error: request and reference ids (UUIDs, long hex),
+# identifiers and numbers of four digits or more. Replaced by "…", two messages that differ
+# only there are one failure ("HTTP 404 from POND: SIM not found (reference 3f2a…)").
+_VARYING = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|\b(?=[0-9a-f]*\d)[0-9a-f]{12,}\b"
+    r"|\d{4,}",
+    re.IGNORECASE,
+)
+
+
+def failure_pattern(message: str) -> str:
+    """``message`` with its per-device parts (ids, ICCIDs, request references) as "…"."""
+    return _VARYING.sub("…", message)
+
+
+def failure_key(pattern: str) -> str:
+    """A short stable name for one failure pattern, for URLs (messages are long and carry any
     character)."""
-    return hashlib.sha256(message.encode()).hexdigest()[:16]
+    return hashlib.sha256(pattern.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class FailureGroup:
+    """ERROR devices whose last errors differ only in per-device parts: ``message`` is the
+    pattern shown, ``messages`` the stored texts it stands for."""
+
     key: str
     message: str
     count: int
+    messages: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -124,37 +144,46 @@ class Failures:
     more_groups: int
 
 
-def bulk_change_failure_groups(
-    *, bulk_change_id: int, limit: int = FAILURE_GROUPS_SHOWN
-) -> Failures:
-    """The ERROR devices grouped by ``last_error``, largest group first (one grouped query);
-    the first ``limit`` groups, and how many more there are."""
-    rows = list(
+def _failure_groups(bulk_change_id: int) -> list[FailureGroup]:
+    """Every group of the bulk change's ERROR devices, largest first (one grouped query by
+    stored message, folded by pattern here)."""
+    rows = (
         DeviceChange.objects.filter(bulk_change_id=bulk_change_id, status=DeviceChange.Status.ERROR)
         .order_by()
         .values_list("last_error")
         .annotate(n=Count("id"), first=Min("id"))
-        .order_by("-n", "first")
     )
-    groups = tuple(
-        FailureGroup(key=failure_key(message), message=message, count=n)
-        for message, n, _ in rows[:limit]
+    folded: dict[str, tuple[int, int, list[str]]] = {}
+    for message, n, first in rows:
+        pattern = failure_pattern(message)
+        count, earliest, messages = folded.get(pattern, (0, first, []))
+        messages.append(message)
+        folded[pattern] = (count + n, min(earliest, first), messages)
+    ordered = sorted(folded.items(), key=lambda item: (-item[1][0], item[1][1]))
+    return [
+        FailureGroup(
+            key=failure_key(pattern), message=pattern, count=count, messages=tuple(messages)
+        )
+        for pattern, (count, _, messages) in ordered
+    ]
+
+
+def bulk_change_failure_groups(
+    *, bulk_change_id: int, limit: int = FAILURE_GROUPS_SHOWN
+) -> Failures:
+    """The ERROR devices grouped by their last error's pattern, largest group first; the first
+    ``limit`` groups, and how many more there are."""
+    groups = _failure_groups(bulk_change_id)
+    return Failures(
+        groups=tuple(groups[:limit]),
+        total=sum(group.count for group in groups),
+        more_groups=len(groups) - limit,
     )
-    return Failures(groups=groups, total=sum(n for _, n, _ in rows), more_groups=len(rows) - limit)
 
 
 def failure_group_get(*, bulk_change_id: int, key: str) -> FailureGroup | None:
-    """The ERROR devices' group whose message has this key, or None (retried meanwhile)."""
-    messages = (
-        DeviceChange.objects.filter(bulk_change_id=bulk_change_id, status=DeviceChange.Status.ERROR)
-        .order_by()
-        .values_list("last_error")
-        .annotate(n=Count("id"))
-    )
-    for message, n in messages:
-        if failure_key(message) == key:
-            return FailureGroup(key=key, message=message, count=n)
-    return None
+    """The ERROR devices' group with this key, or None (retried meanwhile)."""
+    return next((g for g in _failure_groups(bulk_change_id) if g.key == key), None)
 
 
 def failure_group_device_ids(*, bulk_change_id: int, group: FailureGroup) -> list[int]:
@@ -162,7 +191,7 @@ def failure_group_device_ids(*, bulk_change_id: int, group: FailureGroup) -> lis
         DeviceChange.objects.filter(
             bulk_change_id=bulk_change_id,
             status=DeviceChange.Status.ERROR,
-            last_error=group.message,
+            last_error__in=group.messages,
         )
         .order_by("id")
         .values_list("pk", flat=True)

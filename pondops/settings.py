@@ -376,6 +376,8 @@ AXES_LOCKOUT_CALLABLE = "bulkchanges.logins.login_lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["csrfmiddlewaretoken"]  # with the password, never stored
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# One time format with seconds, Django's own pages included (pondops/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["pondops.formats"]
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"

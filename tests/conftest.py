@@ -209,6 +209,16 @@ def inline_workers(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     settings.BULKCHANGE_CHUNK_SIZE = 10
 
 
+def approved(bulk_change: BulkChange) -> BulkChange:
+    """A destructive target (or a bulk change above its tenant's threshold) waits for a second
+    person (four-eyes): approve it, as someone else, so it runs."""
+    from bulkchanges.services.approvals import bulk_change_approve
+
+    if bulk_change.status != BulkChange.Status.AWAITING_APPROVAL:
+        return bulk_change
+    return bulk_change_approve(bulk_change=bulk_change, actor="admin:approver")
+
+
 def drain(bulk_change: BulkChange, *, timeout: float = 30) -> BulkChange:
     """Poll the queue (the consumer hands off inline) until the bulk change is final."""
     consumer = SqsConsumer(wait_seconds=1)

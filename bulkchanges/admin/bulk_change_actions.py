@@ -93,7 +93,7 @@ class BulkChangeActions(admin.ModelAdmin):
             bulk_change=bulk_change, status=DeviceChange.Status.ERROR
         )
         if group is not None:
-            devices = devices.filter(last_error=group.message)
+            devices = devices.filter(last_error__in=group.messages)
         return self._confirm(
             request,
             title=(

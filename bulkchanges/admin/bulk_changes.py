@@ -23,7 +23,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from bulkchanges.admin import display, tenancy
+from bulkchanges.admin import display, filters, tenancy
 from bulkchanges.admin.bulk_change_actions import BulkChangeActions
 from bulkchanges.admin.creation import BulkChangeCreation
 from bulkchanges.admin.dashboard import dashboard_context
@@ -104,7 +104,7 @@ class BulkChangeAdmin(
         "timing",
     )
     list_display_links = ("id",)
-    list_filter = ("status", "integration", "tenant", "created_at")
+    list_filter = ("status", filters.CarrierFilter, "tenant", "created_at")
     search_fields = ("=id",)  # shows the search box; get_search_results does the searching
     search_help_text = "A bulk change id, or the ICCID or MSISDN of any of its devices."
     list_select_related = ("tenant",)

@@ -19,6 +19,7 @@ from bulkchanges.admin import display
 from bulkchanges.admin.audit import actor
 from bulkchanges.admin.drafts import Draft, draft_discard, draft_load, draft_save
 from bulkchanges.admin.forms import SERVICE_FIELDS, NewBulkChangeForm, TargetForm
+from bulkchanges.admin.history import history_record
 from bulkchanges.admin.tenancy import operator_tenants
 from bulkchanges.devicelists import (
     REJECTED_KEPT,
@@ -229,6 +230,13 @@ class BulkChangeCreation:
             return HttpResponseRedirect(self._new_url(draft.tenant_id, draft.integration))
         draft_discard(request.session)
         if created:
+            history_record(
+                request,
+                bulk_change,
+                f"Created: {draft.device_count} devices to {validated.request.update_status} "
+                f"on {draft.integration}, {bulk_change.status}",
+                added=True,
+            )
             messages.success(
                 request,
                 f"Bulk change {bulk_change.pk} {_first_status_words(bulk_change)}: "

@@ -128,7 +128,12 @@ def age(created_at: datetime, *, now: datetime | None = None) -> str:
 def time_to_complete(bulk_change: BulkChange, *, now: datetime | None = None) -> str:
     """Queued (or, never queued, created) to its FIRST completion — a later manual retry's
     reopen and finish never rewrite it (``first_processed_at``); ``running 3m 10s`` while it
-    has not finished once; a dash otherwise (cancelled before it finished)."""
+    has not finished once; "not started" while scheduled or awaiting approval, "never
+    started" when cancelled before it was queued; a dash otherwise."""
+    if bulk_change.status in BulkChange.GATED:
+        return "not started"
+    if bulk_change.queued_at is None and bulk_change.status == BulkChange.Status.CANCELLED:
+        return "never started"  # cancelled (or rejected) while scheduled or awaiting approval
     start = bulk_change.queued_at or bulk_change.created_at
     first = bulk_change.first_processed_at or bulk_change.processed_at
     if first is not None:

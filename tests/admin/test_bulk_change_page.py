@@ -228,6 +228,39 @@ def test_failures_are_grouped_by_message_largest_first_each_with_its_retry(
     assert "Failures (3)" in failures
 
 
+def test_failures_that_differ_only_in_per_device_ids_are_one_group_retried_together(
+    admin_client: Client, console: Console
+) -> None:
+    """A carrier puts a request reference (or the ICCID) into each error: grouping by the exact
+    text made one group per device."""
+    bulk_change = make_bulk_change(console, 3, device_statuses=["ERROR", "ERROR", "ERROR"])
+    rows = list(bulk_change.device_changes.order_by("id"))
+    for row, reference in zip(
+        rows, ("3f2a9c1e-0b7d-4e8a-9f00-1c2d3e4f5a6b", "deadbeef1234", "7"), strict=True
+    ):
+        DeviceChange.objects.filter(pk=row.pk).update(
+            last_error=f"HTTP 404 from POND: SIM {row.iccid} not found (reference {reference})"
+        )
+
+    html = page(admin_client, bulk_change)
+    failures = html[html.index('id="pondops-failures"') : html.index('id="pondops-devices"')]
+    shown = re.findall(r'<td class="pondops-log-error">(.*?)</td>', failures)
+    assert shown == [
+        "HTTP 404 from POND: SIM … not found (reference …)",
+        "HTTP 404 from POND: SIM … not found (reference 7)",
+    ]
+    key = failure_key("HTTP 404 from POND: SIM … not found (reference …)")
+    retry = reverse("admin:bulkchanges_bulkchange_retry", args=[bulk_change.pk])
+    confirm = admin_client.get(f"{retry}?group={key}").content.decode()
+    assert all(row.iccid in confirm for row in rows[:2]) and rows[2].iccid not in confirm
+    admin_client.post(f"{retry}?group={key}", {"post": "yes"})
+    assert list(bulk_change.device_changes.order_by("id").values_list("status", flat=True)) == [
+        "PENDING",
+        "PENDING",
+        "ERROR",
+    ]
+
+
 def test_the_devices_panel_pages_25_at_a_time_and_filters_by_status(
     admin_client: Client, console: Console
 ) -> None:
@@ -361,3 +394,19 @@ def test_the_progress_fragment_needs_view_permission(
         .status_code
         == 404
     )
+
+
+def test_time_to_complete_says_not_started_while_gated_and_never_started_if_cancelled_so(
+    console: Console,
+) -> None:
+    from bulkchanges.admin import display
+
+    bulk_change = make_bulk_change(console, 1)
+    for status, queued, words in (
+        (BulkChange.Status.SCHEDULED, None, "not started"),
+        (BulkChange.Status.AWAITING_APPROVAL, None, "not started"),
+        (BulkChange.Status.CANCELLED, None, "never started"),
+    ):
+        BulkChange.objects.filter(pk=bulk_change.pk).update(status=status, queued_at=queued)
+        bulk_change.refresh_from_db()
+        assert display.time_to_complete(bulk_change) == words

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 
 import pytest
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -147,6 +149,13 @@ def test_confirm_creates_and_queues_the_previewed_bulk_change_once(
     assert sorted(bulk_change.device_changes.values_list("iccid", flat=True)) == numbers
     followed = admin_client.get(response["Location"]).content.decode()
     assert f"Bulk change {bulk_change.pk} queued: 3 devices to SUSPENDED on POND." in followed
+    # The admin's history says who created it (once: the double click created nothing).
+    added = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(BulkChange), object_id=str(bulk_change.pk)
+    )
+    assert [(entry.action_flag, entry.change_message) for entry in added] == [
+        (ADDITION, "Created: 3 devices to SUSPENDED on POND, QUEUED")
+    ]
 
 
 def test_rev_service_fields_become_the_requests_rev_service(

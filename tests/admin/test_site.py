@@ -3,6 +3,7 @@ every bulkchanges model's pages on it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -121,6 +122,17 @@ def test_recent_actions_show_what_the_user_did_through_the_console(
 
     recent = html[html.index('id="recent-actions-module"') :]
     assert "Acme IoT" in recent and "None available" not in recent
+    # The object's HISTORY shows it with the console's time (seconds, a <time> element), and
+    # Django's own pages format moments with seconds too (pondops/formats).
+    history = admin_client.get(
+        reverse("admin:bulkchanges_tenant_history", args=[tenant.pk])
+    ).content.decode()
+    assert "Cancelled: 3 devices cancelled" in history
+    assert re.search(r'<time class="pondops-time" datetime="[^"]+Z"', history)
+    assert "a.m." not in history and "p.m." not in history
+    from django.utils import formats
+
+    assert formats.date_format(tenant.created_at, "DATETIME_FORMAT").endswith(" UTC")
 
 
 def test_every_page_with_a_moment_shows_it_the_console_way(

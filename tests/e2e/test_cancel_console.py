@@ -114,7 +114,7 @@ def test_cancel_mid_run_from_the_page_tells_the_truth_and_lets_sent_changes_fini
     expect(page.locator("#pondops-status [data-status]")).to_have_attribute(
         "data-status", "CANCELLED", timeout=120_000
     )
-    expect(page.locator(".pondops-live-note")).to_have_text("Final.")
+    expect(page.locator(".pondops-live-note")).to_have_text("This page no longer updates.")
     shoot(page, folder, "04-cancelled")
 
     rows = list(DeviceChange.objects.filter(bulk_change=bulk_change))

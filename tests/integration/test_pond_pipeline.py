@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from bulkchanges.models import BulkChange, Device, DeviceChange
-from bulkchanges.services.approvals import bulk_change_approve
 from integrations.pond import SIM_SERVICE_FIELDS
-from tests.conftest import PondWorld, Queue, create_bulk_change, drain, iccids
+from tests.conftest import PondWorld, Queue, approved, create_bulk_change, drain, iccids
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,13 +62,6 @@ def test_suspend_reads_every_page_and_leaves_terminated_packages_alone(
     every_call = pond_world.simulator.requests(carrier="pond")
     assert all(r["request_id"] for r in every_call)  # RequestId on every call
     assert pond_world.simulator.call_count("pond", "purge_sim") == 0
-
-
-def approved(bulk_change: BulkChange) -> BulkChange:
-    """TERMINATED is destructive: a second person approves it (four-eyes) before it runs."""
-    if bulk_change.status != BulkChange.Status.AWAITING_APPROVAL:
-        return bulk_change
-    return bulk_change_approve(bulk_change=bulk_change, actor="admin:approver")
 
 
 def test_terminate_disables_services_and_terminates_live_packages_without_purging(

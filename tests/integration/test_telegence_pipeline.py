@@ -17,7 +17,7 @@ from bulkchanges.consumer import SqsConsumer
 from bulkchanges.models import BulkChange, BulkChangeLog, Device, DeviceChange, DeviceStatus
 from bulkchanges.types import DeviceRef
 from integrations.simulators.control import SimulatorControl
-from tests.conftest import Queue, descriptions, drain, wait_for
+from tests.conftest import Queue, approved, descriptions, drain, wait_for
 from tests.fixtures.pipeline import OUTCOME, RETRY, TelegenceWorld, device_change
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,7 +88,7 @@ def test_a_change_is_patched_with_its_reason_code_and_todays_date_then_confirmed
     devices = world.devices(2)
     world.seed(devices)
 
-    bulk_change = drain(world.create(devices, status=status, options=options))
+    bulk_change = drain(approved(world.create(devices, status=status, options=options)))
 
     assert bulk_change.status == BulkChange.Status.PROCESSED
     target = world.simulator.telegence_subscriber(devices[0].msisdn)["status"]
