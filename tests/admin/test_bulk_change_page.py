@@ -279,6 +279,9 @@ def test_the_devices_panel_pages_25_at_a_time_and_filters_by_status(
     assert listed(errors) == [str(bulk_change.device_changes.get(status="ERROR").pk)]
     assert len(listed(bogus)) == 25  # an unknown status is no filter, not an error
     assert 'data-filter="ERROR" class="pondops-current">error (1)' in errors
+    failed = bulk_change.device_changes.get(status="ERROR")
+    page_url = reverse("admin:bulkchanges_devicechange_change", args=[failed.pk])
+    assert f'href="{page_url}">{failed.iccid}</a>' in errors  # each device opens its own page
 
 
 def test_the_log_panel_shows_the_newest_50_and_links_to_the_full_log(
