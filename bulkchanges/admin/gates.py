@@ -8,7 +8,7 @@ admin's history (:func:`history_record`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -169,6 +169,14 @@ class BulkChangeGates(admin.ModelAdmin):
         bulk_change = self._gated(request, object_id)
         if not self.has_approve_permission(request):
             raise PermissionDenied
+        if self.gates_context(request, bulk_change)["gates"]["is_creator"]:
+            # Not even the confirmation page: the service refuses the creator through any door.
+            messages.error(
+                request,
+                f"You created bulk change {bulk_change.pk}, so another person must approve or "
+                "reject it.",
+            )
+            return HttpResponseRedirect(display.bulk_change_url(bulk_change.pk))
         form = DecisionForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             service = bulk_change_approve if approve else bulk_change_reject
@@ -239,11 +247,11 @@ class BulkChangeGates(admin.ModelAdmin):
                 history_record(
                     request,
                     bulk_change,
-                    f"Rescheduled: {_iso(old)} → {_iso(new)}; now {bulk_change.status}",
+                    f"Rescheduled: {_when(old)} → {_when(new)}; now {bulk_change.status}",
                 )
                 messages.success(
                     request,
-                    f"Bulk change {bulk_change.pk} rescheduled to {_iso(new)}"
+                    f"Bulk change {bulk_change.pk} rescheduled to {_when(new)}"
                     + (
                         "; it was due and is queued now."
                         if bulk_change.status == Status.QUEUED
@@ -311,8 +319,10 @@ class BulkChangeGates(admin.ModelAdmin):
         return own + super().get_urls()
 
 
-def _iso(moment: datetime | None) -> str:
-    return moment.isoformat() if moment is not None else "not scheduled"
+def _when(moment: datetime | None) -> str:
+    """A moment in a message or the history: the console's format, in UTC (messages are plain
+    text, so the page's script cannot show them in the viewer's zone)."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if moment else "not scheduled"
 
 
 def _decided_message(bulk_change: BulkChange, *, approve: bool) -> str:
@@ -321,6 +331,6 @@ def _decided_message(bulk_change: BulkChange, *, approve: bool) -> str:
     if bulk_change.status == Status.SCHEDULED:
         return (
             f"Bulk change {bulk_change.pk} approved: scheduled for "
-            f"{_iso(bulk_change.scheduled_for)}."
+            f"{_when(bulk_change.scheduled_for)}."
         )
     return f"Bulk change {bulk_change.pk} approved and queued."

@@ -237,6 +237,7 @@ class PreviewAdmin(TenantScopedAdmin, ReadOnlyAdmin):
                 and would_change > 0
                 and request.user.has_perm("bulkchanges.revert_bulkchange"),
                 "would_change": would_change,
+                "nothing_to_do": done and not created and would_change == 0,
                 "revert_groups": self._revert_groups(preview) if is_revert else [],
                 "log_rows": [
                     {"row": row, "time": display.timestamp(row.processed_at)}

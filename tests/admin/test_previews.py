@@ -14,7 +14,7 @@ from django.contrib.admin.models import LogEntry
 from django.test import Client
 from django.urls import reverse
 
-from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, Preview
+from bulkchanges.models import BulkChange, BulkChangeLog, DeviceChange, Preview, PreviewDevice
 from tests.conftest import PondWorld, create_bulk_change, iccids, seed_sims
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -180,3 +180,45 @@ def test_an_unfinished_bulk_change_offers_a_preview_and_no_revert(
     assert "only a bulk change in a final status can be reverted" in refused.content.decode()
     listing = _page(admin_client, reverse("admin:bulkchanges_preview_changelist"))
     assert f"of bulk change {bulk_change.pk}" in listing
+
+
+def test_a_bulk_change_that_changed_nothing_offers_no_revert_and_its_preview_says_why(
+    admin_client: Client, pond: PondWorld
+) -> None:
+    numbers = iccids(2)
+    seed_sims(pond, numbers, services="DISABLED")
+    bulk_change = _finished(pond, numbers)
+    bulk_change.device_changes.update(status="ERROR", last_error="HTTP 400 from POND: refused")
+    page = _page(
+        admin_client, reverse("admin:bulkchanges_bulkchange_change", args=[bulk_change.pk])
+    )
+    assert 'id="pondops-revert"' not in page and 'id="pondops-preview"' in page
+
+    # Asked anyway (a stale page): refused with the reason, no preview started.
+    refused = admin_client.post(
+        reverse("admin:bulkchanges_preview_revert_of", args=[bulk_change.pk]), follow=True
+    ).content.decode()
+    assert "changed no device; there is nothing to revert" in refused
+    assert not Preview.objects.filter(revert_of=bulk_change).exists()
+
+
+def test_a_preview_where_no_device_would_change_says_so_instead_of_offering_nothing(
+    admin_client: Client, pond: PondWorld
+) -> None:
+    numbers = iccids(2)
+    seed_sims(pond, numbers, services="DISABLED")
+    bulk_change = _finished(pond, numbers)
+    preview = Preview.objects.create(
+        tenant=bulk_change.tenant,
+        integration="POND",
+        integration_authentication=bulk_change.integration_authentication,
+        request=bulk_change.request,
+        status=Preview.Status.DONE,
+        created_by="admin:admin",
+    )
+    PreviewDevice.objects.create(
+        preview=preview, iccid=numbers[0], verdict=PreviewDevice.Verdict.ALREADY_IN_TARGET
+    )
+    html = _page(admin_client, reverse("admin:bulkchanges_preview_change", args=[preview.pk]))
+    assert 'id="pondops-nothing-to-do"' in html and "Nothing to create" in html
+    assert 'id="pondops-create-bulk-change"' not in html
