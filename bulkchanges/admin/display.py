@@ -379,7 +379,7 @@ def device_change_facts(device_change: DeviceChange) -> list[Fact]:
         Fact("Carrier request id", device_change.carrier_request_id or EMPTY),
         Fact("Submitted to the carrier", timestamp(device_change.carrier_submitted_at)),
         Fact("Steps completed", done or "none yet"),
-        Fact("Attempts (RetryNumber)", str(device_change.attempts)),
+        Fact("Retries in this run (RetryNumber)", str(device_change.attempts)),
         Fact("Processed", timestamp(device_change.processed_at)),
     ]
     if device_change.next_attempt_at is not None and device_change.status in (
