@@ -115,12 +115,12 @@ def test_a_destructive_bulk_change_waits_for_a_second_person_then_runs(
     expect(page.locator("#pondops-approve")).to_have_count(0)
     expect(page.locator("#pondops-reject")).to_have_count(0)
     shots(page, folder, "03-awaiting-approval-creator")
-    # ... and posting the approval anyway is refused.
+    # ... and opening the approval anyway is refused before any confirmation page.
     page.goto(f"{base_url}/admin/bulkchanges/bulkchange/{bulk_change.pk}/approve/")
-    page.click("#pondops-confirm")
     expect(page.locator(".messagelist")).to_contain_text(
-        "a different person must approve or reject it"
+        f"You created bulk change {bulk_change.pk}, so another person must approve or reject it"
     )
+    expect(page.locator("#pondops-confirm")).to_have_count(0)
     assert BulkChange.objects.get(pk=bulk_change.pk).status == BulkChange.Status.AWAITING_APPROVAL
 
     # Bob: the dashboard counts it, the filter lists it, he approves with a note.
