@@ -126,7 +126,9 @@ class IntegrationAuthenticationForm(forms.ModelForm):
 
 @admin.register(Tenant)
 class TenantAdmin(TenantScopedAdmin):
-    """An operator sees and may rename their own tenants; only superusers add or delete one."""
+    """An operator sees and may rename their own tenants; only superusers add or delete one,
+    or change its approval threshold (an operator raising it would switch off the four-eyes
+    gate for their own bulk changes)."""
 
     tenant_path = "pk"
     list_display = ("id", "name", "created")
@@ -141,6 +143,10 @@ class TenantAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return is_superuser(request) and super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if is_superuser(request) else (*fields, "approval_threshold")
 
 
 @admin.register(IntegrationAuthentication)

@@ -575,3 +575,20 @@ def test_a_superuser_grants_tenants_on_the_users_page(world: World, admin_client
         "newcomer"
         in admin_client.get(url(Tenant, "change", world.theirs.tenant.pk)).content.decode()
     )
+
+
+def test_an_operator_cannot_raise_their_tenants_approval_threshold(world: World) -> None:
+    """Raising it would switch the four-eyes gate off for the operator's own bulk changes:
+    only a superuser changes it."""
+    tenant = world.ours.tenant
+    url = reverse("admin:bulkchanges_tenant_change", args=[tenant.pk])
+    page = world.operator.get(url).content.decode()
+    assert 'name="approval_threshold"' not in page and "approval threshold" in page.lower()
+
+    world.operator.post(url, {"name": tenant.name, "approval_threshold": "1000000"})
+    tenant.refresh_from_db()
+    assert tenant.approval_threshold == 1000
+
+    boss = User.objects.create_superuser("boss", "boss@example.com", "pw")
+    superuser_page = login(boss).get(url).content.decode()
+    assert 'name="approval_threshold"' in superuser_page
