@@ -153,7 +153,12 @@ _default_sqlite = VAR_DIR / "pondops.sqlite3"
 DATABASES: dict[str, dict[str, Any]] = {
     "default": dict(
         dj_database_url.parse(
-            env.str("DATABASE_URL", f"sqlite:///{_default_sqlite}"), conn_max_age=0
+            env.str("DATABASE_URL", f"sqlite:///{_default_sqlite}"),
+            # Seconds a connection is kept for the next request or django-q2 task (0: closed
+            # after each), checked before reuse so that a restarted database costs one failed
+            # check, not a failed task. The benchmark's workers keep theirs for 60 s.
+            conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 0),
+            conn_health_checks=True,
         )
     )
 }

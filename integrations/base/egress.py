@@ -126,6 +126,11 @@ class EgressSession(requests.Session):
 
     def __init__(self, *, policy: EgressPolicy, pool_size: int) -> None:
         super().__init__()
+        # The environment is not consulted on each request (proxy variables, .netrc,
+        # REQUESTS_CA_BUNDLE): reading it was a measurable share of a worker's CPU per call,
+        # and a carrier call must go where the egress guard checked, not through a proxy
+        # someone's environment names.
+        self.trust_env = False
         self.policy = policy
         self._guarded = {
             "https://": GuardedAdapter(https=True, pool_size=pool_size),

@@ -51,7 +51,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-BENCH_DB = "pondops_bench"
+# Each run has its own database (two runs on one machine must not drop each other's).
+BENCH_DB_PREFIX = "pondops_bench"
 LOOPBACK = "127.0.0.1"
 POND_KEY = "bench-pond-key-4c1d7e"
 REV_USER = "bench"
@@ -134,6 +135,7 @@ def worker_environment(
         "PONDOPS_Q_WORKERS": str(workers),
         "PONDOPS_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
+        "DATABASE_CONN_MAX_AGE": "60",  # a task reuses its process's connection
         # The simulators listen on loopback: an allowed extra origin of the workers' calls
         # (run outside pytest, nothing else sets it).
         "PONDOPS_CARRIER_EXTRA_ORIGINS": os.environ.get(
@@ -166,15 +168,20 @@ class CpuSnapshot:
     machine_busy: float
     machine_total: float
 
-    def cores_since(self, before: CpuSnapshot) -> dict[str, float]:
-        """Cores used per group between the two snapshots, counting only processes alive at
-        the end (a process that exited in between takes its CPU time with it)."""
-        span = self.at - before.at
-        cores: dict[str, float] = {}
+    def seconds_since(self, before: CpuSnapshot) -> dict[str, float]:
+        """CPU seconds per group between the two snapshots. A process that exited in between
+        is counted through its parent (``cutime``/``cstime``: the postmaster's for PostgreSQL
+        backends, a session leader's for its workers) once the parent has reaped it."""
+        seconds: dict[str, float] = {}
         for pid, (group, cpu) in self.by_pid.items():
             earlier = before.by_pid.get(pid, (group, 0.0))[1]
-            cores[group] = cores.get(group, 0.0) + max(0.0, cpu - earlier) / span
-        return dict(sorted(cores.items()))
+            seconds[group] = seconds.get(group, 0.0) + max(0.0, cpu - earlier)
+        return dict(sorted(seconds.items()))
+
+    def cores_since(self, before: CpuSnapshot) -> dict[str, float]:
+        """Cores used per group between the two snapshots."""
+        span = self.at - before.at
+        return {group: cpu / span for group, cpu in self.seconds_since(before).items()}
 
 
 def proc_stats() -> Iterator[tuple[int, str, list[str]]]:
@@ -196,18 +203,28 @@ def proc_stats() -> Iterator[tuple[int, str, list[str]]]:
 
 def cpu_snapshot(leaders: dict[int, str]) -> CpuSnapshot:
     """CPU seconds of our subprocess trees (grouped by the session each was started in), this
-    process, and the PostgreSQL processes alive now; plus the machine's busy/total jiffies."""
+    process, PostgreSQL (every live process, plus the backends that exited, through the
+    postmaster's children times) and Redis; plus the machine's busy/total jiffies."""
     tick = os.sysconf("SC_CLK_TCK")
     by_pid: dict[int, tuple[str, float]] = {}
     me = os.getpid()
-    for pid, comm, rest in proc_stats():
+    stats = list(proc_stats())
+    postgres = {pid for pid, comm, _ in stats if comm.startswith("postgres")}
+    for pid, comm, rest in stats:
         session, cpu = int(rest[3]), (int(rest[11]) + int(rest[12])) / tick
+        reaped = (int(rest[13]) + int(rest[14])) / tick  # children waited for
         if session in leaders:
             group = leaders[session]
+            if pid == session:
+                cpu += reaped  # a leader's exited children (qcluster's recycled workers)
         elif pid == me:
             group = "bench process (sampler)"
-        elif comm.startswith("postgres"):
-            group = "postgres (all live processes)"
+        elif pid in postgres:
+            group = "postgres (all databases)"
+            if int(rest[1]) not in postgres:
+                cpu += reaped  # the postmaster: backends of closed connections
+        elif comm.startswith("redis-server"):
+            group = "redis"
         else:
             continue
         by_pid[pid] = (group, cpu)
@@ -215,6 +232,19 @@ def cpu_snapshot(leaders: dict[int, str]) -> CpuSnapshot:
     total = sum(fields[:8])
     idle = fields[3] + fields[4]
     return CpuSnapshot(time.monotonic(), by_pid, (total - idle) / tick, total / tick)
+
+
+# Issue 16's CPU budgets per device, all pipeline processes included (POND with its Rev.io).
+CPU_TARGET_MS = {"pond": 15.0, "thingspace": 10.0, "teal": 10.0, "jasper": 5.0, "telegence": 5.0}
+
+# Processes whose CPU is the pipeline's (not the load generators': simulators, moto, sampler).
+PIPELINE_GROUPS = ("qcluster", "poll_sqs", "postgres", "redis")
+
+
+def pipeline_cpu_ms(seconds: dict[str, float], devices: int) -> float:
+    """CPU milliseconds per device of the pipeline's processes."""
+    ours = sum(cpu for group, cpu in seconds.items() if group.startswith(PIPELINE_GROUPS))
+    return ours * 1000 / devices if devices else 0.0
 
 
 # --- Results ---------------------------------------------------------------------------------
@@ -239,7 +269,8 @@ class Throughput:
     steady: float | None = None  # the carrier's req/s between 10 % and 90 % of devices
     rev_steady: float | None = None
     steady_window: tuple[float, float] | None = None
-    cpu: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # cores by process group
+    cpu_ms_per_device: float | None = None  # qcluster + poll_sqs + PostgreSQL + Redis
     machine_busy: float | None = None
 
 
@@ -274,6 +305,7 @@ class Bench:
         self.options = options
         self.workdir = Path(tempfile.mkdtemp(prefix="pondops-bench-"))
         self.admin_conninfo: dict[str, Any] | None = None  # set when we created a PG database
+        self.bench_db = ""  # that database's name, unique to this run
         self.database_url = ""
         self.engine = ""
         self.running: list[tuple[str, subprocess.Popen[bytes], Path]] = []
@@ -295,7 +327,9 @@ class Bench:
             conf = dj_database_url.parse(url)
             if "postgres" not in conf["ENGINE"]:
                 raise BenchError(f"DATABASE_URL must be PostgreSQL or SQLite, not {conf['ENGINE']}")
-            maintenance = conf["NAME"] if conf["NAME"] != BENCH_DB else "postgres"
+            self.bench_db = f"{BENCH_DB_PREFIX}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+            named = conf["NAME"] or "postgres"
+            maintenance = "postgres" if named.startswith(BENCH_DB_PREFIX) else named
             self.admin_conninfo = {
                 "host": conf.get("HOST") or LOOPBACK,
                 "port": conf.get("PORT") or 5432,
@@ -304,9 +338,8 @@ class Bench:
                 "dbname": maintenance,
             }
             with psycopg.connect(**self.admin_conninfo, autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-                admin.execute(f"CREATE DATABASE {BENCH_DB}")
-            self.database_url = urlsplit(url)._replace(path=f"/{BENCH_DB}").geturl()
+                admin.execute(f"CREATE DATABASE {self.bench_db}")
+            self.database_url = urlsplit(url)._replace(path=f"/{self.bench_db}").geturl()
             self.engine = "PostgreSQL"
         else:
             self.database_url = f"sqlite:///{self.workdir / 'bench.sqlite3'}"
@@ -374,6 +407,9 @@ class Bench:
     def setup_django(self) -> None:
         os.environ["DJANGO_SETTINGS_MODULE"] = "pondops.settings"
         os.environ.setdefault("PONDOPS_LOG_LEVEL", "WARNING")  # this process only
+        # The query run calls the loopback simulators from this process (the workers get the
+        # same from worker_environment).
+        os.environ.setdefault("PONDOPS_CARRIER_EXTRA_ORIGINS", "http://127.0.0.1:*")
         os.environ.pop("REDIS_URL", None)  # the database limiter and the ORM broker
         if self.options.chunk_size:
             os.environ["BULKCHANGE_CHUNK_SIZE"] = str(self.options.chunk_size)
@@ -689,6 +725,7 @@ class Bench:
         result.p50, result.p95 = self.device_times(bulk_change.pk)
         result.steady_window, result.steady, result.rev_steady = steady_rates(rows, n)
         result.cpu = after.cores_since(before)
+        result.cpu_ms_per_device = pipeline_cpu_ms(after.seconds_since(before), n)
         total = after.machine_total - before.machine_total
         result.machine_busy = (after.machine_busy - before.machine_busy) / total if total else None
         return result
@@ -794,6 +831,11 @@ class Bench:
                 "processes that exited)"
             )
         print("CPU (cores) by process  " + ", ".join(f"{g} {v:.2f}" for g, v in r.cpu.items()))
+        if r.cpu_ms_per_device is not None:
+            print(
+                f"CPU per device          {r.cpu_ms_per_device:.1f} ms "
+                "(qcluster + poll_sqs + PostgreSQL + Redis; all of each, idle polling included)"
+            )
         ceiling = pond_ceiling(r, o)
         if r.rev_service and ceiling is not None and ceiling < TARGET_RATIO * o.rate_limit:
             print(
@@ -954,6 +996,17 @@ class Bench:
                 r.calls.get("rate_limited") == 0,
             )
             target(c, "max requests in any 1 s", str(r.calls.get("max_requests_in_1s")), None)
+            cpu_target = CPU_TARGET_MS.get(r.carrier)
+            target(
+                c,
+                f"CPU ms per device (pipeline processes) ≤ {cpu_target:g}"
+                if cpu_target
+                else "CPU ms per device (pipeline processes)",
+                fmt(r.cpu_ms_per_device, "{:.1f}"),
+                None
+                if cpu_target is None or r.cpu_ms_per_device is None
+                else r.cpu_ms_per_device <= cpu_target,
+            )
             if r.rev_service:
                 rev_ratio = (
                     r.rev_steady / o.rev_rate_limit if r.rev_steady and o.rev_rate_limit else None
@@ -1033,9 +1086,9 @@ class Bench:
 
             try:
                 with psycopg.connect(**self.admin_conninfo, autocommit=True) as admin:
-                    admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+                    admin.execute(f"DROP DATABASE IF EXISTS {self.bench_db} WITH (FORCE)")
             except Exception as error:
-                print(f"could not drop database {BENCH_DB}: {error}", file=sys.stderr)
+                print(f"could not drop database {self.bench_db}: {error}", file=sys.stderr)
         if not self.options.keep_logs:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
