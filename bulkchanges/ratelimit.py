@@ -39,6 +39,10 @@ Waiting for a slot backs off with full jitter (:func:`bulkchanges.retry.slot_wai
 doubling to 500 ms). A renewal or release that fails (the database or Redis blipped) is logged
 and never fails the request: the next renewal retries, and an unreleased slot frees itself at
 its lease.
+
+On PostgreSQL both tables are unlogged (migration 0016): their statements write no WAL and
+commit without an fsync. A crash empties them; the rate schedule's row and the slot rows are
+made again by the first sender that misses them.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ MAX_PENALTY_SECONDS = 5.0
 RATE_MARGIN = 0.06  # slots (1 + m)/rate apart: the window's headroom, see the module docstring
 LATE_TOLERANCE_SECONDS = 0.015  # woken later than this after its slot, a sender takes another
 MAX_LEAD_SECONDS = 0.25  # the most a reservation asks ahead of now (its last round trip)
+# A holder that found every slot taken this many times looks whether the rows are still there.
+ROWS_CHECK_AFTER_MISSES = 20
 
 _RESERVE_LUA = """
 local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -282,11 +288,8 @@ class DatabaseConcurrency(_Slots):
 
     def __init__(self, key: str, limit: int) -> None:
         super().__init__(key, limit)
-        existing = set(ConcurrencySlot.objects.filter(key=key).values_list("slot", flat=True))
-        ConcurrencySlot.objects.bulk_create(
-            [ConcurrencySlot(key=key, slot=n) for n in range(self.limit) if n not in existing],
-            ignore_conflicts=True,
-        )
+        self._misses = 0  # acquisitions that found no free slot, since the rows were checked
+        self._make_rows()
         # Identifiers from the model's own metadata (no input reaches this SQL); values are
         # parameters, prepared by the fields themselves (a UUID, a datetime per backend).
         meta = ConcurrencySlot._meta
@@ -337,7 +340,21 @@ class DatabaseConcurrency(_Slots):
                 ],
             )
             rows = cursor.fetchall()  # all: SQLite ends the statement (and its lock) here
-        return bool(rows)
+        if rows:
+            return True
+        self._misses += 1
+        if self._misses >= ROWS_CHECK_AFTER_MISSES:
+            self._misses = 0
+            self._make_rows()  # emptied (PostgreSQL after a crash: the table is unlogged)
+        return False
+
+    def _make_rows(self) -> None:
+        """The credentials' slot rows, made where they are missing."""
+        existing = set(ConcurrencySlot.objects.filter(key=self.key).values_list("slot", flat=True))
+        ConcurrencySlot.objects.bulk_create(
+            [ConcurrencySlot(key=self.key, slot=n) for n in range(self.limit) if n not in existing],
+            ignore_conflicts=True,
+        )
 
     def _renew(self, tokens: Sequence[uuid.UUID]) -> None:
         held_until = timezone.now() + timedelta(seconds=slot_lease_seconds())

@@ -381,3 +381,24 @@ def test_two_processes_sharing_the_limiter_never_trip_a_strict_sliding_window(
     stats = simulator.stats()["pond"]
     assert (stats["requests"], stats["rate_limited"]) == (60, 0)
     assert stats["max_requests_in_1s"] <= SLIDING_RATE
+
+
+def test_the_database_concurrency_makes_its_rows_again_when_they_were_removed() -> None:
+    """PostgreSQL empties the unlogged limiter tables after a crash: a sender still gets its
+    slot, and the limit still holds."""
+    key = f"test-{uuid.uuid4().hex}"
+    slots = DatabaseConcurrency(key, 2)
+    ConcurrencySlot.objects.filter(key=key).delete()
+    with slots.hold():
+        assert ConcurrencySlot.objects.filter(key=key).count() == 2
+        assert ConcurrencySlot.objects.filter(key=key, holder__isnull=False).count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's unlogged tables")
+def test_the_limiter_tables_are_unlogged_on_postgresql() -> None:
+    tables = [RateLimitBucket._meta.db_table, ConcurrencySlot._meta.db_table]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, relpersistence FROM pg_class WHERE relname = ANY(%s)", [tables]
+        )
+        assert dict(cursor.fetchall()) == dict.fromkeys(tables, "u")
