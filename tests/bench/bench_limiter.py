@@ -46,7 +46,8 @@ if str(ROOT) not in sys.path:
 from integrations.simulators import SimulatorServer  # noqa: E402
 from integrations.simulators.control import SimulatorControl  # noqa: E402
 
-BENCH_DB = "pondops_bench_limiter"
+# Unique to the run: two runs on one machine must not drop each other's database.
+BENCH_DB = f"pondops_bench_limiter_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 LOOPBACK = "127.0.0.1"
 DISTRIBUTOR = "7000"
 POND_KEY = "bench-limiter-key-2b9f"
@@ -111,7 +112,7 @@ def postgres_admin(url: str) -> dict[str, Any]:
         "port": conf.get("PORT") or 5432,
         "user": conf.get("USER") or None,
         "password": conf.get("PASSWORD") or None,
-        "dbname": conf["NAME"] if conf["NAME"] != BENCH_DB else "postgres",
+        "dbname": "postgres" if conf["NAME"].startswith("pondops_bench") else conf["NAME"],
     }
 
 
@@ -242,7 +243,6 @@ def main(argv: list[str]) -> int:
 
                 admin = postgres_admin(base)
                 with psycopg.connect(**admin, autocommit=True) as connection:
-                    connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
                     connection.execute(f"CREATE DATABASE {BENCH_DB}")
                 url = urlsplit(base)._replace(path=f"/{BENCH_DB}").geturl()
                 migrate(url)
