@@ -243,3 +243,100 @@ def test_with_the_redis_broker_a_taken_chunk_is_held_too(
     assert len(tokens) == 1 and tokens <= keeper().held(DEVICE_LEASES)
     for token in tokens:
         DEVICE_LEASES.release(token)
+
+
+class _Killed(BaseException):
+    """The pusher's process dies here (SIGKILL runs no handler: nothing after it is written)."""
+
+
+def _reachable_after_one_lease(ids: list[int]) -> set[int]:
+    """The devices that someone hands out again once one lease has passed: the reaper (an
+    expired hand-off) or the ORM queue (a task no cluster holds locked)."""
+    from django.conf import settings
+    from django_q.models import OrmQ
+
+    later = timezone.now() + timedelta(seconds=settings.BULKCHANGE_LEASE_SECONDS + 1)
+    handed: list[list[int]] = []
+    reap(enqueue=handed.append, process_by="reaper", now=later)
+    offered = {pk for task in OrmQ.objects.filter(lock__lt=later) for pk in task.args()[0]}
+    return ({pk for chunk in handed for pk in chunk} | offered) & set(ids)
+
+
+def test_a_pusher_killed_between_taking_a_chunk_and_holding_it_strands_no_device(
+    pond_world: PondWorld, sqs_queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The end-to-end kill test's stranded chunk (its devices PENDING, held by nobody, their
+    task locked for django-q2's ``retry``): the ORM broker's lock and the hand-off commit
+    together, so a pusher dying between them took nothing and the queue offers the chunk
+    again at once."""
+    from django_q.brokers import get_broker
+
+    from bulkchanges.brokers import HandOffOrm
+    from bulkchanges.tasks import enqueue_devices
+
+    bulk_change = create_bulk_change(pond_world, iccids(3), with_rev=False)
+    ids = sorted(DeviceChange.objects.filter(bulk_change=bulk_change).values_list("pk", flat=True))
+    broker = get_broker()
+    if not isinstance(broker, HandOffOrm):
+        pytest.skip("the ORM broker (REDIS_URL is set)")
+    enqueue_devices(ids)
+
+    def killed(**_: Any) -> int:
+        raise _Killed
+
+    with monkeypatch.context() as patched:
+        patched.setattr(transitions, "device_changes_hand_off", killed)
+        with pytest.raises(_Killed):
+            broker.dequeue()
+
+    rows = DeviceChange.objects.filter(pk__in=ids)
+    assert set(rows.values_list("status", "claim_token")) == {(DeviceChange.Status.PENDING, None)}
+    assert _reachable_after_one_lease(ids) == set(ids)
+    [(ack_id, _)] = broker.dequeue()  # a live cluster takes it, and holds it
+    broker.acknowledge(ack_id)
+    assert None not in set(rows.values_list("claim_token", flat=True))
+    for token in set(rows.values_list("claim_token", flat=True)):
+        DEVICE_LEASES.release(token)
+
+
+def test_with_the_redis_broker_a_pusher_killed_mid_take_gives_the_chunk_back(
+    pond_world: PondWorld, sqs_queue: Queue, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """Redis hands a task out once: a pusher dying between the pop and the hold would lose it.
+    The pop records the task as being taken; the next dequeue after one lease puts it back."""
+    import redis
+    from django_q.signing import SignedPackage
+
+    from bulkchanges.brokers import HandOffRedis
+    from bulkchanges.tasks import PROCESS_DEVICES
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    settings.BULKCHANGE_LEASE_SECONDS = 2
+    bulk_change = create_bulk_change(pond_world, iccids(2), with_rev=False)
+    ids = sorted(DeviceChange.objects.filter(bulk_change=bulk_change).values_list("pk", flat=True))
+    broker = HandOffRedis(list_key=f"pondops-test-{uuid.uuid4().hex}")
+    payload = SignedPackage.dumps({"func": PROCESS_DEVICES, "args": (ids,)})
+
+    def killed(**_: Any) -> int:
+        raise _Killed
+
+    try:
+        broker.enqueue(payload)
+        with monkeypatch.context() as patched:
+            patched.setattr(transitions, "device_changes_hand_off", killed)
+            with pytest.raises(_Killed):
+                broker.dequeue()
+        assert broker.queue_size() == 0  # taken, held by nobody: only the taking set has it
+        assert broker.dequeue() is None  # within the deadline the dead taker keeps it
+        wait_for(lambda: broker.dequeue(), timeout=10, message="the task offered again")
+        assert broker.queue_size() == 0
+        assert broker.connection.zcard(broker.taking_key) == 0
+    finally:
+        broker.delete_queue()
+    tokens = set(DeviceChange.objects.filter(pk__in=ids).values_list("claim_token", flat=True))
+    assert len(tokens) == 1 and None not in tokens
+    for token in tokens:
+        DEVICE_LEASES.release(token)

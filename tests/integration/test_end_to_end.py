@@ -14,8 +14,11 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Count, QuerySet
 from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.models import OrmQ
 
 from bulkchanges import sqs
+from bulkchanges.brokers import HandOffRedis
 from bulkchanges.models import BulkChange, BulkChangeLog, Device, DeviceChange
 from bulkchanges.selectors import device_status_counts
 from bulkchanges.services import logs
@@ -34,6 +37,49 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 OUTCOME = "Device status change result"
 
 
+UNFINISHED_COLUMNS = (
+    "pk",
+    "iccid",
+    "status",
+    "attempts",
+    "claim_token",
+    "claimed_until",
+    "next_attempt_at",
+    "write_started_at",
+    "carrier_status_at",
+    "updated_at",
+    "last_error",
+)
+
+
+def unfinished_devices_report(bulk_change: BulkChange) -> str:
+    """The rows of the bulk change's unfinished devices and the task queue's chunks, with the
+    columns that say who (if anyone) still holds each device: what a timeout needs to show."""
+    now = timezone.now()
+    rows = (
+        DeviceChange.objects.filter(bulk_change=bulk_change, status__in=DeviceChange.UNFINISHED)
+        .order_by("pk")
+        .values_list(*UNFINISHED_COLUMNS)
+    )
+    lines = [
+        f"bulk change {bulk_change.pk} {bulk_change.status} at {now.isoformat()}; counts "
+        f"{device_status_counts(bulk_change_id=bulk_change.pk)}",
+        " | ".join(UNFINISHED_COLUMNS),
+        *(" | ".join(str(value) for value in row) for row in rows[:50]),
+    ]
+    broker = get_broker()
+    if isinstance(broker, HandOffRedis):
+        lines.append(
+            f"django-q2 Redis queue: {broker.queue_size()} tasks, "
+            f"{broker.connection.zcard(broker.taking_key)} being taken"
+        )
+    queued = OrmQ.objects.all()
+    lines.append(f"django-q2 ORM queue: {queued.count()} tasks")
+    for task in queued[:50]:
+        lines.append(f"  {task.key} lock={task.lock} {task.name()} args={task.args()}")
+    return "\n".join(lines)
+
+
 def wait_final(bulk_change: BulkChange, processes: Processes, *, timeout: float = 180) -> None:
     def final() -> bool:
         bulk_change.refresh_from_db()
@@ -41,9 +87,11 @@ def wait_final(bulk_change: BulkChange, processes: Processes, *, timeout: float 
 
     try:
         wait_for(final, timeout=timeout, interval=0.5, message=f"bulk change {bulk_change.pk}")
-    except AssertionError:
+    except AssertionError as error:
         print(processes.logs())
-        raise
+        report = unfinished_devices_report(bulk_change)
+        print(report)
+        raise AssertionError(f"{error}\n{report}") from None
 
 
 def kill_group_mid_run(
